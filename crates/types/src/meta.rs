@@ -1,0 +1,236 @@
+//! Object metadata and status, shared by every kind.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ids::{Name, Uid};
+
+/// The kinds of object the platform stores. The kind decides the store prefix and whether the
+/// object belongs to an organization (developer-owned) or to the operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub enum Kind {
+    Region,
+    Zone,
+    Cloudlet,
+    Flavor,
+    Organization,
+    User,
+    App,
+    AppInstance,
+}
+
+impl Kind {
+    /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
+    pub const ALL: [Kind; 8] = [
+        Kind::Region,
+        Kind::Zone,
+        Kind::Cloudlet,
+        Kind::Flavor,
+        Kind::Organization,
+        Kind::User,
+        Kind::App,
+        Kind::AppInstance,
+    ];
+
+    /// Plural lower-case form used in store keys and operator API paths.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Region => "regions",
+            Kind::Zone => "zones",
+            Kind::Cloudlet => "cloudlets",
+            Kind::Flavor => "flavors",
+            Kind::Organization => "organizations",
+            Kind::User => "users",
+            Kind::App => "apps",
+            Kind::AppInstance => "appinstances",
+        }
+    }
+
+    /// Whether objects of this kind belong to a developer organization (and are isolated by it).
+    pub fn org_scoped(self) -> bool {
+        matches!(self, Kind::App | Kind::AppInstance)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Metadata common to every object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    /// What kind of object this is.
+    pub kind: Kind,
+    /// Owning organization, for org-scoped kinds; `None` for operator-owned kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<Name>,
+    /// Unique per kind and organization.
+    pub name: Name,
+    /// Globally unique, never reused.
+    pub uid: Uid,
+    /// Store revision of the last write (etcd's `mod_revision`); the compare-and-swap token.
+    #[serde(default)]
+    pub revision: u64,
+    /// When the object was created.
+    pub created: DateTime<Utc>,
+    /// When the object was last written.
+    pub updated: DateTime<Utc>,
+    /// Free-form labels for selection.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Set when deletion was requested and a controller still has to release what the object holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_requested: Option<DateTime<Utc>>,
+}
+
+impl Meta {
+    /// Metadata for a new object of `kind`, with a fresh uid and the current time.
+    pub fn new(kind: Kind, organization: Option<Name>, name: Name) -> Self {
+        let now = Utc::now();
+        Self {
+            kind,
+            organization,
+            name,
+            uid: Uid::random(),
+            revision: 0,
+            created: now,
+            updated: now,
+            labels: BTreeMap::new(),
+            deletion_requested: None,
+        }
+    }
+}
+
+/// Lifecycle state of an object, as seen by its controller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum State {
+    /// Accepted, not yet acted on.
+    #[default]
+    Pending,
+    /// The controller is bringing it up.
+    Creating,
+    /// Up and serving.
+    Ready,
+    /// Could not be brought up; `message` says why. The controller keeps retrying.
+    Failed,
+    /// Being torn down.
+    Deleting,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// One observed fact about an object, Kubernetes-style: `type` is true/false since `since`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// What the condition is about, e.g. `ContainerRunning`, `EndpointReachable`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether it holds.
+    pub status: bool,
+    /// Short machine-readable reason.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Since when it holds (or not).
+    pub since: DateTime<Utc>,
+}
+
+/// Status written by controllers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// Current state.
+    pub state: State,
+    /// Observed conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Human-readable detail, mostly why something failed and what to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Status {
+    /// Sets condition `kind` to `status`, keeping its `since` when the value did not change.
+    pub fn set_condition(&mut self, kind: &str, status: bool, reason: &str) {
+        match self.conditions.iter_mut().find(|c| c.kind == kind) {
+            Some(c) if c.status == status && c.reason == reason => {}
+            Some(c) => {
+                c.status = status;
+                c.reason = reason.to_string();
+                c.since = Utc::now();
+            }
+            None => self.conditions.push(Condition {
+                kind: kind.to_string(),
+                status,
+                reason: reason.to_string(),
+                since: Utc::now(),
+            }),
+        }
+    }
+}
+
+/// A stored object: metadata, the user's spec, and the controller's status. `X` carries
+/// kind-specific observed data (e.g. an instance's endpoint) next to the generic status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Object<S, X = ()> {
+    /// Identity and bookkeeping.
+    pub metadata: Meta,
+    /// Desired state, written by users.
+    pub spec: S,
+    /// Observed state, written by controllers.
+    #[serde(default)]
+    pub status: Status,
+    /// Kind-specific observed data, written by controllers.
+    #[serde(default)]
+    pub observed: X,
+}
+
+impl<S, X: Default> Object<S, X> {
+    /// A new object of `kind` with a fresh uid, pending status and default observed data.
+    pub fn new(kind: Kind, organization: Option<Name>, name: Name, spec: S) -> Self {
+        Self {
+            metadata: Meta::new(kind, organization, name),
+            spec,
+            status: Status::default(),
+            observed: X::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn condition_keeps_since_when_unchanged() {
+        let mut s = Status::default();
+        s.set_condition("Running", true, "");
+        let first = s.conditions[0].since;
+        s.set_condition("Running", true, "");
+        assert_eq!(s.conditions[0].since, first);
+        s.set_condition("Running", false, "Exited");
+        assert!(!s.conditions[0].status);
+        assert_eq!(s.conditions.len(), 1);
+    }
+
+    #[test]
+    fn org_scoping() {
+        assert!(Kind::App.org_scoped());
+        assert!(Kind::AppInstance.org_scoped());
+        assert!(!Kind::Zone.org_scoped());
+        let plurals: std::collections::HashSet<_> = Kind::ALL.iter().map(|k| k.plural()).collect();
+        assert_eq!(plurals.len(), Kind::ALL.len());
+    }
+}

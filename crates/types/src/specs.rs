@@ -1,0 +1,891 @@
+//! The spec (desired state) of each kind, and the observed data controllers add. JSON forms are
+//! camelCase; apps and instances follow CAMARA Edge Application Management's `AppManifest` and
+//! `AppInstanceInfo` so that CAMARA clients work unchanged.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ids::{Name, Uid};
+use crate::meta::Object;
+use crate::validate::{ensure, max_len, FieldError, Validate};
+
+/// A WGS84 position.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeoPoint {
+    /// Degrees north, -90..=90.
+    pub latitude: f64,
+    /// Degrees east, -180..=180.
+    pub longitude: f64,
+}
+
+impl Validate for GeoPoint {
+    fn validate(&self) -> Result<(), FieldError> {
+        ensure((-90.0..=90.0).contains(&self.latitude), "latitude", "must be between -90 and 90")?;
+        ensure((-180.0..=180.0).contains(&self.longitude), "longitude", "must be between -180 and 180")
+    }
+}
+
+/// Where a zone serves devices: radio cells, or a polygon, or both.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceArea {
+    /// Cell ids (e.g. NR cell global identities) served by the zone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cells: Vec<String>,
+    /// A closed polygon of at least three WGS84 vertices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub polygon: Vec<GeoPoint>,
+}
+
+impl Validate for ServiceArea {
+    fn validate(&self) -> Result<(), FieldError> {
+        ensure(
+            !self.cells.is_empty() || !self.polygon.is_empty(),
+            "cells",
+            "a service area needs cell ids or a polygon",
+        )?;
+        for (i, c) in self.cells.iter().enumerate() {
+            let f = format!("cells[{i}]");
+            ensure(!c.is_empty(), &f, "must not be empty")?;
+            max_len(c, 64, &f)?;
+        }
+        ensure(
+            self.polygon.is_empty() || self.polygon.len() >= 3,
+            "polygon",
+            "a polygon needs at least 3 vertices",
+        )?;
+        for (i, p) in self.polygon.iter().enumerate() {
+            p.validate().map_err(|e| e.under(&format!("polygon[{i}]")))?;
+        }
+        Ok(())
+    }
+}
+
+/// A region: a jurisdiction with its own controller and data (see the scale-out design).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegionSpec {
+    /// Free text shown to users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Validate for RegionSpec {
+    fn validate(&self) -> Result<(), FieldError> {
+        self.description.as_deref().map_or(Ok(()), |d| max_len(d, 256, "description"))
+    }
+}
+
+/// A zone: what developers see and deploy to. Never exposes its cloudlets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ZoneSpec {
+    /// The region the zone belongs to.
+    pub region: Name,
+    /// Representative location.
+    pub location: GeoPoint,
+    /// Where the zone serves devices.
+    pub service_area: ServiceArea,
+}
+
+impl Validate for ZoneSpec {
+    fn validate(&self) -> Result<(), FieldError> {
+        self.location.validate().map_err(|e| e.under("location"))?;
+        self.service_area.validate().map_err(|e| e.under("serviceArea"))
+    }
+}
+
+/// Which infrastructure driver runs a cloudlet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformType {
+    /// The Docker Engine API, served by Docker or Podman.
+    Docker,
+}
+
+/// An amount of compute: used for flavors (a size) and cloudlet capacity (a total).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Resources {
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mb: u64,
+    /// Disk in GiB.
+    #[serde(default)]
+    pub disk_gb: u64,
+    /// GPUs.
+    #[serde(default)]
+    pub gpus: u32,
+}
+
+impl Resources {
+    /// Whether `self` fits inside `other` in every dimension.
+    pub fn fits_in(&self, other: &Resources) -> bool {
+        self.vcpus <= other.vcpus
+            && self.memory_mb <= other.memory_mb
+            && self.disk_gb <= other.disk_gb
+            && self.gpus <= other.gpus
+    }
+
+    /// Component-wise sum, saturating.
+    pub fn plus(&self, o: &Resources) -> Resources {
+        Resources {
+            vcpus: self.vcpus.saturating_add(o.vcpus),
+            memory_mb: self.memory_mb.saturating_add(o.memory_mb),
+            disk_gb: self.disk_gb.saturating_add(o.disk_gb),
+            gpus: self.gpus.saturating_add(o.gpus),
+        }
+    }
+}
+
+/// A flavor is a size.
+pub type FlavorSpec = Resources;
+
+impl Validate for Resources {
+    fn validate(&self) -> Result<(), FieldError> {
+        ensure(self.vcpus >= 1 && self.vcpus <= 1024, "vcpus", "must be between 1 and 1024")?;
+        ensure(
+            self.memory_mb >= 16 && self.memory_mb <= 16 * 1024 * 1024,
+            "memoryMb",
+            "must be between 16 and 16777216",
+        )?;
+        ensure(self.gpus <= 64, "gpus", "must be at most 64")
+    }
+}
+
+/// A cloudlet: one point of presence inside a zone, behind one infrastructure driver.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CloudletSpec {
+    /// The zone it serves.
+    pub zone: Name,
+    /// Where it stands.
+    pub location: GeoPoint,
+    /// Which driver runs it.
+    pub platform_type: PlatformType,
+    /// The driver's endpoint, e.g. `unix:///run/podman/podman.sock` or `tcp://127.0.0.1:2375`.
+    pub driver_endpoint: String,
+    /// The address on which published app ports are reached (default `127.0.0.1`).
+    #[serde(default = "default_public_host")]
+    pub public_host: String,
+    /// Total capacity offered to apps.
+    pub capacity: Resources,
+    /// Names of the flavors this cloudlet offers.
+    pub flavors: Vec<Name>,
+    /// In maintenance: no new instances are placed here.
+    #[serde(default)]
+    pub maintenance: bool,
+}
+
+fn default_public_host() -> String {
+    "127.0.0.1".to_string()
+}
+
+impl Validate for CloudletSpec {
+    fn validate(&self) -> Result<(), FieldError> {
+        self.location.validate().map_err(|e| e.under("location"))?;
+        let ep = &self.driver_endpoint;
+        ensure(
+            ep.starts_with("unix://") || ep.starts_with("tcp://") || ep.starts_with("http://"),
+            "driverEndpoint",
+            "must be a unix://, tcp:// or http:// URL of a Docker Engine API",
+        )?;
+        max_len(ep, 512, "driverEndpoint")?;
+        ensure(
+            self.public_host.parse::<std::net::IpAddr>().is_ok(),
+            "publicHost",
+            "must be an IP address",
+        )?;
+        self.capacity.validate().map_err(|e| e.under("capacity"))?;
+        ensure(!self.flavors.is_empty(), "flavors", "a cloudlet must offer at least one flavor")
+    }
+}
+
+/// A developer organization (CAMARA's application provider).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OrganizationSpec {
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Validate for OrganizationSpec {
+    fn validate(&self) -> Result<(), FieldError> {
+        self.description.as_deref().map_or(Ok(()), |d| max_len(d, 256, "description"))
+    }
+}
+
+/// Roles. Operator roles act on the whole platform; the others act within one organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum Role {
+    /// Runs the platform: infrastructure, organizations, users.
+    OperatorAdmin,
+    /// Reads everything, changes nothing.
+    OperatorViewer,
+    /// Manages an organization's apps, instances and users.
+    Manager,
+    /// Manages an organization's apps and instances.
+    Contributor,
+    /// Reads an organization's objects.
+    Viewer,
+}
+
+impl Role {
+    /// Whether the role belongs to the operator rather than an organization.
+    pub fn is_operator(self) -> bool {
+        matches!(self, Role::OperatorAdmin | Role::OperatorViewer)
+    }
+}
+
+/// A user as stored. The password hash never leaves the store through any API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSpec {
+    /// The organization for developer roles; `None` for operator roles.
+    pub organization: Option<Name>,
+    /// What the user may do.
+    pub role: Role,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// Application package format (CAMARA `packageType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum PackageType {
+    QCOW2,
+    OVA,
+    CONTAINER,
+    HELM,
+    CSAR,
+}
+
+/// OS of the application image (CAMARA `OperatingSystem`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatingSystem {
+    /// `x86_64` or `x86`.
+    pub architecture: String,
+    /// RHEL, UBUNTU, COREOS, WINDOWS, OTHER.
+    pub family: String,
+    /// e.g. `OS_VERSION_UBUNTU_2204_LTS`, `OTHER`.
+    pub version: String,
+    /// e.g. `OS_LICENSE_TYPE_FREE`.
+    pub license: String,
+}
+
+impl Validate for OperatingSystem {
+    fn validate(&self) -> Result<(), FieldError> {
+        let one_of = |v: &str, set: &[&str], f: &str| {
+            ensure(set.contains(&v), f, format!("must be one of {}", set.join(", ")))
+        };
+        one_of(&self.architecture, &["x86_64", "x86"], "architecture")?;
+        one_of(&self.family, &["RHEL", "UBUNTU", "COREOS", "WINDOWS", "OTHER"], "family")?;
+        one_of(
+            &self.version,
+            &["OS_VERSION_UBUNTU_2204_LTS", "OS_VERSION_RHEL_8", "OS_MS_WINDOWS_2022", "OTHER"],
+            "version",
+        )?;
+        one_of(
+            &self.license,
+            &["OS_LICENSE_TYPE_FREE", "OS_LICENSE_TYPE_ON_DEMAND", "OTHER"],
+            "license",
+        )
+    }
+}
+
+/// Public or private repository (CAMARA `appRepo.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum RepoType {
+    PRIVATEREPO,
+    PUBLICREPO,
+}
+
+/// How to authenticate to the repository.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RepoAuthType {
+    Docker,
+    HttpBasic,
+    HttpBearer,
+    None,
+}
+
+/// Where the image comes from (CAMARA `appRepo`). `credentials` is a secret: stored, never
+/// returned by any API and never logged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AppRepo {
+    /// Public or private.
+    #[serde(rename = "type")]
+    pub repo_type: RepoType,
+    /// Image reference, e.g. `localhost/op-sample-app:latest`.
+    pub image_path: String,
+    /// Repository user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Password or token (secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// How `credentials` are presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<RepoAuthType>,
+    /// sha256 digest for containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+impl Validate for AppRepo {
+    fn validate(&self) -> Result<(), FieldError> {
+        ensure(!self.image_path.is_empty(), "imagePath", "must name an image")?;
+        max_len(&self.image_path, 2048, "imagePath")?;
+        ensure(
+            !self.image_path.chars().any(|c| c.is_whitespace() || c.is_control()),
+            "imagePath",
+            "must not contain white space",
+        )?;
+        if let Some(u) = &self.user_name {
+            max_len(u, 64, "userName")?;
+        }
+        if let Some(c) = &self.credentials {
+            max_len(c, 2048, "credentials")?;
+        }
+        if let Some(c) = &self.checksum {
+            max_len(c, 128, "checksum")?;
+        }
+        Ok(())
+    }
+}
+
+/// GPU needs (CAMARA `GpuInfo`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GpuInfo {
+    /// GPU memory in MB.
+    pub gpu_memory: u32,
+    /// Number of GPUs (CAMARA spells it `numGPU`).
+    #[serde(rename = "numGPU")]
+    pub num_gpu: u32,
+}
+
+/// Additional storage (CAMARA `AdditionalStorage` item).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdditionalStorage {
+    /// Name of the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Size, e.g. `10GB` or `512MB`.
+    pub storage_size: String,
+    /// Where it is mounted.
+    pub mount_point: String,
+}
+
+/// Container resources (CAMARA `ContainerResources`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerResources {
+    /// vCPUs as `1`, `0.500` or `500m` (CAMARA spells it `numCPU`).
+    #[serde(rename = "numCPU")]
+    pub num_cpu: String,
+    /// Memory in MB.
+    pub memory: u32,
+    /// Additional storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Vec<AdditionalStorage>>,
+    /// GPU needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuInfo>,
+}
+
+/// Parses a CAMARA `Vcpu` (`1`, `0.5`, `0.500`, `500m`) into millicpus.
+pub fn parse_millicpu(s: &str) -> Option<u32> {
+    if let Some(m) = s.strip_suffix('m') {
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_digit()) || m.len() > 9 {
+            return None;
+        }
+        return m.parse().ok();
+    }
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() || whole.len() > 6 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if s.contains('.') && (frac.is_empty() || frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let w: u32 = whole.parse().ok()?;
+    let f: u32 = if frac.is_empty() { 0 } else { format!("{frac:0<3}").parse().ok()? };
+    w.checked_mul(1000)?.checked_add(f)
+}
+
+impl Validate for ContainerResources {
+    fn validate(&self) -> Result<(), FieldError> {
+        let m = parse_millicpu(&self.num_cpu)
+            .ok_or_else(|| FieldError::new("numCPU", "must be like 1, 0.500 or 500m"))?;
+        ensure(m >= 1, "numCPU", "must be more than zero")?;
+        ensure((1..=16384).contains(&self.memory), "memory", "must be between 1 and 16384 (MB)")?;
+        if let Some(g) = &self.gpu {
+            ensure(g.num_gpu <= 16, "gpu.numGPU", "must be at most 16")?;
+            ensure(g.gpu_memory <= 16384, "gpu.gpuMemory", "must be at most 16384")?;
+        }
+        for (i, s) in self.storage.iter().flatten().enumerate() {
+            let ok = s
+                .storage_size
+                .strip_suffix("GB")
+                .or_else(|| s.storage_size.strip_suffix("MB"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            ensure(ok, &format!("storage[{i}].storageSize"), "must be like 10GB or 512MB")?;
+            ensure(
+                s.mount_point.starts_with('/') && s.mount_point.len() <= 64,
+                &format!("storage[{i}].mountPoint"),
+                "must be an absolute path of at most 64 characters",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Hardware requirements (CAMARA `RequiredResources`, discriminated by `infraKind`). The
+/// container kind is what the `docker` driver runs; other kinds are refused at onboarding with an
+/// error naming `requiredResources.infraKind` until a driver for them exists.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "infraKind")]
+pub enum RequiredResources {
+    /// A single container.
+    #[serde(rename = "container")]
+    Container(ContainerResources),
+}
+
+/// Transport protocol of an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Protocol {
+    TCP,
+    UDP,
+    ANY,
+}
+
+/// Whether an interface is exposed outside the edge cloud.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Visibility {
+    VisibilityExternal,
+    VisibilityInternal,
+}
+
+/// One port of a component (CAMARA `networkInterfaces` item).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetworkInterface {
+    /// Identifier, 4 to 32 characters.
+    pub interface_id: String,
+    /// Transport.
+    pub protocol: Protocol,
+    /// The port the app listens on inside its container.
+    pub port: u16,
+    /// External or internal.
+    pub visibility_type: Visibility,
+    /// Extension: a fixed external port on the cloudlet instead of a dynamic one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_port: Option<u16>,
+}
+
+impl Validate for NetworkInterface {
+    fn validate(&self) -> Result<(), FieldError> {
+        let id = &self.interface_id;
+        let ok = (4..=32).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && id.as_bytes()[0].is_ascii_alphanumeric()
+            && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric();
+        ensure(ok, "interfaceId", "must be 4 to 32 letters, digits or '_', not starting or ending with '_'")?;
+        ensure(self.port >= 1, "port", "must be between 1 and 65535")?;
+        ensure(self.ext_port != Some(0), "extPort", "must be between 1 and 65535")
+    }
+}
+
+/// One component of the app (CAMARA `componentSpec` item).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ComponentSpec {
+    /// Unique within the app.
+    pub component_name: String,
+    /// Its ports.
+    pub network_interfaces: Vec<NetworkInterface>,
+}
+
+/// Instantiation type (OPG.02 application provider criterion).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum InstantiationType {
+    /// Where and when the developer says.
+    #[default]
+    Static,
+    /// On a device's request, near it.
+    Dynamic,
+    /// One instance per `usersPerInstance` users.
+    CapacityBased,
+}
+
+/// Mobility policy (OPG.02): may the platform move the app's server as devices move?
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum MobilityPolicy {
+    /// Never relocate.
+    NeverMove,
+    /// Relocate without telling the app.
+    #[default]
+    MoveWithoutNotice,
+    /// Tell the app first; it says when it is ready.
+    MoveWithPriorNotice,
+}
+
+/// What to do when a device's conditions do not meet the criteria.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum UnmetPolicy {
+    /// Refuse the device.
+    Reject,
+    /// Serve it from the best edge anyway.
+    #[default]
+    BestEffort,
+    /// Send it to `fallbackEndpoint`.
+    FallbackToCloud,
+}
+
+/// Where the app may run (OPG.02 footprint criterion); empty means anywhere.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Footprint {
+    /// Zone ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<Uid>,
+    /// Region names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<Name>,
+    /// Cell ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cells: Vec<String>,
+    /// A polygon.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub polygon: Vec<GeoPoint>,
+}
+
+/// The OPG.02 application provider criteria beyond CAMARA's manifest. Stored and validated at
+/// onboarding; enforced by placement, discovery and mobility.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Requirements {
+    /// Maximum one-way latency device to edge, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_ms: Option<f64>,
+    /// Maximum jitter, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_jitter_ms: Option<f64>,
+    /// Minimum bandwidth, Mbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_bandwidth_mbps: Option<f64>,
+    /// Regions the app's data must not leave; empty means no restriction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_regions: Vec<Name>,
+    /// Where the app may run.
+    #[serde(default)]
+    pub footprint: Footprint,
+    /// Static, dynamic or capacity-based.
+    #[serde(default)]
+    pub instantiation: InstantiationType,
+    /// For capacity-based instantiation: users per instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_per_instance: Option<u32>,
+    /// May the server move with its devices?
+    #[serde(default)]
+    pub mobility_policy: MobilityPolicy,
+    /// What to do when a device's conditions do not meet the criteria.
+    #[serde(default)]
+    pub on_unmet: UnmetPolicy,
+    /// Cloud endpoint used with `fallbackToCloud`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_endpoint: Option<String>,
+    /// Also available to devices roaming in partner networks.
+    #[serde(default)]
+    pub visited_networks: bool,
+}
+
+impl Validate for Requirements {
+    fn validate(&self) -> Result<(), FieldError> {
+        let pos = |v: Option<f64>, f: &str| {
+            ensure(v.is_none_or(|x| x.is_finite() && x > 0.0), f, "must be a positive number")
+        };
+        pos(self.max_latency_ms, "maxLatencyMs")?;
+        pos(self.max_jitter_ms, "maxJitterMs")?;
+        pos(self.min_bandwidth_mbps, "minBandwidthMbps")?;
+        let fp = &self.footprint;
+        ensure(fp.polygon.is_empty() || fp.polygon.len() >= 3, "footprint.polygon", "a polygon needs at least 3 vertices")?;
+        for (i, p) in fp.polygon.iter().enumerate() {
+            p.validate().map_err(|e| e.under(&format!("footprint.polygon[{i}]")))?;
+        }
+        match (self.instantiation, self.users_per_instance) {
+            (InstantiationType::CapacityBased, None | Some(0)) => {
+                return Err(FieldError::new("usersPerInstance", "capacity-based instantiation needs usersPerInstance >= 1"))
+            }
+            (InstantiationType::Static | InstantiationType::Dynamic, Some(_)) => {
+                return Err(FieldError::new("usersPerInstance", "only applies to capacityBased instantiation"))
+            }
+            _ => {}
+        }
+        match (self.on_unmet, &self.fallback_endpoint) {
+            (UnmetPolicy::FallbackToCloud, None) => {
+                Err(FieldError::new("fallbackEndpoint", "fallbackToCloud needs a fallbackEndpoint URL"))
+            }
+            (_, Some(u)) if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 => {
+                Err(FieldError::new("fallbackEndpoint", "must be an http(s) URL"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An application as onboarded: CAMARA's `AppManifest` (its `name` and `appId` live in the
+/// metadata) plus the platform's extensions `flavor`, `env` and `requirements`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AppSpec {
+    /// Application version.
+    pub version: String,
+    /// Name of the application provider: the owning organization.
+    pub app_provider: String,
+    /// Package format.
+    pub package_type: PackageType,
+    /// Image OS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_system: Option<OperatingSystem>,
+    /// Where the image comes from.
+    pub app_repo: AppRepo,
+    /// Hardware requirements.
+    pub required_resources: RequiredResources,
+    /// Components and their ports.
+    pub component_spec: Vec<ComponentSpec>,
+    /// Extension: the operator flavor to run on; when absent the smallest flavor that fits
+    /// `requiredResources` is chosen at deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<Name>,
+    /// Extension: environment variables for the container.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Extension: OPG.02 application provider criteria.
+    #[serde(default)]
+    pub requirements: Requirements,
+}
+
+impl AppSpec {
+    /// The external interfaces, which get an endpoint per instance.
+    pub fn external_interfaces(&self) -> impl Iterator<Item = &NetworkInterface> {
+        self.component_spec
+            .iter()
+            .flat_map(|c| c.network_interfaces.iter())
+            .filter(|n| n.visibility_type == Visibility::VisibilityExternal)
+    }
+
+    /// A copy fit to return through an API: secrets removed.
+    pub fn redacted(&self) -> AppSpec {
+        let mut s = self.clone();
+        if s.app_repo.credentials.is_some() {
+            s.app_repo.credentials = None;
+        }
+        s
+    }
+
+    /// The compute the app asks for, as a [`Resources`] to match against flavors.
+    pub fn needs(&self) -> Resources {
+        let RequiredResources::Container(c) = &self.required_resources;
+        Resources {
+            vcpus: parse_millicpu(&c.num_cpu).map_or(1, |m| m.div_ceil(1000)),
+            memory_mb: u64::from(c.memory),
+            disk_gb: 0,
+            gpus: c.gpu.map_or(0, |g| g.num_gpu),
+        }
+    }
+}
+
+impl Validate for AppSpec {
+    fn validate(&self) -> Result<(), FieldError> {
+        ensure(!self.version.is_empty(), "version", "must not be empty")?;
+        max_len(&self.version, 64, "version")?;
+        ensure(
+            self.package_type == PackageType::CONTAINER,
+            "packageType",
+            "only CONTAINER packages can run on this platform's cloudlets",
+        )?;
+        if let Some(os) = &self.operating_system {
+            os.validate().map_err(|e| e.under("operatingSystem"))?;
+        }
+        self.app_repo.validate().map_err(|e| e.under("appRepo"))?;
+        let RequiredResources::Container(c) = &self.required_resources;
+        c.validate().map_err(|e| e.under("requiredResources"))?;
+        ensure(!self.component_spec.is_empty(), "componentSpec", "must list at least one component")?;
+        ensure(self.component_spec.len() <= 100, "componentSpec", "at most 100 components")?;
+        let mut names = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
+        let mut ports = std::collections::HashSet::new();
+        for (i, c) in self.component_spec.iter().enumerate() {
+            let f = format!("componentSpec[{i}]");
+            ensure(
+                !c.component_name.is_empty() && c.component_name.len() <= 64,
+                &format!("{f}.componentName"),
+                "must be 1 to 64 characters",
+            )?;
+            ensure(names.insert(&c.component_name), &format!("{f}.componentName"), "must be unique within the app")?;
+            ensure(!c.network_interfaces.is_empty(), &format!("{f}.networkInterfaces"), "must list at least one interface")?;
+            for (j, n) in c.network_interfaces.iter().enumerate() {
+                let nf = format!("{f}.networkInterfaces[{j}]");
+                n.validate().map_err(|e| e.under(&nf))?;
+                ensure(ids.insert(&n.interface_id), &format!("{nf}.interfaceId"), "must be unique within the app")?;
+                ensure(ports.insert(n.port), &format!("{nf}.port"), "two interfaces cannot use the same port")?;
+            }
+        }
+        for k in self.env.keys() {
+            let ok = !k.is_empty()
+                && k.len() <= 128
+                && !k.as_bytes()[0].is_ascii_digit()
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            ensure(ok, &format!("env.{k}"), "variable names are letters, digits and '_', not starting with a digit")?;
+        }
+        for (k, v) in &self.env {
+            max_len(v, 4096, &format!("env.{k}"))?;
+        }
+        self.requirements.validate().map_err(|e| e.under("requirements"))
+    }
+}
+
+/// What a developer asks for when deploying: an app on a zone. The cloudlet and flavor are
+/// decided at admission and recorded here, so the decision survives restarts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInstanceSpec {
+    /// The app (its uid).
+    pub app_id: Uid,
+    /// The zone (its uid).
+    pub edge_cloud_zone_id: Uid,
+    /// The cloudlet chosen inside the zone.
+    pub cloudlet: Name,
+    /// The flavor the instance runs with.
+    pub flavor: Name,
+}
+
+/// Where an instance can be reached, per external interface.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    /// The app's interface.
+    pub interface_id: String,
+    /// Address clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: u16,
+}
+
+/// What the instance controller has observed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceObserved {
+    /// Runtime container id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// One per external interface, once known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
+    /// How many times the controller tried and failed in a row (drives backoff and is shown).
+    #[serde(default)]
+    pub failures: u32,
+}
+
+/// Stored object types, one alias per kind.
+pub type Region = Object<RegionSpec>;
+/// A stored zone.
+pub type Zone = Object<ZoneSpec>;
+/// A stored cloudlet.
+pub type Cloudlet = Object<CloudletSpec>;
+/// A stored flavor.
+pub type Flavor = Object<FlavorSpec>;
+/// A stored organization.
+pub type Organization = Object<OrganizationSpec>;
+/// A stored user.
+pub type User = Object<UserSpec>;
+/// A stored app.
+pub type App = Object<AppSpec>;
+/// A stored app instance.
+pub type AppInstance = Object<AppInstanceSpec, InstanceObserved>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millicpu() {
+        assert_eq!(parse_millicpu("1"), Some(1000));
+        assert_eq!(parse_millicpu("0.5"), Some(500));
+        assert_eq!(parse_millicpu("0.500"), Some(500));
+        assert_eq!(parse_millicpu("500m"), Some(500));
+        assert_eq!(parse_millicpu("2.25"), Some(2250));
+        assert_eq!(parse_millicpu("0.1234"), None);
+        assert_eq!(parse_millicpu("m"), None);
+        assert_eq!(parse_millicpu("1."), None);
+        assert_eq!(parse_millicpu("-1"), None);
+        assert_eq!(parse_millicpu(""), None);
+    }
+
+    fn app() -> AppSpec {
+        serde_json::from_value(serde_json::json!({
+            "version": "1.0", "appProvider": "acme_games", "packageType": "CONTAINER",
+            "appRepo": {"type": "PUBLICREPO", "imagePath": "localhost/op-sample-app:latest"},
+            "requiredResources": {"infraKind": "container", "numCPU": "500m", "memory": 128},
+            "componentSpec": [{"componentName": "web", "networkInterfaces": [
+                {"interfaceId": "http", "protocol": "TCP", "port": 8080, "visibilityType": "VISIBILITY_EXTERNAL"}]}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn app_validation_names_fields() {
+        assert_eq!(app().validate(), Ok(()));
+        let mut a = app();
+        a.component_spec[0].network_interfaces[0].interface_id = "x".into();
+        assert_eq!(a.validate().unwrap_err().field, "componentSpec[0].networkInterfaces[0].interfaceId");
+        let mut a = app();
+        a.requirements.instantiation = InstantiationType::CapacityBased;
+        assert_eq!(a.validate().unwrap_err().field, "requirements.usersPerInstance");
+        let mut a = app();
+        a.env.insert("1BAD".into(), "x".into());
+        assert_eq!(a.validate().unwrap_err().field, "env.1BAD");
+        let mut a = app();
+        a.package_type = PackageType::HELM;
+        assert_eq!(a.validate().unwrap_err().field, "packageType");
+    }
+
+    #[test]
+    fn unknown_fields_and_kinds_are_refused() {
+        let mut v = serde_json::to_value(app()).unwrap();
+        v["bogus"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<AppSpec>(v).is_err());
+        let mut v = serde_json::to_value(app()).unwrap();
+        v["requiredResources"]["infraKind"] = serde_json::json!("kubernetes");
+        assert!(serde_json::from_value::<AppSpec>(v).is_err());
+    }
+
+    #[test]
+    fn redaction_removes_credentials() {
+        let mut a = app();
+        a.app_repo.credentials = Some("s3cret".into());
+        let s = serde_json::to_string(&a.redacted()).unwrap();
+        assert!(!s.contains("s3cret"));
+    }
+
+    #[test]
+    fn needs_rounds_cpu_up() {
+        assert_eq!(app().needs(), Resources { vcpus: 1, memory_mb: 128, disk_gb: 0, gpus: 0 });
+    }
+}
