@@ -1,1 +1,122 @@
-//! placeholder
+//! The platform's HTTP APIs. Only this crate knows HTTP: handlers authenticate the caller,
+//! validate input, read and write desired state through the store, and map every error to
+//! CAMARA's error body in one place (`error.rs`). Controllers do the rest asynchronously.
+
+pub mod auth;
+pub mod camara;
+pub mod error;
+pub mod infra;
+pub mod json;
+pub mod metrics;
+pub mod state;
+pub mod users;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::limit::RequestBodyLimitLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+pub use error::{ApiError, ErrorInfo};
+pub use state::AppState;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let comps = openapi.components.get_or_insert_with(Default::default);
+        comps.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Operator Platform API", description = "NBI of the Operator Platform: CAMARA Edge Application Management plus the operator's resources."),
+    modifiers(&BearerAuth),
+    paths(
+        users::token, users::create_user, users::list_users, users::delete_user,
+        infra::list_regions, infra::create_region, infra::get_region, infra::delete_region,
+        infra::list_zones, infra::create_zone, infra::get_zone, infra::delete_zone,
+        infra::list_cloudlets, infra::create_cloudlet, infra::get_cloudlet, infra::delete_cloudlet,
+        infra::list_flavors, infra::create_flavor, infra::get_flavor, infra::delete_flavor,
+        infra::list_organizations, infra::create_organization, infra::get_organization, infra::delete_organization,
+        camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
+        camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
+        camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones,
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as pretty JSON (what `/openapi.json` serves and `openapi.json` commits).
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+const X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
+
+/// Echoes CAMARA's `x-correlator` header back, as the spec asks.
+async fn correlator(req: Request, next: Next) -> Response {
+    let corr = req.headers().get(&X_CORRELATOR).cloned();
+    let mut resp = next.run(req).await;
+    if let Some(c) = corr.filter(|c| c.len() <= 256) {
+        resp.headers_mut().insert(X_CORRELATOR, c);
+    }
+    resp
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    match s.repo.engine().revision().await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => ApiError::Unavailable(e.to_string()).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such API path; see /openapi.json".into())
+}
+
+/// Every route, with auth, limits, metrics and the correlator.
+pub fn router(state: AppState) -> Router {
+    use camara::*;
+    use infra::*;
+    let b = camara::BASE;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], openapi_json()) }))
+        .route("/op/v1/auth/token", axum::routing::post(users::token))
+        .route("/op/v1/users", get(users::list_users).post(users::create_user))
+        .route("/op/v1/users/{name}", axum::routing::delete(users::delete_user))
+        .route("/op/v1/regions", get(list_regions).post(create_region))
+        .route("/op/v1/regions/{name}", get(get_region).delete(delete_region))
+        .route("/op/v1/zones", get(list_zones).post(create_zone))
+        .route("/op/v1/zones/{name}", get(get_zone).delete(delete_zone))
+        .route("/op/v1/cloudlets", get(list_cloudlets).post(create_cloudlet))
+        .route("/op/v1/cloudlets/{name}", get(get_cloudlet).delete(delete_cloudlet))
+        .route("/op/v1/flavors", get(list_flavors).post(create_flavor))
+        .route("/op/v1/flavors/{name}", get(get_flavor).delete(delete_flavor))
+        .route("/op/v1/organizations", get(list_organizations).post(create_organization))
+        .route("/op/v1/organizations/{name}", get(get_organization).delete(delete_organization))
+        .route("/op/v1/appinstances/{id}", get(get_instance_detail))
+        .route("/op/v1/appinstances/{id}/logs", get(get_instance_logs))
+        .route(&format!("{b}/apps"), get(get_apps).post(submit_app))
+        .route(&format!("{b}/apps/{{id}}"), get(get_app).delete(delete_app))
+        .route(&format!("{b}/appinstances"), get(get_app_instances).post(create_app_instance))
+        .route(&format!("{b}/appinstances/{{id}}"), axum::routing::delete(delete_app_instance))
+        .route(&format!("{b}/edge-cloud-zones"), get(get_edge_cloud_zones))
+        .fallback(not_found)
+        .layer(middleware::from_fn(correlator))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
+        .layer(RequestBodyLimitLayer::new(json::MAX_BODY))
+        .with_state(state)
+}
+

@@ -1,1 +1,158 @@
-//! placeholder
+//! Southbound infrastructure drivers. Controllers speak only [`Driver`]; each cloudlet's
+//! `platformType` picks the implementation. The first is [`docker::DockerDriver`], over the Docker
+//! Engine API, which Docker and Podman both serve.
+
+pub mod docker;
+mod registry;
+
+pub use registry::Drivers;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+/// Label every managed container carries, with the value `true`: what GC and adoption look for.
+pub const LABEL_MANAGED: &str = "op.managed";
+/// Label carrying the app instance uid the container belongs to.
+pub const LABEL_INSTANCE: &str = "op.instance";
+/// Label carrying the id of the platform (data directory) that made the container, so several
+/// platforms can share one runtime and each collects only its own garbage.
+pub const LABEL_PLATFORM: &str = "op.platform";
+/// Label carrying the owning organization.
+pub const LABEL_ORG: &str = "op.org";
+
+/// Transport of a published port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortProtocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// A container port to publish on the cloudlet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSpec {
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Transport.
+    pub protocol: PortProtocol,
+    /// Fixed host port, or `None` for one the runtime picks.
+    pub host_port: Option<u16>,
+}
+
+/// What to run. `name` is deterministic per app instance, so a second create after a crash
+/// fails with [`DriverError::NameInUse`] instead of making a duplicate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// Unique container name.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Environment, `KEY=value` pairs.
+    pub env: BTreeMap<String, String>,
+    /// Ports to publish.
+    pub ports: Vec<PortSpec>,
+    /// Host address to publish on, e.g. `127.0.0.1`.
+    pub host_ip: String,
+    /// CPU limit in millicpus (0 = none).
+    pub millicpus: u64,
+    /// Memory limit in bytes (0 = none).
+    pub memory_bytes: u64,
+    /// Labels, including [`LABEL_MANAGED`] and [`LABEL_INSTANCE`].
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Coarse container state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Created, never started.
+    Created,
+    /// Running.
+    Running,
+    /// Stopped or exited.
+    Exited,
+    /// Anything else (paused, restarting, dead...).
+    Other,
+}
+
+/// A published port as the runtime reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Host address.
+    pub host_ip: String,
+    /// Host port.
+    pub host_port: u16,
+}
+
+/// What the runtime says about a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Runtime id.
+    pub id: String,
+    /// Name (without a leading `/`).
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// State.
+    pub state: ContainerState,
+    /// Exit code when exited.
+    pub exit_code: Option<i64>,
+    /// Published ports.
+    pub ports: Vec<PublishedPort>,
+}
+
+/// Driver errors. Each says whether retrying can help, so controllers pick their backoff
+/// without knowing the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The runtime cannot be reached (down, socket missing). Retry.
+    #[error("container runtime unavailable: {0}")]
+    Unavailable(String),
+    /// No such container.
+    #[error("container not found: {0}")]
+    NotFound(String),
+    /// A container with this name already exists (adopt it).
+    #[error("container name already in use: {0}")]
+    NameInUse(String),
+    /// The image is not present on the cloudlet and cannot be pulled.
+    #[error("image not found: {0}")]
+    ImageNotFound(String),
+    /// A host port is already taken.
+    #[error("host port {0} is already in use")]
+    PortInUse(u16),
+    /// The runtime refused the request for another reason.
+    #[error("runtime error: {0}")]
+    Runtime(String),
+}
+
+impl DriverError {
+    /// Whether retrying the same call later may succeed without anyone changing anything.
+    pub fn retryable(&self) -> bool {
+        matches!(self, DriverError::Unavailable(_) | DriverError::Runtime(_))
+    }
+}
+
+/// An infrastructure driver for one cloudlet. Every method is idempotent where the name says
+/// so, and safe to call again after a crash.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Checks that the runtime answers.
+    async fn ping(&self) -> Result<(), DriverError>;
+    /// Whether `image` is present on the cloudlet.
+    async fn image_exists(&self, image: &str) -> Result<bool, DriverError>;
+    /// Creates (does not start) a container; returns its id.
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, DriverError>;
+    /// Starts a container; starting a running one is not an error.
+    async fn start(&self, id: &str) -> Result<(), DriverError>;
+    /// Removes a container, stopping it first; removing a missing one is not an error.
+    async fn remove(&self, id: &str) -> Result<(), DriverError>;
+    /// Inspects a container by id or name; `None` if it does not exist.
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, DriverError>;
+    /// Lists containers (running or not) carrying all of `labels`.
+    async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, DriverError>;
+    /// The last `tail` lines of a container's stdout and stderr.
+    async fn logs(&self, id: &str, tail: usize) -> Result<String, DriverError>;
+}

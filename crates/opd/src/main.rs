@@ -1,1 +1,141 @@
-fn main() {}
+//! `opd`: the Operator Platform daemon. Serves the APIs and runs the controllers over one store.
+//!
+//! `opd serve` on an empty data directory bootstraps the embedded default: a signing key, an
+//! admin credential (mode 0600), one region, one zone, three flavors and one cloudlet backed by
+//! this machine's container runtime.
+
+mod bootstrap;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use op_api::auth::TokenKeys;
+use op_api::metrics::HttpMetrics;
+use op_api::AppState;
+use op_controller::{CloudletReconciler, Drivers, InstanceReconciler, Metrics, Runner};
+use op_store::{RedbEngine, Repo};
+use prometheus_client::registry::Registry;
+use tracing::info;
+
+#[derive(Parser)]
+#[command(name = "opd", version, about = "Operator Platform daemon")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the APIs and run the controllers.
+    Serve(ServeArgs),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Data directory (store, keys, admin credential).
+    #[arg(long, env = "OPD_DATA_DIR", default_value = ".op-data")]
+    data_dir: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, env = "OPD_LISTEN", default_value = "127.0.0.1:7080")]
+    listen: SocketAddr,
+    /// Docker Engine API endpoint of the default cloudlet.
+    #[arg(long, env = "DOCKER_HOST", default_value = "unix:///run/podman/podman.sock")]
+    docker_endpoint: String,
+    /// This operator's name, shown to developers as `edgeCloudProvider`.
+    #[arg(long, env = "OPD_PROVIDER", default_value = "local-operator")]
+    provider: String,
+    /// Do not create the default region, zone, flavors and cloudlet on first start.
+    #[arg(long)]
+    no_default_cloudlet: bool,
+    /// Log format.
+    #[arg(long, env = "OPD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Concurrent instance reconciles.
+    #[arg(long, default_value_t = 16)]
+    workers: usize,
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Openapi => {
+            println!("{}", op_api::openapi_json());
+            Ok(())
+        }
+        Cmd::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logs(&args.log_format);
+    let boot = bootstrap::prepare_dir(&args.data_dir)?;
+    let engine = RedbEngine::open(&args.data_dir.join("store.redb"))
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let repo = Repo::new(engine);
+    bootstrap::ensure_admin(&repo, &boot).await?;
+    if !args.no_default_cloudlet {
+        bootstrap::ensure_default_site(&repo, &args.docker_endpoint).await?;
+    }
+
+    let mut registry = Registry::with_prefix("");
+    let metrics = Metrics::register(&mut registry);
+    let http = HttpMetrics::register(&mut registry);
+    let drivers = Drivers::default();
+    let state = AppState {
+        repo: repo.clone(),
+        keys: TokenKeys::new(&boot.jwt_secret),
+        drivers: drivers.clone(),
+        admission: Arc::default(),
+        registry: Arc::new(registry),
+        http,
+        provider: args.provider.clone(),
+    };
+
+    let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone());
+    tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
+    let cloudlets = CloudletReconciler::new(repo.clone(), drivers, boot.platform_id.clone());
+    tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics, 2).run());
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    info!(%addr, "opd listening");
+    println!("opd API: http://{addr}");
+    println!("admin credential: {}", boot.admin_credential_path.display());
+    let app = op_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    info!("shutting down");
+}

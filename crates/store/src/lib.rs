@@ -1,1 +1,15 @@
-//! placeholder
+//! The platform's store: a key-value engine with etcd's semantics (a global revision counter,
+//! per-key create/mod revisions, transactions guarded by compares, prefix ranges, and watches
+//! that resume from a revision), and [`Repo`], the typed object layer every caller uses.
+//!
+//! The engine trait is deliberately tiny so that an etcd backend can sit behind it unchanged;
+//! the embedded default, [`RedbEngine`], is durable on disk and crash-safe (redb commits are
+//! atomic and fsynced). One test suite (`tests/engine_suite.rs`) runs against every engine.
+
+mod engine;
+mod redb_engine;
+mod repo;
+
+pub use engine::{Compare, Engine, Event, EventKind, KeyValue, Op, Revision, StoreError, Watch};
+pub use redb_engine::RedbEngine;
+pub use repo::{kind_prefix, object_key, Repo, RepoError};

@@ -798,9 +798,6 @@ pub struct InstanceObserved {
     /// One per external interface, once known.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
-    /// How many times the controller tried and failed in a row (drives backoff and is shown).
-    #[serde(default)]
-    pub failures: u32,
 }
 
 /// Stored object types, one alias per kind.

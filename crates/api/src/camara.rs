@@ -1,0 +1,586 @@
+//! CAMARA Edge Application Management: apps, app instances and edge cloud zones, with the
+//! spec's paths, fields and error bodies, under [`BASE`].
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use op_types::specs::{App, AppInstance, AppInstanceSpec, AppSpec, CloudletSpec, FlavorSpec, Resources, ZoneSpec};
+use op_types::{Kind, Name, Object, State as ObjState, Uid, Validate};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorInfo};
+use crate::infra::{all_instances, cloudlets_in};
+use crate::json::{parse, Body};
+use crate::state::AppState;
+
+/// Where the CAMARA API is served (the spec's server URL path).
+pub const BASE: &str = "/edge-application-management/v0.1alpha1";
+
+/// CAMARA `AppManifest`: the app's name and id next to its spec (secrets removed on output).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppManifest {
+    /// Assigned by the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<Uid>,
+    /// `^[A-Za-z][A-Za-z0-9_]{1,63}$`.
+    pub name: String,
+    /// Everything else.
+    #[serde(flatten)]
+    pub spec: AppSpec,
+}
+
+impl From<&App> for AppManifest {
+    fn from(a: &App) -> Self {
+        AppManifest { app_id: Some(a.metadata.uid), name: a.metadata.name.to_string(), spec: a.spec.redacted() }
+    }
+}
+
+/// CAMARA `SubmittedApp`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmittedApp {
+    /// The new app's id.
+    pub app_id: Uid,
+}
+
+/// CAMARA `getApp` answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInfo {
+    /// The manifest.
+    pub app_manifest: AppManifest,
+}
+
+/// CAMARA names (`AppInstanceName`, app `name`): `^[A-Za-z][A-Za-z0-9_]{1,63}$`.
+fn camara_name(s: &str, field: &str) -> Result<Name, ApiError> {
+    let b = s.as_bytes();
+    let ok = (2..=64).contains(&b.len())
+        && b[0].is_ascii_alphabetic()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && b[b.len() - 1].is_ascii_alphanumeric();
+    if !ok {
+        return Err(ApiError::invalid(field, "must match ^[A-Za-z][A-Za-z0-9_]{1,63}$ and not end with '_'"));
+    }
+    Name::new(s).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+fn parse_uid(s: &str, field: &str) -> Result<Uid, ApiError> {
+    s.parse().map_err(|_| ApiError::invalid(field, "must be a UUID"))
+}
+
+/// The organization the caller acts for when naming `provider`.
+async fn acting_org(state: &AppState, c: &Caller, provider: &str) -> Result<Name, ApiError> {
+    let org = Name::new(provider).map_err(|e| ApiError::invalid("appProvider", e.to_string()))?;
+    if !c.role.is_operator() && c.org.as_ref() != Some(&org) {
+        return Err(ApiError::invalid("appProvider", format!("must be your organization '{}'", c.org.as_ref().map_or("", Name::as_str))));
+    }
+    c.require_write(&org)?;
+    if state.repo.get_by_name::<serde_json::Value, ()>(Kind::Organization, None, &org).await?.is_none() {
+        return Err(ApiError::invalid("appProvider", format!("organization '{org}' does not exist")));
+    }
+    Ok(org)
+}
+
+/// Submit (onboard) an app.
+#[utoipa::path(post, path = "/edge-application-management/v0.1alpha1/apps", tag = "Application", operation_id = "submitApp",
+    security(("bearer" = [])), request_body = AppManifest,
+    responses((status = 201, body = SubmittedApp), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo),
+        (status = 403, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
+pub async fn submit_app(
+    State(s): State<AppState>,
+    c: Caller,
+    Body(mut raw): Body<serde_json::Value>,
+) -> Result<(StatusCode, Json<SubmittedApp>), ApiError> {
+    let obj = raw.as_object_mut().ok_or_else(|| ApiError::invalid("body", "must be a JSON object"))?;
+    let name = match obj.remove("name") {
+        Some(serde_json::Value::String(n)) => camara_name(&n, "name")?,
+        Some(_) => return Err(ApiError::invalid("name", "must be a string")),
+        None => return Err(ApiError::invalid("name", "is required")),
+    };
+    obj.remove("appId");
+    let bytes = serde_json::to_vec(&raw).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let spec: AppSpec = parse(&bytes)?;
+    spec.validate()?;
+    let org = acting_org(&s, &c, &spec.app_provider).await?;
+    if let Some(f) = &spec.flavor {
+        let flavor = s.repo.get_by_name::<FlavorSpec, ()>(Kind::Flavor, None, f).await?;
+        let flavor = flavor.ok_or_else(|| ApiError::invalid("flavor", format!("flavor '{f}' does not exist")))?;
+        if !spec.needs().fits_in(&flavor.spec) {
+            return Err(ApiError::invalid("flavor", format!("flavor '{f}' is smaller than requiredResources")));
+        }
+    }
+    for (i, r) in spec.requirements.data_regions.iter().enumerate() {
+        if s.repo.get_by_name::<serde_json::Value, ()>(Kind::Region, None, r).await?.is_none() {
+            return Err(ApiError::invalid(format!("requirements.dataRegions[{i}]"), format!("region '{r}' does not exist")));
+        }
+    }
+    let mut app: App = Object::new(Kind::App, Some(org), name, spec);
+    app.status.state = ObjState::Ready;
+    s.repo.create(&mut app).await.map_err(|e| match e {
+        op_store::RepoError::AlreadyExists { .. } => ApiError::AlreadyExists("App already exists".into()),
+        e => e.into(),
+    })?;
+    tracing::info!(app = %app.metadata.uid, name = %app.metadata.name, user = %c.user, "app submitted");
+    Ok((StatusCode::CREATED, Json(SubmittedApp { app_id: app.metadata.uid })))
+}
+
+/// List the apps the caller may see.
+#[utoipa::path(get, path = "/edge-application-management/v0.1alpha1/apps", tag = "Application", operation_id = "getApps",
+    security(("bearer" = [])), responses((status = 200, body = Vec<AppManifest>), (status = 401, body = ErrorInfo)))]
+pub async fn get_apps(State(s): State<AppState>, c: Caller) -> Result<Json<Vec<AppManifest>>, ApiError> {
+    let (apps, _) = s.repo.list::<AppSpec, ()>(Kind::App).await?;
+    Ok(Json(apps.iter().filter(|a| c.can_read(a.metadata.organization.as_ref())).map(AppManifest::from).collect()))
+}
+
+async fn visible_app(s: &AppState, c: &Caller, id: Uid) -> Result<Option<App>, ApiError> {
+    Ok(s.repo.get::<AppSpec, ()>(Kind::App, id).await?.filter(|a| c.can_read(a.metadata.organization.as_ref())))
+}
+
+/// Read one app.
+#[utoipa::path(get, path = "/edge-application-management/v0.1alpha1/apps/{appId}", tag = "Application", operation_id = "getApp",
+    security(("bearer" = [])), params(("appId" = String, Path)),
+    responses((status = 200, body = AppInfo), (status = 404, body = ErrorInfo)))]
+pub async fn get_app(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<AppInfo>, ApiError> {
+    let id = parse_uid(&id, "appId")?;
+    let app = visible_app(&s, &c, id).await?.ok_or_else(|| ApiError::NotFound("App not found".into()))?;
+    Ok(Json(AppInfo { app_manifest: AppManifest::from(&app) }))
+}
+
+/// Delete an app; refused while it has instances.
+#[utoipa::path(delete, path = "/edge-application-management/v0.1alpha1/apps/{appId}", tag = "Application", operation_id = "deleteApp",
+    security(("bearer" = [])), params(("appId" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
+pub async fn delete_app(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = parse_uid(&id, "appId")?;
+    let app = visible_app(&s, &c, id).await?.ok_or_else(|| ApiError::NotFound("App not found".into()))?;
+    if let Some(org) = &app.metadata.organization {
+        c.require_write(org)?;
+    }
+    let _admission = s.admission.lock().await;
+    let live = all_instances(&s).await?.into_iter().filter(|i| i.spec.app_id == id).count();
+    if live > 0 {
+        return Err(ApiError::Aborted(format!(
+            "App with a running application instance cannot be deleted ({live} instance(s) left; delete them first)"
+        )));
+    }
+    s.repo.delete(&app).await?;
+    tracing::info!(app = %id, user = %c.user, "app deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// CAMARA `createAppInstance` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AppInstanceCreate {
+    /// `^[A-Za-z][A-Za-z0-9_]{1,63}$`, unique within the organization.
+    pub name: String,
+    /// The app.
+    pub app_id: Uid,
+    /// The zone.
+    pub edge_cloud_zone_id: Uid,
+    /// Not supported: this platform's cloudlets are container hosts, not Kubernetes clusters.
+    #[serde(default)]
+    pub kubernetes_cluster_ref: Option<Uid>,
+}
+
+/// CAMARA `AccessEndpoint`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessEndpoint {
+    /// Port.
+    pub port: u16,
+    /// IPv4 addresses.
+    pub ipv4_addresses: Vec<String>,
+}
+
+/// One `componentEndpointInfo` item.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentEndpoint {
+    /// The app's interface.
+    pub interface_id: String,
+    /// Where to reach it.
+    pub access_points: AccessEndpoint,
+}
+
+/// CAMARA `AppInstanceInfo`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInstanceInfo {
+    /// Instance name.
+    pub name: String,
+    /// App id.
+    pub app_id: Uid,
+    /// Instance id.
+    pub app_instance_id: Uid,
+    /// Owning organization.
+    pub app_provider: String,
+    /// `ready`, `instantiating`, `failed`, `terminating` or `unknown`.
+    pub status: String,
+    /// Endpoints, once known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub component_endpoint_info: Vec<ComponentEndpoint>,
+    /// Zone id.
+    pub edge_cloud_zone_id: Uid,
+}
+
+impl From<&AppInstance> for AppInstanceInfo {
+    fn from(i: &AppInstance) -> Self {
+        let status = match (i.metadata.deletion_requested.is_some(), i.status.state) {
+            (true, _) | (_, ObjState::Deleting) => "terminating",
+            (_, ObjState::Ready) => "ready",
+            (_, ObjState::Pending | ObjState::Creating) => "instantiating",
+            (_, ObjState::Failed) => "failed",
+        };
+        AppInstanceInfo {
+            name: i.metadata.name.to_string(),
+            app_id: i.spec.app_id,
+            app_instance_id: i.metadata.uid,
+            app_provider: i.metadata.organization.as_ref().map(ToString::to_string).unwrap_or_default(),
+            status: status.to_string(),
+            component_endpoint_info: i
+                .observed
+                .endpoints
+                .iter()
+                .map(|e| ComponentEndpoint {
+                    interface_id: e.interface_id.clone(),
+                    access_points: AccessEndpoint { port: e.port, ipv4_addresses: vec![e.host.clone()] },
+                })
+                .collect(),
+            edge_cloud_zone_id: i.spec.edge_cloud_zone_id,
+        }
+    }
+}
+
+/// Picks the cloudlet and flavor for `app` in zone `zone`: the first cloudlet (by name) that is
+/// not in maintenance, offers a fitting flavor and has the capacity left. Errors name the field
+/// a developer can change.
+async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<(Name, Name), ApiError> {
+    let mut cloudlets = cloudlets_in(s, &zone.metadata.name).await?;
+    cloudlets.retain(|c| !c.spec.maintenance);
+    cloudlets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    if cloudlets.is_empty() {
+        return Err(ApiError::invalid("edgeCloudZoneId", "the zone has no cloudlet accepting instances"));
+    }
+    let (flavors, _) = s.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
+    let instances = all_instances(s).await?;
+    let needs = app.spec.needs();
+    let mut too_big = true;
+    let mut port_clash = None;
+    for cl in &cloudlets {
+        let mut offered: Vec<&Object<FlavorSpec>> =
+            flavors.iter().filter(|f| cl.spec.flavors.contains(&f.metadata.name)).collect();
+        offered.sort_by_key(|f| (f.spec.vcpus, f.spec.memory_mb, f.spec.gpus, f.spec.disk_gb));
+        let flavor = match &app.spec.flavor {
+            Some(name) => offered.iter().find(|f| &f.metadata.name == name),
+            None => offered.iter().find(|f| needs.fits_in(&f.spec)),
+        };
+        let Some(flavor) = flavor else { continue };
+        if !flavor.spec.fits_in(&cl.spec.capacity) {
+            continue;
+        }
+        too_big = false;
+        let here: Vec<&AppInstance> = instances.iter().filter(|i| i.spec.cloudlet == cl.metadata.name).collect();
+        let used = here.iter().fold(Resources::default(), |acc, i| {
+            let f = flavors.iter().find(|f| f.metadata.name == i.spec.flavor);
+            f.map_or(acc, |f| acc.plus(&f.spec))
+        });
+        if !used.plus(&flavor.spec).fits_in(&cl.spec.capacity) {
+            continue;
+        }
+        if let Some(p) = clashing_port(s, app, &here).await? {
+            port_clash = Some(p);
+            continue;
+        }
+        return Ok((cl.metadata.name.clone(), flavor.metadata.name.clone()));
+    }
+    if let Some((field, port)) = port_clash {
+        return Err(ApiError::AlreadyExists(format!("{field}: port {port} is already taken in this zone")));
+    }
+    if too_big {
+        let what = app.spec.flavor.as_ref().map_or("requiredResources".to_string(), |f| format!("flavor '{f}'"));
+        let field = if app.spec.flavor.is_some() { "flavor" } else { "requiredResources" };
+        return Err(ApiError::invalid(field, format!("{what} is larger than any cloudlet of this zone offers")));
+    }
+    Err(ApiError::Aborted("the zone has no capacity left for this app; try another zone".into()))
+}
+
+/// A fixed `extPort` of `app` already used by an instance in `here`, with its field path.
+async fn clashing_port(s: &AppState, app: &App, here: &[&AppInstance]) -> Result<Option<(String, u16)>, ApiError> {
+    let wanted: Vec<(String, u16)> = app
+        .spec
+        .component_spec
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            c.network_interfaces.iter().enumerate().filter_map(move |(j, n)| {
+                n.ext_port.map(|p| (format!("componentSpec[{i}].networkInterfaces[{j}].extPort"), p))
+            })
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    for inst in here {
+        let Some(other) = s.repo.get::<AppSpec, ()>(Kind::App, inst.spec.app_id).await? else { continue };
+        for n in other.spec.external_interfaces() {
+            if let Some(p) = n.ext_port {
+                if let Some(hit) = wanted.iter().find(|(_, w)| *w == p) {
+                    return Ok(Some(hit.clone()));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Deploy an app to a zone.
+#[utoipa::path(post, path = "/edge-application-management/v0.1alpha1/appinstances", tag = "Application",
+    operation_id = "createAppInstance", security(("bearer" = [])), request_body = AppInstanceCreate,
+    responses((status = 202, body = AppInstanceInfo), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo),
+        (status = 403, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
+pub async fn create_app_instance(
+    State(s): State<AppState>,
+    c: Caller,
+    Body(req): Body<AppInstanceCreate>,
+) -> Result<Response, ApiError> {
+    let name = camara_name(&req.name, "name")?;
+    if req.kubernetes_cluster_ref.is_some() {
+        return Err(ApiError::invalid("kubernetesClusterRef", "this platform's cloudlets are not Kubernetes clusters; omit it"));
+    }
+    let app = visible_app(&s, &c, req.app_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid("appId", format!("app {} does not exist", req.app_id)))?;
+    let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
+    c.require_write(&org)?;
+    let zone = s
+        .repo
+        .get::<ZoneSpec, ()>(Kind::Zone, req.edge_cloud_zone_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid("edgeCloudZoneId", format!("zone {} does not exist", req.edge_cloud_zone_id)))?;
+    let _admission = s.admission.lock().await;
+    let (cloudlet, flavor) = admit(&s, &app, &zone).await?;
+    check_image(&s, &app, &cloudlet).await?;
+    let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor };
+    let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);
+    s.repo.create(&mut inst).await?;
+    tracing::info!(instance = %inst.metadata.uid, cloudlet = %inst.spec.cloudlet, user = %c.user, "instance accepted");
+    let location = format!("{BASE}/appinstances?appInstanceId={}", inst.metadata.uid);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(AppInstanceInfo::from(&inst))).into_response())
+}
+
+/// Refuses an image the cloudlet does not have (no image can be pulled from outside). A runtime
+/// that is down does not block the request: the instance reports the outage and recovers.
+async fn check_image(s: &AppState, app: &App, cloudlet: &Name) -> Result<(), ApiError> {
+    let Some(cl) = s.repo.get_by_name::<CloudletSpec, ()>(Kind::Cloudlet, None, cloudlet).await? else { return Ok(()) };
+    let image = &app.spec.app_repo.image_path;
+    let driver = s.drivers.for_cloudlet(&cl.spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    match driver.image_exists(image).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::invalid(
+            "appRepo.imagePath",
+            format!("image '{image}' is not available on the zone's cloudlet; load or push it first, then deploy again"),
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check the image; admitting anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Filters of `GET /appinstances`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceQuery {
+    /// Only this app's instances.
+    pub app_id: Option<String>,
+    /// Only this instance.
+    pub app_instance_id: Option<String>,
+    /// Only instances in zones of this region.
+    pub region: Option<String>,
+}
+
+/// List instances the caller may see.
+#[utoipa::path(get, path = "/edge-application-management/v0.1alpha1/appinstances", tag = "Application",
+    operation_id = "getAppInstance", security(("bearer" = [])), params(InstanceQuery),
+    responses((status = 200, body = Vec<AppInstanceInfo>), (status = 400, body = ErrorInfo)))]
+pub async fn get_app_instances(
+    State(s): State<AppState>,
+    c: Caller,
+    Query(q): Query<InstanceQuery>,
+) -> Result<Json<Vec<AppInstanceInfo>>, ApiError> {
+    let app_id = q.app_id.as_deref().map(|a| parse_uid(a, "appId")).transpose()?;
+    let inst_id = q.app_instance_id.as_deref().map(|a| parse_uid(a, "appInstanceId")).transpose()?;
+    let zones_in_region: Option<Vec<Uid>> = match &q.region {
+        Some(r) => {
+            let (zones, _) = s.repo.list::<ZoneSpec, ()>(Kind::Zone).await?;
+            Some(zones.into_iter().filter(|z| z.spec.region.as_str() == r).map(|z| z.metadata.uid).collect())
+        }
+        None => None,
+    };
+    let out = all_instances(&s)
+        .await?
+        .iter()
+        .filter(|i| c.can_read(i.metadata.organization.as_ref()))
+        .filter(|i| app_id.is_none_or(|a| i.spec.app_id == a))
+        .filter(|i| inst_id.is_none_or(|a| i.metadata.uid == a))
+        .filter(|i| zones_in_region.as_ref().is_none_or(|z| z.contains(&i.spec.edge_cloud_zone_id)))
+        .map(AppInstanceInfo::from)
+        .collect();
+    Ok(Json(out))
+}
+
+async fn visible_instance(s: &AppState, c: &Caller, id: &str) -> Result<AppInstance, ApiError> {
+    let id = parse_uid(id, "appInstanceId")?;
+    s.repo
+        .get::<_, _>(Kind::AppInstance, id)
+        .await?
+        .filter(|i: &AppInstance| c.can_read(i.metadata.organization.as_ref()))
+        .ok_or_else(|| ApiError::NotFound("App instance not found".into()))
+}
+
+/// Terminate an instance: accepted at once, the container is removed by the controller.
+#[utoipa::path(delete, path = "/edge-application-management/v0.1alpha1/appinstances/{appInstanceId}", tag = "Application",
+    operation_id = "deleteAppInstance", security(("bearer" = [])), params(("appInstanceId" = String, Path)),
+    responses((status = 202), (status = 404, body = ErrorInfo)))]
+pub async fn delete_app_instance(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    loop {
+        let mut inst = visible_instance(&s, &c, &id).await?;
+        if let Some(org) = &inst.metadata.organization {
+            c.require_write(org)?;
+        }
+        if inst.metadata.deletion_requested.is_some() {
+            return Ok(StatusCode::ACCEPTED);
+        }
+        inst.metadata.deletion_requested = Some(chrono::Utc::now());
+        match s.repo.update(&mut inst).await {
+            Ok(()) => {
+                tracing::info!(instance = %id, user = %c.user, "instance deletion requested");
+                return Ok(StatusCode::ACCEPTED);
+            }
+            Err(op_store::RepoError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Full instance object (status, conditions, endpoints): the platform's extension for
+/// `opctl` and debugging.
+#[utoipa::path(get, path = "/op/v1/appinstances/{appInstanceId}", tag = "instances", security(("bearer" = [])),
+    params(("appInstanceId" = String, Path)), responses((status = 200, body = AppInstance), (status = 404, body = ErrorInfo)))]
+pub async fn get_instance_detail(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AppInstance>, ApiError> {
+    visible_instance(&s, &c, &id).await.map(Json)
+}
+
+/// Filters of `GET /edge-cloud-zones`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ZoneQuery {
+    /// Only zones of this region.
+    pub region: Option<String>,
+    /// Only zones with this status: `active`, `inactive`, `unknown`.
+    pub status: Option<String>,
+}
+
+/// CAMARA `EdgeCloudZone`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeCloudZone {
+    /// Zone id.
+    pub edge_cloud_zone_id: Uid,
+    /// Zone name.
+    pub edge_cloud_zone_name: String,
+    /// `active` when a cloudlet of the zone is up and accepting instances.
+    pub edge_cloud_zone_status: String,
+    /// This operator.
+    pub edge_cloud_provider: String,
+    /// The zone's region.
+    pub edge_cloud_region: String,
+}
+
+/// List the edge cloud zones.
+#[utoipa::path(get, path = "/edge-application-management/v0.1alpha1/edge-cloud-zones", tag = "Edge Cloud",
+    operation_id = "getEdgeCloudZones", security(("bearer" = [])), params(ZoneQuery),
+    responses((status = 200, body = Vec<EdgeCloudZone>), (status = 400, body = ErrorInfo)))]
+pub async fn get_edge_cloud_zones(
+    State(s): State<AppState>,
+    _c: Caller,
+    Query(q): Query<ZoneQuery>,
+) -> Result<Json<Vec<EdgeCloudZone>>, ApiError> {
+    if let Some(st) = &q.status {
+        if !["active", "inactive", "unknown"].contains(&st.as_str()) {
+            return Err(ApiError::invalid("status", "must be active, inactive or unknown"));
+        }
+    }
+    let (zones, _) = s.repo.list::<ZoneSpec, ()>(Kind::Zone).await?;
+    let (cloudlets, _) = s.repo.list::<CloudletSpec, ()>(Kind::Cloudlet).await?;
+    let out = zones
+        .into_iter()
+        .filter(|z| q.region.as_ref().is_none_or(|r| z.spec.region.as_str() == r))
+        .map(|z| {
+            let mine: Vec<_> = cloudlets.iter().filter(|c| c.spec.zone == z.metadata.name).collect();
+            let status = if mine.is_empty() {
+                "unknown"
+            } else if mine.iter().any(|c| c.status.state == ObjState::Ready && !c.spec.maintenance) {
+                "active"
+            } else {
+                "inactive"
+            };
+            EdgeCloudZone {
+                edge_cloud_zone_id: z.metadata.uid,
+                edge_cloud_zone_name: z.metadata.name.to_string(),
+                edge_cloud_zone_status: status.to_string(),
+                edge_cloud_provider: s.provider.clone(),
+                edge_cloud_region: z.spec.region.to_string(),
+            }
+        })
+        .filter(|z| q.status.as_ref().is_none_or(|st| &z.edge_cloud_zone_status == st))
+        .collect();
+    Ok(Json(out))
+}
+
+/// Filters of the logs call.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LogsQuery {
+    /// How many trailing lines (default 100, at most 10000).
+    pub tail: Option<usize>,
+}
+
+/// The last lines of an instance's container output.
+#[utoipa::path(get, path = "/op/v1/appinstances/{appInstanceId}/logs", tag = "instances", security(("bearer" = [])),
+    params(("appInstanceId" = String, Path), LogsQuery),
+    responses((status = 200, body = String, content_type = "text/plain"), (status = 404, body = ErrorInfo), (status = 503, body = ErrorInfo)))]
+pub async fn get_instance_logs(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<String, ApiError> {
+    let inst = visible_instance(&s, &c, &id).await?;
+    let tail = q.tail.unwrap_or(100);
+    if tail > 10_000 {
+        return Err(ApiError::invalid("tail", "must be at most 10000"));
+    }
+    let cl = s
+        .repo
+        .get_by_name::<CloudletSpec, ()>(Kind::Cloudlet, None, &inst.spec.cloudlet)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("the instance's cloudlet no longer exists".into()))?;
+    let driver = s.drivers.for_cloudlet(&cl.spec).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let name = format!("op-{}", inst.metadata.uid);
+    driver.logs(&name, tail).await.map_err(|e| match e {
+        op_driver::DriverError::NotFound(_) => ApiError::NotFound("the instance has no container yet".into()),
+        e => ApiError::Unavailable(e.to_string()),
+    })
+}

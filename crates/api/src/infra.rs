@@ -1,0 +1,278 @@
+//! Operator resources: regions, zones, cloudlets, flavors and organizations. The operator
+//! writes them; developers may read regions, zones and flavors (never cloudlets: they would
+//! show nodes and capacity), and only their own organization.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use op_types::specs::{
+    AppInstance, Cloudlet, CloudletSpec, FlavorSpec, OrganizationSpec, RegionSpec, ZoneSpec,
+};
+use op_types::{Kind, Name, Object, State as ObjState, Validate};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorInfo};
+use crate::json::Body;
+use crate::state::AppState;
+
+/// Body of every operator create call: a name, optional labels, and the kind's spec.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest<S> {
+    /// Unique name.
+    pub name: Name,
+    /// Optional labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The kind's spec.
+    pub spec: S,
+}
+
+/// Parses a path name, answering a 400 naming `name` when it is not a valid name.
+pub fn path_name(s: &str) -> Result<Name, ApiError> {
+    Name::new(s).map_err(|e| ApiError::invalid("name", e.to_string()))
+}
+
+/// Checks that operator object `name` of `kind` exists, for references in specs.
+async fn must_exist(state: &AppState, kind: Kind, name: &Name, field: &str) -> Result<(), ApiError> {
+    let found = state.repo.get_by_name::<serde_json::Value, serde_json::Value>(kind, None, name).await?;
+    found.map(|_| ()).ok_or_else(|| ApiError::invalid(field, format!("{kind} '{name}' does not exist")))
+}
+
+/// Per-kind rules: who reads, what a spec must reference, what blocks a delete.
+trait InfraKind: Serialize + DeserializeOwned + Validate + Send + Sync + 'static {
+    const KIND: Kind;
+    /// Whether developers may read this kind.
+    const DEVELOPERS_READ: bool;
+    /// Checks references to other objects.
+    fn check_refs(&self, _state: &AppState) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Ok(()) }
+    }
+    /// Fails with `Aborted` if something still uses `name`.
+    fn check_unused(_state: &AppState, _name: &Name) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+async fn used_by<S: DeserializeOwned>(
+    state: &AppState,
+    kind: Kind,
+    what: &str,
+    uses: impl Fn(&S) -> bool,
+) -> Result<(), ApiError> {
+    let (objs, _) = state.repo.list::<S, serde_json::Value>(kind).await?;
+    match objs.iter().find(|o| uses(&o.spec)) {
+        Some(o) => Err(ApiError::Aborted(format!("still used by {kind} '{}'; delete it first ({what})", o.metadata.name))),
+        None => Ok(()),
+    }
+}
+
+impl InfraKind for RegionSpec {
+    const KIND: Kind = Kind::Region;
+    const DEVELOPERS_READ: bool = true;
+    async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
+        used_by::<ZoneSpec>(state, Kind::Zone, "zone in this region", |z| &z.region == name).await
+    }
+}
+
+impl InfraKind for ZoneSpec {
+    const KIND: Kind = Kind::Zone;
+    const DEVELOPERS_READ: bool = true;
+    async fn check_refs(&self, state: &AppState) -> Result<(), ApiError> {
+        must_exist(state, Kind::Region, &self.region, "spec.region").await
+    }
+    async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
+        used_by::<CloudletSpec>(state, Kind::Cloudlet, "cloudlet in this zone", |c| &c.zone == name).await
+    }
+}
+
+impl InfraKind for CloudletSpec {
+    const KIND: Kind = Kind::Cloudlet;
+    const DEVELOPERS_READ: bool = false;
+    async fn check_refs(&self, state: &AppState) -> Result<(), ApiError> {
+        must_exist(state, Kind::Zone, &self.zone, "spec.zone").await?;
+        for (i, f) in self.flavors.iter().enumerate() {
+            let field = format!("spec.flavors[{i}]");
+            let flavor = state
+                .repo
+                .get_by_name::<FlavorSpec, ()>(Kind::Flavor, None, f)
+                .await?
+                .ok_or_else(|| ApiError::invalid(&field, format!("flavor '{f}' does not exist")))?;
+            if !flavor.spec.fits_in(&self.capacity) {
+                return Err(ApiError::invalid(field, format!("flavor '{f}' is larger than the cloudlet's capacity")));
+            }
+        }
+        Ok(())
+    }
+    async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
+        let (insts, _) = state.repo.list::<_, serde_json::Value>(Kind::AppInstance).await?;
+        let insts: Vec<Object<op_types::specs::AppInstanceSpec, serde_json::Value>> = insts;
+        match insts.iter().find(|i| &i.spec.cloudlet == name) {
+            Some(i) => Err(ApiError::Aborted(format!(
+                "cloudlet still runs app instance {}; delete it first",
+                i.metadata.uid
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl InfraKind for FlavorSpec {
+    const KIND: Kind = Kind::Flavor;
+    const DEVELOPERS_READ: bool = true;
+    async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
+        used_by::<CloudletSpec>(state, Kind::Cloudlet, "cloudlet offering this flavor", |c| c.flavors.contains(name)).await
+    }
+}
+
+/// Organization names double as CAMARA `appProvider`, whose pattern is
+/// `^[A-Za-z][A-Za-z0-9_]{7,63}$`.
+pub fn valid_org_name(name: &Name) -> Result<(), ApiError> {
+    let s = name.as_str();
+    let ok = s.len() >= 8 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("name", "organization names are 8 to 64 letters, digits or '_' (CAMARA appProvider), starting with a letter"))
+    }
+}
+
+impl InfraKind for OrganizationSpec {
+    const KIND: Kind = Kind::Organization;
+    const DEVELOPERS_READ: bool = false;
+    async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
+        let (apps, _) = state.repo.list::<serde_json::Value, serde_json::Value>(Kind::App).await?;
+        if apps.iter().any(|a| a.metadata.organization.as_ref() == Some(name)) {
+            return Err(ApiError::Aborted("the organization still has apps; delete them first".into()));
+        }
+        used_by::<op_types::specs::UserSpec>(state, Kind::User, "user of this organization", |u| {
+            u.organization.as_ref() == Some(name)
+        })
+        .await
+    }
+}
+
+async fn list<S: InfraKind>(state: &AppState, caller: &Caller) -> Result<Vec<Object<S>>, ApiError> {
+    if !S::DEVELOPERS_READ && S::KIND != Kind::Organization {
+        caller.require_operator()?;
+    }
+    let (objs, _) = state.repo.list::<S, ()>(S::KIND).await?;
+    Ok(objs
+        .into_iter()
+        .filter(|o| S::KIND != Kind::Organization || caller.can_read(Some(&o.metadata.name)))
+        .collect())
+}
+
+async fn create<S: InfraKind>(state: &AppState, caller: &Caller, req: CreateRequest<S>) -> Result<Object<S>, ApiError> {
+    caller.require_operator_admin()?;
+    req.spec.validate().map_err(|e| e.under("spec"))?;
+    if S::KIND == Kind::Organization {
+        valid_org_name(&req.name)?;
+    }
+    req.spec.check_refs(state).await?;
+    let mut obj: Object<S> = Object::new(S::KIND, None, req.name, req.spec);
+    obj.metadata.labels = req.labels;
+    if S::KIND != Kind::Cloudlet {
+        obj.status.state = ObjState::Ready;
+    }
+    state.repo.create(&mut obj).await?;
+    tracing::info!(kind = %S::KIND, name = %obj.metadata.name, user = %caller.user, "created");
+    Ok(obj)
+}
+
+async fn get<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Result<Object<S>, ApiError> {
+    let name = path_name(name)?;
+    let visible = match S::KIND {
+        Kind::Organization => caller.can_read(Some(&name)),
+        _ => S::DEVELOPERS_READ || caller.role.is_operator(),
+    };
+    let not_found = || ApiError::NotFound(format!("{} '{name}' not found", S::KIND));
+    if !visible {
+        return Err(not_found());
+    }
+    state.repo.get_by_name::<S, ()>(S::KIND, None, &name).await?.ok_or_else(not_found)
+}
+
+async fn delete<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Result<StatusCode, ApiError> {
+    caller.require_operator_admin()?;
+    let name = path_name(name)?;
+    let obj = state
+        .repo
+        .get_by_name::<S, ()>(S::KIND, None, &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{} '{name}' not found", S::KIND)))?;
+    S::check_unused(state, &name).await?;
+    state.repo.delete(&obj).await?;
+    tracing::info!(kind = %S::KIND, %name, user = %caller.user, "deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Generates the four annotated handlers of one operator resource.
+macro_rules! resource {
+    ($spec:ty, $list:ident, $create:ident, $get:ident, $delete:ident, $path:literal, $item:literal, $tag:literal) => {
+        #[doc = concat!("List ", $tag, ".")]
+        #[utoipa::path(get, path = $path, tag = $tag, security(("bearer" = [])),
+            responses((status = 200, body = Vec<Object<$spec>>), (status = 401, body = ErrorInfo), (status = 403, body = ErrorInfo)))]
+        pub async fn $list(State(s): State<AppState>, c: Caller) -> Result<Json<Vec<Object<$spec>>>, ApiError> {
+            list::<$spec>(&s, &c).await.map(Json)
+        }
+
+        #[doc = concat!("Create one of ", $tag, " (operator only).")]
+        #[utoipa::path(post, path = $path, tag = $tag, security(("bearer" = [])), request_body = CreateRequest<$spec>,
+            responses((status = 201, body = Object<$spec>), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo),
+                (status = 403, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
+        pub async fn $create(
+            State(s): State<AppState>,
+            c: Caller,
+            Body(req): Body<CreateRequest<$spec>>,
+        ) -> Result<(StatusCode, Json<Object<$spec>>), ApiError> {
+            create::<$spec>(&s, &c, req).await.map(|o| (StatusCode::CREATED, Json(o)))
+        }
+
+        #[doc = concat!("Read one of ", $tag, " by name.")]
+        #[utoipa::path(get, path = $item, tag = $tag, security(("bearer" = [])), params(("name" = String, Path)),
+            responses((status = 200, body = Object<$spec>), (status = 404, body = ErrorInfo)))]
+        pub async fn $get(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<Object<$spec>>, ApiError> {
+            get::<$spec>(&s, &c, &name).await.map(Json)
+        }
+
+        #[doc = concat!("Delete one of ", $tag, " by name; refused while something uses it.")]
+        #[utoipa::path(delete, path = $item, tag = $tag, security(("bearer" = [])), params(("name" = String, Path)),
+            responses((status = 204), (status = 404, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
+        pub async fn $delete(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+            delete::<$spec>(&s, &c, &name).await
+        }
+    };
+}
+
+resource!(RegionSpec, list_regions, create_region, get_region, delete_region, "/op/v1/regions", "/op/v1/regions/{name}", "regions");
+resource!(ZoneSpec, list_zones, create_zone, get_zone, delete_zone, "/op/v1/zones", "/op/v1/zones/{name}", "zones");
+resource!(CloudletSpec, list_cloudlets, create_cloudlet, get_cloudlet, delete_cloudlet, "/op/v1/cloudlets", "/op/v1/cloudlets/{name}", "cloudlets");
+resource!(FlavorSpec, list_flavors, create_flavor, get_flavor, delete_flavor, "/op/v1/flavors", "/op/v1/flavors/{name}", "flavors");
+resource!(
+    OrganizationSpec,
+    list_organizations,
+    create_organization,
+    get_organization,
+    delete_organization,
+    "/op/v1/organizations",
+    "/op/v1/organizations/{name}",
+    "organizations"
+);
+
+/// The cloudlets of zone `zone`, for admission and zone status.
+pub async fn cloudlets_in(state: &AppState, zone: &Name) -> Result<Vec<Cloudlet>, ApiError> {
+    let (cls, _) = state.repo.list::<CloudletSpec, ()>(Kind::Cloudlet).await?;
+    Ok(cls.into_iter().filter(|c| &c.spec.zone == zone).collect())
+}
+
+/// Every app instance (any organization), for capacity accounting.
+pub async fn all_instances(state: &AppState) -> Result<Vec<AppInstance>, ApiError> {
+    Ok(state.repo.list(Kind::AppInstance).await?.0)
+}

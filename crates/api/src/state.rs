@@ -1,0 +1,31 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use op_driver::Drivers;
+use op_store::Repo;
+use prometheus_client::registry::Registry;
+use tokio::sync::Mutex;
+
+use crate::auth::TokenKeys;
+use crate::metrics::HttpMetrics;
+
+/// Shared handler state. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Typed store access.
+    pub repo: Repo,
+    /// Token signing keys.
+    pub keys: TokenKeys,
+    /// Driver clients, for admission checks against cloudlets (image present).
+    pub drivers: Drivers,
+    /// Serializes instance admission so two concurrent deployments cannot both take the last
+    /// capacity or the same fixed port.
+    pub admission: Arc<Mutex<()>>,
+    /// The process's metrics registry, rendered at `/metrics`.
+    pub registry: Arc<Registry>,
+    /// Per-request metrics.
+    pub http: HttpMetrics,
+    /// This operator's name as CAMARA's `edgeCloudProvider`.
+    pub provider: String,
+}

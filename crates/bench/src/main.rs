@@ -1,0 +1,152 @@
+//! `op-bench`: benchmark drivers. Each measures the platform and a baseline in the same run and
+//! prints a last line `RESULT key=value ...`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use op_driver::docker::DockerDriver;
+use op_driver::{ContainerSpec, Driver, PortProtocol, PortSpec};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Time from create to first HTTP 200: through the NBI vs. directly through the runtime API.
+    Deploy {
+        /// opd API URL.
+        #[arg(long)]
+        api: String,
+        /// Bearer token of a developer.
+        #[arg(long)]
+        token: String,
+        /// App id to deploy.
+        #[arg(long)]
+        app: String,
+        /// Zone id.
+        #[arg(long)]
+        zone: String,
+        /// Runtime endpoint for the baseline.
+        #[arg(long, default_value = "unix:///run/podman/podman.sock")]
+        docker: String,
+        /// Image (same as the app's).
+        #[arg(long, default_value = "localhost/op-sample-app:latest")]
+        image: String,
+        /// Samples per side.
+        #[arg(long, default_value_t = 20)]
+        n: usize,
+    },
+}
+
+const POLL: Duration = Duration::from_millis(5);
+
+async fn first_200(http: &reqwest::Client, url: &str, deadline: Instant) -> Result<()> {
+    loop {
+        if let Ok(r) = http.get(url).timeout(Duration::from_millis(500)).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{url} never answered");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn direct_once(d: &DockerDriver, http: &reqwest::Client, image: &str, i: usize) -> Result<Duration> {
+    let name = format!("bench-direct-{}-{i}", std::process::id());
+    let spec = ContainerSpec {
+        name: name.clone(),
+        image: image.to_string(),
+        env: BTreeMap::new(),
+        ports: vec![PortSpec { container_port: 8080, protocol: PortProtocol::Tcp, host_port: None }],
+        host_ip: "127.0.0.1".into(),
+        millicpus: 1000,
+        memory_bytes: 256 * 1024 * 1024,
+        labels: BTreeMap::new(),
+    };
+    let t0 = Instant::now();
+    let id = d.create(&spec).await?;
+    d.start(&id).await?;
+    let info = d.inspect(&id).await?.context("container vanished")?;
+    let port = info.ports.first().context("no published port")?.host_port;
+    first_200(http, &format!("http://127.0.0.1:{port}/"), t0 + Duration::from_secs(60)).await?;
+    let took = t0.elapsed();
+    d.remove(&id).await?;
+    Ok(took)
+}
+
+async fn op_once(http: &reqwest::Client, api: &str, token: &str, app: &str, zone: &str, i: usize) -> Result<Duration> {
+    let name = format!("bench_{}_{i}", std::process::id());
+    let t0 = Instant::now();
+    let r = http
+        .post(format!("{api}/edge-application-management/v0.1alpha1/appinstances"))
+        .bearer_auth(token)
+        .json(&json!({"name": name, "appId": app, "edgeCloudZoneId": zone}))
+        .send()
+        .await?;
+    if r.status().as_u16() != 202 {
+        bail!("create: {} {}", r.status(), r.text().await?);
+    }
+    let id = r.json::<Value>().await?["appInstanceId"].as_str().context("id")?.to_string();
+    let deadline = t0 + Duration::from_secs(60);
+    let url = loop {
+        let v: Value = http.get(format!("{api}/op/v1/appinstances/{id}")).bearer_auth(token).send().await?.json().await?;
+        let e = &v["observed"]["endpoints"][0];
+        if let (Some(h), Some(p)) = (e["host"].as_str(), e["port"].as_u64()) {
+            break format!("http://{h}:{p}/");
+        }
+        if Instant::now() > deadline {
+            bail!("no endpoint: {v}");
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    first_200(http, &url, deadline).await?;
+    let took = t0.elapsed();
+    http.delete(format!("{api}/edge-application-management/v0.1alpha1/appinstances/{id}")).bearer_auth(token).send().await?;
+    // Let the deletion finish so samples do not overlap.
+    while http.get(format!("{api}/op/v1/appinstances/{id}")).bearer_auth(token).send().await?.status().as_u16() != 404 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(took)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Deploy { api, token, app, zone, docker, image, n } => {
+            let d = DockerDriver::connect(&docker)?;
+            let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+            let (mut direct, mut op) = (Vec::new(), Vec::new());
+            // Interleave the two sides so machine noise hits both alike.
+            for i in 0..n {
+                direct.push(direct_once(&d, &http, &image, i).await?.as_secs_f64() * 1000.0);
+                op.push(op_once(&http, &api, &token, &app, &zone, i).await?.as_secs_f64() * 1000.0);
+                eprintln!("sample {i}: direct {:.1} ms, op {:.1} ms", direct[i], op[i]);
+            }
+            direct.sort_by(f64::total_cmp);
+            op.sort_by(f64::total_cmp);
+            let (d50, d95, o50, o95) = (pct(&direct, 0.5), pct(&direct, 0.95), pct(&op, 0.5), pct(&op, 0.95));
+            println!(
+                "RESULT deploy_p50_ratio={:.3} deploy_p95_ratio={:.3} direct_p50_ms={:.1} op_p50_ms={:.1}",
+                o50 / d50,
+                o95 / d95,
+                d50,
+                o50
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! The app-instance controller: one container per instance on the instance's cloudlet.
+//!
+//! The container is named after the instance uid and labelled with it, so after a crash the next
+//! reconcile finds (adopts) what an earlier one created instead of creating a duplicate, and the
+//! garbage collector removes containers whose instance no longer exists.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use op_driver::{
+    ContainerInfo, ContainerSpec, ContainerState, Driver, DriverError, PortProtocol, PortSpec, LABEL_INSTANCE,
+    LABEL_MANAGED, LABEL_ORG, LABEL_PLATFORM,
+};
+use op_store::Repo;
+use op_types::specs::{App, AppInstance, Cloudlet, Endpoint, Flavor, Protocol};
+use op_types::{Kind, State, Uid};
+use tracing::{info, warn};
+
+use crate::{backoff, Action, Drivers, ReconcileError, Reconciler};
+
+/// How often a Ready instance is re-checked (container still running, port still answering).
+const HEALTH_PERIOD: Duration = Duration::from_secs(5);
+/// How often a starting instance's port is probed.
+const STARTING_PROBE: Duration = Duration::from_millis(25);
+
+/// The container name of instance `uid`: deterministic, so creation is idempotent.
+pub fn container_name(uid: Uid) -> String {
+    format!("op-{uid}")
+}
+
+/// Reconciles [`AppInstance`] objects.
+pub struct InstanceReconciler {
+    repo: Repo,
+    drivers: Drivers,
+    platform_id: String,
+}
+
+impl InstanceReconciler {
+    /// A reconciler over `repo`, reaching cloudlets through `drivers`; `platform_id` labels
+    /// every container it makes, so platforms sharing a runtime never touch each other's.
+    pub fn new(repo: Repo, drivers: Drivers, platform_id: String) -> Self {
+        Self { repo, drivers, platform_id }
+    }
+
+    async fn cloudlet(&self, inst: &AppInstance) -> Result<Cloudlet, ReconcileError> {
+        self.repo
+            .get_by_name::<_, ()>(Kind::Cloudlet, None, &inst.spec.cloudlet)
+            .await?
+            .ok_or_else(|| ReconcileError::Dangling(format!("cloudlet '{}' no longer exists", inst.spec.cloudlet)))
+    }
+
+    /// Writes `inst` if its status or observed data differ from `before`; a lost race is fine
+    /// (the watch brings the newer version back to us).
+    async fn save(&self, inst: &mut AppInstance, before: &AppInstance) -> Result<(), ReconcileError> {
+        if inst.status != before.status || inst.observed != before.observed {
+            match self.repo.update(inst).await {
+                Ok(()) | Err(op_store::RepoError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, mut inst: AppInstance) -> Result<Action, ReconcileError> {
+        let before = inst.clone();
+        inst.status.state = State::Deleting;
+        inst.status.message = Some("removing the container".into());
+        self.save(&mut inst, &before).await?;
+        match self.cloudlet(&inst).await {
+            Ok(cl) => self.drivers.for_cloudlet(&cl.spec)?.remove(&container_name(inst.metadata.uid)).await?,
+            // The cloudlet is gone: nothing left to remove there.
+            Err(ReconcileError::Dangling(_)) => {}
+            Err(e) => return Err(e),
+        }
+        match self.repo.delete(&inst).await {
+            Ok(()) => info!(uid = %inst.metadata.uid, "instance deleted"),
+            Err(op_store::RepoError::Conflict) => return Ok(Action::Requeue(Duration::ZERO)),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Action::AwaitChange)
+    }
+
+    fn container_spec(&self, inst: &AppInstance, app: &App, cl: &Cloudlet, flavor: &Flavor) -> ContainerSpec {
+        let uid = inst.metadata.uid;
+        let mut env: BTreeMap<String, String> = app.spec.env.clone();
+        env.insert("OP_INSTANCE".into(), uid.to_string());
+        env.insert("OP_APP".into(), app.metadata.name.to_string());
+        env.insert("OP_ZONE".into(), inst.spec.edge_cloud_zone_id.to_string());
+        let ports = app
+            .spec
+            .external_interfaces()
+            .map(|n| PortSpec {
+                container_port: n.port,
+                protocol: if n.protocol == Protocol::UDP { PortProtocol::Udp } else { PortProtocol::Tcp },
+                host_port: n.ext_port,
+            })
+            .collect();
+        let mut labels = BTreeMap::new();
+        labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
+        labels.insert(LABEL_INSTANCE.to_string(), uid.to_string());
+        labels.insert(LABEL_PLATFORM.to_string(), self.platform_id.clone());
+        if let Some(org) = &inst.metadata.organization {
+            labels.insert(LABEL_ORG.to_string(), org.to_string());
+        }
+        ContainerSpec {
+            name: container_name(uid),
+            image: app.spec.app_repo.image_path.clone(),
+            env,
+            ports,
+            host_ip: cl.spec.public_host.clone(),
+            millicpus: u64::from(flavor.spec.vcpus) * 1000,
+            memory_bytes: flavor.spec.memory_mb * 1024 * 1024,
+            labels,
+        }
+    }
+
+    /// Ensures the container exists and runs; returns what the runtime reports.
+    async fn ensure_running(&self, driver: &dyn Driver, spec: &ContainerSpec) -> Result<ContainerInfo, DriverError> {
+        let info = match driver.inspect(&spec.name).await? {
+            Some(info) => info,
+            None => {
+                match driver.create(spec).await {
+                    Ok(_) | Err(DriverError::NameInUse(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                driver.inspect(&spec.name).await?.ok_or_else(|| DriverError::NotFound(spec.name.clone()))?
+            }
+        };
+        if info.state == ContainerState::Running {
+            return Ok(info);
+        }
+        if let Err(e) = driver.start(&info.id).await {
+            if matches!(e, DriverError::PortInUse(_)) {
+                // Leave no half-made container holding the name: the next try starts clean.
+                let _ = driver.remove(&info.id).await;
+            }
+            return Err(e);
+        }
+        driver.inspect(&info.id).await?.ok_or_else(|| DriverError::NotFound(spec.name.clone()))
+    }
+}
+
+async fn answers(host: &str, port: u16) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect((host, port))).await,
+        Ok(Ok(_))
+    )
+}
+
+#[async_trait]
+impl Reconciler for InstanceReconciler {
+    fn kind(&self) -> Kind {
+        Kind::AppInstance
+    }
+
+    async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
+        let Some(mut inst) = self.repo.get::<_, _>(Kind::AppInstance, uid).await? else {
+            return Ok(Action::AwaitChange);
+        };
+        let inst_before: AppInstance = inst.clone();
+        if inst.metadata.deletion_requested.is_some() {
+            return self.delete(inst).await;
+        }
+        let cl = self.cloudlet(&inst).await;
+        let app = self.repo.get::<_, ()>(Kind::App, inst.spec.app_id).await?;
+        let flavor = self.repo.get_by_name::<_, ()>(Kind::Flavor, None, &inst.spec.flavor).await?;
+        let (cl, app, flavor) = match (cl, app, flavor) {
+            (Ok(cl), Some(app), Some(f)) => (cl, app, f),
+            (Err(e), _, _) => return self.fail(inst, &inst_before, "CloudletMissing", e).await,
+            (_, None, _) => {
+                let e = ReconcileError::Dangling("the app was deleted".into());
+                return self.fail(inst, &inst_before, "AppMissing", e).await;
+            }
+            (_, _, None) => {
+                let e = ReconcileError::Dangling(format!("flavor '{}' was deleted", inst.spec.flavor));
+                return self.fail(inst, &inst_before, "FlavorMissing", e).await;
+            }
+        };
+        if inst.status.state == State::Pending {
+            inst.status.state = State::Creating;
+            inst.status.message = Some(format!("starting on cloudlet {}", cl.metadata.name));
+        }
+        let spec = self.container_spec(&inst, &app, &cl, &flavor);
+        let driver = match self.drivers.for_cloudlet(&cl.spec) {
+            Ok(d) => d,
+            Err(e) => return self.driver_failed(inst, &inst_before, e).await,
+        };
+        let info = match self.ensure_running(driver.as_ref(), &spec).await {
+            Ok(info) => info,
+            Err(e) => return self.driver_failed(inst, &inst_before, e).await,
+        };
+        inst.observed.container_id = Some(info.id.clone());
+        inst.status.set_condition("ContainerRunning", true, "");
+        let mut endpoints = Vec::new();
+        for n in app.spec.external_interfaces() {
+            if let Some(p) = info.ports.iter().find(|p| p.container_port == n.port) {
+                endpoints.push(Endpoint { interface_id: n.interface_id.clone(), host: cl.spec.public_host.clone(), port: p.host_port });
+            }
+        }
+        let mut reachable = true;
+        for (n, e) in app.spec.external_interfaces().zip(&endpoints) {
+            if n.protocol != Protocol::UDP && !answers(&e.host, e.port).await {
+                reachable = false;
+            }
+        }
+        inst.observed.endpoints = endpoints;
+        let action = if reachable {
+            inst.status.set_condition("EndpointReachable", true, "");
+            inst.status.set_condition("Ready", true, "");
+            inst.status.state = State::Ready;
+            inst.status.message = None;
+            Action::Requeue(HEALTH_PERIOD)
+        } else {
+            inst.status.set_condition("EndpointReachable", false, "NotAnswering");
+            inst.status.state = State::Creating;
+            inst.status.message = Some("container running; waiting for the app to accept connections".into());
+            Action::Requeue(STARTING_PROBE)
+        };
+        self.save(&mut inst, &inst_before).await?;
+        Ok(action)
+    }
+
+    fn error_policy(&self, _err: &ReconcileError, failures: u32) -> Duration {
+        backoff(failures)
+    }
+}
+
+impl InstanceReconciler {
+    /// Records the failure in the status (written once: a repeat of the same failure changes
+    /// nothing) and hands the error to the runner, whose error policy spaces the retries.
+    async fn fail(
+        &self,
+        mut inst: AppInstance,
+        before: &AppInstance,
+        reason: &str,
+        err: ReconcileError,
+    ) -> Result<Action, ReconcileError> {
+        self.fail_with(&mut inst, before, reason, err.to_string()).await?;
+        Err(err)
+    }
+
+    async fn fail_with(
+        &self,
+        inst: &mut AppInstance,
+        before: &AppInstance,
+        reason: &str,
+        message: String,
+    ) -> Result<(), ReconcileError> {
+        inst.status.state = State::Failed;
+        inst.status.set_condition("Ready", false, reason);
+        if before.status.message.as_deref() != Some(message.as_str()) {
+            warn!(uid = %inst.metadata.uid, reason, message, "instance failed");
+        }
+        inst.status.message = Some(message);
+        self.save(inst, before).await
+    }
+
+    async fn driver_failed(
+        &self,
+        mut inst: AppInstance,
+        before: &AppInstance,
+        e: DriverError,
+    ) -> Result<Action, ReconcileError> {
+        let (reason, msg) = match &e {
+            DriverError::Unavailable(_) => ("RuntimeUnavailable", format!("{e}; retrying until the runtime is back")),
+            DriverError::ImageNotFound(_) => ("ImageNotFound", format!("{e}; load the image on the cloudlet")),
+            DriverError::PortInUse(_) => ("PortInUse", format!("{e}; choose another extPort")),
+            _ => ("RuntimeError", e.to_string()),
+        };
+        self.fail_with(&mut inst, before, reason, msg).await?;
+        Err(e.into())
+    }
+}

@@ -1,0 +1,215 @@
+//! The runner: turns a kind's list and watch into a queue of uids and feeds them to a
+//! [`Reconciler`] with bounded concurrency, never reconciling one uid twice at once.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use op_store::{Repo, RepoError, StoreError};
+use op_types::{Kind, Uid};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+use crate::ReconcileError;
+
+/// What to do after a successful reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Reconcile again after this long even if nothing changes (e.g. to re-check health).
+    Requeue(Duration),
+    /// Only when the object changes.
+    AwaitChange,
+}
+
+/// A controller for one kind.
+#[async_trait]
+pub trait Reconciler: Send + Sync + 'static {
+    /// The kind it watches.
+    fn kind(&self) -> Kind;
+    /// Moves the world one step toward the spec of object `uid`. Idempotent and cancel-safe.
+    async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError>;
+    /// How long to wait before retrying after `failures` consecutive errors.
+    fn error_policy(&self, err: &ReconcileError, failures: u32) -> Duration;
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+    result: String,
+}
+
+/// Controller metrics, registered once in the process registry.
+#[derive(Clone)]
+pub struct Metrics {
+    reconciles: Family<KindLabel, Counter>,
+    duration: Histogram,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let reconciles = Family::<KindLabel, Counter>::default();
+        let duration = Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0].into_iter());
+        registry.register("op_reconciles", "Reconciles by kind and result", reconciles.clone());
+        registry.register("op_reconcile_duration_seconds", "Time spent in one reconcile", duration.clone());
+        Self { reconciles, duration }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    ready: VecDeque<Uid>,
+    queued: HashSet<Uid>,
+    running: HashSet<Uid>,
+    /// Changed while running: queue again when the running reconcile ends.
+    dirty: HashSet<Uid>,
+    failures: HashMap<Uid, u32>,
+}
+
+/// Drives one [`Reconciler`].
+pub struct Runner<R: Reconciler> {
+    reconciler: Arc<R>,
+    repo: Repo,
+    queue: Arc<Mutex<Queue>>,
+    notify: Arc<Notify>,
+    metrics: Metrics,
+    workers: usize,
+}
+
+impl<R: Reconciler> Runner<R> {
+    /// A runner with `workers` concurrent reconciles.
+    pub fn new(reconciler: R, repo: Repo, metrics: Metrics, workers: usize) -> Self {
+        Self {
+            reconciler: Arc::new(reconciler),
+            repo,
+            queue: Arc::default(),
+            notify: Arc::new(Notify::new()),
+            metrics,
+            workers: workers.max(1),
+        }
+    }
+
+    fn enqueue(queue: &Mutex<Queue>, notify: &Notify, uid: Uid) {
+        let Ok(mut q) = queue.lock() else { return };
+        if q.running.contains(&uid) {
+            q.dirty.insert(uid);
+        } else if q.queued.insert(uid) {
+            q.ready.push_back(uid);
+            drop(q);
+            notify.notify_one();
+        }
+    }
+
+    /// Runs forever: the watch feeding the queue and the workers draining it.
+    pub async fn run(self) {
+        let this = Arc::new(self);
+        for _ in 0..this.workers {
+            let w = this.clone();
+            tokio::spawn(async move { w.work().await });
+        }
+        this.feed().await;
+    }
+
+    /// List, enqueue everything, watch from the list's revision; relist when the watch breaks.
+    async fn feed(&self) {
+        let kind = self.reconciler.kind();
+        let mut failures = 0u32;
+        loop {
+            match self.list_and_watch(kind).await {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    warn!(%kind, error = %e, "watch broke; relisting");
+                }
+            }
+            tokio::time::sleep(crate::backoff(failures)).await;
+        }
+    }
+
+    async fn list_and_watch(&self, kind: Kind) -> Result<(), RepoError> {
+        let (objs, rev) = self.repo.list::<serde_json::Value, serde_json::Value>(kind).await?;
+        for o in &objs {
+            Self::enqueue(&self.queue, &self.notify, o.metadata.uid);
+        }
+        let mut watch = self.repo.watch(kind, rev).await?;
+        while let Some(ev) = watch.recv().await {
+            match ev {
+                Ok(ev) => {
+                    let (uid, _) = Repo::decode_event::<serde_json::Value, serde_json::Value>(&ev)?;
+                    Self::enqueue(&self.queue, &self.notify, uid);
+                }
+                Err(StoreError::Compacted(r)) => {
+                    debug!(%kind, r, "watch compacted");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn next(&self) -> Uid {
+        loop {
+            let notified = self.notify.notified();
+            if let Ok(mut q) = self.queue.lock() {
+                if let Some(uid) = q.ready.pop_front() {
+                    q.queued.remove(&uid);
+                    q.running.insert(uid);
+                    return uid;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    async fn work(&self) {
+        let kind = self.reconciler.kind();
+        loop {
+            let uid = self.next().await;
+            let started = Instant::now();
+            let result = self.reconciler.reconcile(uid).await;
+            self.metrics.duration.observe(started.elapsed().as_secs_f64());
+            let (label, delay) = match &result {
+                Ok(Action::Requeue(d)) => ("ok", Some(*d)),
+                Ok(Action::AwaitChange) => ("ok", None),
+                Err(e) => {
+                    let n = self.queue.lock().map(|mut q| {
+                        let f = q.failures.entry(uid).or_insert(0);
+                        *f += 1;
+                        *f
+                    });
+                    let n = n.unwrap_or(1);
+                    let d = self.reconciler.error_policy(e, n);
+                    warn!(%kind, %uid, error = %e, retry_in_ms = d.as_millis() as u64, "reconcile failed");
+                    ("error", Some(d))
+                }
+            };
+            self.metrics
+                .reconciles
+                .get_or_create(&KindLabel { kind: kind.to_string(), result: label.to_string() })
+                .inc();
+            let again_now = self.queue.lock().map(|mut q| {
+                q.running.remove(&uid);
+                if result.is_ok() {
+                    q.failures.remove(&uid);
+                }
+                q.dirty.remove(&uid)
+            });
+            if again_now.unwrap_or(false) {
+                Self::enqueue(&self.queue, &self.notify, uid);
+            } else if let Some(d) = delay {
+                let (queue, notify) = (self.queue.clone(), self.notify.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    Self::enqueue(&queue, &notify, uid);
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Test harness: start a real `opd` on a fresh data directory and a free port, talk to it over
+//! HTTP, run `opctl`, kill it with SIGKILL and restart it on the same data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+/// The Podman socket the tests use.
+pub fn docker_endpoint() -> String {
+    std::env::var("OP_TEST_DOCKER_ENDPOINT").unwrap_or_else(|_| "unix:///run/podman/podman.sock".into())
+}
+
+/// The sample app image (built by scripts/build-sample-image.sh).
+pub const SAMPLE_IMAGE: &str = "localhost/op-sample-app:latest";
+
+/// Where cargo put the workspace binaries (next to the test executable's `deps` folder).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first", p.display());
+    p
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A running opd.
+pub struct Platform {
+    /// Its data directory.
+    pub dir: tempfile::TempDir,
+    /// API base URL.
+    pub url: String,
+    port: u16,
+    child: Option<Child>,
+    http: reqwest::Client,
+    extra_args: Vec<String>,
+}
+
+impl Platform {
+    /// Starts opd with the embedded default site.
+    pub async fn start() -> Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts opd with extra `serve` arguments.
+    pub async fn start_with(extra: &[&str]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let mut p = Platform {
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            child: None,
+            http: reqwest::Client::new(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        p.spawn().await?;
+        Ok(p)
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("opd.log"))?;
+        let child = Command::new(bin("opd"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--docker-endpoint")
+            .arg(docker_endpoint())
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("spawning opd")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("opd did not become ready; log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// opd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("opd.log")).unwrap_or_default()
+    }
+
+    /// The data directory opd uses.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts opd again on the same data directory and port.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill9();
+        self.spawn().await
+    }
+
+    /// The admin password from the bootstrap credential file.
+    pub fn admin_password(&self) -> Result<String> {
+        let s = std::fs::read_to_string(self.data_dir().join("admin-credential"))?;
+        Ok(s.trim().split_once(':').context("user:password")?.1.to_string())
+    }
+
+    /// Logs in and returns a token.
+    pub async fn login(&self, user: &str, password: &str) -> Result<String> {
+        let r = self
+            .http
+            .post(format!("{}/op/v1/auth/token", self.url))
+            .json(&json!({"username": user, "password": password}))
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("login {user} failed: {v}");
+        }
+        Ok(v["access_token"].as_str().context("token")?.to_string())
+    }
+
+    /// An admin token.
+    pub async fn admin(&self) -> Result<Api> {
+        let t = self.login("admin", &self.admin_password()?).await?;
+        Ok(self.api(Some(t)))
+    }
+
+    /// A client with `token`.
+    pub fn api(&self, token: Option<String>) -> Api {
+        Api { url: self.url.clone(), token, http: self.http.clone() }
+    }
+
+    /// Creates organization `org` and a user with `role` in it; returns the user's client.
+    pub async fn developer(&self, org: &str, user: &str, role: &str) -> Result<Api> {
+        let admin = self.admin().await?;
+        let (s, _) = admin.post("/op/v1/organizations", &json!({"name": org, "spec": {}})).await?;
+        anyhow::ensure!(s == 201 || s == 409, "org create: {s}");
+        let pw = "correct-horse-battery";
+        let (s, b) = admin
+            .post("/op/v1/users", &json!({"name": user, "organization": org, "role": role, "password": pw}))
+            .await?;
+        anyhow::ensure!(s == 201, "user create: {s} {b}");
+        Ok(self.api(Some(self.login(user, pw).await?)))
+    }
+
+    /// The uid of zone `name` as developers see it.
+    pub async fn zone_id(&self, api: &Api, name: &str) -> Result<String> {
+        let (_, zones) = api.get(&format!("{CAMARA}/edge-cloud-zones")).await?;
+        zones
+            .as_array()
+            .and_then(|a| a.iter().find(|z| z["edgeCloudZoneName"] == name))
+            .and_then(|z| z["edgeCloudZoneId"].as_str())
+            .map(str::to_string)
+            .with_context(|| format!("zone {name} not in {zones}"))
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// CAMARA base path.
+pub const CAMARA: &str = "/edge-application-management/v0.1alpha1";
+
+/// A thin JSON client that returns status and body, for asserting on both.
+#[derive(Clone)]
+pub struct Api {
+    /// Base URL.
+    pub url: String,
+    /// Bearer token.
+    pub token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<(u16, Value)> {
+        let rb = match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        };
+        let r = rb.send().await?;
+        let s = r.status().as_u16();
+        let text = r.text().await?;
+        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Ok((s, v))
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
+        self.send(self.http.get(format!("{}{path}", self.url))).await
+    }
+
+    /// POST JSON.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
+        self.send(self.http.post(format!("{}{path}", self.url)).json(body)).await
+    }
+
+    /// POST raw bytes as JSON.
+    pub async fn post_raw(&self, path: &str, body: &str) -> Result<(u16, Value)> {
+        let rb = self.http.post(format!("{}{path}", self.url)).header("content-type", "application/json").body(body.to_string());
+        self.send(rb).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Result<(u16, Value)> {
+        self.send(self.http.delete(format!("{}{path}", self.url))).await
+    }
+
+    /// Submits the sample app as `name` for `org`; returns its id.
+    pub async fn sample_app(&self, org: &str, name: &str, extra: Value) -> Result<String> {
+        let mut m = sample_manifest(org, name);
+        if let (Some(m), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        let (s, b) = self.post(&format!("{CAMARA}/apps"), &m).await?;
+        anyhow::ensure!(s == 201, "submit app: {s} {b}");
+        Ok(b["appId"].as_str().context("appId")?.to_string())
+    }
+
+    /// Deploys `app` to `zone`; returns the instance id.
+    pub async fn deploy(&self, name: &str, app: &str, zone: &str) -> Result<String> {
+        let (s, b) = self
+            .post(&format!("{CAMARA}/appinstances"), &json!({"name": name, "appId": app, "edgeCloudZoneId": zone}))
+            .await?;
+        anyhow::ensure!(s == 202, "deploy: {s} {b}");
+        Ok(b["appInstanceId"].as_str().context("appInstanceId")?.to_string())
+    }
+
+    /// The full instance object, or `None` once it is gone.
+    pub async fn instance(&self, id: &str) -> Result<Option<Value>> {
+        let (s, b) = self.get(&format!("/op/v1/appinstances/{id}")).await?;
+        match s {
+            200 => Ok(Some(b)),
+            404 => Ok(None),
+            _ => bail!("get instance: {s} {b}"),
+        }
+    }
+
+    /// Waits until the instance is Ready; returns its object.
+    pub async fn wait_ready(&self, id: &str, timeout: Duration) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let inst = self.instance(id).await?.context("instance vanished")?;
+            if inst["status"]["state"] == "Ready" {
+                return Ok(inst);
+            }
+            if Instant::now() > deadline {
+                bail!("instance {id} not Ready in time: {inst}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the instance object is gone.
+    pub async fn wait_gone(&self, id: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.instance(id).await?.is_some() {
+            if Instant::now() > deadline {
+                bail!("instance {id} not deleted in time");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+}
+
+/// The sample app's CAMARA manifest.
+pub fn sample_manifest(org: &str, name: &str) -> Value {
+    json!({
+        "name": name,
+        "version": "1.0",
+        "appProvider": org,
+        "packageType": "CONTAINER",
+        "appRepo": {"type": "PUBLICREPO", "imagePath": SAMPLE_IMAGE},
+        "requiredResources": {"infraKind": "container", "numCPU": "500m", "memory": 128},
+        "componentSpec": [{"componentName": "web", "networkInterfaces": [
+            {"interfaceId": "http", "protocol": "TCP", "port": 8080, "visibilityType": "VISIBILITY_EXTERNAL"}]}]
+    })
+}
+
+/// GETs `http://host:port/` until it answers 200, returning the body.
+pub async fn http_get_ok(url: &str, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(r) = http.get(url).timeout(Duration::from_secs(2)).send().await {
+            if r.status().is_success() {
+                return Ok(r.text().await?);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not answer");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The endpoint URL of a Ready instance object.
+pub fn endpoint(inst: &Value) -> Result<String> {
+    let e = &inst["observed"]["endpoints"][0];
+    Ok(format!("http://{}:{}/", e["host"].as_str().context("host")?, e["port"].as_u64().context("port")?))
+}
+
+/// Containers of the runtime labelled with this instance uid.
+pub async fn containers_of(instance: &str) -> Result<usize> {
+    use op_driver::Driver;
+    let d = op_driver::docker::DockerDriver::connect(&docker_endpoint())?;
+    Ok(d.list(&[(op_driver::LABEL_INSTANCE, instance)]).await?.len())
+}
+
+/// Containers of the platform whose data directory is `data_dir`.
+pub async fn containers_of_platform(data_dir: &Path) -> Result<Vec<op_driver::ContainerInfo>> {
+    use op_driver::Driver;
+    let id = std::fs::read_to_string(data_dir.join("platform-id"))?;
+    let d = op_driver::docker::DockerDriver::connect(&docker_endpoint())?;
+    Ok(d.list(&[(op_driver::LABEL_PLATFORM, id.trim())]).await?)
+}

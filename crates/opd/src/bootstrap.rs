@@ -1,0 +1,120 @@
+//! First-start setup of a data directory and the embedded default site. Every step is
+//! idempotent: a crash half-way through is finished by the next start.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use op_store::{Repo, RepoError};
+use op_types::specs::{
+    CloudletSpec, FlavorSpec, GeoPoint, PlatformType, RegionSpec, Resources, Role, ServiceArea, UserSpec,
+    ZoneSpec,
+};
+use op_types::{Kind, Name, Object, State};
+use rand::RngCore;
+
+/// What a prepared data directory holds.
+pub struct Boot {
+    /// Token signing secret.
+    pub jwt_secret: Vec<u8>,
+    /// This platform's id (labels its containers).
+    pub platform_id: String,
+    /// Where the admin credential is.
+    pub admin_credential_path: PathBuf,
+    /// The admin password.
+    pub admin_password: String,
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Reads `path`, or creates it (mode 0600) with `make()`.
+fn secret_file(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if let Ok(s) = fs::read_to_string(path) {
+        if !s.trim().is_empty() {
+            return Ok(s.trim().to_string());
+        }
+    }
+    let value = make();
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(value.as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    Ok(value)
+}
+
+/// Creates the data directory (0700) and its secrets if missing.
+pub fn prepare_dir(dir: &Path) -> anyhow::Result<Boot> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    let jwt = secret_file(&dir.join("jwt.key"), || random_hex(32))?;
+    let platform_id = secret_file(&dir.join("platform-id"), || random_hex(8))?;
+    let cred = dir.join("admin-credential");
+    let password = secret_file(&cred, || format!("admin:{}", random_hex(16)))?;
+    let admin_password = password.split_once(':').map(|(_, p)| p.to_string()).context("admin-credential is not user:password")?;
+    Ok(Boot { jwt_secret: jwt.into_bytes(), platform_id, admin_credential_path: cred, admin_password })
+}
+
+async fn create_once<S: serde::Serialize>(repo: &Repo, mut obj: Object<S>) -> anyhow::Result<()> {
+    match repo.create(&mut obj).await {
+        Ok(()) | Err(RepoError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn name(s: &str) -> anyhow::Result<Name> {
+    Name::new(s).map_err(|e| anyhow::anyhow!("bad built-in name {s}: {e}"))
+}
+
+/// Ensures the `admin` operator user exists with the credential's password.
+pub async fn ensure_admin(repo: &Repo, boot: &Boot) -> anyhow::Result<()> {
+    let admin = name("admin")?;
+    if repo.get_by_name::<UserSpec, ()>(Kind::User, None, &admin).await?.is_some() {
+        return Ok(());
+    }
+    let hash = op_api::auth::hash_password(&boot.admin_password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut u = Object::new(Kind::User, None, admin, UserSpec { organization: None, role: Role::OperatorAdmin, password_hash: hash });
+    u.status.state = State::Ready;
+    create_once(repo, u).await
+}
+
+fn ready<S>(mut o: Object<S>) -> Object<S> {
+    o.status.state = State::Ready;
+    o
+}
+
+/// Creates the embedded default site: region `default`, zone `local`, flavors
+/// `small`/`medium`/`large`, and cloudlet `local-docker` on `docker_endpoint`.
+pub async fn ensure_default_site(repo: &Repo, docker_endpoint: &str) -> anyhow::Result<()> {
+    let here = GeoPoint { latitude: 48.8566, longitude: 2.3522 };
+    create_once(repo, ready(Object::new(Kind::Region, None, name("default")?, RegionSpec { description: Some("embedded default region".into()) }))).await?;
+    let zone = ZoneSpec {
+        region: name("default")?,
+        location: here,
+        service_area: ServiceArea { cells: vec!["cell-0001".into()], polygon: vec![] },
+    };
+    create_once(repo, ready(Object::new(Kind::Zone, None, name("local")?, zone))).await?;
+    let flavors = [("small", 1, 256), ("medium", 2, 1024), ("large", 4, 4096)];
+    for (n, vcpus, mem) in flavors {
+        let f: FlavorSpec = Resources { vcpus, memory_mb: mem, disk_gb: 10, gpus: 0 };
+        create_once(repo, ready(Object::new(Kind::Flavor, None, name(n)?, f))).await?;
+    }
+    let cl = CloudletSpec {
+        zone: name("local")?,
+        location: here,
+        platform_type: PlatformType::Docker,
+        driver_endpoint: docker_endpoint.to_string(),
+        public_host: "127.0.0.1".into(),
+        capacity: Resources { vcpus: 64, memory_mb: 65536, disk_gb: 500, gpus: 0 },
+        flavors: vec![name("small")?, name("medium")?, name("large")?],
+        maintenance: false,
+    };
+    create_once(repo, Object::new(Kind::Cloudlet, None, name("local-docker")?, cl)).await?;
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! Typed objects over an [`Engine`].
+//!
+//! Layout: an object lives at `/o/{kind}/{uid}` (so CAMARA's id-addressed calls are one read);
+//! its name is claimed at `/n/{kind}/{org or _}/{name}` -> uid, written in the same transaction,
+//! which makes names unique per kind and organization without a lock.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use op_types::{Kind, Name, Object, Uid};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::engine::{Compare, Engine, Event, EventKind, Op, Revision, StoreError, Watch};
+
+/// Errors of the typed layer.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// An object of this kind with this name already exists in this scope.
+    #[error("{kind} '{name}' already exists")]
+    AlreadyExists {
+        /// Kind.
+        kind: Kind,
+        /// Name.
+        name: String,
+    },
+    /// The object changed since it was read (compare-and-swap lost); re-read and retry.
+    #[error("conflict: the object changed since it was read")]
+    Conflict,
+    /// The engine failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored value does not decode as the expected type.
+    #[error("stored object does not decode: {0}")]
+    Codec(#[from] serde_json::Error),
+}
+
+/// Typed access to stored objects. Cheap to clone.
+#[derive(Clone)]
+pub struct Repo {
+    engine: Arc<dyn Engine>,
+}
+
+/// The key an object of `kind` with `uid` is stored at.
+pub fn object_key(kind: Kind, uid: Uid) -> String {
+    format!("/o/{}/{uid}", kind.plural())
+}
+
+/// The prefix under which all objects of `kind` are stored.
+pub fn kind_prefix(kind: Kind) -> String {
+    format!("/o/{}/", kind.plural())
+}
+
+fn name_key(kind: Kind, org: Option<&Name>, name: &Name) -> String {
+    let scope = org.map_or("_", Name::as_str);
+    format!("/n/{}/{scope}/{name}", kind.plural())
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
+}
+
+impl Repo {
+    /// A repository over `engine`.
+    pub fn new(engine: Arc<dyn Engine>) -> Self {
+        Self { engine }
+    }
+
+    /// The engine underneath, for callers that watch raw events.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// Stores a new object, claiming its name. On success `obj.metadata.revision` is set.
+    pub async fn create<S: Serialize, X: Serialize>(&self, obj: &mut Object<S, X>) -> Result<(), RepoError> {
+        let m = &obj.metadata;
+        let key = object_key(m.kind, m.uid);
+        let nkey = name_key(m.kind, m.organization.as_ref(), &m.name);
+        let value = serde_json::to_vec(&obj)?;
+        let res = self
+            .engine
+            .txn(
+                vec![Compare::Absent(nkey.clone()), Compare::Absent(key.clone())],
+                vec![Op::Put(key, value), Op::Put(nkey, m.uid.to_string().into_bytes())],
+            )
+            .await;
+        match res {
+            Ok(rev) => {
+                obj.metadata.revision = rev;
+                Ok(())
+            }
+            Err(StoreError::Conflict) => Err(RepoError::AlreadyExists { kind: m.kind, name: m.name.to_string() }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads an object by uid.
+    pub async fn get<S: DeserializeOwned, X: DeserializeOwned + Default>(
+        &self,
+        kind: Kind,
+        uid: Uid,
+    ) -> Result<Option<Object<S, X>>, RepoError> {
+        let key = object_key(kind, uid);
+        let Some(kv) = self.engine.get(&key).await? else { return Ok(None) };
+        let mut obj: Object<S, X> = decode(&kv.value, &key)?;
+        obj.metadata.revision = kv.mod_revision;
+        Ok(Some(obj))
+    }
+
+    /// Reads an object by name within `org` (or the operator scope when `None`).
+    pub async fn get_by_name<S: DeserializeOwned, X: DeserializeOwned + Default>(
+        &self,
+        kind: Kind,
+        org: Option<&Name>,
+        name: &Name,
+    ) -> Result<Option<Object<S, X>>, RepoError> {
+        let nkey = name_key(kind, org, name);
+        let Some(kv) = self.engine.get(&nkey).await? else { return Ok(None) };
+        let uid: Uid = std::str::from_utf8(&kv.value)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt { key: nkey.clone(), reason: "not a uid".into() })?;
+        self.get(kind, uid).await
+    }
+
+    /// Lists every object of `kind`, with the revision the list reflects (to watch from).
+    pub async fn list<S: DeserializeOwned, X: DeserializeOwned + Default>(
+        &self,
+        kind: Kind,
+    ) -> Result<(Vec<Object<S, X>>, Revision), RepoError> {
+        let (kvs, rev) = self.engine.range(&kind_prefix(kind)).await?;
+        let mut out = Vec::with_capacity(kvs.len());
+        for kv in kvs {
+            let mut obj: Object<S, X> = decode(&kv.value, &kv.key)?;
+            obj.metadata.revision = kv.mod_revision;
+            out.push(obj);
+        }
+        Ok((out, rev))
+    }
+
+    /// Writes `obj` if nobody wrote it since it was read (compare-and-swap on its revision).
+    /// On success `obj.metadata.revision` and `updated` are refreshed.
+    pub async fn update<S: Serialize, X: Serialize>(&self, obj: &mut Object<S, X>) -> Result<(), RepoError> {
+        let key = object_key(obj.metadata.kind, obj.metadata.uid);
+        let prev = obj.metadata.revision;
+        obj.metadata.updated = Utc::now();
+        let value = serde_json::to_vec(&obj)?;
+        match self.engine.txn(vec![Compare::ModRevision(key.clone(), prev)], vec![Op::Put(key, value)]).await {
+            Ok(rev) => {
+                obj.metadata.revision = rev;
+                Ok(())
+            }
+            Err(StoreError::Conflict) => Err(RepoError::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes `obj` and its name claim if nobody wrote it since it was read.
+    pub async fn delete<S, X>(&self, obj: &Object<S, X>) -> Result<(), RepoError> {
+        let m = &obj.metadata;
+        let key = object_key(m.kind, m.uid);
+        let nkey = name_key(m.kind, m.organization.as_ref(), &m.name);
+        match self
+            .engine
+            .txn(vec![Compare::ModRevision(key.clone(), m.revision)], vec![Op::Delete(key), Op::Delete(nkey)])
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict) => Err(RepoError::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Watches every change to objects of `kind` after revision `after`.
+    pub async fn watch(&self, kind: Kind, after: Revision) -> Result<Watch, RepoError> {
+        Ok(self.engine.watch(&kind_prefix(kind), after).await?)
+    }
+
+    /// Decodes a watch event into the uid it concerns and, for puts, the new object.
+    pub fn decode_event<S: DeserializeOwned, X: DeserializeOwned + Default>(
+        ev: &Event,
+    ) -> Result<(Uid, Option<Object<S, X>>), RepoError> {
+        let mut obj: Object<S, X> = decode(&ev.kv.value, &ev.kv.key)?;
+        obj.metadata.revision = ev.kv.mod_revision;
+        let uid = obj.metadata.uid;
+        Ok((uid, (ev.kind == EventKind::Put).then_some(obj)))
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs and starts what the platform needs on this machine: Podman with runc, serving the
+# Docker Engine API on /run/podman/podman.sock. Idempotent: safe to run again at any time.
+set -euo pipefail
+
+SOCK=${OP_PODMAN_SOCK:-/run/podman/podman.sock}
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need=()
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+conf=/etc/containers/containers.conf
+want=$'[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n'
+if [ "$(cat "$conf" 2>/dev/null)" != "${want%$'\n'}" ]; then
+  $SUDO mkdir -p /etc/containers
+  printf '%s' "$want" | $SUDO tee "$conf" >/dev/null
+fi
+
+if ! curl -fsS --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
+  echo "==> starting the Podman API service on $SOCK"
+  $SUDO mkdir -p "$(dirname "$SOCK")"
+  $SUDO rm -f "$SOCK"
+  nohup $SUDO podman system service --time=0 "unix://$SOCK" >/tmp/podman-service.log 2>&1 &
+  for _ in $(seq 1 100); do
+    curl -fsS --max-time 1 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fsS --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null || { echo "podman API did not come up; see /tmp/podman-service.log" >&2; exit 1; }
+fi
+echo "==> container runtime ready: unix://$SOCK"
