@@ -378,8 +378,11 @@ pub async fn create_app_instance(
 async fn check_image(s: &AppState, app: &App, cloudlet: &Name) -> Result<(), ApiError> {
     let Some(cl) = s.repo.get_by_name::<CloudletSpec, ()>(Kind::Cloudlet, None, cloudlet).await? else { return Ok(()) };
     let image = &app.spec.app_repo.image_path;
-    let driver = s.drivers.for_cloudlet(&cl.spec).map_err(|e| ApiError::Internal(e.to_string()))?;
-    match driver.image_exists(image).await {
+    let checked = match s.drivers.for_cloudlet(&cl.spec) {
+        Ok(driver) => driver.image_exists(image).await,
+        Err(e) => Err(e),
+    };
+    match checked {
         Ok(true) => Ok(()),
         Ok(false) => Err(ApiError::invalid(
             "appRepo.imagePath",

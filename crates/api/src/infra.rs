@@ -105,7 +105,7 @@ impl InfraKind for CloudletSpec {
                 .await?
                 .ok_or_else(|| ApiError::invalid(&field, format!("flavor '{f}' does not exist")))?;
             if !flavor.spec.fits_in(&self.capacity) {
-                return Err(ApiError::invalid(field, format!("flavor '{f}' is larger than the cloudlet's capacity")));
+                return Err(ApiError::invalid(field, format!("flavor '{f}' ({}) is larger than the cloudlet's capacity ({})", flavor.spec, self.capacity)));
             }
         }
         Ok(())

@@ -75,7 +75,7 @@ async fn bad_input_is_refused_with_the_field() -> anyhow::Result<()> {
         "location": {"latitude": 45.0, "longitude": 5.0}, "serviceArea": {"cells": ["c-tiny"]}}})).await?;
     assert_eq!(s, 201);
     let tiny = |flavors: Value| json!({"name": "tiny-1", "spec": {"zone": "tiny", "location": {"latitude": 45.0, "longitude": 5.0},
-        "platformType": "docker", "driverEndpoint": docker_endpoint(), "capacity": {"vcpus": 2, "memoryMb": 2048}, "flavors": flavors}});
+        "platformType": "docker", "driverEndpoint": docker_endpoint(), "capacity": {"vcpus": 2, "memoryMb": 2048, "diskGb": 100}, "flavors": flavors}});
     let (s, e) = admin.post("/op/v1/cloudlets", &tiny(json!(["small", "xl"]))).await?;
     assert!(s == 400 && field_named(&e, "spec.flavors[1]"), "{e}");
     let (s, _) = admin.post("/op/v1/cloudlets", &tiny(json!(["small"]))).await?;
@@ -142,7 +142,7 @@ async fn runtime_outage_fails_then_recovers() -> anyhow::Result<()> {
     assert_eq!(s, 201);
     let (s, e) = admin.post("/op/v1/cloudlets", &json!({"name": "flaky-1", "spec": {"zone": "flaky",
         "location": {"latitude": 45.0, "longitude": 5.0}, "platformType": "docker",
-        "driverEndpoint": format!("unix://{}", sock.display()), "capacity": {"vcpus": 4, "memoryMb": 4096}, "flavors": ["small"]}})).await?;
+        "driverEndpoint": format!("unix://{}", sock.display()), "capacity": {"vcpus": 4, "memoryMb": 4096, "diskGb": 100}, "flavors": ["small"]}})).await?;
     assert_eq!(s, 201, "{e}");
     let zone = p.zone_id(&dev, "flaky").await?;
     let app = dev.sample_app("outage_org", "outage_app", json!({})).await?;

@@ -142,6 +142,12 @@ impl Resources {
     }
 }
 
+impl std::fmt::Display for Resources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} vCPU, {} MiB memory, {} GiB disk, {} GPU", self.vcpus, self.memory_mb, self.disk_gb, self.gpus)
+    }
+}
+
 /// A flavor is a size.
 pub type FlavorSpec = Resources;
 
