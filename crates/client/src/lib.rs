@@ -1,1 +1,268 @@
-//! placeholder
+//! Typed client of the platform's HTTP APIs, used by `opctl` and by anything else written in
+//! Rust that drives the platform. Errors carry the server's CAMARA error body.
+
+use op_types::specs::{AppInstance, AppSpec, Role};
+use op_types::{Meta, Name, Object, Uid};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// CAMARA base path of Edge Application Management.
+pub const CAMARA: &str = "/edge-application-management/v0.1alpha1";
+
+/// What can go wrong talking to the platform.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused the call with a CAMARA error body.
+    #[error("{code} ({status}): {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// CAMARA code, e.g. `INVALID_ARGUMENT`.
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach the platform: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The answer was not what the API promises.
+    #[error("unexpected answer: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The HTTP status, for API errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Login answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// Bearer token.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: String,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserView {
+    /// Metadata.
+    pub metadata: Meta,
+    /// Organization.
+    #[serde(default)]
+    pub organization: Option<Name>,
+    /// Role.
+    pub role: Role,
+}
+
+/// CAMARA `EdgeCloudZone`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeCloudZone {
+    /// Zone id.
+    pub edge_cloud_zone_id: Uid,
+    /// Zone name.
+    pub edge_cloud_zone_name: String,
+    /// active, inactive or unknown.
+    pub edge_cloud_zone_status: String,
+    /// Operator.
+    pub edge_cloud_provider: String,
+    /// Region.
+    pub edge_cloud_region: String,
+}
+
+/// CAMARA `AppManifest` as returned (name and id next to the spec).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppManifest {
+    /// Id.
+    pub app_id: Option<Uid>,
+    /// Name.
+    pub name: String,
+    /// Everything else.
+    #[serde(flatten)]
+    pub spec: AppSpec,
+}
+
+/// CAMARA `AppInstanceInfo` (the fields opctl shows).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInstanceInfo {
+    /// Name.
+    pub name: String,
+    /// App id.
+    pub app_id: Uid,
+    /// Instance id.
+    pub app_instance_id: Uid,
+    /// Organization.
+    pub app_provider: String,
+    /// ready, instantiating, failed, terminating, unknown.
+    #[serde(default)]
+    pub status: String,
+    /// Endpoints.
+    #[serde(default)]
+    pub component_endpoint_info: Vec<Value>,
+    /// Zone id.
+    pub edge_cloud_zone_id: Uid,
+}
+
+/// A platform client. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the platform at `base` (e.g. `http://127.0.0.1:7080`), with a bearer token.
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        Self { base: base.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
+    }
+
+    /// Sends a request and decodes the JSON answer (or `null` for an empty body).
+    pub async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T, ClientError> {
+        let text = self.call_text(method, path, body).await?;
+        let text = if text.is_empty() { "null" } else { text.as_str() };
+        serde_json::from_str(text).map_err(|e| ClientError::Decode(format!("{e}: {}", text.chars().take(200).collect::<String>())))
+    }
+
+    /// Sends a request and returns the answer's text.
+    pub async fn call_text(&self, method: Method, path: &str, body: Option<&Value>) -> Result<String, ClientError> {
+        let mut rb = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = rb.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        Err(match serde_json::from_str::<Value>(&text) {
+            Ok(v) if v["code"].is_string() => ClientError::Api {
+                status: status.as_u16(),
+                code: v["code"].as_str().unwrap_or_default().to_string(),
+                message: v["message"].as_str().unwrap_or_default().to_string(),
+            },
+            _ => ClientError::Api {
+                status: status.as_u16(),
+                code: status.canonical_reason().unwrap_or("ERROR").to_string(),
+                message: text,
+            },
+        })
+    }
+
+    /// Exchanges a user name and password for a token.
+    pub async fn login(&self, user: &str, password: &str) -> Result<TokenResponse, ClientError> {
+        self.call(Method::POST, "/op/v1/auth/token", Some(&json!({"username": user, "password": password}))).await
+    }
+
+    /// Lists operator resources of `plural` (regions, zones, cloudlets, flavors, organizations).
+    pub async fn list<S: DeserializeOwned>(&self, plural: &str) -> Result<Vec<Object<S>>, ClientError> {
+        self.call(Method::GET, &format!("/op/v1/{plural}"), None).await
+    }
+
+    /// Reads one operator resource.
+    pub async fn get<S: DeserializeOwned>(&self, plural: &str, name: &str) -> Result<Object<S>, ClientError> {
+        self.call(Method::GET, &format!("/op/v1/{plural}/{name}"), None).await
+    }
+
+    /// Creates one operator resource.
+    pub async fn create<S: Serialize + DeserializeOwned>(&self, plural: &str, name: &str, spec: &S) -> Result<Object<S>, ClientError> {
+        let body = json!({"name": name, "spec": spec});
+        self.call(Method::POST, &format!("/op/v1/{plural}"), Some(&body)).await
+    }
+
+    /// Deletes one operator resource.
+    pub async fn delete(&self, plural: &str, name: &str) -> Result<(), ClientError> {
+        self.call_text(Method::DELETE, &format!("/op/v1/{plural}/{name}"), None).await.map(|_| ())
+    }
+
+    /// Lists users.
+    pub async fn users(&self) -> Result<Vec<UserView>, ClientError> {
+        self.call(Method::GET, "/op/v1/users", None).await
+    }
+
+    /// Creates a user.
+    pub async fn create_user(&self, name: &str, org: Option<&str>, role: Role, password: &str) -> Result<UserView, ClientError> {
+        let body = json!({"name": name, "organization": org, "role": role, "password": password});
+        self.call(Method::POST, "/op/v1/users", Some(&body)).await
+    }
+
+    /// Deletes a user.
+    pub async fn delete_user(&self, name: &str) -> Result<(), ClientError> {
+        self.call_text(Method::DELETE, &format!("/op/v1/users/{name}"), None).await.map(|_| ())
+    }
+
+    /// CAMARA edge cloud zones.
+    pub async fn zones(&self) -> Result<Vec<EdgeCloudZone>, ClientError> {
+        self.call(Method::GET, &format!("{CAMARA}/edge-cloud-zones"), None).await
+    }
+
+    /// Submits an app manifest; returns the app id.
+    pub async fn submit_app(&self, manifest: &Value) -> Result<Uid, ClientError> {
+        let v: Value = self.call(Method::POST, &format!("{CAMARA}/apps"), Some(manifest)).await?;
+        serde_json::from_value(v["appId"].clone()).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Lists apps.
+    pub async fn apps(&self) -> Result<Vec<AppManifest>, ClientError> {
+        self.call(Method::GET, &format!("{CAMARA}/apps"), None).await
+    }
+
+    /// Reads an app.
+    pub async fn app(&self, id: Uid) -> Result<AppManifest, ClientError> {
+        let v: Value = self.call(Method::GET, &format!("{CAMARA}/apps/{id}"), None).await?;
+        serde_json::from_value(v["appManifest"].clone()).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Deletes an app.
+    pub async fn delete_app(&self, id: Uid) -> Result<(), ClientError> {
+        self.call_text(Method::DELETE, &format!("{CAMARA}/apps/{id}"), None).await.map(|_| ())
+    }
+
+    /// Deploys an app to a zone.
+    pub async fn create_instance(&self, name: &str, app: Uid, zone: Uid) -> Result<AppInstanceInfo, ClientError> {
+        let body = json!({"name": name, "appId": app, "edgeCloudZoneId": zone});
+        self.call(Method::POST, &format!("{CAMARA}/appinstances"), Some(&body)).await
+    }
+
+    /// Lists instances, optionally of one app.
+    pub async fn instances(&self, app: Option<Uid>) -> Result<Vec<AppInstanceInfo>, ClientError> {
+        let q = app.map(|a| format!("?appId={a}")).unwrap_or_default();
+        self.call(Method::GET, &format!("{CAMARA}/appinstances{q}"), None).await
+    }
+
+    /// The full instance object, or `None` if it does not exist.
+    pub async fn instance(&self, id: Uid) -> Result<Option<AppInstance>, ClientError> {
+        match self.call(Method::GET, &format!("/op/v1/appinstances/{id}"), None).await {
+            Ok(i) => Ok(Some(i)),
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND.as_u16()) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks for an instance's deletion.
+    pub async fn delete_instance(&self, id: Uid) -> Result<(), ClientError> {
+        self.call_text(Method::DELETE, &format!("{CAMARA}/appinstances/{id}"), None).await.map(|_| ())
+    }
+
+    /// The last `tail` lines of an instance's output.
+    pub async fn logs(&self, id: Uid, tail: usize) -> Result<String, ClientError> {
+        self.call_text(Method::GET, &format!("/op/v1/appinstances/{id}/logs?tail={tail}"), None).await
+    }
+}

@@ -1,1 +1,814 @@
-fn main() {}
+//! `opctl`: the command-line client of the Operator Platform, over every API.
+
+mod config;
+mod output;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use op_client::{AppInstanceInfo, Client, ClientError, EdgeCloudZone};
+use op_types::specs::{
+    AppInstance, CloudletSpec, FlavorSpec, GeoPoint, OrganizationSpec, PlatformType, RegionSpec, Resources, Role,
+    ServiceArea, ZoneSpec,
+};
+use op_types::{Name, Object, State, Uid};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::output::{print, table, Format};
+
+#[derive(Parser)]
+#[command(name = "opctl", version, about = "Operator Platform command-line client")]
+struct Cli {
+    /// API base URL (default: the logged-in server, else http://127.0.0.1:7080).
+    #[arg(long, global = true, env = "OPCTL_SERVER")]
+    server: Option<String>,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value = "table")]
+    output: Format,
+    /// Config file holding the server and token.
+    #[arg(long, global = true, env = "OPCTL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Log in and remember the token.
+    Login {
+        /// User name (optional with --credential-file).
+        user: Option<String>,
+        /// File holding the password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// File holding `user:password` (opd writes the admin's as <data-dir>/admin-credential).
+        #[arg(long)]
+        credential_file: Option<PathBuf>,
+    },
+    /// The edge cloud zones (CAMARA view).
+    Zones,
+    /// Regions (operator).
+    Region(Crud<RegionArgs>),
+    /// Zones (operator).
+    Zone(Crud<ZoneArgs>),
+    /// Flavors (operator).
+    Flavor(Crud<FlavorArgs>),
+    /// Cloudlets (operator).
+    Cloudlet(Crud<CloudletArgs>),
+    /// Organizations (operator).
+    Org(Crud<OrgArgs>),
+    /// Users.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Applications.
+    App {
+        #[command(subcommand)]
+        cmd: AppCmd,
+    },
+    /// Application instances.
+    Instance {
+        #[command(subcommand)]
+        cmd: InstanceCmd,
+    },
+}
+
+#[derive(Args)]
+struct Crud<A: Args> {
+    #[command(subcommand)]
+    cmd: CrudCmd<A>,
+}
+
+#[derive(Subcommand)]
+enum CrudCmd<A: Args> {
+    /// List them.
+    List,
+    /// Show one.
+    Get { name: String },
+    /// Create one.
+    Create {
+        name: String,
+        #[command(flatten)]
+        args: A,
+    },
+    /// Delete one.
+    Delete { name: String },
+}
+
+#[derive(Args)]
+struct RegionArgs {
+    #[arg(long)]
+    description: Option<String>,
+}
+
+#[derive(Args)]
+struct OrgArgs {
+    #[arg(long)]
+    description: Option<String>,
+}
+
+#[derive(Args)]
+struct ZoneArgs {
+    #[arg(long)]
+    region: String,
+    #[arg(long, allow_hyphen_values = true)]
+    lat: f64,
+    #[arg(long, allow_hyphen_values = true)]
+    lon: f64,
+    /// Cell ids, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    cells: Vec<String>,
+    /// Polygon as `lat,lon;lat,lon;lat,lon`.
+    #[arg(long, allow_hyphen_values = true)]
+    polygon: Option<String>,
+}
+
+#[derive(Args)]
+struct FlavorArgs {
+    #[arg(long)]
+    vcpus: u32,
+    #[arg(long)]
+    memory_mb: u64,
+    #[arg(long, default_value_t = 0)]
+    disk_gb: u64,
+    #[arg(long, default_value_t = 0)]
+    gpus: u32,
+}
+
+#[derive(Args)]
+struct CloudletArgs {
+    #[arg(long)]
+    zone: String,
+    #[arg(long, allow_hyphen_values = true)]
+    lat: f64,
+    #[arg(long, allow_hyphen_values = true)]
+    lon: f64,
+    /// Docker Engine API endpoint, e.g. unix:///run/podman/podman.sock.
+    #[arg(long)]
+    endpoint: String,
+    #[arg(long)]
+    vcpus: u32,
+    #[arg(long)]
+    memory_mb: u64,
+    #[arg(long, default_value_t = 100)]
+    disk_gb: u64,
+    #[arg(long, default_value_t = 0)]
+    gpus: u32,
+    /// Flavor names, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    flavors: Vec<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    public_host: String,
+    #[arg(long)]
+    maintenance: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// List users.
+    List,
+    /// Create a user.
+    Create {
+        name: String,
+        /// Organization (developer roles).
+        #[arg(long)]
+        org: Option<String>,
+        /// OperatorAdmin, OperatorViewer, Manager, Contributor or Viewer.
+        #[arg(long)]
+        role: String,
+        /// File holding the password (else $OPCTL_NEW_PASSWORD).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Delete a user.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum AppCmd {
+    /// List apps.
+    List,
+    /// Show an app (name or id).
+    Get { app: String },
+    /// Onboard an app from a CAMARA manifest file (JSON or YAML) or from flags.
+    Create(AppCreate),
+    /// Delete an app (name or id).
+    Delete { app: String },
+}
+
+#[derive(Args)]
+struct AppCreate {
+    /// App name (not needed with --file).
+    name: Option<String>,
+    /// A CAMARA AppManifest, JSON or YAML.
+    #[arg(long, conflicts_with_all = ["version", "image", "port"])]
+    file: Option<PathBuf>,
+    #[arg(long)]
+    version: Option<String>,
+    /// Image reference, e.g. localhost/op-sample-app:latest.
+    #[arg(long)]
+    image: Option<String>,
+    /// Container port exposed to clients.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Organization (default: yours).
+    #[arg(long)]
+    provider: Option<String>,
+    #[arg(long, default_value = "500m")]
+    cpu: String,
+    #[arg(long, default_value_t = 128)]
+    memory_mb: u32,
+    #[arg(long)]
+    flavor: Option<String>,
+    /// KEY=VALUE, repeatable.
+    #[arg(long = "env")]
+    env: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum InstanceCmd {
+    /// List instances.
+    List {
+        /// Only this app's (name or id).
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// Show an instance (name or id) with its conditions.
+    Get { instance: String },
+    /// Deploy an app to a zone.
+    Create {
+        name: String,
+        /// App name or id.
+        #[arg(long)]
+        app: String,
+        /// Zone name or id.
+        #[arg(long)]
+        zone: String,
+        /// Wait until Ready and print the endpoint.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Delete an instance.
+    Delete {
+        instance: String,
+        /// Wait until it is gone.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Print the instance's first endpoint as a URL.
+    Endpoint { instance: String },
+    /// Print the instance's container output.
+    Logs {
+        instance: String,
+        #[arg(long, default_value_t = 100)]
+        tail: usize,
+    },
+}
+
+struct Ctx {
+    client: Client,
+    config: Config,
+    config_path: PathBuf,
+    server: String,
+    out: Format,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        if let Some(ClientError::Api { status: 401, .. }) = e.downcast_ref::<ClientError>() {
+            eprintln!("hint: log in again with `opctl login`");
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let config_path = cli.config.clone().unwrap_or_else(config::default_path);
+    let config = Config::load(&config_path)?;
+    let server = cli.server.clone().or(config.server.clone()).unwrap_or_else(|| config::DEFAULT_SERVER.to_string());
+    let client = Client::new(&server, config.token.clone());
+    let ctx = Ctx { client, config, config_path, server, out: cli.output };
+    match cli.cmd {
+        Cmd::Login { user, password_file, credential_file } => login(ctx, user, password_file, credential_file).await,
+        Cmd::Zones => {
+            let zones = ctx.client.zones().await?;
+            print(ctx.out, &zones, || zones_table(&zones))
+        }
+        Cmd::Region(c) => crud(&ctx, "regions", c.cmd, |_, a: RegionArgs| Ok(RegionSpec { description: a.description }), |t, r: &Object<RegionSpec>| {
+            t.add_row(vec![r.metadata.name.to_string(), r.spec.description.clone().unwrap_or_default()]);
+        }, &["NAME", "DESCRIPTION"]).await,
+        Cmd::Org(c) => crud(&ctx, "organizations", c.cmd, |_, a: OrgArgs| Ok(OrganizationSpec { description: a.description }), |t, r: &Object<OrganizationSpec>| {
+            t.add_row(vec![r.metadata.name.to_string(), r.spec.description.clone().unwrap_or_default()]);
+        }, &["NAME", "DESCRIPTION"]).await,
+        Cmd::Zone(c) => crud(&ctx, "zones", c.cmd, zone_spec, |t, z: &Object<ZoneSpec>| {
+            t.add_row(vec![
+                z.metadata.name.to_string(),
+                z.metadata.uid.to_string(),
+                z.spec.region.to_string(),
+                format!("{:.4},{:.4}", z.spec.location.latitude, z.spec.location.longitude),
+                z.spec.service_area.cells.join(","),
+            ]);
+        }, &["NAME", "ID", "REGION", "LOCATION", "CELLS"]).await,
+        Cmd::Flavor(c) => crud(&ctx, "flavors", c.cmd, |_, a: FlavorArgs| Ok(Resources { vcpus: a.vcpus, memory_mb: a.memory_mb, disk_gb: a.disk_gb, gpus: a.gpus }), |t, f: &Object<FlavorSpec>| {
+            t.add_row(vec![f.metadata.name.to_string(), f.spec.vcpus.to_string(), f.spec.memory_mb.to_string(), f.spec.disk_gb.to_string(), f.spec.gpus.to_string()]);
+        }, &["NAME", "VCPUS", "MEMORY_MB", "DISK_GB", "GPUS"]).await,
+        Cmd::Cloudlet(c) => crud(&ctx, "cloudlets", c.cmd, cloudlet_spec, |t, c: &Object<CloudletSpec>| {
+            t.add_row(vec![
+                c.metadata.name.to_string(),
+                c.spec.zone.to_string(),
+                c.spec.driver_endpoint.clone(),
+                c.spec.capacity.to_string(),
+                c.spec.flavors.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+                state_text(c.status.state, c.status.message.as_deref()),
+            ]);
+        }, &["NAME", "ZONE", "ENDPOINT", "CAPACITY", "FLAVORS", "STATE"]).await,
+        Cmd::User { cmd } => users(&ctx, cmd).await,
+        Cmd::App { cmd } => apps(&ctx, cmd).await,
+        Cmd::Instance { cmd } => instances(&ctx, cmd).await,
+    }
+}
+
+fn state_text(state: State, message: Option<&str>) -> String {
+    match message {
+        Some(m) => format!("{state}: {m}"),
+        None => state.to_string(),
+    }
+}
+
+fn read_secret(path: &PathBuf) -> Result<String> {
+    let s = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(s.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn login(mut ctx: Ctx, user: Option<String>, password_file: Option<PathBuf>, credential_file: Option<PathBuf>) -> Result<()> {
+    let (user, password) = match (credential_file, user) {
+        (Some(f), u) => {
+            let cred = read_secret(&f)?;
+            let (cu, cp) = cred.split_once(':').ok_or_else(|| anyhow!("{} must hold user:password", f.display()))?;
+            (u.unwrap_or_else(|| cu.to_string()), cp.to_string())
+        }
+        (None, Some(u)) => {
+            let p = match (password_file, std::env::var("OPCTL_PASSWORD")) {
+                (Some(f), _) => read_secret(&f)?,
+                (None, Ok(p)) => p,
+                (None, Err(_)) => {
+                    if std::io::stdin().is_terminal() {
+                        eprint!("password for {u}: ");
+                    }
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            (u, p)
+        }
+        (None, None) => bail!("give a user name, or --credential-file"),
+    };
+    let t = ctx.client.login(&user, &password).await?;
+    ctx.config.server = Some(ctx.server.clone());
+    ctx.config.token = Some(t.access_token);
+    ctx.config.save(&ctx.config_path)?;
+    eprintln!("logged in to {} as {user}", ctx.server);
+    Ok(())
+}
+
+fn zones_table(zones: &[EdgeCloudZone]) -> comfy_table::Table {
+    let mut t = table(&["NAME", "ID", "REGION", "STATUS", "PROVIDER"]);
+    for z in zones {
+        t.add_row(vec![
+            z.edge_cloud_zone_name.clone(),
+            z.edge_cloud_zone_id.to_string(),
+            z.edge_cloud_region.clone(),
+            z.edge_cloud_zone_status.clone(),
+            z.edge_cloud_provider.clone(),
+        ]);
+    }
+    t
+}
+
+async fn crud<A: Args, S: Serialize + DeserializeOwned>(
+    ctx: &Ctx,
+    plural: &str,
+    cmd: CrudCmd<A>,
+    spec: impl FnOnce(&str, A) -> Result<S>,
+    row: impl Fn(&mut comfy_table::Table, &Object<S>),
+    header: &[&str],
+) -> Result<()> {
+    let rows = |objs: &[Object<S>]| {
+        let mut t = table(header);
+        for o in objs {
+            row(&mut t, o);
+        }
+        t
+    };
+    match cmd {
+        CrudCmd::List => {
+            let objs: Vec<Object<S>> = ctx.client.list(plural).await?;
+            print(ctx.out, &objs, || rows(&objs))
+        }
+        CrudCmd::Get { name } => {
+            let o: Object<S> = ctx.client.get(plural, &name).await?;
+            print(ctx.out, &o, || rows(std::slice::from_ref(&o)))
+        }
+        CrudCmd::Create { name, args } => {
+            let s = spec(&name, args)?;
+            let o = ctx.client.create(plural, &name, &s).await?;
+            print(ctx.out, &o, || rows(std::slice::from_ref(&o)))
+        }
+        CrudCmd::Delete { name } => {
+            ctx.client.delete(plural, &name).await?;
+            eprintln!("deleted {name}");
+            Ok(())
+        }
+    }
+}
+
+fn name(s: &str, what: &str) -> Result<Name> {
+    Name::new(s).map_err(|e| anyhow!("{what} '{s}': {e}"))
+}
+
+/// Parses `lat,lon;lat,lon;...`.
+fn parse_polygon(s: &str) -> Result<Vec<GeoPoint>> {
+    s.split(';')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (lat, lon) = p.split_once(',').ok_or_else(|| anyhow!("polygon vertex '{p}' is not lat,lon"))?;
+            Ok(GeoPoint { latitude: lat.trim().parse()?, longitude: lon.trim().parse()? })
+        })
+        .collect()
+}
+
+fn zone_spec(_: &str, a: ZoneArgs) -> Result<ZoneSpec> {
+    let polygon = a.polygon.as_deref().map(parse_polygon).transpose()?.unwrap_or_default();
+    Ok(ZoneSpec {
+        region: name(&a.region, "region")?,
+        location: GeoPoint { latitude: a.lat, longitude: a.lon },
+        service_area: ServiceArea { cells: a.cells, polygon },
+    })
+}
+
+fn cloudlet_spec(_: &str, a: CloudletArgs) -> Result<CloudletSpec> {
+    Ok(CloudletSpec {
+        zone: name(&a.zone, "zone")?,
+        location: GeoPoint { latitude: a.lat, longitude: a.lon },
+        platform_type: PlatformType::Docker,
+        driver_endpoint: a.endpoint,
+        public_host: a.public_host,
+        capacity: Resources { vcpus: a.vcpus, memory_mb: a.memory_mb, disk_gb: a.disk_gb, gpus: a.gpus },
+        flavors: a.flavors.iter().map(|f| name(f, "flavor")).collect::<Result<_>>()?,
+        maintenance: a.maintenance,
+    })
+}
+
+async fn users(ctx: &Ctx, cmd: UserCmd) -> Result<()> {
+    match cmd {
+        UserCmd::List => {
+            let users = ctx.client.users().await?;
+            print(ctx.out, &users, || {
+                let mut t = table(&["NAME", "ORGANIZATION", "ROLE"]);
+                for u in &users {
+                    t.add_row(vec![
+                        u.metadata.name.to_string(),
+                        u.organization.as_ref().map(ToString::to_string).unwrap_or_else(|| "-".into()),
+                        format!("{:?}", u.role),
+                    ]);
+                }
+                t
+            })
+        }
+        UserCmd::Create { name, org, role, password_file } => {
+            let role: Role = serde_json::from_value(json!(role))
+                .map_err(|_| anyhow!("role must be OperatorAdmin, OperatorViewer, Manager, Contributor or Viewer"))?;
+            let password = match password_file {
+                Some(f) => read_secret(&f)?,
+                None => std::env::var("OPCTL_NEW_PASSWORD").map_err(|_| anyhow!("give --password-file or set OPCTL_NEW_PASSWORD"))?,
+            };
+            let u = ctx.client.create_user(&name, org.as_deref(), role, &password).await?;
+            eprintln!("created user {}", u.metadata.name);
+            Ok(())
+        }
+        UserCmd::Delete { name } => {
+            ctx.client.delete_user(&name).await?;
+            eprintln!("deleted user {name}");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves an app name or id to its id.
+async fn app_id(ctx: &Ctx, app: &str) -> Result<Uid> {
+    if let Ok(id) = app.parse::<Uid>() {
+        return Ok(id);
+    }
+    let apps = ctx.client.apps().await?;
+    let hits: Vec<_> = apps.iter().filter(|a| a.name == app).filter_map(|a| a.app_id).collect();
+    match hits.as_slice() {
+        [id] => Ok(*id),
+        [] => bail!("no app named '{app}' (see `opctl app list`)"),
+        _ => bail!("several apps are named '{app}'; use its id"),
+    }
+}
+
+/// Resolves a zone name or id to its id.
+async fn zone_id(ctx: &Ctx, zone: &str) -> Result<Uid> {
+    if let Ok(id) = zone.parse::<Uid>() {
+        return Ok(id);
+    }
+    let zones = ctx.client.zones().await?;
+    zones
+        .iter()
+        .find(|z| z.edge_cloud_zone_name == zone)
+        .map(|z| z.edge_cloud_zone_id)
+        .ok_or_else(|| anyhow!("no zone named '{zone}' (see `opctl zones`)"))
+}
+
+/// Resolves an instance name or id to its id.
+async fn instance_id(ctx: &Ctx, inst: &str) -> Result<Uid> {
+    if let Ok(id) = inst.parse::<Uid>() {
+        return Ok(id);
+    }
+    let all = ctx.client.instances(None).await?;
+    let hits: Vec<_> = all.iter().filter(|i| i.name == inst).map(|i| i.app_instance_id).collect();
+    match hits.as_slice() {
+        [id] => Ok(*id),
+        [] => bail!("no instance named '{inst}' (see `opctl instance list`)"),
+        _ => bail!("several instances are named '{inst}'; use its id"),
+    }
+}
+
+/// Builds a manifest from `opctl app create` flags.
+fn manifest_from_flags(a: &AppCreate, provider: String) -> Result<Value> {
+    let name = a.name.clone().ok_or_else(|| anyhow!("give the app's name, or --file"))?;
+    let version = a.version.clone().ok_or_else(|| anyhow!("--version is required"))?;
+    let image = a.image.clone().ok_or_else(|| anyhow!("--image is required"))?;
+    let port = a.port.ok_or_else(|| anyhow!("--port is required"))?;
+    let env = parse_env(&a.env)?;
+    let mut m = json!({
+        "name": name, "version": version, "appProvider": provider, "packageType": "CONTAINER",
+        "appRepo": {"type": "PUBLICREPO", "imagePath": image},
+        "requiredResources": {"infraKind": "container", "numCPU": a.cpu, "memory": a.memory_mb},
+        "componentSpec": [{"componentName": "main", "networkInterfaces": [
+            {"interfaceId": "main", "protocol": "TCP", "port": port, "visibilityType": "VISIBILITY_EXTERNAL"}]}],
+    });
+    if !env.is_empty() {
+        m["env"] = json!(env);
+    }
+    if let Some(f) = &a.flavor {
+        m["flavor"] = json!(f);
+    }
+    Ok(m)
+}
+
+/// Parses repeated `KEY=VALUE`.
+fn parse_env(items: &[String]) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| anyhow!("--env '{kv}' is not KEY=VALUE")))
+        .collect()
+}
+
+async fn apps(ctx: &Ctx, cmd: AppCmd) -> Result<()> {
+    match cmd {
+        AppCmd::List => {
+            let apps = ctx.client.apps().await?;
+            print(ctx.out, &apps, || {
+                let mut t = table(&["NAME", "ID", "VERSION", "PROVIDER", "IMAGE"]);
+                for a in &apps {
+                    t.add_row(vec![
+                        a.name.clone(),
+                        a.app_id.map(|i| i.to_string()).unwrap_or_default(),
+                        a.spec.version.clone(),
+                        a.spec.app_provider.clone(),
+                        a.spec.app_repo.image_path.clone(),
+                    ]);
+                }
+                t
+            })
+        }
+        AppCmd::Get { app } => {
+            let a = ctx.client.app(app_id(ctx, &app).await?).await?;
+            print(ctx.out, &a, || {
+                let mut t = table(&["NAME", "ID", "VERSION", "PROVIDER", "IMAGE"]);
+                t.add_row(vec![
+                    a.name.clone(),
+                    a.app_id.map(|i| i.to_string()).unwrap_or_default(),
+                    a.spec.version.clone(),
+                    a.spec.app_provider.clone(),
+                    a.spec.app_repo.image_path.clone(),
+                ]);
+                t
+            })
+        }
+        AppCmd::Create(a) => {
+            let manifest = match &a.file {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+                    serde_yaml::from_str::<Value>(&text).with_context(|| format!("{} is not JSON or YAML", f.display()))?
+                }
+                None => {
+                    let provider = match (&a.provider, ctx.client_org()) {
+                        (Some(p), _) => p.clone(),
+                        (None, Some(o)) => o,
+                        (None, None) => bail!("--provider is required for operator users"),
+                    };
+                    manifest_from_flags(&a, provider)?
+                }
+            };
+            let id = ctx.client.submit_app(&manifest).await?;
+            print(ctx.out, &json!({"appId": id}), || {
+                let mut t = table(&["APP ID"]);
+                t.add_row(vec![id.to_string()]);
+                t
+            })
+        }
+        AppCmd::Delete { app } => {
+            ctx.client.delete_app(app_id(ctx, &app).await?).await?;
+            eprintln!("deleted app {app}");
+            Ok(())
+        }
+    }
+}
+
+impl Ctx {
+    fn client_org(&self) -> Option<String> {
+        self.config.token.as_deref().and_then(config::token_org)
+    }
+}
+
+fn endpoint_urls(i: &AppInstance) -> Vec<String> {
+    i.observed.endpoints.iter().map(|e| format!("http://{}:{}/", e.host, e.port)).collect()
+}
+
+fn instances_table(list: &[AppInstanceInfo]) -> comfy_table::Table {
+    let mut t = table(&["NAME", "ID", "APP", "ZONE", "STATUS", "ENDPOINT"]);
+    for i in list {
+        let ep = i
+            .component_endpoint_info
+            .iter()
+            .filter_map(|c| {
+                let ap = &c["accessPoints"];
+                Some(format!("{}:{}", ap["ipv4Addresses"][0].as_str()?, ap["port"].as_u64()?))
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        t.add_row(vec![
+            i.name.clone(),
+            i.app_instance_id.to_string(),
+            i.app_id.to_string(),
+            i.edge_cloud_zone_id.to_string(),
+            i.status.clone(),
+            ep,
+        ]);
+    }
+    t
+}
+
+fn spinner(msg: String) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb.set_message(msg);
+    pb
+}
+
+async fn wait_ready(ctx: &Ctx, id: Uid, timeout: Duration) -> Result<AppInstance> {
+    let pb = spinner("waiting for the instance".into());
+    let deadline = Instant::now() + timeout;
+    loop {
+        let inst = ctx.client.instance(id).await?.ok_or_else(|| anyhow!("instance {id} disappeared"))?;
+        pb.set_message(state_text(inst.status.state, inst.status.message.as_deref()));
+        if inst.status.state == State::Ready {
+            pb.finish_and_clear();
+            return Ok(inst);
+        }
+        if Instant::now() > deadline {
+            pb.finish_and_clear();
+            bail!(
+                "instance {id} not Ready after {}s: {}",
+                timeout.as_secs(),
+                state_text(inst.status.state, inst.status.message.as_deref())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn instances(ctx: &Ctx, cmd: InstanceCmd) -> Result<()> {
+    match cmd {
+        InstanceCmd::List { app } => {
+            let app = match app {
+                Some(a) => Some(app_id(ctx, &a).await?),
+                None => None,
+            };
+            let list = ctx.client.instances(app).await?;
+            print(ctx.out, &list, || instances_table(&list))
+        }
+        InstanceCmd::Get { instance } => {
+            let id = instance_id(ctx, &instance).await?;
+            let inst = ctx.client.instance(id).await?.ok_or_else(|| anyhow!("no instance {instance}"))?;
+            print(ctx.out, &inst, || {
+                let mut t = table(&["FIELD", "VALUE"]);
+                t.add_row(vec!["name".to_string(), inst.metadata.name.to_string()]);
+                t.add_row(vec!["id".to_string(), id.to_string()]);
+                t.add_row(vec!["state".to_string(), state_text(inst.status.state, inst.status.message.as_deref())]);
+                t.add_row(vec!["endpoints".to_string(), endpoint_urls(&inst).join(" ")]);
+                for c in &inst.status.conditions {
+                    t.add_row(vec![format!("condition {}", c.kind), format!("{} {} (since {})", c.status, c.reason, c.since)]);
+                }
+                t
+            })
+        }
+        InstanceCmd::Create { name, app, zone, wait, timeout } => {
+            let (app, zone) = (app_id(ctx, &app).await?, zone_id(ctx, &zone).await?);
+            let info = ctx.client.create_instance(&name, app, zone).await?;
+            let id = info.app_instance_id;
+            if !wait {
+                return print(ctx.out, &info, || instances_table(std::slice::from_ref(&info)));
+            }
+            let inst = wait_ready(ctx, id, Duration::from_secs(timeout)).await?;
+            print(ctx.out, &inst, || {
+                let mut t = table(&["NAME", "ID", "STATE", "ENDPOINT"]);
+                t.add_row(vec![name.clone(), id.to_string(), inst.status.state.to_string(), endpoint_urls(&inst).join(" ")]);
+                t
+            })
+        }
+        InstanceCmd::Delete { instance, wait, timeout } => {
+            let id = instance_id(ctx, &instance).await?;
+            ctx.client.delete_instance(id).await?;
+            if wait {
+                let pb = spinner(format!("deleting {instance}"));
+                let deadline = Instant::now() + Duration::from_secs(timeout);
+                while ctx.client.instance(id).await?.is_some() {
+                    if Instant::now() > deadline {
+                        pb.finish_and_clear();
+                        bail!("instance {instance} still there after {timeout}s");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                pb.finish_and_clear();
+            }
+            eprintln!("deleted instance {instance}");
+            Ok(())
+        }
+        InstanceCmd::Endpoint { instance } => {
+            let id = instance_id(ctx, &instance).await?;
+            let inst = ctx.client.instance(id).await?.ok_or_else(|| anyhow!("no instance {instance}"))?;
+            let url = endpoint_urls(&inst).into_iter().next().ok_or_else(|| anyhow!("instance {instance} has no endpoint yet"))?;
+            println!("{url}");
+            Ok(())
+        }
+        InstanceCmd::Logs { instance, tail } => {
+            let id = instance_id(ctx, &instance).await?;
+            print!("{}", ctx.client.logs(id, tail).await?);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polygon_and_env_parsing() {
+        let p = parse_polygon("48.1,2.2; 48.2,2.3;48.0,-2.4").unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[2].longitude, -2.4);
+        assert!(parse_polygon("48.1").is_err());
+        let e = parse_env(&["A=1".into(), "B=x=y".into()]).unwrap();
+        assert_eq!(e["B"], "x=y");
+        assert!(parse_env(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn flags_make_a_valid_manifest() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "opctl", "app", "create", "hello", "--version", "1", "--image", "img:1", "--port", "8080", "--env", "K=V",
+        ])
+        .unwrap();
+        let Cmd::App { cmd: AppCmd::Create(a) } = cli.cmd else { panic!("parsed") };
+        let m = manifest_from_flags(&a, "acme_games".into()).unwrap();
+        let mut rest = m.clone();
+        rest.as_object_mut().unwrap().remove("name");
+        let spec: op_types::specs::AppSpec = serde_json::from_value(rest).unwrap();
+        use op_types::Validate;
+        assert_eq!(spec.validate(), Ok(()));
+        assert_eq!(spec.env["K"], "V");
+    }
+}
