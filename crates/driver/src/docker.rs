@@ -107,12 +107,17 @@ fn port_in_use(message: &str) -> Option<u16> {
     if !(lower.contains("address already in use") || lower.contains("already allocated") || lower.contains("port is already")) {
         return None;
     }
-    // The port is the number after the last ':' of an address like 127.0.0.1:8080.
-    lower
-        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-        .filter_map(|tok| tok.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
-        .find(|p| *p != 0)
-        .or(Some(0))
+    // The port is the digits after a ':' of an address like 127.0.0.1:8080.
+    let ports: Vec<u16> = lower
+        .split(':')
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .filter(|p| *p != 0)
+        .collect();
+    Some(ports.last().copied().unwrap_or(0))
 }
 
 #[async_trait]
