@@ -115,29 +115,49 @@ impl InstanceReconciler {
         }
     }
 
-    /// Ensures the container exists and runs; returns what the runtime reports.
-    async fn ensure_running(&self, driver: &dyn Driver, spec: &ContainerSpec) -> Result<ContainerInfo, DriverError> {
+    /// Ensures the container exists and runs; returns what the runtime reports. `known` says
+    /// whether a container was seen before: if not, creation is tried first (the fast path of a
+    /// new instance: create, start, inspect, as a client of the runtime would), and a name
+    /// already in use (a crash after creation) falls back to adopting it.
+    async fn ensure_running(
+        &self,
+        driver: &dyn Driver,
+        spec: &ContainerSpec,
+        known: bool,
+    ) -> Result<ContainerInfo, DriverError> {
+        if !known {
+            match driver.create(spec).await {
+                Ok(id) => return Self::start_and_inspect(driver, &id, &spec.name).await,
+                Err(DriverError::NameInUse(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let info = match driver.inspect(&spec.name).await? {
             Some(info) => info,
             None => {
-                match driver.create(spec).await {
-                    Ok(_) | Err(DriverError::NameInUse(_)) => {}
+                let id = match driver.create(spec).await {
+                    Ok(id) => id,
+                    Err(DriverError::NameInUse(_)) => spec.name.clone(),
                     Err(e) => return Err(e),
-                }
-                driver.inspect(&spec.name).await?.ok_or_else(|| DriverError::NotFound(spec.name.clone()))?
+                };
+                return Self::start_and_inspect(driver, &id, &spec.name).await;
             }
         };
         if info.state == ContainerState::Running {
             return Ok(info);
         }
-        if let Err(e) = driver.start(&info.id).await {
+        Self::start_and_inspect(driver, &info.id, &spec.name).await
+    }
+
+    async fn start_and_inspect(driver: &dyn Driver, id: &str, name: &str) -> Result<ContainerInfo, DriverError> {
+        if let Err(e) = driver.start(id).await {
             if matches!(e, DriverError::PortInUse(_)) {
                 // Leave no half-made container holding the name: the next try starts clean.
-                let _ = driver.remove(&info.id).await;
+                let _ = driver.remove(id).await;
             }
             return Err(e);
         }
-        driver.inspect(&info.id).await?.ok_or_else(|| DriverError::NotFound(spec.name.clone()))
+        driver.inspect(id).await?.ok_or_else(|| DriverError::NotFound(name.to_string()))
     }
 }
 
@@ -186,7 +206,8 @@ impl Reconciler for InstanceReconciler {
             Ok(d) => d,
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,
         };
-        let info = match self.ensure_running(driver.as_ref(), &spec).await {
+        let known = inst.observed.container_id.is_some();
+        let info = match self.ensure_running(driver.as_ref(), &spec, known).await {
             Ok(info) => info,
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,
         };
