@@ -21,6 +21,8 @@ use crate::{backoff, Action, Drivers, ReconcileError, Reconciler};
 
 /// How often a Ready instance is re-checked (container still running, port still answering).
 const HEALTH_PERIOD: Duration = Duration::from_secs(5);
+/// How long an app gets to exit after SIGTERM when its instance is deleted.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How often a starting instance's port is probed.
 const STARTING_PROBE: Duration = Duration::from_millis(25);
 
@@ -68,7 +70,12 @@ impl InstanceReconciler {
         inst.status.message = Some("removing the container".into());
         self.save(&mut inst, &before).await?;
         match self.cloudlet(&inst).await {
-            Ok(cl) => self.drivers.for_cloudlet(&cl.spec)?.remove(&container_name(inst.metadata.uid)).await?,
+            Ok(cl) => {
+                let driver = self.drivers.for_cloudlet(&cl.spec)?;
+                let name = container_name(inst.metadata.uid);
+                driver.stop(&name, STOP_GRACE).await?;
+                driver.remove(&name).await?;
+            }
             // The cloudlet is gone: nothing left to remove there.
             Err(ReconcileError::Dangling(_)) => {}
             Err(e) => return Err(e),

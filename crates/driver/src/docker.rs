@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use bollard::container::{
     Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions, RemoveContainerOptions,
-    StartContainerOptions,
+    StartContainerOptions, StopContainerOptions,
 };
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, PortBinding};
@@ -192,6 +192,15 @@ impl Driver for DockerDriver {
         match self.docker.start_container(id, None::<StartContainerOptions<String>>).await {
             Ok(()) => Ok(()),
             Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) => Err(self.map(e)),
+        }
+    }
+
+    async fn stop(&self, id: &str, grace: std::time::Duration) -> Result<(), DriverError> {
+        let opts = StopContainerOptions { t: grace.as_secs().max(1) as i64 };
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
             Err(e) => Err(self.map(e)),
         }
     }

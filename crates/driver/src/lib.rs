@@ -147,7 +147,10 @@ pub trait Driver: Send + Sync + 'static {
     async fn create(&self, spec: &ContainerSpec) -> Result<String, DriverError>;
     /// Starts a container; starting a running one is not an error.
     async fn start(&self, id: &str) -> Result<(), DriverError>;
-    /// Removes a container, stopping it first; removing a missing one is not an error.
+    /// Stops a running container: SIGTERM, then SIGKILL after `grace`. Stopping a stopped or
+    /// missing container is not an error.
+    async fn stop(&self, id: &str, grace: std::time::Duration) -> Result<(), DriverError>;
+    /// Removes a container (killing it if still running); removing a missing one is not an error.
     async fn remove(&self, id: &str) -> Result<(), DriverError>;
     /// Inspects a container by id or name; `None` if it does not exist.
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, DriverError>;

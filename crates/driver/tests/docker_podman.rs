@@ -70,6 +70,11 @@ async fn lifecycle_and_idempotence() {
     let listed = d.list(&[(LABEL_INSTANCE, s.labels[LABEL_INSTANCE].as_str())]).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(d.logs(&id, 10).await.unwrap().contains("listening"));
+    let t = Instant::now();
+    d.stop(&id, Duration::from_secs(5)).await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(4), "the app exits on SIGTERM, no kill needed");
+    assert_eq!(d.inspect(&id).await.unwrap().unwrap().state, ContainerState::Exited);
+    d.stop(&id, Duration::from_secs(5)).await.unwrap();
     d.remove(&id).await.unwrap();
     assert!(d.inspect(&s.name).await.unwrap().is_none());
     d.remove(&id).await.unwrap();

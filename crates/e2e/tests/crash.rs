@@ -13,15 +13,20 @@ async fn kill9_during_deploy_converges_exactly_once() -> anyhow::Result<()> {
     let zone = p.zone_id(&dev, "local").await?;
     let app = dev.sample_app("crash_test", "crashy", serde_json::json!({})).await?;
 
-    let mut ids = BTreeSet::new();
-    for round in 0..2 {
-        for i in 0..5 {
-            ids.insert(dev.deploy(&format!("inst_{round}_{i}"), &app, &zone).await?);
-        }
-        // Kill while the controller is in the middle of creating and starting containers.
-        tokio::time::sleep(Duration::from_millis(150 * round)).await;
-        p.restart().await?;
+    // Ten deployments at once; kill -9 while the controller is creating and starting them.
+    let mut deploys = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let (dev, app, zone) = (dev.clone(), app.clone(), zone.clone());
+        deploys.spawn(async move { dev.deploy(&format!("inst_{i}"), &app, &zone).await });
     }
+    let mut ids = BTreeSet::new();
+    while let Some(id) = deploys.join_next().await {
+        ids.insert(id??);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = containers_of_platform(&p.data_dir()).await?.len();
+    p.restart().await?;
+    eprintln!("killed with {before} of 10 containers made");
     assert_eq!(ids.len(), 10);
     for id in &ids {
         let inst = dev.wait_ready(id, Duration::from_secs(90)).await?;

@@ -85,7 +85,24 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
     }
 }
 
+extern "C" {
+    fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    fn _exit(status: i32) -> !;
+}
+
+/// SIGTERM ends the app at once. As PID 1 in its container it would otherwise ignore the
+/// signal, and every stop would wait for the runtime's SIGKILL.
+extern "C" fn on_term(_: i32) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { _exit(0) }
+}
+
 fn main() {
+    const SIGTERM: i32 = 15;
+    // SAFETY: installs a handler that only calls an async-signal-safe function.
+    unsafe {
+        signal(SIGTERM, on_term);
+    }
     let port = std::env::var("PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(8080);
     let listener = match TcpListener::bind(("0.0.0.0", port)) {
         Ok(l) => l,
