@@ -1,14 +1,63 @@
 #!/usr/bin/env bash
-# Builds the sample app as a static binary and the FROM-scratch image
-# localhost/op-sample-app:latest with Podman. Nothing is pulled. Idempotent; prints the image id.
+# Builds the sample app as a fully static binary (glibc, +crt-static) and the FROM-scratch image
+# localhost/op-sample-app:latest with Podman (crates/sample-app/Containerfile). Nothing is
+# pulled. Idempotent: unchanged sources give the same binary and the same image. Prints the
+# image id on stdout; progress goes to stderr.
+#
+# The binary is built under "${CARGO_TARGET_DIR:-<repo>/target}/static", apart from the normal
+# builds, so its RUSTFLAGS never invalidate them.
 set -euo pipefail
+
+# A relative CARGO_TARGET_DIR is relative to the caller's directory, as cargo sees it.
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+  case "$CARGO_TARGET_DIR" in
+    /*) target=$CARGO_TARGET_DIR ;;
+    *) target=$PWD/$CARGO_TARGET_DIR ;;
+  esac
+fi
 cd "$(dirname "$0")/.."
-target=${CARGO_TARGET_DIR:-$PWD/target}
+root=$PWD
+target=${target:-$root/target}
+triple=x86_64-unknown-linux-gnu
+image=localhost/op-sample-app:latest
+
+# The API service runs as root; a rootless build would land in another image store.
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+echo "==> building op-sample-app (static, $triple)" >&2
 RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release -p op-sample-app \
-  --target x86_64-unknown-linux-gnu --target-dir "$target/static"
-bin="$target/static/x86_64-unknown-linux-gnu/release/op-sample-app"
+  --target "$triple" --target-dir "$target/static"
+bin="$target/static/$triple/release/op-sample-app"
+
+# FROM scratch has no libc: the binary must not be dynamic.
+if ldd "$bin" >/dev/null 2>&1 && ! ldd "$bin" 2>&1 | grep -q 'statically linked'; then
+  echo "$bin is dynamically linked:" >&2
+  ldd "$bin" >&2
+  exit 1
+fi
+
+# Smoke test: it starts and listens (PORT=0: any free port).
+log=$(mktemp)
+PORT=0 "$bin" >"$log" 2>&1 &
+pid=$!
+for _ in $(seq 1 50); do
+  grep -q listening "$log" && break
+  sleep 0.1
+done
+kill "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+if ! grep -q listening "$log"; then
+  echo "$bin did not start:" >&2
+  cat "$log" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
+
+echo "==> building $image" >&2
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp "$bin" "$ctx/op-sample-app"
-cp crates/sample-app/Containerfile "$ctx/Containerfile"
-podman build -q -t localhost/op-sample-app:latest "$ctx"
+$SUDO podman build -q --layers -f "$root/crates/sample-app/Containerfile" -t "$image" "$ctx" >/dev/null
+$SUDO podman image inspect --format '{{.Id}}' "$image"

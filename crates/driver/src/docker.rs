@@ -1,7 +1,26 @@
 //! The `docker` driver: the Docker Engine API, as served by Docker and by Podman's compatible
 //! service, through bollard.
+//!
+//! What the runtimes answer, and how it maps to [`DriverError`] (checked against Podman 4.3's
+//! compat API, which reports API version 1.41, and Docker's documented behaviour):
+//!
+//! | Case | Podman 4.3 | Docker | Maps to |
+//! |---|---|---|---|
+//! | runtime down, socket missing, refused | connection error | connection error | [`DriverError::Unavailable`] |
+//! | create, image missing | 404 `no such image: ...: image not known` | 404 `No such image: ...` | [`DriverError::ImageNotFound`] |
+//! | create, name taken | **500** `... the container name "x" is already in use by ...` | 409 `Conflict. The container name "/x" is already in use ...` | [`DriverError::NameInUse`] |
+//! | start, host port taken | 500 `cannot listen on the TCP port: listen tcp4 127.0.0.1:P: bind: address already in use` | 500 `... Bind for 127.0.0.1:P failed: port is already allocated` | [`DriverError::PortInUse`]`(P)` |
+//! | start, already running | 304 | 304 | `Ok(())` |
+//! | any call, no such container | 404 `no container with name or ID "x" found: no such container` | 404 `No such container: x` | [`DriverError::NotFound`] (`inspect`: `None`, `remove`: `Ok`) |
+//! | limits, cgroup controller missing | error mentioning cgroups | warning `... Limitation discarded.` | [`DriverError::Runtime`] naming the cause; warnings are logged |
+//!
+//! Random host ports: a [`crate::PortSpec`] without a host port is bound with an empty
+//! `HostPort`, and the runtime picks one (Podman at create, Docker at start); [`Driver::inspect`]
+//! reports it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::container::{
@@ -9,34 +28,97 @@ use bollard::container::{
     StartContainerOptions, StopContainerOptions,
 };
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, PortBinding};
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary, HostConfig, PortBinding, PortMap,
+    RestartPolicy, RestartPolicyNameEnum,
+};
 use bollard::{Docker, API_DEFAULT_VERSION};
 use futures::StreamExt;
+use tracing::{debug, warn};
 
 use crate::{ContainerInfo, ContainerSpec, ContainerState, Driver, DriverError, PortProtocol, PublishedPort};
 
-/// Seconds a runtime call may take before it counts as unavailable.
-const TIMEOUT_SECS: u64 = 60;
+/// Seconds one runtime request may take before it counts as unavailable.
+const TIMEOUT_SECS: u64 = 120;
 
-/// A Docker Engine API client for one cloudlet.
+/// How long [`Driver::ping`] waits: a health check must not hang for [`TIMEOUT_SECS`].
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Docker Engine API client for one cloudlet: a Docker daemon or Podman's Docker-compatible
+/// service (`podman system service`).
+///
+/// The API version is negotiated on the first call that reaches the runtime: bollard speaks
+/// 1.47 by default, and the driver steps down to what the runtime reports (Podman 4.3: 1.41),
+/// so older daemons do not refuse requests as "client version too new".
 pub struct DockerDriver {
     docker: Docker,
     endpoint: String,
+    negotiated: AtomicBool,
+}
+
+impl std::fmt::Debug for DockerDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerDriver").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
 }
 
 impl DockerDriver {
-    /// Connects to `endpoint`: `unix:///path/to.sock`, `tcp://host:port` or `http://host:port`.
-    /// Connecting opens nothing yet; a missing socket is reported as [`DriverError::Unavailable`].
+    /// Connects to `endpoint`: `unix:///path/to.sock`, `tcp://host:port` or `http://host:port`
+    /// (plain HTTP; `tcp://` is taken as HTTP, as the Docker CLI does without TLS).
+    ///
+    /// Nothing is sent yet. A unix socket that does not exist is reported here as
+    /// [`DriverError::Unavailable`] (retry once the runtime is up); a runtime that is down later
+    /// makes each call fail with [`DriverError::Unavailable`]. An endpoint that is not one of
+    /// the forms above is a [`DriverError::Runtime`] error.
     pub fn connect(endpoint: &str) -> Result<Self, DriverError> {
+        let endpoint = endpoint.trim();
         let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err(DriverError::Runtime(format!("endpoint '{endpoint}' names no socket path")));
+            }
             Docker::connect_with_unix(path, TIMEOUT_SECS, API_DEFAULT_VERSION)
-        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-            Docker::connect_with_http(endpoint, TIMEOUT_SECS, API_DEFAULT_VERSION)
+        } else if let Some(addr) = endpoint.strip_prefix("tcp://").or_else(|| endpoint.strip_prefix("http://")) {
+            if addr.trim_end_matches('/').is_empty() {
+                return Err(DriverError::Runtime(format!("endpoint '{endpoint}' names no host")));
+            }
+            Docker::connect_with_http(
+                &format!("http://{}", addr.trim_end_matches('/')),
+                TIMEOUT_SECS,
+                API_DEFAULT_VERSION,
+            )
         } else {
-            return Err(DriverError::Runtime(format!("unsupported endpoint '{endpoint}'")));
+            return Err(DriverError::Runtime(format!(
+                "unsupported driver endpoint '{endpoint}': use unix:///path, tcp://host:port or http://host:port"
+            )));
         };
         let docker = docker.map_err(|e| DriverError::Unavailable(format!("{endpoint}: {e}")))?;
-        Ok(Self { docker, endpoint: endpoint.to_string() })
+        Ok(Self { docker, endpoint: endpoint.to_string(), negotiated: AtomicBool::new(false) })
+    }
+
+    /// The endpoint this driver talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The client, after negotiating the API version once. Concurrent first calls may both
+    /// negotiate; that is harmless (the version is shared and only ever lowered).
+    async fn client(&self) -> Result<&Docker, DriverError> {
+        if !self.negotiated.load(Ordering::Acquire) {
+            match self.docker.clone().negotiate_version().await {
+                Ok(d) => {
+                    let v = d.client_version();
+                    debug!(endpoint = %self.endpoint, api = %format!("{}.{}", v.major_version, v.minor_version), "negotiated API version");
+                    self.negotiated.store(true, Ordering::Release);
+                }
+                Err(e) if is_connection_error(&e) => return Err(self.unavailable(e)),
+                Err(e) => {
+                    // The runtime answered but not with a usable version: keep the default.
+                    warn!(endpoint = %self.endpoint, error = %e, "API version negotiation failed; using the client default");
+                    self.negotiated.store(true, Ordering::Release);
+                }
+            }
+        }
+        Ok(&self.docker)
     }
 
     fn unavailable(&self, e: impl std::fmt::Display) -> DriverError {
@@ -47,96 +129,259 @@ impl DockerDriver {
     fn map(&self, e: BollardError) -> DriverError {
         match e {
             BollardError::DockerResponseServerError { status_code: 404, message } => DriverError::NotFound(message),
-            BollardError::DockerResponseServerError { status_code: 409, message } => DriverError::NameInUse(message),
-            BollardError::DockerResponseServerError { status_code, message } if status_code >= 500 => {
+            BollardError::DockerResponseServerError { status_code, message } => {
                 if let Some(p) = port_in_use(&message) {
                     DriverError::PortInUse(p)
+                } else if let Some(hint) = cgroup_hint(&message) {
+                    DriverError::Runtime(hint)
                 } else {
                     DriverError::Runtime(format!("{status_code}: {message}"))
                 }
             }
-            BollardError::DockerResponseServerError { status_code, message } => {
-                DriverError::Runtime(format!("{status_code}: {message}"))
-            }
-            other => self.unavailable(other),
+            e if is_connection_error(&e) => self.unavailable(e),
+            other => DriverError::Runtime(other.to_string()),
         }
     }
 
-    fn info(&self, r: ContainerInspectResponse) -> ContainerInfo {
-        let labels: BTreeMap<String, String> =
-            r.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default().into_iter().collect();
-        let (state, exit_code) = match &r.state {
-            Some(s) => (
-                match s.status {
-                    Some(ContainerStateStatusEnum::RUNNING) => ContainerState::Running,
-                    Some(ContainerStateStatusEnum::CREATED) => ContainerState::Created,
-                    Some(ContainerStateStatusEnum::EXITED) => ContainerState::Exited,
-                    _ => ContainerState::Other,
-                },
-                s.exit_code,
-            ),
-            None => (ContainerState::Other, None),
-        };
-        let mut ports = Vec::new();
-        let bindings = r.network_settings.as_ref().and_then(|n| n.ports.clone()).unwrap_or_default();
-        for (key, binds) in bindings {
-            let Some(container_port) = key.split('/').next().and_then(|p| p.parse().ok()) else { continue };
-            for b in binds.unwrap_or_default() {
-                if let Some(host_port) = b.host_port.as_deref().and_then(|p| p.parse().ok()).filter(|p| *p != 0) {
-                    let host_ip = b.host_ip.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| "0.0.0.0".into());
-                    ports.push(PublishedPort { container_port, host_ip, host_port });
-                }
+    /// Finds a container by id or name through the list API, for when inspect's answer cannot
+    /// be decoded (Podman reports transitional states such as `stopping` that the Docker API
+    /// schema does not have).
+    async fn inspect_by_listing(&self, id: &str) -> Result<Option<ContainerInfo>, DriverError> {
+        let docker = self.client().await?;
+        for key in ["id", "name"] {
+            let filters = HashMap::from([(key.to_string(), vec![id.to_string()])]);
+            let opts = ListContainersOptions { all: true, filters, ..Default::default() };
+            let found = docker.list_containers(Some(opts)).await.map_err(|e| self.map(e))?;
+            let hit = found.into_iter().find(|s| {
+                s.id.as_deref().is_some_and(|i| i.starts_with(id))
+                    || s.names.iter().flatten().any(|n| n.trim_start_matches('/') == id.trim_start_matches('/'))
+            });
+            if let Some(s) = hit {
+                return Ok(Some(summary_info(s)));
             }
         }
-        ports.sort_by_key(|p| (p.container_port, p.host_port));
-        ContainerInfo {
-            id: r.id.unwrap_or_default(),
-            name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
-            labels,
-            state,
-            exit_code,
-            ports,
-        }
+        Ok(None)
+    }
+
+    /// The first fixed host port `id` binds, to name the port of a bind failure whose message
+    /// did not say which.
+    async fn fixed_host_port(&self, id: &str) -> Option<u16> {
+        let r = self.docker.inspect_container(id, None).await.ok()?;
+        let bindings = r.host_config?.port_bindings?;
+        bindings.into_values().flatten().flatten().find_map(|b| parse_port(b.host_port.as_deref()))
     }
 }
 
+/// Whether `e` means the runtime could not be reached (as opposed to an answer).
+fn is_connection_error(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::RequestTimeoutError
+            | BollardError::SocketNotFoundError(_)
+            | BollardError::IOError { .. }
+            | BollardError::HyperResponseError { .. }
+            | BollardError::HyperLegacyError { .. }
+    )
+}
+
+/// Whether `e` is an answer the client could not decode.
+fn is_decode_error(e: &BollardError) -> bool {
+    matches!(e, BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. })
+}
+
+/// A non-zero port number from a runtime's string form (`""` and `"0"` mean none).
+fn parse_port(s: Option<&str>) -> Option<u16> {
+    s.and_then(|p| p.trim().parse::<u16>().ok()).filter(|p| *p != 0)
+}
+
+/// Published ports of a runtime port map (`"8080/tcp" -> [{HostIp, HostPort}]`), skipping
+/// bindings without a host port yet.
+fn published(map: &PortMap) -> Vec<PublishedPort> {
+    let mut ports = Vec::new();
+    for (key, binds) in map {
+        let Some(container_port) = key.split('/').next().and_then(|p| p.parse().ok()) else { continue };
+        for b in binds.iter().flatten() {
+            if let Some(host_port) = parse_port(b.host_port.as_deref()) {
+                let host_ip = b.host_ip.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| "0.0.0.0".into());
+                ports.push(PublishedPort { container_port, host_ip, host_port });
+            }
+        }
+    }
+    normalize(ports)
+}
+
+fn normalize(mut ports: Vec<PublishedPort>) -> Vec<PublishedPort> {
+    ports.sort_by(|a, b| (a.container_port, a.host_port, &a.host_ip).cmp(&(b.container_port, b.host_port, &b.host_ip)));
+    ports.dedup();
+    ports
+}
+
+/// The driver's view of an inspect answer. Ports come from what the runtime publishes
+/// (`NetworkSettings.Ports`), or, for a container that publishes nothing right now (Docker
+/// when not running), from the fixed host ports it asked for (`HostConfig.PortBindings`).
+fn inspect_info(r: ContainerInspectResponse) -> ContainerInfo {
+    let labels: BTreeMap<String, String> =
+        r.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default().into_iter().collect();
+    let state = match r.state.as_ref().and_then(|s| s.status) {
+        Some(ContainerStateStatusEnum::RUNNING) => ContainerState::Running,
+        Some(ContainerStateStatusEnum::CREATED) => ContainerState::Created,
+        Some(ContainerStateStatusEnum::EXITED) => ContainerState::Exited,
+        _ => ContainerState::Other,
+    };
+    let exit_code = if state == ContainerState::Exited { r.state.as_ref().and_then(|s| s.exit_code) } else { None };
+    let mut ports = r.network_settings.as_ref().and_then(|n| n.ports.as_ref()).map(published).unwrap_or_default();
+    if ports.is_empty() {
+        ports = r.host_config.as_ref().and_then(|h| h.port_bindings.as_ref()).map(published).unwrap_or_default();
+    }
+    ContainerInfo {
+        id: r.id.unwrap_or_default(),
+        name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        labels,
+        state,
+        exit_code,
+        ports,
+    }
+}
+
+/// The driver's view of a list entry. The exit code comes from the status text
+/// (`Exited (137) 2 seconds ago`), which Docker and Podman both write that way.
+fn summary_info(s: ContainerSummary) -> ContainerInfo {
+    let state = match s.state.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("running") => ContainerState::Running,
+        Some("created" | "configured") => ContainerState::Created,
+        Some("exited" | "stopped") => ContainerState::Exited,
+        _ => ContainerState::Other,
+    };
+    let exit_code =
+        if state == ContainerState::Exited { s.status.as_deref().and_then(exit_code_of_status) } else { None };
+    let ports = s
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            let host_port = p.public_port.filter(|h| *h != 0)?;
+            let host_ip = p.ip.filter(|h| !h.is_empty()).unwrap_or_else(|| "0.0.0.0".into());
+            Some(PublishedPort { container_port: p.private_port, host_ip, host_port })
+        })
+        .collect();
+    ContainerInfo {
+        id: s.id.unwrap_or_default(),
+        name: s.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+        labels: s.labels.unwrap_or_default().into_iter().collect(),
+        state,
+        exit_code,
+        ports: normalize(ports),
+    }
+}
+
+/// `137` from `Exited (137) 2 seconds ago`.
+fn exit_code_of_status(status: &str) -> Option<i64> {
+    let rest = &status[status.find('(')? + 1..];
+    rest[..rest.find(')')?].trim().parse().ok()
+}
+
 /// Extracts the port from the runtime's "address already in use" / "port is already allocated"
-/// messages (Docker and Podman word them differently).
+/// messages (Docker and Podman word them differently). `Some(0)` when the message says a port
+/// is taken but not which.
 fn port_in_use(message: &str) -> Option<u16> {
     let lower = message.to_ascii_lowercase();
-    if !(lower.contains("address already in use") || lower.contains("already allocated") || lower.contains("port is already")) {
+    if !(lower.contains("address already in use")
+        || lower.contains("already allocated")
+        || lower.contains("port is already"))
+    {
         return None;
     }
-    // The port is the digits after a ':' of an address like 127.0.0.1:8080.
-    let ports: Vec<u16> = lower
+    // The port is the digits after the last ':' of an address like 127.0.0.1:8080 or [::1]:8080.
+    let port = lower
         .split(':')
         .skip(1)
         .filter_map(|rest| {
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
+            // An address's port is followed by a separator, not by more of an IPv6 group.
+            let next = rest[digits.len()..].chars().next();
+            if matches!(next, Some(c) if c.is_ascii_hexdigit() || c == ']') {
+                return None;
+            }
+            digits.parse::<u16>().ok()
         })
         .filter(|p| *p != 0)
-        .collect();
-    Some(ports.last().copied().unwrap_or(0))
+        .last();
+    Some(port.unwrap_or(0))
+}
+
+/// A clear message when the runtime could not apply CPU or memory limits because the cgroup
+/// controllers are missing (rootless Podman on cgroup v1, cgroup v2 without delegation, a
+/// kernel without CFS quota or memory accounting). The driver never drops limits silently:
+/// the controller sees the error.
+fn cgroup_hint(message: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    let about_limits = lower.contains("cgroup")
+        || lower.contains("cfs")
+        || lower.contains("memory.max")
+        || lower.contains("memory.limit_in_bytes")
+        || lower.contains("cpu.max")
+        || lower.contains("nanocpus");
+    let failed = lower.contains("not supported")
+        || lower.contains("does not support")
+        || lower.contains("no such file")
+        || lower.contains("permission denied")
+        || lower.contains("read-only file system")
+        || lower.contains("not available")
+        || lower.contains("cannot set")
+        || lower.contains("can not be set");
+    (about_limits && failed).then(|| {
+        format!("the runtime cannot apply CPU/memory limits (cgroup controllers unavailable on the cloudlet host?): {message}")
+    })
+}
+
+/// Podman answers a taken name with 500 instead of Docker's 409.
+fn name_in_use(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("name") && lower.contains("already in use") && !lower.contains("address already in use")
+}
+
+/// Podman answers 404 `no such image` (Docker: `No such image`) when creating from a missing
+/// image; older Podman versions answered 500 `image not known`.
+fn image_missing(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("no such image") || lower.contains("image not known")
 }
 
 #[async_trait]
 impl Driver for DockerDriver {
+    /// Pings the runtime (and negotiates the API version), giving up after 10 seconds. Any
+    /// failure is [`DriverError::Unavailable`].
     async fn ping(&self) -> Result<(), DriverError> {
-        self.docker.ping().await.map(|_| ()).map_err(|e| self.unavailable(e))
+        let call = async {
+            let docker = self.client().await?;
+            docker.ping().await.map(|_| ()).map_err(|e| self.unavailable(e))
+        };
+        match tokio::time::timeout(PING_TIMEOUT, call).await {
+            Ok(r) => r.map_err(|e| match e {
+                DriverError::Unavailable(_) => e,
+                other => self.unavailable(other),
+            }),
+            Err(_) => Err(self.unavailable(format!("no answer within {}s", PING_TIMEOUT.as_secs()))),
+        }
     }
 
+    /// Inspects the image; a 404 means it is absent.
     async fn image_exists(&self, image: &str) -> Result<bool, DriverError> {
-        match self.docker.inspect_image(image).await {
+        match self.client().await?.inspect_image(image).await {
             Ok(_) => Ok(true),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
             Err(e) => Err(self.map(e)),
         }
     }
 
+    /// Creates the container with the spec's name, image, environment and labels, publishing
+    /// its ports on `spec.host_ip` (a missing host port lets the runtime pick one), with
+    /// `NanoCpus = millicpus * 10^6`, `Memory = memory_bytes` and no restart policy. Warnings
+    /// the runtime returns (e.g. Docker discarding limits it cannot enforce) are logged.
     async fn create(&self, spec: &ContainerSpec) -> Result<String, DriverError> {
+        let docker = self.client().await?;
         let mut exposed: HashMap<String, HashMap<(), ()>> = HashMap::new();
-        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        let mut bindings: PortMap = HashMap::new();
         for p in &spec.ports {
             let proto = match p.protocol {
                 PortProtocol::Tcp => "tcp",
@@ -144,18 +389,20 @@ impl Driver for DockerDriver {
             };
             let key = format!("{}/{proto}", p.container_port);
             exposed.insert(key.clone(), HashMap::new());
-            bindings.insert(
-                key,
-                Some(vec![PortBinding {
-                    host_ip: Some(spec.host_ip.clone()),
-                    host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
-                }]),
-            );
+            let binding = PortBinding {
+                host_ip: Some(spec.host_ip.clone()).filter(|h| !h.is_empty()),
+                // Empty: the runtime picks a free port.
+                host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+            };
+            bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(binding);
         }
+        let nano_cpus = i64::try_from(spec.millicpus.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+        let memory = i64::try_from(spec.memory_bytes).unwrap_or(i64::MAX);
         let host_config = HostConfig {
             port_bindings: Some(bindings),
-            nano_cpus: (spec.millicpus > 0).then_some((spec.millicpus * 1_000_000) as i64),
-            memory: (spec.memory_bytes > 0).then_some(spec.memory_bytes as i64),
+            nano_cpus: (spec.millicpus > 0).then_some(nano_cpus),
+            memory: (spec.memory_bytes > 0).then_some(memory),
+            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
             ..Default::default()
         };
         let config = Config {
@@ -167,92 +414,128 @@ impl Driver for DockerDriver {
             ..Default::default()
         };
         let opts = CreateContainerOptions { name: spec.name.clone(), platform: None };
-        match self.docker.create_container(Some(opts), config).await {
-            Ok(r) => Ok(r.id),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
-                Err(DriverError::ImageNotFound(spec.image.clone()))
+        match docker.create_container(Some(opts), config).await {
+            Ok(r) => {
+                for w in r.warnings.iter().filter(|w| !w.trim().is_empty()) {
+                    if cgroup_hint(w).is_some() || w.to_ascii_lowercase().contains("limitation discarded") {
+                        warn!(container = %spec.name, warning = %w, "the runtime discarded a resource limit: the container runs without it");
+                    } else {
+                        warn!(container = %spec.name, warning = %w, "runtime warning on create");
+                    }
+                }
+                Ok(r.id)
             }
-            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {
-                Err(DriverError::NameInUse(spec.name.clone()))
-            }
-            // Podman answers 500 "...image not known" for a missing image on create.
-            Err(BollardError::DockerResponseServerError { message, .. })
-                if message.contains("image not known") || message.contains("No such image") =>
-            {
-                Err(DriverError::ImageNotFound(spec.image.clone()))
-            }
-            Err(BollardError::DockerResponseServerError { message, .. }) if message.contains("already in use") => {
-                Err(DriverError::NameInUse(spec.name.clone()))
+            Err(BollardError::DockerResponseServerError { status_code, message }) => {
+                if status_code == 409 || name_in_use(&message) {
+                    Err(DriverError::NameInUse(spec.name.clone()))
+                } else if status_code == 404 || image_missing(&message) {
+                    Err(DriverError::ImageNotFound(spec.image.clone()))
+                } else {
+                    Err(self.map(BollardError::DockerResponseServerError { status_code, message }))
+                }
             }
             Err(e) => Err(self.map(e)),
         }
     }
 
+    /// Starts the container; 304 (already running) is success. A host port taken by another
+    /// container or process is [`DriverError::PortInUse`] with that port.
     async fn start(&self, id: &str) -> Result<(), DriverError> {
-        match self.docker.start_container(id, None::<StartContainerOptions<String>>).await {
+        // bollard treats 304 Not Modified as success.
+        match self.client().await?.start_container(id, None::<StartContainerOptions<String>>).await {
             Ok(()) => Ok(()),
-            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
-            Err(e) => Err(self.map(e)),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                Err(DriverError::NotFound(id.to_string()))
+            }
+            Err(e) => match self.map(e) {
+                DriverError::PortInUse(0) => Err(DriverError::PortInUse(self.fixed_host_port(id).await.unwrap_or(0))),
+                other => Err(other),
+            },
         }
     }
 
-    async fn stop(&self, id: &str, grace: std::time::Duration) -> Result<(), DriverError> {
-        let opts = StopContainerOptions { t: grace.as_secs().max(1) as i64 };
-        match self.docker.stop_container(id, Some(opts)).await {
+    /// Stops the container: the runtime sends the stop signal (SIGTERM unless the image says
+    /// otherwise), then SIGKILL after `grace`, rounded up to whole seconds and at least one.
+    /// A container that is not running (304) or does not exist (404) is success.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), DriverError> {
+        let secs = grace.as_secs().saturating_add(u64::from(grace.subsec_nanos() > 0)).max(1);
+        // The request lasts as long as the grace period: keep it under the request timeout.
+        let t = i64::try_from(secs.min(TIMEOUT_SECS - 10)).unwrap_or(1);
+        // bollard treats 304 Not Modified as success.
+        match self.client().await?.stop_container(id, Some(StopContainerOptions { t })).await {
             Ok(()) => Ok(()),
             Err(BollardError::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
             Err(e) => Err(self.map(e)),
         }
     }
 
+    /// Force-removes the container with its anonymous volumes (killing it if it runs). A
+    /// missing container, or one already being removed, is success.
     async fn remove(&self, id: &str) -> Result<(), DriverError> {
         let opts = RemoveContainerOptions { force: true, v: true, link: false };
-        match self.docker.remove_container(id, Some(opts)).await {
+        match self.client().await?.remove_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 409, message })
+                if message.contains("already in progress") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(self.map(e)),
         }
     }
 
+    /// Inspects by id or name; 404 is `None`.
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, DriverError> {
-        match self.docker.inspect_container(id, None).await {
-            Ok(r) => Ok(Some(self.info(r))),
+        match self.client().await?.inspect_container(id, None).await {
+            Ok(r) => Ok(Some(inspect_info(r))),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) if is_decode_error(&e) => {
+                debug!(container = %id, error = %e, "inspect answer not decodable; looking the container up by listing");
+                self.inspect_by_listing(id).await
+            }
             Err(e) => Err(self.map(e)),
         }
     }
 
+    /// One list call with label filters (`all`: stopped containers too). Ports are those the
+    /// runtime publishes now; exit codes come from the status text.
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, DriverError> {
+        let docker = self.client().await?;
         let mut filters = HashMap::new();
-        filters.insert("label".to_string(), labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
-        let opts = ListContainersOptions { all: true, filters, ..Default::default() };
-        let summaries = self.docker.list_containers(Some(opts)).await.map_err(|e| self.map(e))?;
-        let mut out = Vec::with_capacity(summaries.len());
-        for s in summaries {
-            let Some(id) = s.id else { continue };
-            // A container removed between list and inspect is simply not there any more.
-            if let Some(info) = self.inspect(&id).await? {
-                if labels.iter().all(|(k, v)| info.labels.get(*k).map(String::as_str) == Some(*v)) {
-                    out.push(info);
-                }
-            }
+        if !labels.is_empty() {
+            filters.insert("label".to_string(), labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
         }
-        Ok(out)
+        let opts = ListContainersOptions { all: true, filters, ..Default::default() };
+        let summaries = docker.list_containers(Some(opts)).await.map_err(|e| self.map(e))?;
+        Ok(summaries
+            .into_iter()
+            .map(summary_info)
+            // The runtime filtered already; this guards against one that ignores filters.
+            .filter(|c| labels.iter().all(|(k, v)| c.labels.get(*k).map(String::as_str) == Some(*v)))
+            .collect())
     }
 
+    /// The last `tail` lines of stdout and stderr, in the order the runtime returns them,
+    /// decoded as UTF-8 (invalid bytes replaced).
     async fn logs(&self, id: &str, tail: usize) -> Result<String, DriverError> {
+        let docker = self.client().await?;
         let opts = LogsOptions::<String> { stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() };
-        let mut stream = self.docker.logs(id, Some(opts));
-        let mut out = String::new();
+        let mut stream = docker.logs(id, Some(opts));
+        let mut out = Vec::new();
         while let Some(item) = stream.next().await {
-            match item.map_err(|e| self.map(e))? {
-                LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => {
-                    out.push_str(&String::from_utf8_lossy(&message));
+            match item {
+                Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message }) => {
+                    out.extend_from_slice(&message);
                 }
-                LogOutput::StdIn { .. } => {}
+                Ok(LogOutput::StdIn { .. }) => {}
+                Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                    return Err(DriverError::NotFound(id.to_string()))
+                }
+                Err(e) => return Err(self.map(e)),
             }
         }
-        Ok(out)
+        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 }
 
@@ -262,11 +545,57 @@ mod tests {
 
     #[test]
     fn port_in_use_messages() {
+        // Podman 4.3, verbatim.
         assert_eq!(
-            port_in_use("rootlessport listen tcp 127.0.0.1:8080: bind: address already in use"),
-            Some(8080)
+            port_in_use("cannot listen on the TCP port: listen tcp4 127.0.0.1:44137: bind: address already in use"),
+            Some(44137)
         );
-        assert_eq!(port_in_use("Bind for 127.0.0.1:9000 failed: port is already allocated"), Some(9000));
+        assert_eq!(port_in_use("rootlessport listen tcp 127.0.0.1:8080: bind: address already in use"), Some(8080));
+        // Docker.
+        assert_eq!(
+            port_in_use("driver failed programming external connectivity on endpoint x (ab12): Bind for 127.0.0.1:9000 failed: port is already allocated"),
+            Some(9000)
+        );
+        assert_eq!(port_in_use("listen tcp6 [::1]:8081: bind: address already in use"), Some(8081));
+        assert_eq!(port_in_use("address already in use"), Some(0));
         assert_eq!(port_in_use("no such container"), None);
+    }
+
+    #[test]
+    fn create_error_messages() {
+        assert!(name_in_use(
+            "container create: creating container storage: the container name \"a\" is already in use by 12ab. You have to remove that container to be able to reuse that name: that name is already in use"
+        ));
+        assert!(name_in_use("Conflict. The container name \"/a\" is already in use by container \"12ab\"."));
+        assert!(!name_in_use("listen tcp4 0.0.0.0:80: bind: address already in use"));
+        assert!(image_missing("no such image: localhost/x:1: image not known"));
+        assert!(image_missing("No such image: x:1"));
+    }
+
+    #[test]
+    fn cgroup_messages() {
+        assert!(cgroup_hint("crun: opening file `memory.max` for writing: No such file or directory: OCI runtime attempted to invoke a command that was not found").is_some());
+        assert!(cgroup_hint("Your kernel does not support CPU CFS scheduler").is_some());
+        assert!(cgroup_hint(
+            "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is not mounted"
+        )
+        .is_some());
+        assert!(cgroup_hint("no such container").is_none());
+    }
+
+    #[test]
+    fn exit_codes_from_status() {
+        assert_eq!(exit_code_of_status("Exited (137) Less than a second ago"), Some(137));
+        assert_eq!(exit_code_of_status("Exited (0) 2 minutes ago"), Some(0));
+        assert_eq!(exit_code_of_status("Up 2 minutes"), None);
+    }
+
+    #[test]
+    fn endpoints() {
+        assert!(matches!(DockerDriver::connect("ftp://x"), Err(DriverError::Runtime(_))));
+        assert!(matches!(DockerDriver::connect("unix://"), Err(DriverError::Runtime(_))));
+        assert!(matches!(DockerDriver::connect("unix:///nonexistent/x.sock"), Err(DriverError::Unavailable(_))));
+        assert!(DockerDriver::connect("tcp://127.0.0.1:2375").is_ok());
+        assert!(DockerDriver::connect("http://127.0.0.1:2375/").is_ok());
     }
 }

@@ -1,12 +1,23 @@
-//! The docker driver against a real runtime (Podman's Docker-compatible API by default).
-//! Needs the sample image: scripts/build-sample-image.sh.
+//! The docker driver against a real runtime: Podman's Docker-compatible API by default
+//! (`unix:///run/podman/podman.sock`), or the endpoint in `OP_TEST_DOCKER_ENDPOINT`.
+//!
+//! Needs the sample image `localhost/op-sample-app:latest`: run `scripts/build-sample-image.sh`
+//! first. Without it (or without a runtime) these tests fail; they never skip.
+//!
+//! Every test names its containers with a random suffix and removes them, also when it fails.
 
+use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use op_driver::docker::DockerDriver;
-use op_driver::{ContainerSpec, ContainerState, Driver, DriverError, PortProtocol, PortSpec, LABEL_INSTANCE};
+use op_driver::{
+    ContainerSpec, ContainerState, Driver, DriverError, PortProtocol, PortSpec, LABEL_INSTANCE, LABEL_MANAGED,
+};
 
 const IMAGE: &str = "localhost/op-sample-app:latest";
 
@@ -14,13 +25,26 @@ fn endpoint() -> String {
     std::env::var("OP_TEST_DOCKER_ENDPOINT").unwrap_or_else(|_| "unix:///run/podman/podman.sock".into())
 }
 
+/// A short random hex suffix, different per call and per process.
+fn suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+/// A spec for the sample app with a unique name and instance label.
 fn spec(tag: &str, host_port: Option<u16>) -> ContainerSpec {
+    let unique = suffix();
     let mut labels = BTreeMap::new();
-    labels.insert(LABEL_INSTANCE.to_string(), format!("driver-test-{tag}-{}", std::process::id()));
+    labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
+    labels.insert(LABEL_INSTANCE.to_string(), format!("driver-test-{tag}-{unique}"));
     ContainerSpec {
-        name: format!("op-driver-test-{tag}-{}", std::process::id()),
+        name: format!("op-driver-test-{tag}-{unique}"),
         image: IMAGE.into(),
-        env: [("OP_INSTANCE".to_string(), tag.to_string())].into_iter().collect(),
+        env: [("OP_INSTANCE".to_string(), format!("{tag}-{unique}"))].into_iter().collect(),
         ports: vec![PortSpec { container_port: 8080, protocol: PortProtocol::Tcp, host_port }],
         host_ip: "127.0.0.1".into(),
         millicpus: 500,
@@ -29,102 +53,373 @@ fn spec(tag: &str, host_port: Option<u16>) -> ContainerSpec {
     }
 }
 
-fn http_get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
+/// Removes the named containers when dropped, also when the test panics. Drop cannot await,
+/// so the removal runs on its own thread and runtime.
+struct Cleanup(Vec<String>);
+
+impl Cleanup {
+    fn new(specs: &[&ContainerSpec]) -> Self {
+        Self(specs.iter().map(|s| s.name.clone()).collect())
+    }
 }
 
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut self.0);
+        let done = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(d) = DockerDriver::connect(&endpoint()) {
+                    for n in names {
+                        if let Err(e) = d.remove(&n).await {
+                            eprintln!("cleanup: could not remove {n}: {e}");
+                        }
+                    }
+                }
+            });
+        });
+        let _ = done.join();
+    }
+}
+
+/// A driver for the test runtime, which must answer and hold the sample image.
 async fn driver() -> DockerDriver {
-    let d = DockerDriver::connect(&endpoint()).expect("connect");
-    d.ping().await.expect("runtime answers");
-    assert!(d.image_exists(IMAGE).await.unwrap(), "{IMAGE} missing: run scripts/build-sample-image.sh");
+    let ep = endpoint();
+    let d = DockerDriver::connect(&ep)
+        .unwrap_or_else(|e| panic!("cannot connect to {ep}: {e} (is the runtime up? scripts/setup-runtime.sh)"));
+    if let Err(e) = d.ping().await {
+        panic!("the runtime at {ep} does not answer: {e} (scripts/setup-runtime.sh starts it)");
+    }
+    match d.image_exists(IMAGE).await {
+        Ok(true) => {}
+        Ok(false) => panic!("the image {IMAGE} is missing on {ep}: run scripts/build-sample-image.sh first"),
+        Err(e) => panic!("cannot check for {IMAGE} on {ep}: {e}"),
+    }
     d
+}
+
+/// bollard directly, for what the driver does not expose (limits, kill, stop).
+fn raw_docker() -> bollard::Docker {
+    let ep = endpoint();
+    let r = match ep.strip_prefix("unix://") {
+        Some(path) => bollard::Docker::connect_with_unix(path, 60, bollard::API_DEFAULT_VERSION),
+        None => bollard::Docker::connect_with_http(&ep, 60, bollard::API_DEFAULT_VERSION),
+    };
+    r.expect("raw bollard client")
+}
+
+/// A port no one listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// One `GET path` with `Connection: close`; `None` if nothing (complete) answered.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    (!out.is_empty()).then_some(out)
+}
+
+/// Polls `GET path` until it answers, for up to 10 seconds.
+async fn http_get_eventually(port: u16, path: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let p = path.to_string();
+        if let Ok(Some(b)) = tokio::task::spawn_blocking(move || http_get(port, &p)).await {
+            return b;
+        }
+        assert!(Instant::now() < deadline, "nothing answered GET {path} on 127.0.0.1:{port} within 10s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `inspect` until `done` holds, for up to `secs` seconds; returns the last answer.
+async fn inspect_until(
+    d: &DockerDriver,
+    id: &str,
+    secs: u64,
+    done: impl Fn(&op_driver::ContainerInfo) -> bool,
+) -> op_driver::ContainerInfo {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let info = d.inspect(id).await.expect("inspect").expect("container exists");
+        if done(&info) || Instant::now() >= deadline {
+            return info;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn ping_and_image_exists() {
+    let d = driver().await;
+    d.ping().await.expect("ping");
+    assert!(d.image_exists(IMAGE).await.expect("image_exists"));
+    let missing = format!("localhost/op-no-such-image-{}:1", suffix());
+    assert!(!d.image_exists(&missing).await.expect("image_exists on a missing image"));
 }
 
 #[tokio::test]
 async fn lifecycle_and_idempotence() {
     let d = driver().await;
     let s = spec("life", None);
-    d.remove(&s.name).await.unwrap();
-    let id = d.create(&s).await.unwrap();
-    assert!(matches!(d.create(&s).await, Err(DriverError::NameInUse(_))), "a second create never duplicates");
-    d.start(&id).await.unwrap();
-    d.start(&id).await.unwrap();
-    let info = d.inspect(&s.name).await.unwrap().unwrap();
-    assert_eq!(info.state, ContainerState::Running);
-    assert_eq!(info.labels[LABEL_INSTANCE], s.labels[LABEL_INSTANCE]);
-    let port = info.ports.iter().find(|p| p.container_port == 8080).expect("published").host_port;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let body = loop {
-        if let Some(b) = http_get(port) {
-            break b;
-        }
-        assert!(Instant::now() < deadline, "app never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(body.starts_with("HTTP/1.1 200") && body.contains("instance life"), "{body}");
-    let listed = d.list(&[(LABEL_INSTANCE, s.labels[LABEL_INSTANCE].as_str())]).await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert!(d.logs(&id, 10).await.unwrap().contains("listening"));
+    let _cleanup = Cleanup::new(&[&s]);
+    let instance = s.labels[LABEL_INSTANCE].clone();
+
+    let id = d.create(&s).await.expect("create");
+    let created = d.inspect(&s.name).await.expect("inspect").expect("exists after create");
+    assert_eq!(created.id, id);
+    assert_eq!(created.name, s.name);
+    assert_eq!(created.state, ContainerState::Created);
+    assert_eq!(created.exit_code, None);
+    assert_eq!(created.labels.get(LABEL_INSTANCE), Some(&instance));
+
+    let again = d.create(&s).await;
+    assert!(matches!(again, Err(DriverError::NameInUse(_))), "a second create never duplicates: {again:?}");
+
+    d.start(&id).await.expect("start");
+    d.start(&id).await.expect("starting a running container is not an error");
+
+    let info = d.inspect(&id).await.expect("inspect").expect("exists");
+    assert_eq!(info.state, ContainerState::Running, "{info:?}");
+    assert_eq!(info.exit_code, None);
+    let published = info.ports.iter().find(|p| p.container_port == 8080).expect("8080 published");
+    assert_eq!(published.host_ip, "127.0.0.1");
+    assert_ne!(published.host_port, 0, "the runtime picked a host port");
+    let port = published.host_port;
+
+    let body = http_get_eventually(port, "/").await;
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains(&format!("instance {}", s.env["OP_INSTANCE"])), "the app sees its env: {body}");
+    let env = http_get_eventually(port, "/env/OP_INSTANCE").await;
+    assert!(env.starts_with("HTTP/1.1 200") && env.contains(&s.env["OP_INSTANCE"]), "{env}");
+
+    let listed = d.list(&[(LABEL_INSTANCE, instance.as_str()), (LABEL_MANAGED, "true")]).await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].id, id);
+    assert_eq!(listed[0].name, s.name);
+    assert_eq!(listed[0].state, ContainerState::Running);
+    assert!(listed[0].ports.iter().any(|p| p.container_port == 8080 && p.host_port == port), "{listed:?}");
+    let other = d.list(&[(LABEL_INSTANCE, instance.as_str()), (LABEL_MANAGED, "false")]).await.expect("list");
+    assert!(other.is_empty(), "all labels must match: {other:?}");
+
+    let logs = d.logs(&id, 10).await.expect("logs");
+    assert!(logs.contains("listening"), "logs: {logs:?}");
+
     let t = Instant::now();
-    d.stop(&id, Duration::from_secs(5)).await.unwrap();
+    d.stop(&id, Duration::from_secs(5)).await.expect("stop");
     assert!(t.elapsed() < Duration::from_secs(4), "the app exits on SIGTERM, no kill needed");
-    assert_eq!(d.inspect(&id).await.unwrap().unwrap().state, ContainerState::Exited);
-    d.stop(&id, Duration::from_secs(5)).await.unwrap();
-    d.remove(&id).await.unwrap();
-    assert!(d.inspect(&s.name).await.unwrap().is_none());
-    d.remove(&id).await.unwrap();
+    let stopped = d.inspect(&id).await.expect("inspect").expect("exists");
+    assert_eq!((stopped.state, stopped.exit_code), (ContainerState::Exited, Some(0)), "{stopped:?}");
+    d.stop(&id, Duration::from_secs(5)).await.expect("stopping a stopped container is not an error");
+
+    d.remove(&id).await.expect("remove");
+    assert!(d.inspect(&id).await.expect("inspect").is_none());
+    assert!(d.inspect(&s.name).await.expect("inspect").is_none());
+    d.remove(&id).await.expect("removing a missing container is not an error");
+    d.remove(&s.name).await.expect("removing a missing container is not an error");
+    assert!(d.list(&[(LABEL_INSTANCE, instance.as_str())]).await.expect("list").is_empty());
+    d.stop(&id, Duration::from_secs(1)).await.expect("stopping a missing container is not an error");
+    assert!(matches!(d.start(&id).await, Err(DriverError::NotFound(_))));
+    assert!(matches!(d.logs(&id, 10).await, Err(DriverError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn exited_state_and_exit_code() {
+    let d = driver().await;
+    let s = spec("exit", None);
+    let _cleanup = Cleanup::new(&[&s]);
+    let id = d.create(&s).await.expect("create");
+    d.start(&id).await.expect("start");
+    raw_docker()
+        .kill_container(&id, Some(bollard::container::KillContainerOptions { signal: "SIGKILL" }))
+        .await
+        .expect("kill");
+    let info = inspect_until(&d, &id, 10, |i| i.state == ContainerState::Exited).await;
+    assert_eq!(info.state, ContainerState::Exited, "{info:?}");
+    assert_eq!(info.exit_code, Some(137), "killed by SIGKILL: {info:?}");
+    let listed = d.list(&[(LABEL_INSTANCE, s.labels[LABEL_INSTANCE].as_str())]).await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!((listed[0].state, listed[0].exit_code), (ContainerState::Exited, Some(137)), "{listed:?}");
+    // A stopped container starts again.
+    d.start(&id).await.expect("restart");
+    assert_eq!(inspect_until(&d, &id, 10, |i| i.state == ContainerState::Running).await.state, ContainerState::Running);
+    d.remove(&id).await.expect("remove");
+}
+
+/// Podman reports `stopping` while a container is being stopped, which the Docker API schema
+/// does not know; inspect must still answer. The container is made with SIGUSR1 as its stop
+/// signal: the app, PID 1 without a handler for it, ignores it, so the stop lasts the whole
+/// grace period.
+#[tokio::test]
+async fn inspect_while_stopping() {
+    let d = driver().await;
+    let s = spec("stopping", None);
+    let _cleanup = Cleanup::new(&[&s]);
+    let raw = raw_docker();
+    let config = bollard::container::Config {
+        image: Some(s.image.clone()),
+        labels: Some(s.labels.clone().into_iter().collect()),
+        stop_signal: Some("SIGUSR1".to_string()),
+        ..Default::default()
+    };
+    let opts = bollard::container::CreateContainerOptions { name: s.name.clone(), platform: None };
+    let id = raw.create_container(Some(opts), config).await.expect("create").id;
+    d.start(&id).await.expect("start");
+    inspect_until(&d, &id, 10, |i| i.state == ContainerState::Running).await;
+    let stopper = {
+        let id = id.clone();
+        tokio::spawn(async move {
+            raw_docker().stop_container(&id, Some(bollard::container::StopContainerOptions { t: 4 })).await
+        })
+    };
+    let info = inspect_until(&d, &id, 15, |i| i.state != ContainerState::Running).await;
+    assert_ne!(info.state, ContainerState::Running, "the stop never showed: {info:?}");
+    assert_eq!(info.id, id);
+    assert_eq!(info.name, s.name);
+    assert_eq!(info.labels.get(LABEL_INSTANCE), s.labels.get(LABEL_INSTANCE));
+    eprintln!("state while stopping: {:?}", info.state);
+    let _ = stopper.await;
+    let info = inspect_until(&d, &id, 10, |i| i.state == ContainerState::Exited).await;
+    assert_eq!(info.state, ContainerState::Exited, "{info:?}");
+    d.remove(&id).await.expect("remove");
 }
 
 #[tokio::test]
 async fn limits_are_applied() {
     let d = driver().await;
     let s = spec("limits", None);
-    d.remove(&s.name).await.unwrap();
-    let id = d.create(&s).await.unwrap();
-    let docker = bollard::Docker::connect_with_unix(
-        endpoint().trim_start_matches("unix://"),
-        30,
-        bollard::API_DEFAULT_VERSION,
-    )
-    .unwrap();
-    let r = docker.inspect_container(&id, None).await.unwrap();
-    let hc = r.host_config.unwrap();
+    let _cleanup = Cleanup::new(&[&s]);
+    let id = d.create(&s).await.expect("create with limits");
+    d.start(&id).await.expect("start with limits");
+    let r = raw_docker().inspect_container(&id, None).await.expect("inspect");
+    let hc = r.host_config.expect("host config");
     assert_eq!(hc.memory, Some(64 * 1024 * 1024));
     assert_eq!(hc.nano_cpus.filter(|n| *n > 0).or(hc.cpu_quota.map(|q| q * 10_000)), Some(500_000_000));
-    d.remove(&id).await.unwrap();
+    assert_eq!(d.inspect(&id).await.expect("inspect").map(|i| i.state), Some(ContainerState::Running));
+
+    // On a local runtime, the kernel's own numbers (cgroup v1 or v2).
+    let pid = r.state.and_then(|st| st.pid).unwrap_or(0);
+    if endpoint().starts_with("unix://") && pid > 0 {
+        if let Ok(cgroups) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+            let mut checked = false;
+            for line in cgroups.lines() {
+                let mut f = line.splitn(3, ':');
+                let (_, controllers, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+                let base = if controllers.is_empty() {
+                    "/sys/fs/cgroup".to_string()
+                } else {
+                    format!("/sys/fs/cgroup/{controllers}")
+                };
+                let read = |file: &str| std::fs::read_to_string(format!("{base}{path}/{file}")).ok();
+                if let Some(mem) = read("memory.limit_in_bytes").or_else(|| read("memory.max")) {
+                    assert_eq!(mem.trim(), "67108864", "memory limit in {base}{path}");
+                    checked = true;
+                }
+                if let Some(quota) = read("cpu.cfs_quota_us") {
+                    let period = read("cpu.cfs_period_us").unwrap_or_default();
+                    let (q, p) = (quota.trim().parse::<i64>().unwrap_or(-1), period.trim().parse::<i64>().unwrap_or(0));
+                    assert!(p > 0 && q * 1000 / p == 500, "cpu quota {q}/{p} in {base}{path}");
+                    checked = true;
+                } else if let Some(max) = read("cpu.max") {
+                    let mut f = max.split_whitespace();
+                    let (q, p) =
+                        (f.next().and_then(|q| q.parse::<i64>().ok()), f.next().and_then(|p| p.parse::<i64>().ok()));
+                    assert!(matches!((q, p), (Some(q), Some(p)) if p > 0 && q * 1000 / p == 500), "cpu.max {max}");
+                    checked = true;
+                }
+            }
+            eprintln!("kernel cgroup limits checked: {checked}");
+        }
+    }
+    d.remove(&id).await.expect("remove");
 }
 
 #[tokio::test]
-async fn errors_say_what_went_wrong() {
+async fn missing_image() {
     let d = driver().await;
     let mut s = spec("noimage", None);
-    s.image = "localhost/op-no-such-image:1".into();
-    assert!(matches!(d.create(&s).await, Err(DriverError::ImageNotFound(_))));
-    assert!(!d.image_exists(&s.image).await.unwrap());
+    let _cleanup = Cleanup::new(&[&s]);
+    s.image = format!("localhost/op-no-such-image-{}:1", suffix());
+    let r = d.create(&s).await;
+    assert!(matches!(&r, Err(DriverError::ImageNotFound(i)) if *i == s.image), "{r:?}");
+    assert!(!r.unwrap_err().retryable());
+    assert!(d.inspect(&s.name).await.expect("inspect").is_none(), "nothing was created");
+}
 
-    // Two containers on one fixed host port: the second cannot start.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+#[tokio::test]
+async fn fixed_host_port_clash() {
+    let d = driver().await;
+    let port = free_port();
     let (a, b) = (spec("porta", Some(port)), spec("portb", Some(port)));
-    for x in [&a, &b] {
-        d.remove(&x.name).await.unwrap();
-    }
-    let ia = d.create(&a).await.unwrap();
-    d.start(&ia).await.unwrap();
-    let ib = d.create(&b).await.unwrap();
-    let err = d.start(&ib).await.unwrap_err();
-    assert!(matches!(err, DriverError::PortInUse(p) if p == port || p == 0), "{err:?}");
+    let _cleanup = Cleanup::new(&[&a, &b]);
+    let ia = d.create(&a).await.expect("create a");
+    d.start(&ia).await.expect("start a");
+    let info = d.inspect(&ia).await.expect("inspect").expect("a exists");
+    assert!(info.ports.iter().any(|p| p.host_port == port && p.host_ip == "127.0.0.1"), "{info:?}");
+    let ib = d.create(&b).await.expect("create b (the port is only bound at start)");
+    let err = d.start(&ib).await.expect_err("b cannot bind the port a holds");
+    assert!(matches!(err, DriverError::PortInUse(p) if p == port), "{err:?}");
     assert!(!err.retryable());
-    d.remove(&ia).await.unwrap();
-    d.remove(&ib).await.unwrap();
+    let b_info = d.inspect(&ib).await.expect("inspect").expect("b exists");
+    assert_ne!(b_info.state, ContainerState::Running);
+    // A fixed port shows even while the container does not run.
+    assert!(b_info.ports.iter().any(|p| p.host_port == port), "{b_info:?}");
+    d.remove(&ia).await.expect("remove a");
+    d.remove(&ib).await.expect("remove b");
+}
 
-    let gone = DockerDriver::connect("unix:///nonexistent/podman.sock");
-    assert!(matches!(gone, Err(DriverError::Unavailable(_))));
-    let refused = DockerDriver::connect("tcp://127.0.0.1:1").unwrap();
-    let err = refused.ping().await.unwrap_err();
-    assert!(matches!(err, DriverError::Unavailable(_)) && err.retryable());
+#[tokio::test]
+async fn host_port_taken_by_a_process() {
+    let d = driver().await;
+    let holder = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = holder.local_addr().expect("addr").port();
+    let s = spec("porth", Some(port));
+    let _cleanup = Cleanup::new(&[&s]);
+    let id = d.create(&s).await.expect("create");
+    let err = d.start(&id).await.expect_err("the port is taken");
+    assert!(matches!(err, DriverError::PortInUse(p) if p == port), "{err:?}");
+    drop(holder);
+    d.remove(&id).await.expect("remove");
+}
+
+#[tokio::test]
+async fn unreachable_runtime_is_unavailable() {
+    // A socket path that does not exist.
+    let missing = format!("unix:///nonexistent-{}/podman.sock", suffix());
+    match DockerDriver::connect(&missing) {
+        Err(e) => assert!(matches!(e, DriverError::Unavailable(_)) && e.retryable(), "{e:?}"),
+        Ok(d) => assert!(matches!(d.ping().await, Err(DriverError::Unavailable(_)))),
+    }
+
+    // A socket file left behind by a runtime that is gone: connecting works, calls do not.
+    let path = std::env::temp_dir().join(format!("op-driver-test-{}.sock", suffix()));
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("bind a unix socket"));
+    let stale = DockerDriver::connect(&format!("unix://{}", path.display())).expect("the socket file exists");
+    let s = spec("stale", None);
+    let results = [
+        stale.ping().await.err(),
+        stale.image_exists(IMAGE).await.err(),
+        stale.create(&s).await.err(),
+        stale.start(&s.name).await.err(),
+        stale.stop(&s.name, Duration::from_secs(1)).await.err(),
+        stale.remove(&s.name).await.err(),
+        stale.inspect(&s.name).await.err(),
+        stale.list(&[]).await.err(),
+        stale.logs(&s.name, 10).await.err(),
+    ];
+    let _ = std::fs::remove_file(&path);
+    for r in results {
+        assert!(matches!(&r, Some(DriverError::Unavailable(_))), "{r:?}");
+    }
+
+    // Nothing listens on the TCP port.
+    let refused = DockerDriver::connect(&format!("tcp://127.0.0.1:{}", free_port())).expect("connect is lazy");
+    let err = refused.ping().await.expect_err("nothing listens");
+    assert!(matches!(err, DriverError::Unavailable(_)) && err.retryable(), "{err:?}");
+    assert!(matches!(refused.inspect("x").await, Err(DriverError::Unavailable(_))));
 }
