@@ -7,53 +7,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use op_types::specs::{App, AppInstance, AppInstanceSpec, AppSpec, CloudletSpec, FlavorSpec, Resources, ZoneSpec};
 use op_types::{Kind, Name, Object, State as ObjState, Uid, Validate};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorInfo};
 use crate::infra::{all_instances, cloudlets_in};
 use crate::json::{parse, Body};
+use op_types::views::{AppInfo, AppInstanceInfo, AppManifest, EdgeCloudZone, SubmittedApp};
 use crate::state::AppState;
 
 /// Where the CAMARA API is served (the spec's server URL path).
 pub const BASE: &str = "/edge-application-management/v0.1alpha1";
-
-/// CAMARA `AppManifest`: the app's name and id next to its spec (secrets removed on output).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppManifest {
-    /// Assigned by the platform.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_id: Option<Uid>,
-    /// `^[A-Za-z][A-Za-z0-9_]{1,63}$`.
-    pub name: String,
-    /// Everything else.
-    #[serde(flatten)]
-    pub spec: AppSpec,
-}
-
-impl From<&App> for AppManifest {
-    fn from(a: &App) -> Self {
-        AppManifest { app_id: Some(a.metadata.uid), name: a.metadata.name.to_string(), spec: a.spec.redacted() }
-    }
-}
-
-/// CAMARA `SubmittedApp`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SubmittedApp {
-    /// The new app's id.
-    pub app_id: Uid,
-}
-
-/// CAMARA `getApp` answer.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppInfo {
-    /// The manifest.
-    pub app_manifest: AppManifest,
-}
 
 /// CAMARA names (`AppInstanceName`, app `name`): `^[A-Za-z][A-Za-z0-9_]{1,63}$`.
 fn camara_name(s: &str, field: &str) -> Result<Name, ApiError> {
@@ -185,75 +150,6 @@ pub struct AppInstanceCreate {
     /// Not supported: this platform's cloudlets are container hosts, not Kubernetes clusters.
     #[serde(default)]
     pub kubernetes_cluster_ref: Option<Uid>,
-}
-
-/// CAMARA `AccessEndpoint`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AccessEndpoint {
-    /// Port.
-    pub port: u16,
-    /// IPv4 addresses.
-    pub ipv4_addresses: Vec<String>,
-}
-
-/// One `componentEndpointInfo` item.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ComponentEndpoint {
-    /// The app's interface.
-    pub interface_id: String,
-    /// Where to reach it.
-    pub access_points: AccessEndpoint,
-}
-
-/// CAMARA `AppInstanceInfo`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppInstanceInfo {
-    /// Instance name.
-    pub name: String,
-    /// App id.
-    pub app_id: Uid,
-    /// Instance id.
-    pub app_instance_id: Uid,
-    /// Owning organization.
-    pub app_provider: String,
-    /// `ready`, `instantiating`, `failed`, `terminating` or `unknown`.
-    pub status: String,
-    /// Endpoints, once known.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub component_endpoint_info: Vec<ComponentEndpoint>,
-    /// Zone id.
-    pub edge_cloud_zone_id: Uid,
-}
-
-impl From<&AppInstance> for AppInstanceInfo {
-    fn from(i: &AppInstance) -> Self {
-        let status = match (i.metadata.deletion_requested.is_some(), i.status.state) {
-            (true, _) | (_, ObjState::Deleting) => "terminating",
-            (_, ObjState::Ready) => "ready",
-            (_, ObjState::Pending | ObjState::Creating) => "instantiating",
-            (_, ObjState::Failed) => "failed",
-        };
-        AppInstanceInfo {
-            name: i.metadata.name.to_string(),
-            app_id: i.spec.app_id,
-            app_instance_id: i.metadata.uid,
-            app_provider: i.metadata.organization.as_ref().map(ToString::to_string).unwrap_or_default(),
-            status: status.to_string(),
-            component_endpoint_info: i
-                .observed
-                .endpoints
-                .iter()
-                .map(|e| ComponentEndpoint {
-                    interface_id: e.interface_id.clone(),
-                    access_points: AccessEndpoint { port: e.port, ipv4_addresses: vec![e.host.clone()] },
-                })
-                .collect(),
-            edge_cloud_zone_id: i.spec.edge_cloud_zone_id,
-        }
-    }
 }
 
 /// Picks the cloudlet and flavor for `app` in zone `zone`: the first cloudlet (by name) that is
@@ -494,22 +390,6 @@ pub struct ZoneQuery {
     pub region: Option<String>,
     /// Only zones with this status: `active`, `inactive`, `unknown`.
     pub status: Option<String>,
-}
-
-/// CAMARA `EdgeCloudZone`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EdgeCloudZone {
-    /// Zone id.
-    pub edge_cloud_zone_id: Uid,
-    /// Zone name.
-    pub edge_cloud_zone_name: String,
-    /// `active` when a cloudlet of the zone is up and accepting instances.
-    pub edge_cloud_zone_status: String,
-    /// This operator.
-    pub edge_cloud_provider: String,
-    /// The zone's region.
-    pub edge_cloud_region: String,
 }
 
 /// List the edge cloud zones.

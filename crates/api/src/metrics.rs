@@ -31,7 +31,7 @@ impl HttpMetrics {
     /// Creates and registers the metrics.
     pub fn register(registry: &mut Registry) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Histogram::new([0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0].into_iter());
+        let latency = Histogram::new([0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]);
         registry.register("op_http_requests", "HTTP requests by method, route and status", requests.clone());
         registry.register("op_http_request_duration_seconds", "HTTP request latency", latency.clone());
         Self { requests, latency }

@@ -5,12 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use op_types::specs::{Role, User, UserSpec};
-use op_types::{Kind, Meta, Name, Object, State as ObjState};
-use serde::{Deserialize, Serialize};
+use op_types::{Kind, Name, Object, State as ObjState};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::{hash_password, verify_password, Caller, TOKEN_TTL_SECS};
 use crate::error::{ApiError, ErrorInfo};
+use op_types::views::{TokenResponse, UserView};
 use crate::infra::path_name;
 use crate::json::Body;
 use crate::state::AppState;
@@ -23,17 +24,6 @@ pub struct TokenRequest {
     pub username: String,
     /// Password.
     pub password: String,
-}
-
-/// Login answer (OAuth2 token response shape).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TokenResponse {
-    /// Bearer token for every API.
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: String,
-    /// Seconds until it expires.
-    pub expires_in: u64,
 }
 
 /// Create-user request.
@@ -49,24 +39,6 @@ pub struct CreateUser {
     pub role: Role,
     /// Password, 12 characters at least.
     pub password: String,
-}
-
-/// A user as the API shows it: never the hash.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UserView {
-    /// Metadata.
-    pub metadata: Meta,
-    /// Organization.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization: Option<Name>,
-    /// Role.
-    pub role: Role,
-}
-
-impl From<User> for UserView {
-    fn from(u: User) -> Self {
-        UserView { metadata: u.metadata, organization: u.spec.organization, role: u.spec.role }
-    }
 }
 
 /// Minimum password length.

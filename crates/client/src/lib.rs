@@ -1,11 +1,12 @@
 //! Typed client of the platform's HTTP APIs, used by `opctl` and by anything else written in
 //! Rust that drives the platform. Errors carry the server's CAMARA error body.
 
-use op_types::specs::{AppInstance, AppSpec, Role};
-use op_types::{Meta, Name, Object, Uid};
+use op_types::specs::{AppInstance, Role};
+use op_types::{Object, Uid};
+pub use op_types::views::{AppInstanceInfo, AppManifest, EdgeCloudZone, TokenResponse, UserView};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// CAMARA base path of Edge Application Management.
@@ -40,80 +41,6 @@ impl ClientError {
             _ => None,
         }
     }
-}
-
-/// Login answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TokenResponse {
-    /// Bearer token.
-    pub access_token: String,
-    /// `Bearer`.
-    pub token_type: String,
-    /// Lifetime in seconds.
-    pub expires_in: u64,
-}
-
-/// A user as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UserView {
-    /// Metadata.
-    pub metadata: Meta,
-    /// Organization.
-    #[serde(default)]
-    pub organization: Option<Name>,
-    /// Role.
-    pub role: Role,
-}
-
-/// CAMARA `EdgeCloudZone`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EdgeCloudZone {
-    /// Zone id.
-    pub edge_cloud_zone_id: Uid,
-    /// Zone name.
-    pub edge_cloud_zone_name: String,
-    /// active, inactive or unknown.
-    pub edge_cloud_zone_status: String,
-    /// Operator.
-    pub edge_cloud_provider: String,
-    /// Region.
-    pub edge_cloud_region: String,
-}
-
-/// CAMARA `AppManifest` as returned (name and id next to the spec).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AppManifest {
-    /// Id.
-    pub app_id: Option<Uid>,
-    /// Name.
-    pub name: String,
-    /// Everything else.
-    #[serde(flatten)]
-    pub spec: AppSpec,
-}
-
-/// CAMARA `AppInstanceInfo` (the fields opctl shows).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AppInstanceInfo {
-    /// Name.
-    pub name: String,
-    /// App id.
-    pub app_id: Uid,
-    /// Instance id.
-    pub app_instance_id: Uid,
-    /// Organization.
-    pub app_provider: String,
-    /// ready, instantiating, failed, terminating, unknown.
-    #[serde(default)]
-    pub status: String,
-    /// Endpoints.
-    #[serde(default)]
-    pub component_endpoint_info: Vec<Value>,
-    /// Zone id.
-    pub edge_cloud_zone_id: Uid,
 }
 
 /// A platform client. Cheap to clone.

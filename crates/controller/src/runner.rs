@@ -55,7 +55,7 @@ impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let reconciles = Family::<KindLabel, Counter>::default();
-        let duration = Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0].into_iter());
+        let duration = Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]);
         registry.register("op_reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("op_reconcile_duration_seconds", "Time spent in one reconcile", duration.clone());
         Self { reconciles, duration }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use op_client::{AppInstanceInfo, Client, ClientError, EdgeCloudZone};
+use op_client::{AppInstanceInfo, AppManifest, Client, ClientError, EdgeCloudZone};
 use op_types::specs::{
     AppInstance, CloudletSpec, FlavorSpec, GeoPoint, OrganizationSpec, PlatformType, RegionSpec, Resources, Role,
     ServiceArea, ZoneSpec,
@@ -583,37 +583,29 @@ fn parse_env(items: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
+fn apps_table(apps: &[AppManifest]) -> comfy_table::Table {
+    let mut t = table(&["NAME", "ID", "VERSION", "PROVIDER", "IMAGE"]);
+    for a in apps {
+        t.add_row(vec![
+            a.name.clone(),
+            a.app_id.map(|i| i.to_string()).unwrap_or_default(),
+            a.spec.version.clone(),
+            a.spec.app_provider.clone(),
+            a.spec.app_repo.image_path.clone(),
+        ]);
+    }
+    t
+}
+
 async fn apps(ctx: &Ctx, cmd: AppCmd) -> Result<()> {
     match cmd {
         AppCmd::List => {
             let apps = ctx.client.apps().await?;
-            print(ctx.out, &apps, || {
-                let mut t = table(&["NAME", "ID", "VERSION", "PROVIDER", "IMAGE"]);
-                for a in &apps {
-                    t.add_row(vec![
-                        a.name.clone(),
-                        a.app_id.map(|i| i.to_string()).unwrap_or_default(),
-                        a.spec.version.clone(),
-                        a.spec.app_provider.clone(),
-                        a.spec.app_repo.image_path.clone(),
-                    ]);
-                }
-                t
-            })
+            print(ctx.out, &apps, || apps_table(&apps))
         }
         AppCmd::Get { app } => {
             let a = ctx.client.app(app_id(ctx, &app).await?).await?;
-            print(ctx.out, &a, || {
-                let mut t = table(&["NAME", "ID", "VERSION", "PROVIDER", "IMAGE"]);
-                t.add_row(vec![
-                    a.name.clone(),
-                    a.app_id.map(|i| i.to_string()).unwrap_or_default(),
-                    a.spec.version.clone(),
-                    a.spec.app_provider.clone(),
-                    a.spec.app_repo.image_path.clone(),
-                ]);
-                t
-            })
+            print(ctx.out, &a, || apps_table(std::slice::from_ref(&a)))
         }
         AppCmd::Create(a) => {
             let manifest = match &a.file {
@@ -662,8 +654,8 @@ fn instances_table(list: &[AppInstanceInfo]) -> comfy_table::Table {
             .component_endpoint_info
             .iter()
             .filter_map(|c| {
-                let ap = &c["accessPoints"];
-                Some(format!("{}:{}", ap["ipv4Addresses"][0].as_str()?, ap["port"].as_u64()?))
+                let ap = &c.access_points;
+                Some(format!("{}:{}", ap.ipv4_addresses.first()?, ap.port))
             })
             .collect::<Vec<_>>()
             .join(" ");

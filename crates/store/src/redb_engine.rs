@@ -295,30 +295,34 @@ impl Engine for RedbEngine {
         let db = self.db.clone();
         let prefix = prefix.to_string();
         tokio::spawn(async move {
-            let mut last = after;
+            // Replays history after `last` to the watcher; returns the revision reached, or
+            // None when the watcher is gone or the history could not be read.
             let catch_up = |last: u64| {
-                let db = db.clone();
-                async move { tokio::task::spawn_blocking(move || read_log(&db, last)).await.map_err(unavailable)? }
-            };
-            match catch_up(last).await {
-                Ok((events, reached)) => {
-                    for (_, ev) in events {
-                        if ev.kv.key.starts_with(&prefix) && tx.send(Ok(ev)).await.is_err() {
-                            return;
+                let (db, tx, prefix) = (db.clone(), tx.clone(), prefix.clone());
+                async move {
+                    let read = tokio::task::spawn_blocking(move || read_log(&db, last)).await.map_err(unavailable);
+                    match read.and_then(|r| r) {
+                        Ok((events, reached)) => {
+                            for (_, ev) in events {
+                                if ev.kv.key.starts_with(&prefix) && tx.send(Ok(ev)).await.is_err() {
+                                    return None;
+                                }
+                            }
+                            Some(last.max(reached))
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            None
                         }
                     }
-                    last = last.max(reached);
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            }
+            };
+            let Some(mut last) = catch_up(after).await else { return };
             loop {
                 match live.recv().await {
                     Ok(batch) => {
-                        let (rev, events) = (&batch.0, &batch.1);
-                        if *rev <= last {
+                        let (rev, events) = (batch.0, &batch.1);
+                        if rev <= last {
                             continue;
                         }
                         for ev in events {
@@ -326,21 +330,11 @@ impl Engine for RedbEngine {
                                 return;
                             }
                         }
-                        last = *rev;
+                        last = rev;
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => match catch_up(last).await {
-                        Ok((events, reached)) => {
-                            for (_, ev) in events {
-                                if ev.kv.key.starts_with(&prefix) && tx.send(Ok(ev)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            last = last.max(reached);
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
+                        Some(reached) => last = reached,
+                        None => return,
                     },
                     Err(broadcast::error::RecvError::Closed) => return,
                 }

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod meta;
 pub mod specs;
 pub mod validate;
+pub mod views;
 
 pub use ids::{Name, Uid};
 pub use meta::{Condition, Kind, Meta, Object, State, Status};

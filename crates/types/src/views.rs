@@ -1,0 +1,160 @@
+//! The API's response shapes (CAMARA views and the platform's own), shared by the server and
+//! its clients so both sides serialize the same structs.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ids::{Name, Uid};
+use crate::meta::{Meta, State as ObjState};
+use crate::specs::{App, AppInstance, AppSpec, Role, User};
+
+/// CAMARA `AppManifest`: the app's name and id next to its spec (secrets removed on output).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppManifest {
+    /// Assigned by the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<Uid>,
+    /// `^[A-Za-z][A-Za-z0-9_]{1,63}$`.
+    pub name: String,
+    /// Everything else.
+    #[serde(flatten)]
+    pub spec: AppSpec,
+}
+
+impl From<&App> for AppManifest {
+    fn from(a: &App) -> Self {
+        AppManifest { app_id: Some(a.metadata.uid), name: a.metadata.name.to_string(), spec: a.spec.redacted() }
+    }
+}
+
+/// CAMARA `SubmittedApp`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmittedApp {
+    /// The new app's id.
+    pub app_id: Uid,
+}
+
+/// CAMARA `getApp` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInfo {
+    /// The manifest.
+    pub app_manifest: AppManifest,
+}
+
+/// CAMARA `AccessEndpoint`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessEndpoint {
+    /// Port.
+    pub port: u16,
+    /// IPv4 addresses.
+    pub ipv4_addresses: Vec<String>,
+}
+
+/// One `componentEndpointInfo` item.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentEndpoint {
+    /// The app's interface.
+    pub interface_id: String,
+    /// Where to reach it.
+    pub access_points: AccessEndpoint,
+}
+
+/// CAMARA `AppInstanceInfo`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInstanceInfo {
+    /// Instance name.
+    pub name: String,
+    /// App id.
+    pub app_id: Uid,
+    /// Instance id.
+    pub app_instance_id: Uid,
+    /// Owning organization.
+    pub app_provider: String,
+    /// `ready`, `instantiating`, `failed`, `terminating` or `unknown`.
+    pub status: String,
+    /// Endpoints, once known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub component_endpoint_info: Vec<ComponentEndpoint>,
+    /// Zone id.
+    pub edge_cloud_zone_id: Uid,
+}
+
+impl From<&AppInstance> for AppInstanceInfo {
+    fn from(i: &AppInstance) -> Self {
+        let status = match (i.metadata.deletion_requested.is_some(), i.status.state) {
+            (true, _) | (_, ObjState::Deleting) => "terminating",
+            (_, ObjState::Ready) => "ready",
+            (_, ObjState::Pending | ObjState::Creating) => "instantiating",
+            (_, ObjState::Failed) => "failed",
+        };
+        AppInstanceInfo {
+            name: i.metadata.name.to_string(),
+            app_id: i.spec.app_id,
+            app_instance_id: i.metadata.uid,
+            app_provider: i.metadata.organization.as_ref().map(ToString::to_string).unwrap_or_default(),
+            status: status.to_string(),
+            component_endpoint_info: i
+                .observed
+                .endpoints
+                .iter()
+                .map(|e| ComponentEndpoint {
+                    interface_id: e.interface_id.clone(),
+                    access_points: AccessEndpoint { port: e.port, ipv4_addresses: vec![e.host.clone()] },
+                })
+                .collect(),
+            edge_cloud_zone_id: i.spec.edge_cloud_zone_id,
+        }
+    }
+}
+
+/// CAMARA `EdgeCloudZone`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeCloudZone {
+    /// Zone id.
+    pub edge_cloud_zone_id: Uid,
+    /// Zone name.
+    pub edge_cloud_zone_name: String,
+    /// `active` when a cloudlet of the zone is up and accepting instances.
+    pub edge_cloud_zone_status: String,
+    /// This operator.
+    pub edge_cloud_provider: String,
+    /// The zone's region.
+    pub edge_cloud_region: String,
+}
+
+/// Login answer (OAuth2 token response shape).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// Bearer token for every API.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// A user as the API shows it: never the hash.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    /// Metadata.
+    pub metadata: Meta,
+    /// Organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<Name>,
+    /// Role.
+    pub role: Role,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        UserView { metadata: u.metadata, organization: u.spec.organization, role: u.spec.role }
+    }
+}
+
