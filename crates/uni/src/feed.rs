@@ -1,0 +1,115 @@
+//! Keeps an [`EdgeIndex`] current: list each kind once, then apply its watch events; a broken or
+//! compacted watch relists (dropping what vanished meanwhile).
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use op_store::{Repo, RepoError, Revision, StoreError};
+use op_types::specs::{App, AppInstance, Cloudlet, Zone};
+use op_types::{Kind, Uid};
+use tracing::warn;
+
+use crate::index::EdgeIndex;
+
+/// The index shared by the feed (writer) and discovery (readers).
+pub type SharedIndex = Arc<RwLock<EdgeIndex>>;
+
+/// The kinds the index follows.
+const KINDS: [Kind; 4] = [Kind::Zone, Kind::Cloudlet, Kind::App, Kind::AppInstance];
+
+fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, EdgeIndex> {
+    // A panic while holding the lock cannot leave the index half-updated in a way that matters
+    // more than stopping discovery would: keep serving.
+    index.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Applies one stored object (or its removal) of `kind` to the index.
+fn apply(index: &SharedIndex, kind: Kind, uid: Uid, value: Option<&serde_json::Value>) -> Result<(), RepoError> {
+    let mut ix = write(index);
+    match (kind, value) {
+        (Kind::Zone, Some(v)) => ix.upsert_zone(&serde_json::from_value::<Zone>(v.clone())?),
+        (Kind::Zone, None) => ix.remove_zone(uid),
+        (Kind::Cloudlet, Some(v)) => ix.upsert_cloudlet(&serde_json::from_value::<Cloudlet>(v.clone())?),
+        (Kind::Cloudlet, None) => ix.remove_cloudlet(uid),
+        (Kind::App, Some(v)) => ix.upsert_app(&serde_json::from_value::<App>(v.clone())?),
+        (Kind::App, None) => ix.remove_app(uid),
+        (Kind::AppInstance, Some(v)) => ix.upsert_instance(&serde_json::from_value::<AppInstance>(v.clone())?),
+        (Kind::AppInstance, None) => ix.remove_instance(uid),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn remove(index: &SharedIndex, kind: Kind, uid: Uid) {
+    let _ = apply(index, kind, uid, None);
+}
+
+/// Lists `kind` into the index, dropping entries that are no longer stored; returns the
+/// revision to watch from.
+async fn list(repo: &Repo, index: &SharedIndex, kind: Kind, known: &mut HashSet<Uid>) -> Result<Revision, RepoError> {
+    let (objs, rev) = repo.list::<serde_json::Value, serde_json::Value>(kind).await?;
+    let mut seen = HashSet::new();
+    for o in objs {
+        let uid = o.metadata.uid;
+        seen.insert(uid);
+        apply(index, kind, uid, Some(&serde_json::to_value(&o)?))?;
+    }
+    for gone in known.difference(&seen) {
+        remove(index, kind, *gone);
+    }
+    *known = seen;
+    Ok(rev)
+}
+
+async fn follow(repo: Repo, index: SharedIndex, kind: Kind, mut rev: Revision, mut known: HashSet<Uid>) {
+    loop {
+        match repo.watch(kind, rev).await {
+            Ok(mut w) => {
+                while let Some(ev) = w.recv().await {
+                    match ev {
+                        Ok(ev) => {
+                            rev = ev.kv.mod_revision;
+                            match Repo::decode_event::<serde_json::Value, serde_json::Value>(&ev) {
+                                Ok((uid, Some(obj))) => {
+                                    known.insert(uid);
+                                    if let Err(e) = serde_json::to_value(&obj).map_err(RepoError::from).and_then(|v| apply(&index, kind, uid, Some(&v))) {
+                                        warn!(%kind, %uid, error = %e, "cannot index object");
+                                    }
+                                }
+                                Ok((uid, None)) => {
+                                    known.remove(&uid);
+                                    remove(&index, kind, uid);
+                                }
+                                Err(e) => warn!(%kind, error = %e, "undecodable watch event"),
+                            }
+                        }
+                        Err(StoreError::Compacted(_)) => break,
+                        Err(e) => {
+                            warn!(%kind, error = %e, "watch failed");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => warn!(%kind, error = %e, "cannot watch"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match list(&repo, &index, kind, &mut known).await {
+            Ok(r) => rev = r,
+            Err(e) => warn!(%kind, error = %e, "relist failed"),
+        }
+    }
+}
+
+/// Builds the index from the store and keeps it current in background tasks. Returns once the
+/// first full list is in, so a discovery request never sees an empty index after a restart.
+pub async fn start(repo: Repo) -> Result<SharedIndex, RepoError> {
+    let index: SharedIndex = Arc::default();
+    for kind in KINDS {
+        let mut known = HashSet::new();
+        let rev = list(&repo, &index, kind, &mut known).await?;
+        tokio::spawn(follow(repo.clone(), index.clone(), kind, rev, known));
+    }
+    Ok(index)
+}

@@ -1,0 +1,281 @@
+//! The in-memory edge index. Writers are the store watches ([`crate::feed`]); readers are
+//! discovery requests, which take a read lock and never touch the store.
+
+use std::collections::HashMap;
+
+use op_types::specs::{App, AppInstance, Cloudlet, Endpoint, GeoPoint, Requirements, Zone};
+use op_types::{Name, State, Uid};
+use rstar::{PointDistance, RTree, RTreeObject, AABB};
+
+use crate::geo;
+
+/// A zone as discovery needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZoneEntry {
+    /// Zone id (CAMARA `edgeCloudZoneId`).
+    pub uid: Uid,
+    /// Zone name.
+    pub name: Name,
+    /// Region.
+    pub region: Name,
+    /// Representative location.
+    pub location: GeoPoint,
+    /// Served cells.
+    pub cells: Vec<String>,
+    /// Served polygon.
+    pub polygon: Vec<GeoPoint>,
+}
+
+/// A cloudlet as discovery needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CloudletEntry {
+    /// Its zone's name.
+    pub zone: Name,
+    /// Runtime reachable.
+    pub ready: bool,
+    /// In maintenance: no new sessions.
+    pub maintenance: bool,
+    /// Capacity in vCPUs, for load.
+    pub vcpus: u32,
+}
+
+/// An app instance as discovery needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceEntry {
+    /// Instance id.
+    pub uid: Uid,
+    /// Its app.
+    pub app: Uid,
+    /// Its zone.
+    pub zone: Uid,
+    /// Its cloudlet's name.
+    pub cloudlet: Name,
+    /// Ready and reachable.
+    pub ready: bool,
+    /// First external endpoint.
+    pub endpoint: Option<Endpoint>,
+}
+
+/// An app as discovery needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppEntry {
+    /// App id.
+    pub uid: Uid,
+    /// Owning organization.
+    pub org: Name,
+    /// Name.
+    pub name: Name,
+    /// Version.
+    pub version: String,
+    /// OPG.02 criteria.
+    pub requirements: Requirements,
+}
+
+/// A zone's location in the R-tree (x = longitude, y = latitude).
+#[derive(Clone, Debug, PartialEq)]
+struct ZonePoint {
+    xy: [f64; 2],
+    uid: Uid,
+}
+
+impl RTreeObject for ZonePoint {
+    type Envelope = AABB<[f64; 2]>;
+    fn envelope(&self) -> Self::Envelope {
+        AABB::from_point(self.xy)
+    }
+}
+
+impl PointDistance for ZonePoint {
+    fn distance_2(&self, p: &[f64; 2]) -> f64 {
+        let (dx, dy) = (self.xy[0] - p[0], self.xy[1] - p[1]);
+        dx * dx + dy * dy
+    }
+}
+
+/// Everything discovery reads, kept current by watches.
+#[derive(Default)]
+pub struct EdgeIndex {
+    zones: HashMap<Uid, ZoneEntry>,
+    zones_by_cell: HashMap<String, Vec<Uid>>,
+    zone_by_name: HashMap<Name, Uid>,
+    rtree: RTree<ZonePoint>,
+    cloudlets: HashMap<Uid, (Name, CloudletEntry)>,
+    cloudlet_by_name: HashMap<Name, Uid>,
+    instances: HashMap<Uid, InstanceEntry>,
+    instances_by_app: HashMap<Uid, Vec<Uid>>,
+    apps: HashMap<Uid, AppEntry>,
+    app_by_key: HashMap<(Name, Name, String), Uid>,
+}
+
+impl EdgeIndex {
+    /// Adds or replaces a zone.
+    pub fn upsert_zone(&mut self, z: &Zone) {
+        self.remove_zone(z.metadata.uid);
+        let e = ZoneEntry {
+            uid: z.metadata.uid,
+            name: z.metadata.name.clone(),
+            region: z.spec.region.clone(),
+            location: z.spec.location,
+            cells: z.spec.service_area.cells.clone(),
+            polygon: z.spec.service_area.polygon.clone(),
+        };
+        for c in &e.cells {
+            self.zones_by_cell.entry(c.clone()).or_default().push(e.uid);
+        }
+        self.zone_by_name.insert(e.name.clone(), e.uid);
+        self.rtree.insert(ZonePoint { xy: [e.location.longitude, e.location.latitude], uid: e.uid });
+        self.zones.insert(e.uid, e);
+    }
+
+    /// Removes a zone.
+    pub fn remove_zone(&mut self, uid: Uid) {
+        let Some(old) = self.zones.remove(&uid) else { return };
+        for c in &old.cells {
+            if let Some(v) = self.zones_by_cell.get_mut(c) {
+                v.retain(|u| *u != uid);
+                if v.is_empty() {
+                    self.zones_by_cell.remove(c);
+                }
+            }
+        }
+        self.zone_by_name.remove(&old.name);
+        self.rtree.remove(&ZonePoint { xy: [old.location.longitude, old.location.latitude], uid });
+    }
+
+    /// Adds or replaces a cloudlet.
+    pub fn upsert_cloudlet(&mut self, c: &Cloudlet) {
+        self.remove_cloudlet(c.metadata.uid);
+        // Names are unique: a cloudlet recreated under the same name replaces the old one.
+        if let Some(old) = self.cloudlet_by_name.get(&c.metadata.name).copied() {
+            self.remove_cloudlet(old);
+        }
+        let e = CloudletEntry {
+            zone: c.spec.zone.clone(),
+            ready: c.status.state == State::Ready,
+            maintenance: c.spec.maintenance,
+            vcpus: c.spec.capacity.vcpus,
+        };
+        self.cloudlet_by_name.insert(c.metadata.name.clone(), c.metadata.uid);
+        self.cloudlets.insert(c.metadata.uid, (c.metadata.name.clone(), e));
+    }
+
+    /// Removes a cloudlet.
+    pub fn remove_cloudlet(&mut self, uid: Uid) {
+        if let Some((name, _)) = self.cloudlets.remove(&uid) {
+            self.cloudlet_by_name.remove(&name);
+        }
+    }
+
+    /// Adds or replaces an app instance.
+    pub fn upsert_instance(&mut self, i: &AppInstance) {
+        self.remove_instance(i.metadata.uid);
+        let e = InstanceEntry {
+            uid: i.metadata.uid,
+            app: i.spec.app_id,
+            zone: i.spec.edge_cloud_zone_id,
+            cloudlet: i.spec.cloudlet.clone(),
+            ready: i.status.state == State::Ready && i.metadata.deletion_requested.is_none(),
+            endpoint: i.observed.endpoints.first().cloned(),
+        };
+        self.instances_by_app.entry(e.app).or_default().push(e.uid);
+        self.instances.insert(e.uid, e);
+    }
+
+    /// Removes an app instance.
+    pub fn remove_instance(&mut self, uid: Uid) {
+        let Some(old) = self.instances.remove(&uid) else { return };
+        if let Some(v) = self.instances_by_app.get_mut(&old.app) {
+            v.retain(|u| *u != uid);
+            if v.is_empty() {
+                self.instances_by_app.remove(&old.app);
+            }
+        }
+    }
+
+    /// Adds or replaces an app.
+    pub fn upsert_app(&mut self, a: &App) {
+        self.remove_app(a.metadata.uid);
+        let Some(org) = a.metadata.organization.clone() else { return };
+        let e = AppEntry {
+            uid: a.metadata.uid,
+            org,
+            name: a.metadata.name.clone(),
+            version: a.spec.version.clone(),
+            requirements: a.spec.requirements.clone(),
+        };
+        self.app_by_key.insert((e.org.clone(), e.name.clone(), e.version.clone()), e.uid);
+        self.apps.insert(e.uid, e);
+    }
+
+    /// Removes an app.
+    pub fn remove_app(&mut self, uid: Uid) {
+        if let Some(old) = self.apps.remove(&uid) {
+            self.app_by_key.remove(&(old.org, old.name, old.version));
+        }
+    }
+
+    /// A zone by id.
+    pub fn zone(&self, uid: Uid) -> Option<&ZoneEntry> {
+        self.zones.get(&uid)
+    }
+
+    /// All zones.
+    pub fn zones(&self) -> impl Iterator<Item = &ZoneEntry> {
+        self.zones.values()
+    }
+
+    /// An app by id.
+    pub fn app(&self, uid: Uid) -> Option<&AppEntry> {
+        self.apps.get(&uid)
+    }
+
+    /// An app by organization, name and version.
+    pub fn app_by(&self, org: &Name, name: &Name, version: &str) -> Option<&AppEntry> {
+        self.app_by_key.get(&(org.clone(), name.clone(), version.to_string())).and_then(|u| self.apps.get(u))
+    }
+
+    /// The instances of an app.
+    pub fn instances_of(&self, app: Uid) -> impl Iterator<Item = &InstanceEntry> {
+        self.instances_by_app.get(&app).into_iter().flatten().filter_map(|u| self.instances.get(u))
+    }
+
+    /// A cloudlet by name.
+    pub fn cloudlet(&self, name: &Name) -> Option<&CloudletEntry> {
+        self.cloudlet_by_name.get(name).and_then(|u| self.cloudlets.get(u)).map(|(_, e)| e)
+    }
+
+    /// Instances on a cloudlet per vCPU of capacity: the edge-load criterion.
+    pub fn load(&self, cloudlet: &Name) -> f64 {
+        let n = self.instances.values().filter(|i| &i.cloudlet == cloudlet).count() as f64;
+        let cap = self.cloudlet(cloudlet).map_or(1, |c| c.vcpus.max(1)) as f64;
+        n / cap
+    }
+
+    /// Whether zone `uid` has a cloudlet up and out of maintenance.
+    pub fn zone_serving(&self, uid: Uid) -> bool {
+        let Some(z) = self.zones.get(&uid) else { return false };
+        self.cloudlets.values().any(|(_, c)| c.zone == z.name && c.ready && !c.maintenance)
+    }
+
+    /// The zones whose service area contains the device: by cell first, else by polygon.
+    pub fn zones_serving(&self, cell: Option<&str>, point: Option<GeoPoint>) -> Vec<Uid> {
+        if let Some(v) = cell.and_then(|c| self.zones_by_cell.get(c)) {
+            return v.clone();
+        }
+        match point {
+            Some(p) => self.zones.values().filter(|z| geo::in_polygon(p, &z.polygon)).map(|z| z.uid).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The zone nearest to `p` by location.
+    pub fn nearest_zone(&self, p: GeoPoint) -> Option<&ZoneEntry> {
+        self.rtree.nearest_neighbor(&[p.longitude, p.latitude]).and_then(|z| self.zones.get(&z.uid))
+    }
+
+    /// The location of a cell: the location of a zone serving it (the index knows cells only
+    /// through zones' service areas).
+    pub fn cell_zone(&self, cell: &str) -> Option<&ZoneEntry> {
+        self.zones_by_cell.get(cell).and_then(|v| v.first()).and_then(|u| self.zones.get(u))
+    }
+}

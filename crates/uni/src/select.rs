@@ -1,0 +1,201 @@
+//! Edge selection: a pure function of the index, the app's criteria, where the device is, the
+//! network's path estimates and the operator's weight matrix. No I/O, so it is tested alone and
+//! runs on the hot path.
+
+use op_types::specs::GeoPoint;
+use op_types::Uid;
+use serde::{Deserialize, Serialize};
+
+use crate::geo;
+use crate::index::{AppEntry, EdgeIndex, InstanceEntry, ZoneEntry};
+
+/// Where the device is, as far as the platform knows (network-confirmed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceAt {
+    /// Serving cell.
+    pub cell: Option<String>,
+    /// Position.
+    pub point: Option<GeoPoint>,
+}
+
+/// Expected network performance from the device's cell to a zone.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathInfo {
+    /// One-way latency, ms.
+    pub latency_ms: f64,
+    /// Jitter, ms.
+    pub jitter_ms: f64,
+    /// Bandwidth, Mbit/s.
+    pub bandwidth_mbps: f64,
+}
+
+/// The operator's weight matrix (OPG.02 operator criteria): how much each cost counts. Costs are
+/// normalized: distance per 100 km, latency per 10 ms, load in instances per vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Weights {
+    /// Geographic distance device to zone.
+    pub distance: f64,
+    /// Network latency device to zone.
+    pub latency: f64,
+    /// Edge load.
+    pub load: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights { distance: 1.0, latency: 2.0, load: 0.5 }
+    }
+}
+
+/// Why an instance was not offered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "reason")]
+pub enum Rejection {
+    /// Not Ready or being deleted.
+    NotReady,
+    /// Its cloudlet is down or in maintenance.
+    EdgeUnavailable,
+    /// Outside the app's footprint.
+    OutsideFootprint,
+    /// In a region the app's data must not go to.
+    DataGeography,
+    /// The path would exceed the app's latency bound.
+    Latency {
+        /// Expected, ms.
+        expected_ms: f64,
+    },
+    /// The path would exceed the app's jitter bound.
+    Jitter {
+        /// Expected, ms.
+        expected_ms: f64,
+    },
+    /// The path cannot carry the app's bandwidth.
+    Bandwidth {
+        /// Expected, Mbit/s.
+        expected_mbps: f64,
+    },
+}
+
+/// An instance offered to the device, with why it ranks where it does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    /// The instance.
+    pub instance: InstanceEntry,
+    /// Its zone.
+    pub zone: ZoneEntry,
+    /// Lower is better.
+    pub score: f64,
+    /// Distance device to zone, km (when the device position is known).
+    pub distance_km: Option<f64>,
+    /// Expected path performance, when the network gave one.
+    pub path: Option<PathInfo>,
+}
+
+/// The outcome: ranked offers (best first) and the instances ruled out with their reason.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ranking {
+    /// Best first.
+    pub ranked: Vec<Choice>,
+    /// Ruled out.
+    pub rejected: Vec<(Uid, Rejection)>,
+}
+
+/// The device's position, or the location of a zone serving its cell.
+pub fn device_point(index: &EdgeIndex, at: &DeviceAt) -> Option<GeoPoint> {
+    at.point.or_else(|| at.cell.as_deref().and_then(|c| index.cell_zone(c)).map(|z| z.location))
+}
+
+fn in_footprint(app: &AppEntry, zone: &ZoneEntry) -> bool {
+    let fp = &app.requirements.footprint;
+    let by_zone = fp.zones.is_empty() || fp.zones.contains(&zone.uid);
+    let by_region = fp.regions.is_empty() || fp.regions.contains(&zone.region);
+    let by_cell = fp.cells.is_empty() || zone.cells.iter().any(|c| fp.cells.contains(c));
+    let by_polygon = fp.polygon.is_empty() || geo::in_polygon(zone.location, &fp.polygon);
+    by_zone && by_region && by_cell && by_polygon
+}
+
+/// Checks one instance against the hard constraints.
+fn admissible(
+    index: &EdgeIndex,
+    app: &AppEntry,
+    inst: &InstanceEntry,
+    zone: &ZoneEntry,
+    path: Option<PathInfo>,
+) -> Result<(), Rejection> {
+    if !inst.ready || inst.endpoint.is_none() {
+        return Err(Rejection::NotReady);
+    }
+    if !index.cloudlet(&inst.cloudlet).is_some_and(|c| c.ready && !c.maintenance) {
+        return Err(Rejection::EdgeUnavailable);
+    }
+    if !in_footprint(app, zone) {
+        return Err(Rejection::OutsideFootprint);
+    }
+    let r = &app.requirements;
+    if !r.data_regions.is_empty() && !r.data_regions.contains(&zone.region) {
+        return Err(Rejection::DataGeography);
+    }
+    if let Some(p) = path {
+        if r.max_latency_ms.is_some_and(|m| p.latency_ms > m) {
+            return Err(Rejection::Latency { expected_ms: p.latency_ms });
+        }
+        if r.max_jitter_ms.is_some_and(|m| p.jitter_ms > m) {
+            return Err(Rejection::Jitter { expected_ms: p.jitter_ms });
+        }
+        if r.min_bandwidth_mbps.is_some_and(|m| p.bandwidth_mbps < m) {
+            return Err(Rejection::Bandwidth { expected_mbps: p.bandwidth_mbps });
+        }
+    }
+    Ok(())
+}
+
+/// Ranks the instances of `app` for a device at `at`. `path` gives the network's estimate from
+/// the device's cell to a zone (None when unknown: latency bounds cannot be checked then and
+/// the latency cost counts as zero).
+pub fn rank(
+    index: &EdgeIndex,
+    app: &AppEntry,
+    at: &DeviceAt,
+    weights: &Weights,
+    path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
+) -> Ranking {
+    let point = device_point(index, at);
+    let mut out = Ranking::default();
+    for inst in index.instances_of(app.uid) {
+        let Some(zone) = index.zone(inst.zone) else {
+            out.rejected.push((inst.uid, Rejection::EdgeUnavailable));
+            continue;
+        };
+        let p = path(zone);
+        if let Err(why) = admissible(index, app, inst, zone, p) {
+            out.rejected.push((inst.uid, why));
+            continue;
+        }
+        let distance_km = point.map(|d| geo::distance_km(d, zone.location));
+        let score = weights.distance * distance_km.unwrap_or(0.0) / 100.0
+            + weights.latency * p.map_or(0.0, |p| p.latency_ms) / 10.0
+            + weights.load * index.load(&inst.cloudlet);
+        out.ranked.push(Choice { instance: inst.clone(), zone: zone.clone(), score, distance_km, path: p });
+    }
+    out.ranked.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.instance.uid.cmp(&b.instance.uid)));
+    out
+}
+
+/// The closest serving zone for a device: one whose service area holds the device (shortest
+/// network path), else the geographically nearest one with a cloudlet up.
+pub fn closest_zone<'a>(index: &'a EdgeIndex, at: &DeviceAt) -> Option<&'a ZoneEntry> {
+    let serving = index.zones_serving(at.cell.as_deref(), at.point);
+    if let Some(z) = serving.iter().filter(|u| index.zone_serving(**u)).filter_map(|u| index.zone(*u)).min_by_key(|z| z.uid) {
+        return Some(z);
+    }
+    let p = device_point(index, at)?;
+    if let Some(z) = index.nearest_zone(p).filter(|z| index.zone_serving(z.uid)) {
+        return Some(z);
+    }
+    index
+        .zones()
+        .filter(|z| index.zone_serving(z.uid))
+        .min_by(|a, b| geo::distance_km(p, a.location).total_cmp(&geo::distance_km(p, b.location)))
+}

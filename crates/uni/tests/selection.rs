@@ -1,0 +1,176 @@
+//! Index and selection on constructed objects: hard constraints are never broken, ranking
+//! follows the weights, and watches' upserts and removals keep the index exact.
+
+use op_types::specs::*;
+use op_types::{Kind, Name, Object, State};
+use op_uni::index::EdgeIndex;
+use op_uni::select::{closest_zone, rank, DeviceAt, PathInfo, Rejection, Weights};
+use proptest::prelude::*;
+
+fn n(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+fn zone(name: &str, region: &str, lat: f64, lon: f64, cells: &[&str]) -> Zone {
+    Object::new(Kind::Zone, None, n(name), ZoneSpec {
+        region: n(region),
+        location: GeoPoint { latitude: lat, longitude: lon },
+        service_area: ServiceArea { cells: cells.iter().map(|c| c.to_string()).collect(), polygon: vec![] },
+    })
+}
+
+fn cloudlet(name: &str, zone: &str, ready: bool, maintenance: bool) -> Cloudlet {
+    let mut c: Cloudlet = Object::new(Kind::Cloudlet, None, n(name), CloudletSpec {
+        zone: n(zone),
+        location: GeoPoint { latitude: 0.0, longitude: 0.0 },
+        platform_type: PlatformType::Docker,
+        driver_endpoint: "unix:///x".into(),
+        public_host: "127.0.0.1".into(),
+        capacity: Resources { vcpus: 8, memory_mb: 8192, disk_gb: 10, gpus: 0 },
+        flavors: vec![n("small")],
+        maintenance,
+    });
+    c.status.state = if ready { State::Ready } else { State::Failed };
+    c
+}
+
+fn app(req: Requirements) -> App {
+    let spec: AppSpec = serde_json::from_value(serde_json::json!({
+        "version": "1", "appProvider": "acme_games", "packageType": "CONTAINER",
+        "appRepo": {"type": "PUBLICREPO", "imagePath": "img"},
+        "requiredResources": {"infraKind": "container", "numCPU": "1", "memory": 64},
+        "componentSpec": [{"componentName": "c", "networkInterfaces": [{"interfaceId": "http", "protocol": "TCP", "port": 80, "visibilityType": "VISIBILITY_EXTERNAL"}]}]
+    })).unwrap();
+    let mut a: App = Object::new(Kind::App, Some(n("acme_games")), n("game"), AppSpec { requirements: req, ..spec });
+    a.status.state = State::Ready;
+    a
+}
+
+fn instance(app: &App, zone: &Zone, cloudlet: &str, ready: bool) -> AppInstance {
+    let mut i: AppInstance = Object::new(Kind::AppInstance, Some(n("acme_games")), n(&format!("i-{}", &zone.metadata.name)), AppInstanceSpec {
+        app_id: app.metadata.uid,
+        edge_cloud_zone_id: zone.metadata.uid,
+        cloudlet: n(cloudlet),
+        flavor: n("small"),
+    });
+    if ready {
+        i.status.state = State::Ready;
+        i.observed.endpoints = vec![Endpoint { interface_id: "http".into(), host: "127.0.0.1".into(), port: 1000 }];
+    }
+    i
+}
+
+struct World {
+    ix: EdgeIndex,
+    app: App,
+    paris: Zone,
+    lyon: Zone,
+    berlin: Zone,
+}
+
+fn world(req: Requirements) -> World {
+    let mut ix = EdgeIndex::default();
+    let paris = zone("paris", "fr", 48.85, 2.35, &["c-paris"]);
+    let lyon = zone("lyon", "fr", 45.76, 4.83, &["c-lyon"]);
+    let berlin = zone("berlin", "de", 52.52, 13.40, &["c-berlin"]);
+    for z in [&paris, &lyon, &berlin] {
+        ix.upsert_zone(z);
+        ix.upsert_cloudlet(&cloudlet(&format!("{}-1", z.metadata.name), z.metadata.name.as_str(), true, false));
+    }
+    let app = app(req);
+    ix.upsert_app(&app);
+    for z in [&paris, &lyon, &berlin] {
+        ix.upsert_instance(&instance(&app, z, &format!("{}-1", z.metadata.name), true));
+    }
+    World { ix, app, paris, lyon, berlin }
+}
+
+fn no_path(_: &op_uni::index::ZoneEntry) -> Option<PathInfo> {
+    None
+}
+
+#[test]
+fn nearest_ranks_first_and_all_are_offered() {
+    let w = world(Requirements::default());
+    let entry = w.ix.app(w.app.metadata.uid).unwrap().clone();
+    let at = DeviceAt { cell: Some("c-lyon".into()), point: None };
+    let r = rank(&w.ix, &entry, &at, &Weights::default(), &no_path);
+    let order: Vec<_> = r.ranked.iter().map(|c| c.zone.name.to_string()).collect();
+    assert_eq!(order, ["lyon", "paris", "berlin"]);
+    assert!(r.rejected.is_empty());
+    assert_eq!(closest_zone(&w.ix, &at).unwrap().uid, w.lyon.metadata.uid);
+}
+
+#[test]
+fn hard_constraints_reject_with_reasons() {
+    let req = Requirements { data_regions: vec![n("fr")], max_latency_ms: Some(10.0), ..Default::default() };
+    let w = world(req);
+    let entry = w.ix.app(w.app.metadata.uid).unwrap().clone();
+    let at = DeviceAt { cell: Some("c-paris".into()), point: None };
+    let lyon = w.lyon.metadata.uid;
+    let path = move |z: &op_uni::index::ZoneEntry| {
+        Some(PathInfo { latency_ms: if z.uid == lyon { 25.0 } else { 5.0 }, jitter_ms: 1.0, bandwidth_mbps: 100.0 })
+    };
+    let r = rank(&w.ix, &entry, &at, &Weights::default(), &path);
+    assert_eq!(r.ranked.len(), 1);
+    assert_eq!(r.ranked[0].zone.uid, w.paris.metadata.uid);
+    let reasons: Vec<_> = r.rejected.iter().map(|(_, why)| why.clone()).collect();
+    assert!(reasons.contains(&Rejection::DataGeography), "berlin is outside the data regions");
+    assert!(reasons.contains(&Rejection::Latency { expected_ms: 25.0 }));
+}
+
+#[test]
+fn maintenance_and_removals_are_seen() {
+    let mut w = world(Requirements::default());
+    let entry = w.ix.app(w.app.metadata.uid).unwrap().clone();
+    let at = DeviceAt { cell: Some("c-berlin".into()), point: None };
+    w.ix.upsert_cloudlet(&cloudlet("berlin-1", "berlin", true, true));
+    let r = rank(&w.ix, &entry, &at, &Weights::default(), &no_path);
+    assert!(r.ranked.iter().all(|c| c.zone.uid != w.berlin.metadata.uid));
+    assert_ne!(closest_zone(&w.ix, &at).unwrap().uid, w.berlin.metadata.uid, "a zone in maintenance is not closest");
+    w.ix.remove_zone(w.paris.metadata.uid);
+    let r = rank(&w.ix, &entry, &at, &Weights::default(), &no_path);
+    assert!(r.ranked.iter().all(|c| c.zone.uid != w.paris.metadata.uid));
+}
+
+proptest! {
+    /// Whatever the world, nothing offered breaks a hard constraint, and offers are sorted.
+    #[test]
+    fn offers_never_break_hard_constraints(
+        ready in proptest::collection::vec(any::<bool>(), 3),
+        up in proptest::collection::vec(any::<bool>(), 3),
+        maint in proptest::collection::vec(any::<bool>(), 3),
+        lat in proptest::collection::vec(1.0f64..60.0, 3),
+        bound in 1.0f64..60.0,
+        restrict in any::<bool>(),
+    ) {
+        let req = Requirements {
+            max_latency_ms: Some(bound),
+            data_regions: if restrict { vec![n("fr")] } else { vec![] },
+            ..Default::default()
+        };
+        let mut w = world(req);
+        let zones = [w.paris.clone(), w.lyon.clone(), w.berlin.clone()];
+        for (i, z) in zones.iter().enumerate() {
+            let cl = format!("{}-1", z.metadata.name);
+            w.ix.upsert_cloudlet(&cloudlet(&cl, z.metadata.name.as_str(), up[i], maint[i]));
+            let mut inst = instance(&w.app, z, &cl, ready[i]);
+            inst.metadata.uid = w.ix.instances_of(w.app.metadata.uid).find(|e| e.zone == z.metadata.uid).unwrap().uid;
+            w.ix.upsert_instance(&inst);
+        }
+        let entry = w.ix.app(w.app.metadata.uid).unwrap().clone();
+        let lats: Vec<(op_types::Uid, f64)> = zones.iter().zip(&lat).map(|(z, l)| (z.metadata.uid, *l)).collect();
+        let path = move |z: &op_uni::index::ZoneEntry| {
+            lats.iter().find(|(u, _)| *u == z.uid).map(|(_, l)| PathInfo { latency_ms: *l, jitter_ms: 0.0, bandwidth_mbps: 1e3 })
+        };
+        let r = rank(&w.ix, &entry, &DeviceAt { cell: Some("c-paris".into()), point: None }, &Weights::default(), &path);
+        prop_assert_eq!(r.ranked.len() + r.rejected.len(), 3);
+        for c in &r.ranked {
+            let i = zones.iter().position(|z| z.metadata.uid == c.zone.uid).unwrap();
+            prop_assert!(ready[i] && up[i] && !maint[i]);
+            prop_assert!(lat[i] <= bound);
+            prop_assert!(!restrict || c.zone.region.as_str() == "fr");
+        }
+        prop_assert!(r.ranked.windows(2).all(|w| w[0].score <= w[1].score));
+    }
+}
