@@ -685,6 +685,28 @@ pub struct AppSpec {
     /// Extension: OPG.02 application provider criteria.
     #[serde(default)]
     pub requirements: Requirements,
+    /// Extension: how the app's device clients prove who they are at the UNI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_auth: Option<DeviceAuth>,
+}
+
+/// How device clients of an app authenticate at the UNI: with a JWT the app provider signs
+/// (audience `op-uni`), checked against this public key. The key is public: it is returned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeviceAuth {
+    /// SPKI PEM of an Ed25519, ECDSA P-256 or RSA public key.
+    pub public_key_pem: String,
+}
+
+impl Validate for DeviceAuth {
+    fn validate(&self) -> Result<(), FieldError> {
+        ensure(
+            self.public_key_pem.contains("-----BEGIN PUBLIC KEY-----") && self.public_key_pem.len() <= 8192,
+            "publicKeyPem",
+            "must be a PEM public key (-----BEGIN PUBLIC KEY-----)",
+        )
+    }
 }
 
 impl AppSpec {
@@ -762,6 +784,9 @@ impl Validate for AppSpec {
         }
         for (k, v) in &self.env {
             max_len(v, 4096, &format!("env.{k}"))?;
+        }
+        if let Some(d) = &self.device_auth {
+            d.validate().map_err(|e| e.under("deviceAuth"))?;
         }
         self.requirements.validate().map_err(|e| e.under("requirements"))
     }

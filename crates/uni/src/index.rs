@@ -8,6 +8,7 @@ use op_types::{Name, State, Uid};
 use rstar::{PointDistance, RTree, RTreeObject, AABB};
 
 use crate::geo;
+use crate::token::AppKey;
 
 /// A zone as discovery needs it.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,7 +58,7 @@ pub struct InstanceEntry {
 }
 
 /// An app as discovery needs it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct AppEntry {
     /// App id.
     pub uid: Uid,
@@ -69,6 +70,14 @@ pub struct AppEntry {
     pub version: String,
     /// OPG.02 criteria.
     pub requirements: Requirements,
+    /// The key its device clients' tokens are checked with, parsed once here.
+    pub device_key: Option<AppKey>,
+}
+
+impl std::fmt::Debug for AppEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppEntry").field("uid", &self.uid).field("org", &self.org).field("name", &self.name).finish()
+    }
 }
 
 /// A zone's location in the R-tree (x = longitude, y = latitude).
@@ -202,6 +211,7 @@ impl EdgeIndex {
             name: a.metadata.name.clone(),
             version: a.spec.version.clone(),
             requirements: a.spec.requirements.clone(),
+            device_key: a.spec.device_auth.as_ref().and_then(|d| AppKey::from_pem(&d.public_key_pem).ok()),
         };
         self.app_by_key.insert((e.org.clone(), e.name.clone(), e.version.clone()), e.uid);
         self.apps.insert(e.uid, e);

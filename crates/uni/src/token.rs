@@ -98,6 +98,51 @@ impl SessionVerifier {
     }
 }
 
+/// Audience device-app tokens must name.
+pub const UNI_AUDIENCE: &str = "op-uni";
+
+/// An app provider's public key, for the tokens its device clients present.
+#[derive(Clone)]
+pub struct AppKey {
+    key: DecodingKey,
+    alg: Algorithm,
+}
+
+/// What a device app's token asserts (signed by the app provider).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppTokenClaims {
+    /// Who the app provider says the user or device is.
+    pub sub: String,
+    /// Must be [`UNI_AUDIENCE`].
+    pub aud: String,
+    /// Expiry.
+    pub exp: u64,
+}
+
+impl AppKey {
+    /// Parses an SPKI PEM: Ed25519, ECDSA P-256 or RSA.
+    pub fn from_pem(pem: &str) -> Result<Self, TokenError> {
+        let b = pem.as_bytes();
+        if let Ok(key) = DecodingKey::from_ed_pem(b) {
+            return Ok(Self { key, alg: Algorithm::EdDSA });
+        }
+        if let Ok(key) = DecodingKey::from_ec_pem(b) {
+            return Ok(Self { key, alg: Algorithm::ES256 });
+        }
+        DecodingKey::from_rsa_pem(b)
+            .map(|key| Self { key, alg: Algorithm::RS256 })
+            .map_err(|e| TokenError::Key(format!("not an Ed25519, P-256 or RSA public key: {e}")))
+    }
+
+    /// Checks a device app's token: signature by the provider, audience, expiry.
+    pub fn verify(&self, token: &str) -> Result<AppTokenClaims, TokenError> {
+        let mut v = Validation::new(self.alg);
+        v.set_audience(&[UNI_AUDIENCE]);
+        v.leeway = 5;
+        decode::<AppTokenClaims>(token, &self.key, &v).map(|d| d.claims).map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +169,23 @@ mod tests {
         // The same key reloaded from its PEM signs tokens the edge accepts.
         let again = SessionSigner::from_private_pem(&private).unwrap();
         assert!(edge.verify(&again.sign(&c).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn app_tokens_are_checked_with_the_providers_key() {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let key = AppKey::from_pem(&kp.public_key_pem()).unwrap();
+        let enc = EncodingKey::from_ed_pem(kp.serialize_pem().as_bytes()).unwrap();
+        let sign = |aud: &str, exp: u64| {
+            let c = AppTokenClaims { sub: "player-1".into(), aud: aud.into(), exp };
+            encode(&Header::new(Algorithm::EdDSA), &c, &enc).unwrap()
+        };
+        assert_eq!(key.verify(&sign(UNI_AUDIENCE, now() + 60)).unwrap().sub, "player-1");
+        assert!(key.verify(&sign("elsewhere", now() + 60)).is_err());
+        assert!(key.verify(&sign(UNI_AUDIENCE, now() - 60)).is_err());
+        let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        assert!(AppKey::from_pem(&other.public_key_pem()).is_ok());
+        assert!(AppKey::from_pem("nonsense").is_err());
     }
 
     #[test]
