@@ -70,6 +70,10 @@ pub async fn submit_app(
     let bytes = serde_json::to_vec(&raw).map_err(|e| ApiError::Internal(e.to_string()))?;
     let spec: AppSpec = parse(&bytes)?;
     spec.validate()?;
+    if let Some(d) = &spec.device_auth {
+        op_uni::token::AppKey::from_pem(&d.public_key_pem)
+            .map_err(|e| ApiError::invalid("deviceAuth.publicKeyPem", e.to_string()))?;
+    }
     let org = acting_org(&s, &c, &spec.app_provider).await?;
     if let Some(f) = &spec.flavor {
         let flavor = s.repo.get_by_name::<FlavorSpec, ()>(Kind::Flavor, None, f).await?;

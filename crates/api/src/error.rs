@@ -44,6 +44,15 @@ pub enum ApiError {
     /// Lost a concurrent update race; retry.
     #[error("{0}")]
     Conflict(String),
+    /// Understood but not applicable (CAMARA 422 with a specific code).
+    #[error("{1}")]
+    Unprocessable(&'static str, String),
+    /// A device identifier the network does not know (CAMARA 404 IDENTIFIER_NOT_FOUND).
+    #[error("{0}")]
+    IdentifierNotFound(String),
+    /// Too many requests; retry later.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The store or a runtime is unavailable.
     #[error("{0}")]
     Unavailable(String),
@@ -67,6 +76,9 @@ impl ApiError {
             ApiError::AlreadyExists(_) => (StatusCode::CONFLICT, "ALREADY_EXISTS"),
             ApiError::Aborted(_) => (StatusCode::CONFLICT, "ABORTED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
+            ApiError::Unprocessable(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::IdentifierNotFound(_) => (StatusCode::NOT_FOUND, "IDENTIFIER_NOT_FOUND"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }

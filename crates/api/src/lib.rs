@@ -9,6 +9,7 @@ pub mod infra;
 pub mod json;
 pub mod metrics;
 pub mod state;
+pub mod uni;
 pub mod users;
 
 use axum::extract::{Request, State};
@@ -51,6 +52,7 @@ impl Modify for BearerAuth {
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
         camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones,
+        uni::register, uni::keys, uni::well_known, uni::closest_edge_zone,
     )
 )]
 pub struct ApiDoc;
@@ -113,6 +115,10 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{b}/appinstances"), get(get_app_instances).post(create_app_instance))
         .route(&format!("{b}/appinstances/{{id}}"), axum::routing::delete(delete_app_instance))
         .route(&format!("{b}/edge-cloud-zones"), get(get_edge_cloud_zones))
+        .route("/.well-known/op-uni", get(uni::well_known))
+        .route("/uni/v1/keys", get(uni::keys))
+        .route("/uni/v1/sessions", axum::routing::post(uni::register))
+        .route("/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone", axum::routing::post(uni::closest_edge_zone))
         .fallback(not_found)
         .layer(middleware::from_fn(correlator))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))

@@ -28,4 +28,6 @@ pub struct AppState {
     pub http: HttpMetrics,
     /// This operator's name as CAMARA's `edgeCloudProvider`.
     pub provider: String,
+    /// The UNI: index, signing key, network.
+    pub uni: Arc<crate::uni::UniState>,
 }

@@ -129,6 +129,9 @@ struct ZoneArgs {
     /// Polygon as `lat,lon;lat,lon;lat,lon`.
     #[arg(long, allow_hyphen_values = true)]
     polygon: Option<String>,
+    /// Data-network access identifier of the zone's user plane.
+    #[arg(long)]
+    dnai: Option<String>,
 }
 
 #[derive(Args)]
@@ -460,6 +463,7 @@ fn zone_spec(_: &str, a: ZoneArgs) -> Result<ZoneSpec> {
         region: name(&a.region, "region")?,
         location: GeoPoint { latitude: a.lat, longitude: a.lon },
         service_area: ServiceArea { cells: a.cells, polygon },
+        dnai: a.dnai,
     })
 }
 

@@ -61,6 +61,23 @@ pub fn prepare_dir(dir: &Path) -> anyhow::Result<Boot> {
     Ok(Boot { jwt_secret: jwt.into_bytes(), platform_id, admin_credential_path: cred, admin_password })
 }
 
+/// The UNI session signing key, created (mode 0600) on first start.
+pub fn session_signer(dir: &Path) -> anyhow::Result<op_uni::token::SessionSigner> {
+    let path = dir.join("uni-signing.pem");
+    let mut generated = None;
+    let pem = secret_file(&path, || match op_uni::token::SessionSigner::generate() {
+        Ok((_, pem)) => pem,
+        Err(e) => {
+            generated = Some(e);
+            String::new()
+        }
+    })?;
+    if let Some(e) = generated {
+        anyhow::bail!("cannot generate the UNI signing key: {e}");
+    }
+    op_uni::token::SessionSigner::from_private_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 async fn create_once<S: serde::Serialize>(repo: &Repo, mut obj: Object<S>) -> anyhow::Result<()> {
     match repo.create(&mut obj).await {
         Ok(()) | Err(RepoError::AlreadyExists { .. }) => Ok(()),
@@ -98,6 +115,7 @@ pub async fn ensure_default_site(repo: &Repo, docker_endpoint: &str) -> anyhow::
         region: name("default")?,
         location: here,
         service_area: ServiceArea { cells: vec!["cell-0001".into()], polygon: vec![] },
+        dnai: None,
     };
     create_once(repo, ready(Object::new(Kind::Zone, None, name("local")?, zone))).await?;
     let flavors = [("small", 1, 256), ("medium", 2, 1024), ("large", 4, 4096)];

@@ -58,6 +58,15 @@ struct ServeArgs {
     /// Concurrent instance reconciles.
     #[arg(long, default_value_t = 16)]
     workers: usize,
+    /// Mobile country code of this operator (UNI well-known name).
+    #[arg(long, env = "OPD_MCC", default_value = "001")]
+    mcc: String,
+    /// Mobile network code of this operator.
+    #[arg(long, env = "OPD_MNC", default_value = "01")]
+    mnc: String,
+    /// UNI session lifetime and revalidation timer, seconds.
+    #[arg(long, default_value_t = 300)]
+    session_ttl: u64,
 }
 
 fn init_logs(format: &str) {
@@ -98,6 +107,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Metrics::register(&mut registry);
     let http = HttpMetrics::register(&mut registry);
     let drivers = Drivers::default();
+    let uni = op_api::uni::UniState {
+        index: op_uni::feed::start(repo.clone()).await?,
+        signer: bootstrap::session_signer(&args.data_dir)?,
+        network: None,
+        weights: op_uni::select::Weights::default(),
+        mcc: args.mcc.clone(),
+        mnc: args.mnc.clone(),
+        session_ttl: args.session_ttl,
+    };
     let state = AppState {
         repo: repo.clone(),
         keys: TokenKeys::new(&boot.jwt_secret),
@@ -106,6 +124,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         registry: Arc::new(registry),
         http,
         provider: args.provider.clone(),
+        uni: Arc::new(uni),
     };
 
     let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone());

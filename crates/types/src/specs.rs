@@ -89,11 +89,19 @@ pub struct ZoneSpec {
     pub location: GeoPoint,
     /// Where the zone serves devices.
     pub service_area: ServiceArea,
+    /// The data-network access identifier of the user plane that reaches the zone: what the
+    /// network's traffic steering and path analytics name it by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnai: Option<String>,
 }
 
 impl Validate for ZoneSpec {
     fn validate(&self) -> Result<(), FieldError> {
         self.location.validate().map_err(|e| e.under("location"))?;
+        if let Some(d) = &self.dnai {
+            ensure(!d.is_empty(), "dnai", "must not be empty")?;
+            max_len(d, 64, "dnai")?;
+        }
         self.service_area.validate().map_err(|e| e.under("serviceArea"))
     }
 }

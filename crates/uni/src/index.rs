@@ -25,6 +25,8 @@ pub struct ZoneEntry {
     pub cells: Vec<String>,
     /// Served polygon.
     pub polygon: Vec<GeoPoint>,
+    /// Its user plane's DNAI.
+    pub dnai: Option<String>,
 }
 
 /// A cloudlet as discovery needs it.
@@ -127,6 +129,7 @@ impl EdgeIndex {
             location: z.spec.location,
             cells: z.spec.service_area.cells.clone(),
             polygon: z.spec.service_area.polygon.clone(),
+            dnai: z.spec.dnai.clone(),
         };
         for c in &e.cells {
             self.zones_by_cell.entry(c.clone()).or_default().push(e.uid);

@@ -19,7 +19,7 @@ pub struct DeviceAt {
 }
 
 /// Expected network performance from the device's cell to a zone.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PathInfo {
     /// One-way latency, ms.

@@ -16,6 +16,7 @@ fn zone(name: &str, region: &str, lat: f64, lon: f64, cells: &[&str]) -> Zone {
         region: n(region),
         location: GeoPoint { latitude: lat, longitude: lon },
         service_area: ServiceArea { cells: cells.iter().map(|c| c.to_string()).collect(), polygon: vec![] },
+        dnai: None,
     })
 }
 

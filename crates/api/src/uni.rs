@@ -1,0 +1,467 @@
+//! The UNI: where a device app learns its edge. Registration authenticates the device through
+//! the network and the app through its provider's key, picks the best instance from the
+//! in-memory index, and returns a session token the edge verifies on its own. Also the CAMARA
+//! discovery APIs (Simple Edge Discovery, Application Endpoint Discovery) on the same index.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use op_network::{DeviceRef, NetworkAdapter, NetworkError, NetworkLocation};
+use op_types::specs::GeoPoint;
+use op_types::{Name, Uid};
+use op_uni::feed::SharedIndex;
+use op_uni::select::{closest_zone, rank, DeviceAt, PathInfo, Weights};
+use op_uni::token::{now, SessionClaims, SessionSigner, SESSION_ISSUER};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorInfo};
+use crate::json::Body;
+use crate::state::AppState;
+
+/// How far (km) a claimed position may be from where the network places the device.
+const CLAIM_TOLERANCE_KM: f64 = 5.0;
+
+/// UNI configuration and the shared index.
+pub struct UniState {
+    /// Zones, cloudlets, apps and instances, kept current by watches.
+    pub index: SharedIndex,
+    /// Signs session tokens.
+    pub signer: SessionSigner,
+    /// The mobile network, when configured.
+    pub network: Option<Arc<dyn NetworkAdapter>>,
+    /// The operator's weight matrix.
+    pub weights: Weights,
+    /// Mobile country code.
+    pub mcc: String,
+    /// Mobile network code.
+    pub mnc: String,
+    /// Session lifetime, seconds (also the revalidation timer).
+    pub session_ttl: u64,
+}
+
+impl UniState {
+    fn network(&self) -> Result<&Arc<dyn NetworkAdapter>, ApiError> {
+        self.network
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("no mobile network is configured; start opd with --network-api".into()))
+    }
+}
+
+/// The documented well-known UNI name for an operator (3GPP TS 23.003 public domain style).
+pub fn well_known_host(mcc: &str, mnc: &str) -> String {
+    format!("uni.mnc{mnc:0>3}.mcc{mcc:0>3}.pub.3gppnetwork.org")
+}
+
+/// CAMARA `DeviceIpv4Addr`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeviceIpv4Addr {
+    /// Address seen by servers.
+    #[schema(value_type = String, format = Ipv4)]
+    pub public_address: std::net::Ipv4Addr,
+    /// Address on the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Ipv4)]
+    pub private_address: Option<std::net::Ipv4Addr>,
+    /// Port seen by servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_port: Option<u16>,
+}
+
+/// CAMARA `Device`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Device {
+    /// E.164 with `+`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    /// GPSI / NAI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_access_identifier: Option<String>,
+    /// IPv4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<DeviceIpv4Addr>,
+    /// IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Ipv6)]
+    pub ipv6_address: Option<std::net::Ipv6Addr>,
+}
+
+impl Device {
+    /// The network-side reference, or CAMARA's 422 MISSING_IDENTIFIER.
+    fn to_ref(&self) -> Result<DeviceRef, ApiError> {
+        if let Some(p) = &self.phone_number {
+            let ok = p.len() >= 6 && p.len() <= 16 && p.starts_with('+') && p[1..].bytes().all(|b| b.is_ascii_digit()) && !p[1..].starts_with('0');
+            if !ok {
+                return Err(ApiError::invalid("device.phoneNumber", "must be E.164 with a leading '+'"));
+            }
+        }
+        let r = DeviceRef {
+            phone_number: self.phone_number.clone(),
+            network_access_identifier: self.network_access_identifier.clone(),
+            ip: self.ipv4_address.as_ref().map(|a| a.public_address.into()).or(self.ipv6_address.map(Into::into)),
+        };
+        if r == DeviceRef::default() {
+            return Err(ApiError::Unprocessable("MISSING_IDENTIFIER", "the device is not identified: give phoneNumber, networkAccessIdentifier or an IP address".into()));
+        }
+        Ok(r)
+    }
+}
+
+fn network_error(e: NetworkError) -> ApiError {
+    match e {
+        NetworkError::UnknownDevice(_) => ApiError::IdentifierNotFound("Device identifier not found.".into()),
+        NetworkError::Unavailable(m) => ApiError::Unavailable(format!("the mobile network did not answer: {m}")),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+async fn locate(uni: &UniState, device: &DeviceRef) -> Result<NetworkLocation, ApiError> {
+    uni.network()?.locate(device).await.map_err(network_error)
+}
+
+fn at(loc: &NetworkLocation) -> DeviceAt {
+    DeviceAt { cell: loc.cell_id.clone(), point: Some(loc.point) }
+}
+
+/// CAMARA Simple Edge Discovery request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClosestZoneRequest {
+    /// The device (two-legged access).
+    #[serde(default)]
+    pub device: Option<Device>,
+}
+
+/// CAMARA Simple Edge Discovery answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClosestZone {
+    /// Zone id.
+    pub edge_cloud_zone_id: Uid,
+    /// Zone name.
+    pub edge_cloud_zone_name: String,
+    /// Operator.
+    pub edge_cloud_provider: String,
+    /// The identifier used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+}
+
+/// The edge cloud zone with the shortest network path to the device.
+#[utoipa::path(post, path = "/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone", tag = "Discovery",
+    operation_id = "readClosestEdgeCloudZone", security(("bearer" = [])), request_body = ClosestZoneRequest,
+    responses((status = 200, body = ClosestZone), (status = 404, body = ErrorInfo), (status = 422, body = ErrorInfo), (status = 503, body = ErrorInfo)))]
+pub async fn closest_edge_zone(
+    State(s): State<AppState>,
+    _c: Caller,
+    Body(req): Body<ClosestZoneRequest>,
+) -> Result<Json<ClosestZone>, ApiError> {
+    let device = req.device.unwrap_or_default();
+    let loc = locate(&s.uni, &device.to_ref()?).await?;
+    let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+    let z = closest_zone(&ix, &at(&loc)).ok_or_else(|| ApiError::NotFound("no edge cloud zone serves this device".into()))?;
+    Ok(Json(ClosestZone {
+        edge_cloud_zone_id: z.uid,
+        edge_cloud_zone_name: z.name.to_string(),
+        edge_cloud_provider: s.provider.clone(),
+        device: None,
+    }))
+}
+
+/// UNI registration: who the device is, which app, where it says it is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Device identity, confirmed through the network.
+    pub device: Device,
+    /// App identity.
+    pub app: AppRef,
+    /// A JWT signed by the app provider (audience `op-uni`).
+    pub app_token: String,
+    /// Where the device says it is (checked against the network).
+    #[serde(default)]
+    pub location: Option<ClaimedLocation>,
+    /// How many alternatives to return (default 2, at most 10).
+    #[serde(default)]
+    pub max_alternatives: Option<usize>,
+}
+
+/// An app by provider, name and version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppRef {
+    /// Organization.
+    pub provider: String,
+    /// App name.
+    pub name: String,
+    /// App version.
+    pub version: String,
+}
+
+/// A location claim: a cell, or a position.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimedLocation {
+    /// Serving cell.
+    #[serde(default)]
+    pub cell_id: Option<String>,
+    /// Tracking area.
+    #[serde(default)]
+    pub tracking_area: Option<String>,
+    /// Latitude.
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    /// Longitude.
+    #[serde(default)]
+    pub longitude: Option<f64>,
+}
+
+/// An offered edge.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeOffer {
+    /// Instance id.
+    pub app_instance_id: Uid,
+    /// Zone id.
+    pub edge_cloud_zone_id: Uid,
+    /// Zone name.
+    pub edge_cloud_zone_name: String,
+    /// Address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Expected network performance, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_qos: Option<PathInfo>,
+    /// Distance device to zone, km.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_km: Option<f64>,
+}
+
+/// Where the chosen edge serves.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAreaView {
+    /// Cells.
+    pub cells: Vec<String>,
+    /// Polygon.
+    pub polygon: Vec<GeoPoint>,
+}
+
+/// UNI registration answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    /// Session id.
+    pub session_id: String,
+    /// Bearer token the edge verifies locally.
+    pub session_token: String,
+    /// The best edge.
+    pub endpoint: EdgeOffer,
+    /// Next best.
+    pub alternatives: Vec<EdgeOffer>,
+    /// Where `endpoint` serves: leaving it means asking again.
+    pub service_area: ServiceAreaView,
+    /// Ask again after this many seconds at the latest.
+    pub revalidate_after_seconds: u64,
+}
+
+fn check_claim(claim: &ClaimedLocation, net: &NetworkLocation) -> Result<(), ApiError> {
+    let contradicts = |field: &str| {
+        Err(ApiError::Unprocessable(
+            "LOCATION_MISMATCH",
+            format!("location.{field}: the claimed location does not match where the network sees the device"),
+        ))
+    };
+    if let (Some(c), Some(n)) = (&claim.cell_id, &net.cell_id) {
+        if c != n {
+            return contradicts("cellId");
+        }
+    }
+    if let (Some(c), Some(n)) = (&claim.tracking_area, &net.tracking_area) {
+        if c != n {
+            return contradicts("trackingArea");
+        }
+    }
+    if let (Some(lat), Some(lon)) = (claim.latitude, claim.longitude) {
+        let p = GeoPoint { latitude: lat, longitude: lon };
+        op_types::Validate::validate(&p).map_err(|e| e.under("location"))?;
+        if op_uni::geo::distance_km(p, net.point) > CLAIM_TOLERANCE_KM + net.accuracy_m / 1000.0 {
+            return contradicts("latitude");
+        }
+    }
+    Ok(())
+}
+
+/// Register a device app: authenticate device (network) and app (provider's key), pick the
+/// best edge, open a session.
+#[utoipa::path(post, path = "/uni/v1/sessions", tag = "UNI", request_body = RegisterRequest,
+    responses((status = 201, body = Registration), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo),
+        (status = 404, body = ErrorInfo), (status = 422, body = ErrorInfo), (status = 503, body = ErrorInfo)))]
+pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest>) -> Result<(StatusCode, Json<Registration>), ApiError> {
+    let device = req.device.to_ref()?;
+    let (org, name) = (
+        Name::new(req.app.provider.clone()).map_err(|e| ApiError::invalid("app.provider", e.to_string()))?,
+        Name::new(req.app.name.clone()).map_err(|e| ApiError::invalid("app.name", e.to_string()))?,
+    );
+    let max_alt = req.max_alternatives.unwrap_or(2);
+    if max_alt > 10 {
+        return Err(ApiError::invalid("maxAlternatives", "must be at most 10"));
+    }
+    let app = {
+        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+        ix.app_by(&org, &name, &req.app.version).cloned()
+    }
+    .ok_or_else(|| ApiError::NotFound(format!("app {}/{} version {} is not onboarded", org, name, req.app.version)))?;
+    let key = app
+        .device_key
+        .as_ref()
+        .ok_or_else(|| ApiError::Forbidden("this app has no deviceAuth key onboarded; its devices cannot register".into()))?;
+    key.verify(&req.app_token).map_err(|e| ApiError::Unauthenticated(format!("appToken: {e}")))?;
+    let net = locate(&s.uni, &device).await?;
+    if let Some(claim) = &req.location {
+        check_claim(claim, &net)?;
+    }
+    let device_at = at(&net);
+    let network = s.uni.network()?.clone();
+    // Path estimates for the zones with instances of this app (outside the index lock).
+    let zones: Vec<(Uid, String)> = {
+        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+        ix.instances_of(app.uid).filter_map(|i| ix.zone(i.zone)).filter_map(|z| Some((z.uid, z.dnai.clone()?))).collect()
+    };
+    let mut paths = std::collections::HashMap::new();
+    if let Some(cell) = &device_at.cell {
+        for (uid, dnai) in zones {
+            if let Ok(p) = network.path_performance(cell, &dnai).await {
+                paths.insert(uid, PathInfo { latency_ms: p.latency_ms, jitter_ms: p.jitter_ms, bandwidth_mbps: p.bandwidth_mbps });
+            }
+        }
+    }
+    let ranking = {
+        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+        rank(&ix, &app, &device_at, &s.uni.weights, &|z| paths.get(&z.uid).copied())
+    };
+    let offer = |c: &op_uni::select::Choice| {
+        c.instance.endpoint.as_ref().map(|e| EdgeOffer {
+            app_instance_id: c.instance.uid,
+            edge_cloud_zone_id: c.zone.uid,
+            edge_cloud_zone_name: c.zone.name.to_string(),
+            host: e.host.clone(),
+            port: e.port,
+            expected_qos: c.path,
+            distance_km: c.distance_km,
+        })
+    };
+    let mut offers = ranking.ranked.iter().filter_map(|c| offer(c).map(|o| (o, c.zone.clone())));
+    let (best, zone) = offers.next().ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no instance of the app can serve this device ({} ruled out); try again later",
+            ranking.rejected.len()
+        ))
+    })?;
+    let alternatives: Vec<EdgeOffer> = offers.take(max_alt).map(|(o, _)| o).collect();
+    let session_id = Uid::random().to_string();
+    let iat = now();
+    let claims = SessionClaims {
+        sub: session_id.clone(),
+        app: app.uid,
+        inst: best.app_instance_id,
+        zone: best.edge_cloud_zone_id,
+        iat,
+        exp: iat + s.uni.session_ttl,
+        iss: SESSION_ISSUER.into(),
+    };
+    let session_token = s.uni.signer.sign(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Registration {
+            session_id,
+            session_token,
+            endpoint: best,
+            alternatives,
+            service_area: ServiceAreaView { cells: zone.cells, polygon: zone.polygon },
+            revalidate_after_seconds: s.uni.session_ttl,
+        }),
+    ))
+}
+
+/// The platform's session-token public key, for edges.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionKeys {
+    /// Algorithm (`EdDSA`).
+    pub alg: String,
+    /// SPKI PEM.
+    pub public_key_pem: String,
+    /// Issuer claim of session tokens.
+    pub issuer: String,
+}
+
+/// The key edges verify session tokens with.
+#[utoipa::path(get, path = "/uni/v1/keys", tag = "UNI", responses((status = 200, body = SessionKeys)))]
+pub async fn keys(State(s): State<AppState>) -> Json<SessionKeys> {
+    Json(SessionKeys { alg: "EdDSA".into(), public_key_pem: s.uni.signer.public_pem().to_string(), issuer: SESSION_ISSUER.into() })
+}
+
+/// What a device learns from the operator's well-known UNI address.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UniInfo {
+    /// Mobile country code.
+    pub mcc: String,
+    /// Mobile network code.
+    pub mnc: String,
+    /// The documented well-known host for this operator.
+    pub well_known_host: String,
+    /// Registration path.
+    pub sessions: String,
+    /// Key path.
+    pub keys: String,
+}
+
+/// Where the UNI is, for device SDKs that start from MCC/MNC.
+#[utoipa::path(get, path = "/.well-known/op-uni", tag = "UNI", responses((status = 200, body = UniInfo)))]
+pub async fn well_known(State(s): State<AppState>) -> Json<UniInfo> {
+    Json(UniInfo {
+        mcc: s.uni.mcc.clone(),
+        mnc: s.uni.mnc.clone(),
+        well_known_host: well_known_host(&s.uni.mcc, &s.uni.mnc),
+        sessions: "/uni/v1/sessions".into(),
+        keys: "/uni/v1/keys".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn well_known_names() {
+        assert_eq!(well_known_host("208", "1"), "uni.mnc001.mcc208.pub.3gppnetwork.org");
+    }
+
+    #[test]
+    fn claims_that_contradict_the_network_are_refused() {
+        let net = NetworkLocation {
+            cell_id: Some("c1".into()),
+            tracking_area: Some("ta1".into()),
+            point: GeoPoint { latitude: 48.85, longitude: 2.35 },
+            accuracy_m: 500.0,
+        };
+        let claim = |cell: Option<&str>, lat: Option<f64>| ClaimedLocation {
+            cell_id: cell.map(str::to_string),
+            tracking_area: None,
+            latitude: lat,
+            longitude: lat.map(|_| 2.35),
+        };
+        assert!(check_claim(&claim(Some("c1"), None), &net).is_ok());
+        assert!(check_claim(&claim(Some("c2"), None), &net).is_err());
+        assert!(check_claim(&claim(None, Some(48.86)), &net).is_ok());
+        assert!(check_claim(&claim(None, Some(45.0)), &net).is_err());
+    }
+}
