@@ -41,9 +41,27 @@ pub struct UniState {
     pub mnc: String,
     /// Session lifetime, seconds (also the revalidation timer).
     pub session_ttl: u64,
+    /// Per-device and global request limits.
+    pub limiter: op_uni::limit::RateLimiter,
 }
 
 impl UniState {
+    /// Charges one request to `device`; a 429 naming which limit was hit when refused.
+    fn admit(&self, device: &DeviceRef) -> Result<(), ApiError> {
+        let key = device
+            .phone_number
+            .clone()
+            .or_else(|| device.network_access_identifier.clone())
+            .or_else(|| device.ip.map(|i| i.to_string()))
+            .unwrap_or_default();
+        self.limiter.check(&key).map_err(|which| {
+            ApiError::TooManyRequests(match which {
+                op_uni::limit::Limited::Device => "this device asks too often; wait and retry".into(),
+                op_uni::limit::Limited::Global => "the UNI is at its request limit; retry shortly".into(),
+            })
+        })
+    }
+
     fn network(&self) -> Result<&Arc<dyn NetworkAdapter>, ApiError> {
         self.network
             .as_ref()
@@ -161,8 +179,9 @@ pub async fn closest_edge_zone(
     _c: Caller,
     Body(req): Body<ClosestZoneRequest>,
 ) -> Result<Json<ClosestZone>, ApiError> {
-    let device = req.device.unwrap_or_default();
-    let loc = locate(&s.uni, &device.to_ref()?).await?;
+    let device = req.device.unwrap_or_default().to_ref()?;
+    s.uni.admit(&device)?;
+    let loc = locate(&s.uni, &device).await?;
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
     let z = closest_zone(&ix, &at(&loc)).ok_or_else(|| ApiError::NotFound("no edge cloud zone serves this device".into()))?;
     Ok(Json(ClosestZone {
@@ -305,6 +324,7 @@ fn check_claim(claim: &ClaimedLocation, net: &NetworkLocation) -> Result<(), Api
         (status = 404, body = ErrorInfo), (status = 422, body = ErrorInfo), (status = 503, body = ErrorInfo)))]
 pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest>) -> Result<(StatusCode, Json<Registration>), ApiError> {
     let device = req.device.to_ref()?;
+    s.uni.admit(&device)?;
     let (org, name) = (
         Name::new(req.app.provider.clone()).map_err(|e| ApiError::invalid("app.provider", e.to_string()))?,
         Name::new(req.app.name.clone()).map_err(|e| ApiError::invalid("app.name", e.to_string()))?,

@@ -67,6 +67,12 @@ struct ServeArgs {
     /// UNI session lifetime and revalidation timer, seconds.
     #[arg(long, default_value_t = 300)]
     session_ttl: u64,
+    /// UNI requests per second allowed to one device (burst twice that).
+    #[arg(long, default_value_t = 5.0)]
+    device_rps: f64,
+    /// UNI requests per second allowed in all (burst twice that).
+    #[arg(long, default_value_t = 50_000.0)]
+    uni_rps: f64,
 }
 
 fn init_logs(format: &str) {
@@ -115,6 +121,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         mcc: args.mcc.clone(),
         mnc: args.mnc.clone(),
         session_ttl: args.session_ttl,
+        limiter: op_uni::limit::RateLimiter::new(
+            op_uni::limit::Rate { per_second: args.device_rps, burst: args.device_rps * 2.0 },
+            op_uni::limit::Rate { per_second: args.uni_rps, burst: args.uni_rps * 2.0 },
+        ),
     };
     let state = AppState {
         repo: repo.clone(),

@@ -10,5 +10,6 @@
 pub mod feed;
 pub mod geo;
 pub mod index;
+pub mod limit;
 pub mod select;
 pub mod token;
