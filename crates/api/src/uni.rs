@@ -43,18 +43,16 @@ pub struct UniState {
     pub session_ttl: u64,
     /// Per-device and global request limits.
     pub limiter: op_uni::limit::RateLimiter,
+    /// Live sessions and their push channels.
+    pub sessions: op_uni::sessions::Sessions,
+    /// Checks session tokens presented back to the platform.
+    pub verifier: op_uni::token::SessionVerifier,
 }
 
 impl UniState {
     /// Charges one request to `device`; a 429 naming which limit was hit when refused.
     fn admit(&self, device: &DeviceRef) -> Result<(), ApiError> {
-        let key = device
-            .phone_number
-            .clone()
-            .or_else(|| device.network_access_identifier.clone())
-            .or_else(|| device.ip.map(|i| i.to_string()))
-            .unwrap_or_default();
-        self.limiter.check(&key).map_err(|which| {
+        self.limiter.check(&device_key(device)).map_err(|which| {
             ApiError::TooManyRequests(match which {
                 op_uni::limit::Limited::Device => "this device asks too often; wait and retry".into(),
                 op_uni::limit::Limited::Global => "the UNI is at its request limit; retry shortly".into(),
@@ -67,6 +65,16 @@ impl UniState {
             .as_ref()
             .ok_or_else(|| ApiError::Unavailable("no mobile network is configured; start opd with --network-api".into()))
     }
+}
+
+/// One string per device, for rate limits and sessions.
+pub fn device_key(device: &DeviceRef) -> String {
+    device
+        .phone_number
+        .clone()
+        .or_else(|| device.network_access_identifier.clone())
+        .or_else(|| device.ip.map(|i| i.to_string()))
+        .unwrap_or_default()
 }
 
 /// The documented well-known UNI name for an operator (3GPP TS 23.003 public domain style).
@@ -397,6 +405,7 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
         iss: SESSION_ISSUER.into(),
     };
     let session_token = s.uni.signer.sign(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;
+    s.uni.sessions.open(session_id.clone(), app.uid, device_key(&device), device_at, best.app_instance_id, claims.exp);
     Ok((
         StatusCode::CREATED,
         Json(Registration {
@@ -408,6 +417,93 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
             revalidate_after_seconds: s.uni.session_ttl,
         }),
     ))
+}
+
+/// Checks the session token in `headers` for session `id`.
+fn session_auth(s: &AppState, headers: &axum::http::HeaderMap, id: &str) -> Result<SessionClaims, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::Unauthenticated("present the session token as a bearer token".into()))?;
+    let claims = s.uni.verifier.verify(token.trim()).map_err(|e| ApiError::Unauthenticated(format!("{e}; register again")))?;
+    if claims.sub != id {
+        return Err(ApiError::Forbidden("this token is for another session".into()));
+    }
+    Ok(claims)
+}
+
+/// The device's choice after probing the offers.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Confirm {
+    /// The instance the device will use (one of the offers).
+    pub app_instance_id: Uid,
+    /// What the device measured to it, ms (recorded for QoE).
+    #[serde(default)]
+    pub measured_latency_ms: Option<f64>,
+}
+
+/// Confirmation answer: a token bound to the chosen instance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Confirmed {
+    /// Session token for the chosen instance.
+    pub session_token: String,
+}
+
+/// The device confirms which offered instance it uses; the platform records it.
+#[utoipa::path(post, path = "/uni/v1/sessions/{id}/confirm", tag = "UNI", params(("id" = String, Path)), request_body = Confirm,
+    responses((status = 200, body = Confirmed), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn confirm(
+    State(s): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    Body(req): Body<Confirm>,
+) -> Result<Json<Confirmed>, ApiError> {
+    let mut claims = session_auth(&s, &headers, &id)?;
+    {
+        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+        let ok = ix.instances_of(claims.app).any(|i| i.uid == req.app_instance_id && i.ready);
+        if !ok {
+            return Err(ApiError::invalid("appInstanceId", "not a ready instance of this session's app"));
+        }
+        claims.zone = ix.instances_of(claims.app).find(|i| i.uid == req.app_instance_id).map_or(claims.zone, |i| i.zone);
+    }
+    if !s.uni.sessions.confirm(&id, req.app_instance_id) {
+        return Err(ApiError::NotFound("session not found (expired or the platform restarted); register again".into()));
+    }
+    claims.inst = req.app_instance_id;
+    let session_token = s.uni.signer.sign(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(Confirmed { session_token }))
+}
+
+/// Server-sent events for a session: `edgeChanged`, `ipChanged`, `noEdge`.
+#[utoipa::path(get, path = "/uni/v1/sessions/{id}/events", tag = "UNI", params(("id" = String, Path)),
+    responses((status = 200, description = "text/event-stream of UniEvent JSON"), (status = 401, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn events(
+    State(s): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::sse::Sse<impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>, ApiError> {
+    use futures::StreamExt;
+    session_auth(&s, &headers, &id)?;
+    let rx = s
+        .uni
+        .sessions
+        .subscribe(&id)
+        .ok_or_else(|| ApiError::NotFound("session not found (expired or the platform restarted); register again".into()))?;
+    let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|ev| async move {
+        let ev = ev.ok()?;
+        let name = match &ev {
+            op_uni::sessions::UniEvent::EdgeChanged { .. } => "edgeChanged",
+            op_uni::sessions::UniEvent::IpChanged { .. } => "ipChanged",
+            op_uni::sessions::UniEvent::NoEdge => "noEdge",
+        };
+        let data = serde_json::to_string(&ev).ok()?;
+        Some(Ok(axum::response::sse::Event::default().event(name).data(data)))
+    });
+    Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()))
 }
 
 /// The platform's session-token public key, for edges.

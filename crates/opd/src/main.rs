@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the APIs and run the controllers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -94,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", op_api::openapi_json());
             Ok(())
         }
-        Cmd::Serve(args) => serve(args).await,
+        Cmd::Serve(args) => serve(*args).await,
     }
 }
 
@@ -113,9 +113,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Metrics::register(&mut registry);
     let http = HttpMetrics::register(&mut registry);
     let drivers = Drivers::default();
+    let feed = op_uni::feed::start(repo.clone()).await?;
+    let signer = bootstrap::session_signer(&args.data_dir)?;
+    let verifier = op_uni::token::SessionVerifier::from_public_pem(signer.public_pem())
+        .map_err(|e| anyhow::anyhow!("UNI key: {e}"))?;
     let uni = op_api::uni::UniState {
-        index: op_uni::feed::start(repo.clone()).await?,
-        signer: bootstrap::session_signer(&args.data_dir)?,
+        index: feed.index.clone(),
+        signer,
+        verifier,
+        sessions: op_uni::sessions::Sessions::default(),
         network: None,
         weights: op_uni::select::Weights::default(),
         mcc: args.mcc.clone(),
@@ -137,6 +143,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         uni: Arc::new(uni),
     };
 
+    tokio::spawn(push_session_changes(state.uni.clone(), feed.changes));
     let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone());
     tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
     let cloudlets = CloudletReconciler::new(repo.clone(), drivers, boot.platform_id.clone());
@@ -152,6 +159,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = op_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     Ok(())
+}
+
+/// Re-evaluates UNI sessions whenever the index changes (and every few seconds, to expire
+/// old ones), pushing edge changes to the devices concerned.
+async fn push_session_changes(uni: Arc<op_api::uni::UniState>, mut changes: tokio::sync::watch::Receiver<u64>) {
+    loop {
+        if let Ok(Err(_)) = tokio::time::timeout(std::time::Duration::from_secs(5), changes.changed()).await {
+            // The feed is gone (shutting down): fall back to the periodic pass.
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+        let ix = uni.index.read().unwrap_or_else(|e| e.into_inner());
+        uni.sessions.reevaluate(&ix, &uni.weights, op_uni::token::now());
+    }
 }
 
 async fn shutdown() {

@@ -8,12 +8,22 @@ use std::time::Duration;
 use op_store::{Repo, RepoError, Revision, StoreError};
 use op_types::specs::{App, AppInstance, Cloudlet, Zone};
 use op_types::{Kind, Uid};
+use tokio::sync::watch;
 use tracing::warn;
 
 use crate::index::EdgeIndex;
 
 /// The index shared by the feed (writer) and discovery (readers).
 pub type SharedIndex = Arc<RwLock<EdgeIndex>>;
+
+/// The index and a counter that moves on every change (for sessions to re-evaluate).
+#[derive(Clone)]
+pub struct Feed {
+    /// The index.
+    pub index: SharedIndex,
+    /// Bumped after every applied change.
+    pub changes: watch::Receiver<u64>,
+}
 
 /// The kinds the index follows.
 const KINDS: [Kind; 4] = [Kind::Zone, Kind::Cloudlet, Kind::App, Kind::AppInstance];
@@ -27,6 +37,7 @@ fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, EdgeIndex> {
 /// Applies one stored object (or its removal) of `kind` to the index.
 fn apply(index: &SharedIndex, kind: Kind, uid: Uid, value: Option<&serde_json::Value>) -> Result<(), RepoError> {
     let mut ix = write(index);
+    ix.generation += 1;
     match (kind, value) {
         (Kind::Zone, Some(v)) => ix.upsert_zone(&serde_json::from_value::<Zone>(v.clone())?),
         (Kind::Zone, None) => ix.remove_zone(uid),
@@ -62,7 +73,14 @@ async fn list(repo: &Repo, index: &SharedIndex, kind: Kind, known: &mut HashSet<
     Ok(rev)
 }
 
-async fn follow(repo: Repo, index: SharedIndex, kind: Kind, mut rev: Revision, mut known: HashSet<Uid>) {
+async fn follow(
+    repo: Repo,
+    index: SharedIndex,
+    kind: Kind,
+    mut rev: Revision,
+    mut known: HashSet<Uid>,
+    notify: Arc<watch::Sender<u64>>,
+) {
     loop {
         match repo.watch(kind, rev).await {
             Ok(mut w) => {
@@ -83,6 +101,8 @@ async fn follow(repo: Repo, index: SharedIndex, kind: Kind, mut rev: Revision, m
                                 }
                                 Err(e) => warn!(%kind, error = %e, "undecodable watch event"),
                             }
+                            let generation = index.read().map(|ix| ix.generation).unwrap_or_default();
+                            notify.send_replace(generation);
                         }
                         Err(StoreError::Compacted(_)) => break,
                         Err(e) => {
@@ -104,12 +124,14 @@ async fn follow(repo: Repo, index: SharedIndex, kind: Kind, mut rev: Revision, m
 
 /// Builds the index from the store and keeps it current in background tasks. Returns once the
 /// first full list is in, so a discovery request never sees an empty index after a restart.
-pub async fn start(repo: Repo) -> Result<SharedIndex, RepoError> {
+pub async fn start(repo: Repo) -> Result<Feed, RepoError> {
     let index: SharedIndex = Arc::default();
+    let (tx, changes) = watch::channel(0);
+    let tx = Arc::new(tx);
     for kind in KINDS {
         let mut known = HashSet::new();
         let rev = list(&repo, &index, kind, &mut known).await?;
-        tokio::spawn(follow(repo.clone(), index.clone(), kind, rev, known));
+        tokio::spawn(follow(repo.clone(), index.clone(), kind, rev, known, tx.clone()));
     }
-    Ok(index)
+    Ok(Feed { index, changes })
 }

@@ -106,6 +106,8 @@ impl PointDistance for ZonePoint {
 /// Everything discovery reads, kept current by watches.
 #[derive(Default)]
 pub struct EdgeIndex {
+    /// Counts applied changes.
+    pub generation: u64,
     zones: HashMap<Uid, ZoneEntry>,
     zones_by_cell: HashMap<String, Vec<Uid>>,
     zone_by_name: HashMap<Name, Uid>,

@@ -12,4 +12,5 @@ pub mod geo;
 pub mod index;
 pub mod limit;
 pub mod select;
+pub mod sessions;
 pub mod token;

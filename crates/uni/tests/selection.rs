@@ -175,3 +175,33 @@ proptest! {
         prop_assert!(r.ranked.windows(2).all(|w| w[0].score <= w[1].score));
     }
 }
+
+#[test]
+fn sessions_are_told_when_their_edge_goes_or_a_better_one_appears() {
+    use op_uni::sessions::{ChangeReason, Sessions, UniEvent};
+    let mut w = world(Requirements::default());
+    let sessions = Sessions::default();
+    let inst = |ix: &EdgeIndex, zone: &Zone| ix.instances_of(w.app.metadata.uid).find(|i| i.zone == zone.metadata.uid).unwrap().uid;
+    let on_paris = inst(&w.ix, &w.paris);
+    sessions.open("s1".into(), w.app.metadata.uid, "+33600000001".into(), DeviceAt { cell: Some("c-paris".into()), point: None }, on_paris, u64::MAX);
+    let mut rx = sessions.subscribe("s1").unwrap();
+    assert_eq!(sessions.reevaluate(&w.ix, &Weights::default(), 0), 0, "nothing to say while the edge is best");
+
+    // The device moves to Berlin: Berlin's edge is clearly better.
+    sessions.moved("+33600000001", DeviceAt { cell: Some("c-berlin".into()), point: None });
+    assert_eq!(sessions.reevaluate(&w.ix, &Weights::default(), 0), 1);
+    match rx.try_recv().unwrap() {
+        UniEvent::EdgeChanged { reason, edge_cloud_zone_id, .. } => {
+            assert_eq!(reason, ChangeReason::BetterEdge);
+            assert_eq!(edge_cloud_zone_id, w.berlin.metadata.uid);
+        }
+        e => panic!("{e:?}"),
+    }
+    // Berlin goes into maintenance: moved away with that reason.
+    w.ix.upsert_cloudlet(&cloudlet("berlin-1", "berlin", true, true));
+    assert_eq!(sessions.reevaluate(&w.ix, &Weights::default(), 0), 1);
+    assert!(matches!(rx.try_recv().unwrap(), UniEvent::EdgeChanged { reason: ChangeReason::EdgeMaintenance, .. }));
+    // Expired sessions are dropped.
+    assert_eq!(sessions.reevaluate(&w.ix, &Weights::default(), u64::MAX), 0);
+    assert!(sessions.subscribe("s1").is_none());
+}

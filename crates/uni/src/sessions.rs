@@ -1,0 +1,161 @@
+//! UNI sessions: which device uses which instance of which app, and the channel on which the
+//! platform tells the device when that should change (a better edge, its edge in maintenance,
+//! its instance unhealthy, its IP changed). Re-evaluation reads only the index.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use op_types::Uid;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::index::EdgeIndex;
+use crate::select::{rank, DeviceAt, Rejection, Weights};
+
+/// How much better (relative score) another edge must be before the device is told to move.
+const BETTER_BY: f64 = 0.2;
+
+/// A change pushed to a device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum UniEvent {
+    /// Use this instance from now on.
+    EdgeChanged {
+        /// Why.
+        reason: ChangeReason,
+        /// New instance.
+        app_instance_id: Uid,
+        /// Its zone.
+        edge_cloud_zone_id: Uid,
+        /// Address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// The device's IP address changed (as the network reported).
+    IpChanged {
+        /// New address.
+        ip: String,
+    },
+    /// No edge can serve the device any more; ask again later.
+    NoEdge,
+}
+
+/// Why the device is moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeReason {
+    /// Another edge is clearly better now (the device moved, a closer edge appeared).
+    BetterEdge,
+    /// The current edge entered maintenance or went down.
+    EdgeMaintenance,
+    /// The current instance is not healthy.
+    InstanceUnhealthy,
+}
+
+/// One device's session.
+#[derive(Debug)]
+pub struct Session {
+    /// The app.
+    pub app: Uid,
+    /// The device, as the rate limiter and network know it.
+    pub device: String,
+    /// Where the device is.
+    pub at: DeviceAt,
+    /// The instance it uses.
+    pub instance: Uid,
+    /// Expiry, seconds since the epoch.
+    pub expires: u64,
+    /// Told that no edge can serve it (so it is not told again until one can).
+    stranded: bool,
+    events: broadcast::Sender<UniEvent>,
+}
+
+/// All live sessions.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a new session.
+    pub fn open(&self, id: String, app: Uid, device: String, at: DeviceAt, instance: Uid, expires: u64) {
+        let (events, _) = broadcast::channel(16);
+        self.lock().insert(id, Session { app, device, at, instance, expires, stranded: false, events });
+    }
+
+    /// The device confirmed (or switched to) `instance`; false if the session is unknown.
+    pub fn confirm(&self, id: &str, instance: Uid) -> bool {
+        match self.lock().get_mut(id) {
+            Some(s) => {
+                s.instance = instance;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Subscribes to a session's events.
+    pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<UniEvent>> {
+        self.lock().get(id).map(|s| s.events.subscribe())
+    }
+
+    /// The network says `device` is now at `at`.
+    pub fn moved(&self, device: &str, at: DeviceAt) {
+        for s in self.lock().values_mut().filter(|s| s.device == device) {
+            s.at = at.clone();
+        }
+    }
+
+    /// The network says `device` has a new IP address.
+    pub fn ip_changed(&self, device: &str, ip: &str) {
+        for s in self.lock().values().filter(|s| s.device == device) {
+            let _ = s.events.send(UniEvent::IpChanged { ip: ip.to_string() });
+        }
+    }
+
+    /// Drops expired sessions; re-ranks the others and pushes a change where the current
+    /// instance cannot serve any more or another is clearly better. Returns how many were told.
+    pub fn reevaluate(&self, index: &EdgeIndex, weights: &Weights, now: u64) -> usize {
+        let mut told = 0;
+        let mut map = self.lock();
+        map.retain(|_, s| s.expires > now);
+        for s in map.values_mut() {
+            let Some(app) = index.app(s.app) else { continue };
+            let r = rank(index, app, &s.at, weights, &|_| None);
+            let current = r.ranked.iter().find(|c| c.instance.uid == s.instance);
+            let reason = match (current, r.rejected.iter().find(|(u, _)| *u == s.instance)) {
+                (Some(cur), _) => match r.ranked.first() {
+                    Some(best) if best.instance.uid != s.instance && best.score < cur.score * (1.0 - BETTER_BY) => {
+                        ChangeReason::BetterEdge
+                    }
+                    _ => continue,
+                },
+                (None, Some((_, Rejection::EdgeUnavailable))) => ChangeReason::EdgeMaintenance,
+                (None, _) => ChangeReason::InstanceUnhealthy,
+            };
+            let event = match r.ranked.first().and_then(|b| b.instance.endpoint.clone().map(|e| (b, e))) {
+                Some((best, e)) => {
+                    s.instance = best.instance.uid;
+                    UniEvent::EdgeChanged {
+                        reason,
+                        app_instance_id: best.instance.uid,
+                        edge_cloud_zone_id: best.zone.uid,
+                        host: e.host,
+                        port: e.port,
+                    }
+                }
+                None if s.stranded => continue,
+                None => UniEvent::NoEdge,
+            };
+            s.stranded = event == UniEvent::NoEdge;
+            let _ = s.events.send(event);
+            told += 1;
+        }
+        told
+    }
+}
