@@ -12,7 +12,7 @@ use op_network::{DeviceRef, NetworkAdapter, NetworkError, NetworkLocation};
 use op_types::specs::GeoPoint;
 use op_types::{Name, Uid};
 use op_uni::feed::SharedIndex;
-use op_uni::select::{closest_zone, rank, DeviceAt, PathInfo, Weights};
+use op_uni::select::{closest_zone, rank, DeviceAt, Weights};
 use op_uni::token::{now, SessionClaims, SessionSigner, SESSION_ISSUER};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,6 +21,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorInfo};
 use crate::json::Body;
 use crate::state::AppState;
+pub use op_types::uni::*;
 
 /// How far (km) a claimed position may be from where the network places the device.
 const CLAIM_TOLERANCE_KM: f64 = 5.0;
@@ -82,54 +83,19 @@ pub fn well_known_host(mcc: &str, mnc: &str) -> String {
     format!("uni.mnc{mnc:0>3}.mcc{mcc:0>3}.pub.3gppnetwork.org")
 }
 
-/// CAMARA `DeviceIpv4Addr`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DeviceIpv4Addr {
-    /// Address seen by servers.
-    #[schema(value_type = String, format = Ipv4)]
-    pub public_address: std::net::Ipv4Addr,
-    /// Address on the device.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = Ipv4)]
-    pub private_address: Option<std::net::Ipv4Addr>,
-    /// Port seen by servers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_port: Option<u16>,
-}
-
-/// CAMARA `Device`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Device {
-    /// E.164 with `+`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_number: Option<String>,
-    /// GPSI / NAI.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_access_identifier: Option<String>,
-    /// IPv4.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipv4_address: Option<DeviceIpv4Addr>,
-    /// IPv6.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = Ipv6)]
-    pub ipv6_address: Option<std::net::Ipv6Addr>,
-}
-
-impl Device {
-    /// The network-side reference, or CAMARA's 422 MISSING_IDENTIFIER.
-    fn to_ref(&self) -> Result<DeviceRef, ApiError> {
-        if let Some(p) = &self.phone_number {
+/// The network-side reference of a CAMARA device, or CAMARA's 422 MISSING_IDENTIFIER.
+fn device_ref(d: &Device) -> Result<DeviceRef, ApiError> {
+    {
+        if let Some(p) = &d.phone_number {
             let ok = p.len() >= 6 && p.len() <= 16 && p.starts_with('+') && p[1..].bytes().all(|b| b.is_ascii_digit()) && !p[1..].starts_with('0');
             if !ok {
                 return Err(ApiError::invalid("device.phoneNumber", "must be E.164 with a leading '+'"));
             }
         }
         let r = DeviceRef {
-            phone_number: self.phone_number.clone(),
-            network_access_identifier: self.network_access_identifier.clone(),
-            ip: self.ipv4_address.as_ref().map(|a| a.public_address.into()).or(self.ipv6_address.map(Into::into)),
+            phone_number: d.phone_number.clone(),
+            network_access_identifier: d.network_access_identifier.clone(),
+            ip: d.ipv4_address.as_ref().map(|a| a.public_address.into()).or(d.ipv6_address.map(Into::into)),
         };
         if r == DeviceRef::default() {
             return Err(ApiError::Unprocessable("MISSING_IDENTIFIER", "the device is not identified: give phoneNumber, networkAccessIdentifier or an IP address".into()));
@@ -187,7 +153,7 @@ pub async fn closest_edge_zone(
     _c: Caller,
     Body(req): Body<ClosestZoneRequest>,
 ) -> Result<Json<ClosestZone>, ApiError> {
-    let device = req.device.unwrap_or_default().to_ref()?;
+    let device = device_ref(&req.device.unwrap_or_default())?;
     s.uni.admit(&device)?;
     let loc = locate(&s.uni, &device).await?;
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
@@ -198,104 +164,6 @@ pub async fn closest_edge_zone(
         edge_cloud_provider: s.provider.clone(),
         device: None,
     }))
-}
-
-/// UNI registration: who the device is, which app, where it says it is.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RegisterRequest {
-    /// Device identity, confirmed through the network.
-    pub device: Device,
-    /// App identity.
-    pub app: AppRef,
-    /// A JWT signed by the app provider (audience `op-uni`).
-    pub app_token: String,
-    /// Where the device says it is (checked against the network).
-    #[serde(default)]
-    pub location: Option<ClaimedLocation>,
-    /// How many alternatives to return (default 2, at most 10).
-    #[serde(default)]
-    pub max_alternatives: Option<usize>,
-}
-
-/// An app by provider, name and version.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AppRef {
-    /// Organization.
-    pub provider: String,
-    /// App name.
-    pub name: String,
-    /// App version.
-    pub version: String,
-}
-
-/// A location claim: a cell, or a position.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ClaimedLocation {
-    /// Serving cell.
-    #[serde(default)]
-    pub cell_id: Option<String>,
-    /// Tracking area.
-    #[serde(default)]
-    pub tracking_area: Option<String>,
-    /// Latitude.
-    #[serde(default)]
-    pub latitude: Option<f64>,
-    /// Longitude.
-    #[serde(default)]
-    pub longitude: Option<f64>,
-}
-
-/// An offered edge.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EdgeOffer {
-    /// Instance id.
-    pub app_instance_id: Uid,
-    /// Zone id.
-    pub edge_cloud_zone_id: Uid,
-    /// Zone name.
-    pub edge_cloud_zone_name: String,
-    /// Address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Expected network performance, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_qos: Option<PathInfo>,
-    /// Distance device to zone, km.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distance_km: Option<f64>,
-}
-
-/// Where the chosen edge serves.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceAreaView {
-    /// Cells.
-    pub cells: Vec<String>,
-    /// Polygon.
-    pub polygon: Vec<GeoPoint>,
-}
-
-/// UNI registration answer.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Registration {
-    /// Session id.
-    pub session_id: String,
-    /// Bearer token the edge verifies locally.
-    pub session_token: String,
-    /// The best edge.
-    pub endpoint: EdgeOffer,
-    /// Next best.
-    pub alternatives: Vec<EdgeOffer>,
-    /// Where `endpoint` serves: leaving it means asking again.
-    pub service_area: ServiceAreaView,
-    /// Ask again after this many seconds at the latest.
-    pub revalidate_after_seconds: u64,
 }
 
 fn check_claim(claim: &ClaimedLocation, net: &NetworkLocation) -> Result<(), ApiError> {
@@ -331,7 +199,7 @@ fn check_claim(claim: &ClaimedLocation, net: &NetworkLocation) -> Result<(), Api
     responses((status = 201, body = Registration), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo),
         (status = 404, body = ErrorInfo), (status = 422, body = ErrorInfo), (status = 503, body = ErrorInfo)))]
 pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest>) -> Result<(StatusCode, Json<Registration>), ApiError> {
-    let device = req.device.to_ref()?;
+    let device = device_ref(&req.device)?;
     s.uni.admit(&device)?;
     let (org, name) = (
         Name::new(req.app.provider.clone()).map_err(|e| ApiError::invalid("app.provider", e.to_string()))?,
@@ -433,25 +301,6 @@ fn session_auth(s: &AppState, headers: &axum::http::HeaderMap, id: &str) -> Resu
     Ok(claims)
 }
 
-/// The device's choice after probing the offers.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Confirm {
-    /// The instance the device will use (one of the offers).
-    pub app_instance_id: Uid,
-    /// What the device measured to it, ms (recorded for QoE).
-    #[serde(default)]
-    pub measured_latency_ms: Option<f64>,
-}
-
-/// Confirmation answer: a token bound to the chosen instance.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Confirmed {
-    /// Session token for the chosen instance.
-    pub session_token: String,
-}
-
 /// The device confirms which offered instance it uses; the platform records it.
 #[utoipa::path(post, path = "/uni/v1/sessions/{id}/confirm", tag = "UNI", params(("id" = String, Path)), request_body = Confirm,
     responses((status = 200, body = Confirmed), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
@@ -506,38 +355,10 @@ pub async fn events(
     Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()))
 }
 
-/// The platform's session-token public key, for edges.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionKeys {
-    /// Algorithm (`EdDSA`).
-    pub alg: String,
-    /// SPKI PEM.
-    pub public_key_pem: String,
-    /// Issuer claim of session tokens.
-    pub issuer: String,
-}
-
 /// The key edges verify session tokens with.
 #[utoipa::path(get, path = "/uni/v1/keys", tag = "UNI", responses((status = 200, body = SessionKeys)))]
 pub async fn keys(State(s): State<AppState>) -> Json<SessionKeys> {
     Json(SessionKeys { alg: "EdDSA".into(), public_key_pem: s.uni.signer.public_pem().to_string(), issuer: SESSION_ISSUER.into() })
-}
-
-/// What a device learns from the operator's well-known UNI address.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UniInfo {
-    /// Mobile country code.
-    pub mcc: String,
-    /// Mobile network code.
-    pub mnc: String,
-    /// The documented well-known host for this operator.
-    pub well_known_host: String,
-    /// Registration path.
-    pub sessions: String,
-    /// Key path.
-    pub keys: String,
 }
 
 /// Where the UNI is, for device SDKs that start from MCC/MNC.

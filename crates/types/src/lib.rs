@@ -9,6 +9,7 @@
 pub mod ids;
 pub mod meta;
 pub mod specs;
+pub mod uni;
 pub mod validate;
 pub mod views;
 

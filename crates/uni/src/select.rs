@@ -7,6 +7,7 @@ use op_types::Uid;
 use serde::{Deserialize, Serialize};
 
 use crate::geo;
+pub use op_types::uni::PathInfo;
 use crate::index::{AppEntry, EdgeIndex, InstanceEntry, ZoneEntry};
 
 /// Where the device is, as far as the platform knows (network-confirmed).
@@ -16,18 +17,6 @@ pub struct DeviceAt {
     pub cell: Option<String>,
     /// Position.
     pub point: Option<GeoPoint>,
-}
-
-/// Expected network performance from the device's cell to a zone.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PathInfo {
-    /// One-way latency, ms.
-    pub latency_ms: f64,
-    /// Jitter, ms.
-    pub jitter_ms: f64,
-    /// Bandwidth, Mbit/s.
-    pub bandwidth_mbps: f64,
 }
 
 /// The operator's weight matrix (OPG.02 operator criteria): how much each cost counts. Costs are

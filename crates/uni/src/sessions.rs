@@ -6,52 +6,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use op_types::Uid;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+pub use op_types::uni::{ChangeReason, UniEvent};
 
 use crate::index::EdgeIndex;
 use crate::select::{rank, DeviceAt, Rejection, Weights};
 
 /// How much better (relative score) another edge must be before the device is told to move.
 const BETTER_BY: f64 = 0.2;
-
-/// A change pushed to a device.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
-pub enum UniEvent {
-    /// Use this instance from now on.
-    EdgeChanged {
-        /// Why.
-        reason: ChangeReason,
-        /// New instance.
-        app_instance_id: Uid,
-        /// Its zone.
-        edge_cloud_zone_id: Uid,
-        /// Address.
-        host: String,
-        /// Port.
-        port: u16,
-    },
-    /// The device's IP address changed (as the network reported).
-    IpChanged {
-        /// New address.
-        ip: String,
-    },
-    /// No edge can serve the device any more; ask again later.
-    NoEdge,
-}
-
-/// Why the device is moved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ChangeReason {
-    /// Another edge is clearly better now (the device moved, a closer edge appeared).
-    BetterEdge,
-    /// The current edge entered maintenance or went down.
-    EdgeMaintenance,
-    /// The current instance is not healthy.
-    InstanceUnhealthy,
-}
 
 /// One device's session.
 #[derive(Debug)]
