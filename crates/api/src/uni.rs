@@ -78,10 +78,6 @@ pub fn device_key(device: &DeviceRef) -> String {
         .unwrap_or_default()
 }
 
-/// The documented well-known UNI name for an operator (3GPP TS 23.003 public domain style).
-pub fn well_known_host(mcc: &str, mnc: &str) -> String {
-    format!("uni.mnc{mnc:0>3}.mcc{mcc:0>3}.pub.3gppnetwork.org")
-}
 
 /// The network-side reference of a CAMARA device, or CAMARA's 422 MISSING_IDENTIFIER.
 fn device_ref(d: &Device) -> Result<DeviceRef, ApiError> {

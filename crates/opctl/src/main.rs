@@ -1,6 +1,7 @@
 //! `opctl`: the command-line client of the Operator Platform, over every API.
 
 mod config;
+mod device;
 mod output;
 
 use std::collections::BTreeMap;
@@ -78,6 +79,11 @@ enum Cmd {
     Instance {
         #[command(subcommand)]
         cmd: InstanceCmd,
+    },
+    /// Act as a device app against the UNI.
+    Device {
+        #[command(subcommand)]
+        cmd: device::DeviceCmd,
     },
 }
 
@@ -344,6 +350,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::User { cmd } => users(&ctx, cmd).await,
         Cmd::App { cmd } => apps(&ctx, cmd).await,
         Cmd::Instance { cmd } => instances(&ctx, cmd).await,
+        Cmd::Device { cmd } => device::run(cmd, ctx.out).await,
     }
 }
 

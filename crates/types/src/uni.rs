@@ -7,6 +7,11 @@ use utoipa::ToSchema;
 use crate::ids::Uid;
 use crate::specs::GeoPoint;
 
+/// The documented well-known UNI name for an operator (3GPP TS 23.003 public domain style).
+pub fn well_known_host(mcc: &str, mnc: &str) -> String {
+    format!("uni.mnc{mnc:0>3}.mcc{mcc:0>3}.pub.3gppnetwork.org")
+}
+
 /// CAMARA `DeviceIpv4Addr`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -43,7 +48,7 @@ pub struct Device {
 }
 
 /// UNI registration: who the device is, which app, where it says it is.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Device identity, confirmed through the network.
@@ -53,10 +58,10 @@ pub struct RegisterRequest {
     /// A JWT signed by the app provider (audience `op-uni`).
     pub app_token: String,
     /// Where the device says it is (checked against the network).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<ClaimedLocation>,
     /// How many alternatives to return (default 2, at most 10).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_alternatives: Option<usize>,
 }
 
@@ -141,7 +146,7 @@ pub struct Registration {
 }
 
 /// The device's choice after probing the offers.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Confirm {
     /// The instance the device will use (one of the offers).
