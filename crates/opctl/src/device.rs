@@ -18,7 +18,7 @@ use crate::output::{print, table, Format};
 #[derive(Subcommand)]
 pub enum DeviceCmd {
     /// Register with the UNI and get the best edge.
-    Discover(DiscoverArgs),
+    Discover(Box<DiscoverArgs>),
     /// Measure round trips to the offered edges.
     Probe(SessionArgs),
     /// Confirm the edge the device uses (default: the best offer).
