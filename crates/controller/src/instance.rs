@@ -168,12 +168,6 @@ impl InstanceReconciler {
     }
 }
 
-async fn answers(host: &str, port: u16) -> bool {
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect((host, port))).await,
-        Ok(Ok(_))
-    )
-}
 
 #[async_trait]
 impl Reconciler for InstanceReconciler {
@@ -228,7 +222,7 @@ impl Reconciler for InstanceReconciler {
         }
         let mut reachable = true;
         for (n, e) in app.spec.external_interfaces().zip(&endpoints) {
-            if n.protocol != Protocol::UDP && !answers(&e.host, e.port).await {
+            if n.protocol != Protocol::UDP && !driver.reachable(&e.host, e.port).await {
                 reachable = false;
             }
         }

@@ -4,6 +4,7 @@
 
 pub mod docker;
 mod registry;
+pub mod sim;
 
 pub use registry::Drivers;
 
@@ -158,4 +159,10 @@ pub trait Driver: Send + Sync + 'static {
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, DriverError>;
     /// The last `tail` lines of a container's stdout and stderr.
     async fn logs(&self, id: &str, tail: usize) -> Result<String, DriverError>;
+    /// Whether a published endpoint accepts connections (the app is up). The default connects
+    /// over TCP; drivers that start nothing real answer from their model.
+    async fn reachable(&self, host: &str, port: u16) -> bool {
+        let connect = tokio::net::TcpStream::connect((host, port));
+        matches!(tokio::time::timeout(std::time::Duration::from_millis(500), connect).await, Ok(Ok(_)))
+    }
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::docker::DockerDriver;
+use crate::sim::SimDriver;
 use crate::{Driver, DriverError};
 use op_types::specs::{CloudletSpec, PlatformType};
 
@@ -22,6 +23,7 @@ impl Drivers {
         }
         let d: Arc<dyn Driver> = match cloudlet.platform_type {
             PlatformType::Docker => Arc::new(DockerDriver::connect(&cloudlet.driver_endpoint)?),
+            PlatformType::Sim => Arc::new(SimDriver::from_endpoint(&cloudlet.driver_endpoint)?),
         };
         cache.insert(cloudlet.driver_endpoint.clone(), d.clone());
         Ok(d)

@@ -64,3 +64,41 @@ async fn health_metrics_and_openapi() -> anyhow::Result<()> {
     assert!(m.contains("op_reconciles"), "{m}");
     Ok(())
 }
+
+/// The same controllers drive a simulated cloudlet: fifty instances become Ready (with
+/// injected create failures retried), then go away, and nothing real was started.
+#[tokio::test(flavor = "multi_thread")]
+async fn sim_cloudlet_runs_many_instances() -> anyhow::Result<()> {
+    let p = Platform::start().await?;
+    let admin = p.admin().await?;
+    let dev = p.developer("sim_org_1", "simon", "Manager").await?;
+    let (s, _) = admin
+        .post("/op/v1/zones", &serde_json::json!({"name": "simzone", "spec": {"region": "default",
+            "location": {"latitude": 40.0, "longitude": 3.0}, "serviceArea": {"cells": ["c-sim"]}}}))
+        .await?;
+    assert_eq!(s, 201);
+    let (s, e) = admin
+        .post("/op/v1/cloudlets", &serde_json::json!({"name": "sim-1", "spec": {"zone": "simzone",
+            "location": {"latitude": 40.0, "longitude": 3.0}, "platformType": "sim", "driverEndpoint": "sim://sim-1?failEvery=7",
+            "capacity": {"vcpus": 1000, "memoryMb": 1048576, "diskGb": 100000}, "flavors": ["small"]}}))
+        .await?;
+    assert_eq!(s, 201, "{e}");
+    let zone = p.zone_id(&dev, "simzone").await?;
+    let app = dev.sample_app("sim_org_1", "simapp", serde_json::json!({})).await?;
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(dev.deploy(&format!("s{i}"), &app, &zone).await?);
+    }
+    for id in &ids {
+        let inst = dev.wait_ready(id, Duration::from_secs(60)).await?;
+        assert!(inst["observed"]["containerId"].as_str().unwrap_or_default().starts_with("sim-"));
+    }
+    assert!(containers_of_platform(&p.data_dir()).await?.is_empty(), "nothing real was started");
+    for id in &ids {
+        assert_eq!(dev.delete(&format!("{CAMARA}/appinstances/{id}")).await?.0, 202);
+    }
+    for id in &ids {
+        dev.wait_gone(id, Duration::from_secs(60)).await?;
+    }
+    Ok(())
+}

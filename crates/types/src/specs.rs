@@ -112,6 +112,8 @@ impl Validate for ZoneSpec {
 pub enum PlatformType {
     /// The Docker Engine API, served by Docker or Podman.
     Docker,
+    /// A simulated cloudlet that starts nothing (scale tests and demos only).
+    Sim,
 }
 
 /// An amount of compute: used for flavors (a size) and cloudlet capacity (a total).
@@ -203,11 +205,14 @@ impl Validate for CloudletSpec {
     fn validate(&self) -> Result<(), FieldError> {
         self.location.validate().map_err(|e| e.under("location"))?;
         let ep = &self.driver_endpoint;
-        ensure(
-            ep.starts_with("unix://") || ep.starts_with("tcp://") || ep.starts_with("http://"),
-            "driverEndpoint",
-            "must be a unix://, tcp:// or http:// URL of a Docker Engine API",
-        )?;
+        match self.platform_type {
+            PlatformType::Docker => ensure(
+                ep.starts_with("unix://") || ep.starts_with("tcp://") || ep.starts_with("http://"),
+                "driverEndpoint",
+                "must be a unix://, tcp:// or http:// URL of a Docker Engine API",
+            )?,
+            PlatformType::Sim => ensure(ep.starts_with("sim://"), "driverEndpoint", "a sim cloudlet's endpoint is sim://NAME[?startMs=N&failEvery=K]")?,
+        }
         max_len(ep, 512, "driverEndpoint")?;
         ensure(
             self.public_host.parse::<std::net::IpAddr>().is_ok(),
