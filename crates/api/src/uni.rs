@@ -238,17 +238,6 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
         rank(&ix, &app, &device_at, &s.uni.weights, &|z| paths.get(&z.uid).copied())
     };
-    let offer = |c: &op_uni::select::Choice| {
-        c.instance.endpoint.as_ref().map(|e| EdgeOffer {
-            app_instance_id: c.instance.uid,
-            edge_cloud_zone_id: c.zone.uid,
-            edge_cloud_zone_name: c.zone.name.to_string(),
-            host: e.host.clone(),
-            port: e.port,
-            expected_qos: c.path,
-            distance_km: c.distance_km,
-        })
-    };
     let mut offers = ranking.ranked.iter().filter_map(|c| offer(c).map(|o| (o, c.zone.clone())));
     let (best, zone) = offers.next().ok_or_else(|| {
         ApiError::NotFound(format!(
@@ -285,16 +274,71 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
 
 /// Checks the session token in `headers` for session `id`.
 fn session_auth(s: &AppState, headers: &axum::http::HeaderMap, id: &str) -> Result<SessionClaims, ApiError> {
+    let claims = session_token(s, headers)?;
+    if claims.sub != id {
+        return Err(ApiError::Forbidden("this token is for another session".into()));
+    }
+    Ok(claims)
+}
+
+/// Checks the session token in `headers`, for any session.
+fn session_token(s: &AppState, headers: &axum::http::HeaderMap) -> Result<SessionClaims, ApiError> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::Unauthenticated("present the session token as a bearer token".into()))?;
-    let claims = s.uni.verifier.verify(token.trim()).map_err(|e| ApiError::Unauthenticated(format!("{e}; register again")))?;
-    if claims.sub != id {
-        return Err(ApiError::Forbidden("this token is for another session".into()));
+    s.uni.verifier.verify(token.trim()).map_err(|e| ApiError::Unauthenticated(format!("{e}; register again")))
+}
+
+/// The offer for a ranked choice (None when the instance has no endpoint yet).
+fn offer(c: &op_uni::select::Choice) -> Option<EdgeOffer> {
+    c.instance.endpoint.as_ref().map(|e| EdgeOffer {
+        app_instance_id: c.instance.uid,
+        edge_cloud_zone_id: c.zone.uid,
+        edge_cloud_zone_name: c.zone.name.to_string(),
+        host: e.host.clone(),
+        port: e.port,
+        expected_qos: c.path,
+        distance_km: c.distance_km,
+    })
+}
+
+/// The hot path: a registered device asks where its edge is now. Authenticated by its session
+/// token alone (no network round trip, no store read), answered from the in-memory index.
+#[utoipa::path(post, path = "/uni/v1/discover", tag = "UNI", request_body = DiscoverRequest,
+    responses((status = 200, body = Discovery), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo),
+        (status = 404, body = ErrorInfo), (status = 429, body = ErrorInfo)))]
+pub async fn discover(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Body(req): Body<DiscoverRequest>,
+) -> Result<Json<Discovery>, ApiError> {
+    let claims = session_token(&s, &headers)?;
+    s.uni.limiter.check(&claims.sub).map_err(|_| ApiError::TooManyRequests("this session asks too often; wait and retry".into()))?;
+    let max_alt = req.max_alternatives.unwrap_or(2);
+    if max_alt > 10 {
+        return Err(ApiError::invalid("maxAlternatives", "must be at most 10"));
     }
-    Ok(claims)
+    let point = match (req.location.latitude, req.location.longitude) {
+        (Some(latitude), Some(longitude)) => {
+            let p = GeoPoint { latitude, longitude };
+            op_types::Validate::validate(&p).map_err(|e| e.under("location"))?;
+            Some(p)
+        }
+        (None, None) => None,
+        _ => return Err(ApiError::invalid("location", "give both latitude and longitude")),
+    };
+    let at = DeviceAt { cell: req.location.cell_id, point };
+    if at.cell.is_none() && at.point.is_none() {
+        return Err(ApiError::invalid("location", "give a cellId or a position"));
+    }
+    let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+    let app = ix.app(claims.app).ok_or_else(|| ApiError::NotFound("the session's app is no longer onboarded".into()))?;
+    let ranking = op_uni::select::rank_near(&ix, app, &at, &s.uni.weights, &|_| None);
+    let mut offers = ranking.ranked.iter().filter_map(offer);
+    let endpoint = offers.next().ok_or_else(|| ApiError::NotFound("no instance of the app can serve this location".into()))?;
+    Ok(Json(Discovery { endpoint, alternatives: offers.take(max_alt).collect(), revalidate_after_seconds: s.uni.session_ttl }))
 }
 
 /// The device confirms which offered instance it uses; the platform records it.

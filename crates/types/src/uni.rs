@@ -242,3 +242,27 @@ pub enum ChangeReason {
     InstanceUnhealthy,
 }
 
+
+/// Revalidation from a registered device: where it is now (its session token says who it is
+/// and for which app). Answered from memory, with no network round trip.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DiscoverRequest {
+    /// Where the device is now.
+    pub location: ClaimedLocation,
+    /// How many alternatives to return (default 2, at most 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_alternatives: Option<usize>,
+}
+
+/// Discovery answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Discovery {
+    /// The best edge now.
+    pub endpoint: EdgeOffer,
+    /// Next best.
+    pub alternatives: Vec<EdgeOffer>,
+    /// Ask again after this many seconds at the latest.
+    pub revalidate_after_seconds: u64,
+}

@@ -116,6 +116,9 @@ pub struct EdgeIndex {
     cloudlet_by_name: HashMap<Name, Uid>,
     instances: HashMap<Uid, InstanceEntry>,
     instances_by_app: HashMap<Uid, Vec<Uid>>,
+    instances_by_app_zone: HashMap<(Uid, Uid), Vec<Uid>>,
+    instances_per_cloudlet: HashMap<Name, usize>,
+    cloudlets_by_zone: HashMap<Name, Vec<Uid>>,
     apps: HashMap<Uid, AppEntry>,
     app_by_key: HashMap<(Name, Name, String), Uid>,
 }
@@ -170,13 +173,20 @@ impl EdgeIndex {
             vcpus: c.spec.capacity.vcpus,
         };
         self.cloudlet_by_name.insert(c.metadata.name.clone(), c.metadata.uid);
+        self.cloudlets_by_zone.entry(e.zone.clone()).or_default().push(c.metadata.uid);
         self.cloudlets.insert(c.metadata.uid, (c.metadata.name.clone(), e));
     }
 
     /// Removes a cloudlet.
     pub fn remove_cloudlet(&mut self, uid: Uid) {
-        if let Some((name, _)) = self.cloudlets.remove(&uid) {
+        if let Some((name, e)) = self.cloudlets.remove(&uid) {
             self.cloudlet_by_name.remove(&name);
+            if let Some(v) = self.cloudlets_by_zone.get_mut(&e.zone) {
+                v.retain(|u| *u != uid);
+                if v.is_empty() {
+                    self.cloudlets_by_zone.remove(&e.zone);
+                }
+            }
         }
     }
 
@@ -192,6 +202,8 @@ impl EdgeIndex {
             endpoint: i.observed.endpoints.first().cloned(),
         };
         self.instances_by_app.entry(e.app).or_default().push(e.uid);
+        self.instances_by_app_zone.entry((e.app, e.zone)).or_default().push(e.uid);
+        *self.instances_per_cloudlet.entry(e.cloudlet.clone()).or_default() += 1;
         self.instances.insert(e.uid, e);
     }
 
@@ -202,6 +214,19 @@ impl EdgeIndex {
             v.retain(|u| *u != uid);
             if v.is_empty() {
                 self.instances_by_app.remove(&old.app);
+            }
+        }
+        let key = (old.app, old.zone);
+        if let Some(v) = self.instances_by_app_zone.get_mut(&key) {
+            v.retain(|u| *u != uid);
+            if v.is_empty() {
+                self.instances_by_app_zone.remove(&key);
+            }
+        }
+        if let Some(n) = self.instances_per_cloudlet.get_mut(&old.cloudlet) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.instances_per_cloudlet.remove(&old.cloudlet);
             }
         }
     }
@@ -259,9 +284,24 @@ impl EdgeIndex {
         self.cloudlet_by_name.get(name).and_then(|u| self.cloudlets.get(u)).map(|(_, e)| e)
     }
 
+    /// The instances of an app in one zone.
+    pub fn instances_in(&self, app: Uid, zone: Uid) -> impl Iterator<Item = &InstanceEntry> {
+        self.instances_by_app_zone.get(&(app, zone)).into_iter().flatten().filter_map(|u| self.instances.get(u))
+    }
+
+    /// How many instances an app has.
+    pub fn instance_count(&self, app: Uid) -> usize {
+        self.instances_by_app.get(&app).map_or(0, Vec::len)
+    }
+
+    /// Zone ids by increasing distance from `p`.
+    pub fn zones_near(&self, p: GeoPoint) -> impl Iterator<Item = Uid> + '_ {
+        self.rtree.nearest_neighbor_iter(&[p.longitude, p.latitude]).map(|z| z.uid)
+    }
+
     /// Instances on a cloudlet per vCPU of capacity: the edge-load criterion.
     pub fn load(&self, cloudlet: &Name) -> f64 {
-        let n = self.instances.values().filter(|i| &i.cloudlet == cloudlet).count() as f64;
+        let n = self.instances_per_cloudlet.get(cloudlet).copied().unwrap_or(0) as f64;
         let cap = self.cloudlet(cloudlet).map_or(1, |c| c.vcpus.max(1)) as f64;
         n / cap
     }
@@ -269,7 +309,12 @@ impl EdgeIndex {
     /// Whether zone `uid` has a cloudlet up and out of maintenance.
     pub fn zone_serving(&self, uid: Uid) -> bool {
         let Some(z) = self.zones.get(&uid) else { return false };
-        self.cloudlets.values().any(|(_, c)| c.zone == z.name && c.ready && !c.maintenance)
+        self.cloudlets_by_zone
+            .get(&z.name)
+            .into_iter()
+            .flatten()
+            .filter_map(|u| self.cloudlets.get(u))
+            .any(|(_, c)| c.ready && !c.maintenance)
     }
 
     /// The zones whose service area contains the device: by cell first, else by polygon.

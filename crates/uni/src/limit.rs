@@ -56,7 +56,14 @@ pub struct RateLimiter {
     per_key: Rate,
     global: Rate,
     global_bucket: Mutex<Bucket>,
-    shards: Vec<Mutex<HashMap<String, Bucket>>>,
+    shards: Vec<Mutex<Shard>>,
+}
+
+/// One shard of per-key buckets, swept of idle buckets when it has grown since the last sweep.
+#[derive(Default)]
+struct Shard {
+    buckets: HashMap<String, Bucket>,
+    sweep_at: usize,
 }
 
 impl RateLimiter {
@@ -67,7 +74,7 @@ impl RateLimiter {
             per_key,
             global,
             global_bucket: Mutex::new(Bucket { tokens: global.burst, at: now }),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard { buckets: HashMap::new(), sweep_at: 1024 })).collect(),
         }
     }
 
@@ -78,11 +85,16 @@ impl RateLimiter {
         key.hash(&mut h);
         let shard = &self.shards[(h.finish() as usize) % SHARDS];
         {
-            let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-            if map.len() > 10_000 {
-                map.retain(|_, b| now.saturating_duration_since(b.at) < IDLE);
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            if shard.buckets.len() >= shard.sweep_at {
+                // Amortized: sweep, then wait until the shard doubles before sweeping again.
+                shard.buckets.retain(|_, b| now.saturating_duration_since(b.at) < IDLE);
+                shard.sweep_at = (shard.buckets.len() * 2).max(1024);
             }
-            let b = map.entry(key.to_string()).or_insert(Bucket { tokens: self.per_key.burst, at: now });
+            let b = match shard.buckets.get_mut(key) {
+                Some(b) => b,
+                None => shard.buckets.entry(key.to_string()).or_insert(Bucket { tokens: self.per_key.burst, at: now }),
+            };
             if !b.take(self.per_key, now) {
                 return Err(Limited::Device);
             }

@@ -150,9 +150,48 @@ pub fn rank(
     weights: &Weights,
     path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
 ) -> Ranking {
+    rank_among(index, app, at, weights, path, index.instances_of(app.uid))
+}
+
+/// Apps with at most this many instances are ranked whole; larger ones near the device only.
+const RANK_ALL_UP_TO: usize = 64;
+/// Zones holding instances of the app examined near the device before stopping.
+const NEAR_ZONES: usize = 16;
+
+/// Like [`rank`], for the hot path: an app with many instances is ranked over the instances in
+/// the zones nearest to the device only (an R-tree walk), so the cost does not grow with the
+/// number of instances. Falls back to [`rank`] when the device position is unknown or the app is
+/// small.
+pub fn rank_near(
+    index: &EdgeIndex,
+    app: &AppEntry,
+    at: &DeviceAt,
+    weights: &Weights,
+    path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
+) -> Ranking {
+    let point = device_point(index, at);
+    let Some(p) = point.filter(|_| index.instance_count(app.uid) > RANK_ALL_UP_TO) else {
+        return rank(index, app, at, weights, path);
+    };
+    let zones: Vec<Uid> = index
+        .zones_near(p)
+        .filter(|z| index.instances_in(app.uid, *z).next().is_some())
+        .take(NEAR_ZONES)
+        .collect();
+    rank_among(index, app, at, weights, path, zones.iter().flat_map(|z| index.instances_in(app.uid, *z)))
+}
+
+fn rank_among<'a>(
+    index: &'a EdgeIndex,
+    app: &AppEntry,
+    at: &DeviceAt,
+    weights: &Weights,
+    path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
+    candidates: impl Iterator<Item = &'a InstanceEntry>,
+) -> Ranking {
     let point = device_point(index, at);
     let mut out = Ranking::default();
-    for inst in index.instances_of(app.uid) {
+    for inst in candidates {
         let Some(zone) = index.zone(inst.zone) else {
             out.rejected.push((inst.uid, Rejection::EdgeUnavailable));
             continue;

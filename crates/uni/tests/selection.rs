@@ -205,3 +205,32 @@ fn sessions_are_told_when_their_edge_goes_or_a_better_one_appears() {
     assert_eq!(sessions.reevaluate(&w.ix, &Weights::default(), u64::MAX), 0);
     assert!(sessions.subscribe("s1").is_none());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    /// On the hot path, an app with many instances is ranked near the device only; the best
+    /// offer is the same as ranking every instance.
+    #[test]
+    fn near_ranking_finds_the_same_best(lat in 44.0f64..46.0, lon in 4.0f64..6.0) {
+        let mut ix = EdgeIndex::default();
+        let app = app(Requirements::default());
+        ix.upsert_app(&app);
+        for i in 0..20 {
+            for j in 0..10 {
+                let z = zone(&format!("z{i}x{j}"), "fr", 44.0 + i as f64 * 0.1, 4.0 + j as f64 * 0.2, &[&format!("c{i}x{j}")]);
+                ix.upsert_zone(&z);
+                let cl = format!("cl{i}x{j}");
+                ix.upsert_cloudlet(&cloudlet(&cl, z.metadata.name.as_str(), true, false));
+                ix.upsert_instance(&instance(&app, &z, &cl, true));
+            }
+        }
+        let entry = ix.app(app.metadata.uid).unwrap().clone();
+        let at = DeviceAt { cell: None, point: Some(GeoPoint { latitude: lat, longitude: lon }) };
+        let w = Weights { distance: 1.0, latency: 0.0, load: 0.0 };
+        let all = rank(&ix, &entry, &at, &w, &no_path);
+        let near = op_uni::select::rank_near(&ix, &entry, &at, &w, &no_path);
+        prop_assert_eq!(all.ranked.len(), 200);
+        prop_assert!(near.ranked.len() < 200);
+        prop_assert_eq!(all.ranked[0].instance.uid, near.ranked[0].instance.uid);
+    }
+}
