@@ -53,6 +53,7 @@ impl Modify for BearerAuth {
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
         camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones,
         uni::register, uni::discover, uni::confirm, uni::events, uni::keys, uni::well_known, uni::closest_edge_zone,
+        uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
     )
 )]
 pub struct ApiDoc;
@@ -122,6 +123,9 @@ pub fn router(state: AppState) -> Router {
         .route("/uni/v1/sessions/{id}/confirm", axum::routing::post(uni::confirm))
         .route("/uni/v1/sessions/{id}/events", get(uni::events))
         .route("/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone", axum::routing::post(uni::closest_edge_zone))
+        .route("/optimal-edge-discovery/v0.1/retrieve-optimal-edge-cloud-zones", axum::routing::post(uni::optimal_edge_zones))
+        .route("/optimal-edge-discovery/v0.1/regions", get(uni::regions))
+        .route("/application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints", axum::routing::post(uni::optimal_app_endpoints))
         .fallback(not_found)
         .layer(middleware::from_fn(correlator))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))

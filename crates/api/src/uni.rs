@@ -162,6 +162,147 @@ pub async fn closest_edge_zone(
     }))
 }
 
+/// CAMARA Optimal Edge Discovery request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OptimalEdgeRequest {
+    /// The device.
+    #[serde(default)]
+    pub device: Option<Device>,
+    /// The application profile: this platform's app id (the app's requirements are its profile).
+    pub application_profile_id: Uid,
+    /// Only zones of this region.
+    #[serde(default)]
+    pub edge_cloud_region: Option<String>,
+}
+
+/// CAMARA Optimal Edge Discovery answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OptimalEdgeResponse {
+    /// Best first.
+    pub edge_cloud_zones: Vec<op_types::views::EdgeCloudZone>,
+    /// Echoed.
+    pub application_profile_id: Uid,
+}
+
+/// The app `id` if the caller may see it, from the index.
+fn visible_app(s: &AppState, c: &Caller, id: Uid) -> Result<op_uni::index::AppEntry, ApiError> {
+    let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+    ix.app(id)
+        .filter(|a| c.can_read(Some(&a.org)))
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("app {id} not found")))
+}
+
+fn zone_view(s: &AppState, z: &op_uni::index::ZoneEntry) -> op_types::views::EdgeCloudZone {
+    op_types::views::EdgeCloudZone {
+        edge_cloud_zone_id: z.uid,
+        edge_cloud_zone_name: z.name.to_string(),
+        edge_cloud_zone_status: "active".into(),
+        edge_cloud_provider: s.provider.clone(),
+        edge_cloud_region: z.region.to_string(),
+    }
+}
+
+/// The zones where an app would best serve a device, best first.
+#[utoipa::path(post, path = "/optimal-edge-discovery/v0.1/retrieve-optimal-edge-cloud-zones", tag = "Discovery",
+    operation_id = "discoverOptimalEdge", security(("bearer" = [])), request_body = OptimalEdgeRequest,
+    responses((status = 200, body = OptimalEdgeResponse), (status = 404, body = ErrorInfo), (status = 422, body = ErrorInfo)))]
+pub async fn optimal_edge_zones(
+    State(s): State<AppState>,
+    c: Caller,
+    Body(req): Body<OptimalEdgeRequest>,
+) -> Result<Json<OptimalEdgeResponse>, ApiError> {
+    let device = device_ref(&req.device.unwrap_or_default())?;
+    s.uni.admit(&device)?;
+    let app = visible_app(&s, &c, req.application_profile_id)?;
+    let loc = locate(&s.uni, &device).await?;
+    let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+    let zones: Vec<_> = op_uni::select::rank_zones(&ix, &app, &at(&loc), &s.uni.weights, &|_| None)
+        .into_iter()
+        .filter(|(z, _)| req.edge_cloud_region.as_ref().is_none_or(|r| z.region.as_str() == r))
+        .map(|(z, _)| zone_view(&s, z))
+        .collect();
+    if zones.is_empty() {
+        return Err(ApiError::NotFound("no edge cloud zone meets the app's criteria for this device".into()));
+    }
+    Ok(Json(OptimalEdgeResponse { edge_cloud_zones: zones, application_profile_id: req.application_profile_id }))
+}
+
+/// The regions zones belong to.
+#[utoipa::path(get, path = "/optimal-edge-discovery/v0.1/regions", tag = "Discovery", operation_id = "getRegions",
+    security(("bearer" = [])), responses((status = 200, body = Vec<String>)))]
+pub async fn regions(State(s): State<AppState>, _c: Caller) -> Json<Vec<String>> {
+    let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+    let mut r: Vec<String> = ix.zones().map(|z| z.region.to_string()).collect();
+    r.sort();
+    r.dedup();
+    Json(r)
+}
+
+/// CAMARA Application Endpoint Discovery request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointDiscoveryInfo {
+    /// The device.
+    #[serde(default)]
+    pub device: Option<Device>,
+    /// The app.
+    pub app_id: Uid,
+}
+
+/// CAMARA `ApplicationEndpoint`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationEndpoint {
+    /// Addresses.
+    pub ipv4_addresses: Vec<String>,
+    /// Port.
+    pub port: u16,
+    /// Its zone.
+    pub edge_cloud_zone: op_types::views::EdgeCloudZone,
+}
+
+/// CAMARA Application Endpoint Discovery answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointDiscoveryResult {
+    /// Best first.
+    pub application_endpoints: Vec<ApplicationEndpoint>,
+    /// Echoed.
+    pub app_id: Uid,
+}
+
+/// The app's endpoints with the shortest network path to the device, best first.
+#[utoipa::path(post, path = "/application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints", tag = "Discovery",
+    security(("bearer" = [])), request_body = EndpointDiscoveryInfo,
+    responses((status = 200, body = EndpointDiscoveryResult), (status = 404, body = ErrorInfo), (status = 422, body = ErrorInfo)))]
+pub async fn optimal_app_endpoints(
+    State(s): State<AppState>,
+    c: Caller,
+    Body(req): Body<EndpointDiscoveryInfo>,
+) -> Result<Json<EndpointDiscoveryResult>, ApiError> {
+    let device = device_ref(&req.device.unwrap_or_default())?;
+    s.uni.admit(&device)?;
+    let app = visible_app(&s, &c, req.app_id)?;
+    let loc = locate(&s.uni, &device).await?;
+    let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+    let ranking = rank(&ix, &app, &at(&loc), &s.uni.weights, &|_| None);
+    let endpoints: Vec<_> = ranking
+        .ranked
+        .iter()
+        .filter_map(|ch| {
+            let e = ch.instance.endpoint.as_ref()?;
+            Some(ApplicationEndpoint { ipv4_addresses: vec![e.host.clone()], port: e.port, edge_cloud_zone: zone_view(&s, &ch.zone) })
+        })
+        .collect();
+    if endpoints.is_empty() {
+        return Err(ApiError::NotFound("no instance of the app can serve this device".into()));
+    }
+    Ok(Json(EndpointDiscoveryResult { application_endpoints: endpoints, app_id: req.app_id }))
+}
+
 fn check_claim(claim: &ClaimedLocation, net: &NetworkLocation) -> Result<(), ApiError> {
     let contradicts = |field: &str| {
         Err(ApiError::Unprocessable(

@@ -30,11 +30,13 @@ pub struct Weights {
     pub latency: f64,
     /// Edge load.
     pub load: f64,
+    /// Cost of a zone where the app is not deployed yet (OPG.02 "already deployed").
+    pub not_deployed: f64,
 }
 
 impl Default for Weights {
     fn default() -> Self {
-        Weights { distance: 1.0, latency: 2.0, load: 0.5 }
+        Weights { distance: 1.0, latency: 2.0, load: 0.5, not_deployed: 0.5 }
     }
 }
 
@@ -208,6 +210,44 @@ fn rank_among<'a>(
         out.ranked.push(Choice { instance: inst.clone(), zone: zone.clone(), score, distance_km, path: p });
     }
     out.ranked.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.instance.uid.cmp(&b.instance.uid)));
+    out
+}
+
+/// Zones (not instances) where the app could serve the device, best first: zones with a
+/// cloudlet up, inside the app's footprint and data geography and within its path bounds.
+/// What CAMARA Optimal Edge Discovery answers, and where a dynamic instance would go.
+pub fn rank_zones<'a>(
+    index: &'a EdgeIndex,
+    app: &AppEntry,
+    at: &DeviceAt,
+    weights: &Weights,
+    path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
+) -> Vec<(&'a ZoneEntry, f64)> {
+    let point = device_point(index, at);
+    let r = &app.requirements;
+    let mut out: Vec<(&ZoneEntry, f64)> = index
+        .zones()
+        .filter(|z| index.zone_serving(z.uid) && in_footprint(app, z))
+        .filter(|z| r.data_regions.is_empty() || r.data_regions.contains(&z.region))
+        .filter_map(|z| {
+            let p = path(z);
+            if let Some(p) = p {
+                let too_slow = r.max_latency_ms.is_some_and(|m| p.latency_ms > m)
+                    || r.max_jitter_ms.is_some_and(|m| p.jitter_ms > m)
+                    || r.min_bandwidth_mbps.is_some_and(|m| p.bandwidth_mbps < m);
+                if too_slow {
+                    return None;
+                }
+            }
+            let distance = point.map_or(0.0, |d| geo::distance_km(d, z.location));
+            let deployed = index.instances_in(app.uid, z.uid).any(|i| i.ready);
+            let score = weights.distance * distance / 100.0
+                + weights.latency * p.map_or(0.0, |p| p.latency_ms) / 10.0
+                + if deployed { 0.0 } else { weights.not_deployed };
+            Some((z, score))
+        })
+        .collect();
+    out.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.uid.cmp(&b.0.uid)));
     out
 }
 

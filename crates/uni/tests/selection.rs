@@ -226,11 +226,24 @@ proptest! {
         }
         let entry = ix.app(app.metadata.uid).unwrap().clone();
         let at = DeviceAt { cell: None, point: Some(GeoPoint { latitude: lat, longitude: lon }) };
-        let w = Weights { distance: 1.0, latency: 0.0, load: 0.0 };
+        let w = Weights { distance: 1.0, latency: 0.0, load: 0.0, not_deployed: 0.0 };
         let all = rank(&ix, &entry, &at, &w, &no_path);
         let near = op_uni::select::rank_near(&ix, &entry, &at, &w, &no_path);
         prop_assert_eq!(all.ranked.len(), 200);
         prop_assert!(near.ranked.len() < 200);
         prop_assert_eq!(all.ranked[0].instance.uid, near.ranked[0].instance.uid);
     }
+}
+
+#[test]
+fn zones_are_ranked_for_optimal_edge_discovery() {
+    let req = Requirements { data_regions: vec![n("fr")], ..Default::default() };
+    let mut w = world(req);
+    let entry = w.ix.app(w.app.metadata.uid).unwrap().clone();
+    let at = DeviceAt { cell: Some("c-lyon".into()), point: None };
+    let zones: Vec<_> = op_uni::select::rank_zones(&w.ix, &entry, &at, &Weights::default(), &no_path).into_iter().map(|(z, _)| z.name.to_string()).collect();
+    assert_eq!(zones, ["lyon", "paris"], "berlin is outside the data regions");
+    w.ix.upsert_cloudlet(&cloudlet("lyon-1", "lyon", false, false));
+    let zones: Vec<_> = op_uni::select::rank_zones(&w.ix, &entry, &at, &Weights::default(), &no_path).into_iter().map(|(z, _)| z.name.to_string()).collect();
+    assert_eq!(zones, ["paris"], "a zone whose cloudlet is down is not offered");
 }
