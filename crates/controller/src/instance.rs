@@ -36,13 +36,16 @@ pub struct InstanceReconciler {
     repo: Repo,
     drivers: Drivers,
     platform_id: String,
+    platform_env: BTreeMap<String, String>,
 }
 
 impl InstanceReconciler {
     /// A reconciler over `repo`, reaching cloudlets through `drivers`; `platform_id` labels
     /// every container it makes, so platforms sharing a runtime never touch each other's.
-    pub fn new(repo: Repo, drivers: Drivers, platform_id: String) -> Self {
-        Self { repo, drivers, platform_id }
+    /// `platform_env` is given to every instance (e.g. the UNI's session-token public key, so
+    /// apps verify device sessions locally).
+    pub fn new(repo: Repo, drivers: Drivers, platform_id: String, platform_env: BTreeMap<String, String>) -> Self {
+        Self { repo, drivers, platform_id, platform_env }
     }
 
     async fn cloudlet(&self, inst: &AppInstance) -> Result<Cloudlet, ReconcileError> {
@@ -91,6 +94,7 @@ impl InstanceReconciler {
     fn container_spec(&self, inst: &AppInstance, app: &App, cl: &Cloudlet, flavor: &Flavor) -> ContainerSpec {
         let uid = inst.metadata.uid;
         let mut env: BTreeMap<String, String> = app.spec.env.clone();
+        env.extend(self.platform_env.clone());
         env.insert("OP_INSTANCE".into(), uid.to_string());
         env.insert("OP_APP".into(), app.metadata.name.to_string());
         env.insert("OP_ZONE".into(), inst.spec.edge_cloud_zone_id.to_string());

@@ -19,6 +19,10 @@ async fn deploy_reach_delete() -> anyhow::Result<()> {
     assert!(body.contains(&id), "the app answers with its instance id: {body}");
     let env = http_get_ok(&format!("{url}env/GREETING"), Duration::from_secs(5)).await?;
     assert_eq!(env.trim(), "bonjour");
+    // The UNI's session-token key is distributed to every instance, for local verification.
+    let key = http_get_ok(&format!("{url}env/OP_UNI_PUBLIC_KEY"), Duration::from_secs(5)).await?;
+    let (_, published) = dev.get("/uni/v1/keys").await?;
+    assert_eq!(key.trim(), published["publicKeyPem"].as_str().unwrap_or_default().trim());
     assert_eq!(containers_of(&id).await?, 1);
 
     // CAMARA view: ready, with the endpoint.

@@ -144,7 +144,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     tokio::spawn(push_session_changes(state.uni.clone(), feed.changes));
-    let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone());
+    let platform_env = [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
+    let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env);
     tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
     let cloudlets = CloudletReconciler::new(repo.clone(), drivers, boot.platform_id.clone());
     tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics, 2).run());
