@@ -52,7 +52,7 @@ impl Modify for BearerAuth {
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
         camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones,
-        uni::register, uni::discover, uni::confirm, uni::events, uni::keys, uni::well_known, uni::closest_edge_zone,
+        uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::keys, uni::well_known, uni::closest_edge_zone,
         uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
     )
 )]
@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/uni/v1/keys", get(uni::keys))
         .route("/uni/v1/sessions", axum::routing::post(uni::register))
         .route("/uni/v1/discover", axum::routing::post(uni::discover))
+        .route("/uni/v1/network-events/{secret}", axum::routing::post(uni::network_events))
         .route("/uni/v1/sessions/{id}/confirm", axum::routing::post(uni::confirm))
         .route("/uni/v1/sessions/{id}/events", get(uni::events))
         .route("/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone", axum::routing::post(uni::closest_edge_zone))

@@ -48,6 +48,13 @@ pub struct UniState {
     pub sessions: op_uni::sessions::Sessions,
     /// Checks session tokens presented back to the platform.
     pub verifier: op_uni::token::SessionVerifier,
+    /// Where the network posts device events (`{public URL}/uni/v1/network-events/{secret}`),
+    /// when the platform's public URL is known.
+    pub callback_url: Option<String>,
+    /// The secret path segment of `callback_url`, so only the network can post events.
+    pub callback_secret: String,
+    /// Network subscriptions: subscription id -> device key.
+    pub subscriptions: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl UniState {
@@ -98,6 +105,18 @@ fn device_ref(d: &Device) -> Result<DeviceRef, ApiError> {
         }
         Ok(r)
     }
+}
+
+/// Fails with CAMARA's 422 SERVICE_NOT_APPLICABLE when no zone's service area holds the device.
+fn in_coverage(uni: &UniState, at: &DeviceAt) -> Result<(), ApiError> {
+    let ix = uni.index.read().unwrap_or_else(|e| e.into_inner());
+    if ix.zones_serving(at.cell.as_deref(), at.point).is_empty() {
+        return Err(ApiError::Unprocessable(
+            "SERVICE_NOT_APPLICABLE",
+            "the device is outside the service area of every edge zone".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn network_error(e: NetworkError) -> ApiError {
@@ -361,6 +380,7 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
         check_claim(claim, &net)?;
     }
     let device_at = at(&net);
+    in_coverage(&s.uni, &device_at)?;
     let network = s.uni.network()?.clone();
     // Path estimates for the zones with instances of this app (outside the index lock).
     let zones: Vec<(Uid, String)> = {
@@ -399,6 +419,7 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
         iss: SESSION_ISSUER.into(),
     };
     let session_token = s.uni.signer.sign(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;
+    follow_device(&s.uni, &device).await;
     s.uni.sessions.open(session_id.clone(), app.uid, device_key(&device), device_at, best.app_instance_id, claims.exp);
     Ok((
         StatusCode::CREATED,
@@ -474,6 +495,7 @@ pub async fn discover(
     if at.cell.is_none() && at.point.is_none() {
         return Err(ApiError::invalid("location", "give a cellId or a position"));
     }
+    in_coverage(&s.uni, &at)?;
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
     let app = ix.app(claims.app).ok_or_else(|| ApiError::NotFound("the session's app is no longer onboarded".into()))?;
     let ranking = op_uni::select::rank_near(&ix, app, &at, &s.uni.weights, &|_| None);
@@ -534,6 +556,66 @@ pub async fn events(
         Some(Ok(axum::response::sse::Event::default().event(name).data(data)))
     });
     Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()))
+}
+
+/// Subscribes once per device to its location and IP changes, so sessions follow it. A failure
+/// is logged, not fatal: the device still gets its answer and revalidates on its timer.
+async fn follow_device(uni: &UniState, device: &DeviceRef) {
+    let (Some(url), Some(net)) = (&uni.callback_url, &uni.network) else { return };
+    let key = device_key(device);
+    if uni.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).values().any(|k| *k == key) {
+        return;
+    }
+    let kinds = [op_network::NetworkEventKind::LocationChange, op_network::NetworkEventKind::IpChange];
+    match net.subscribe(device, &kinds, url).await {
+        Ok(id) => {
+            uni.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, key);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot subscribe to the device's network events"),
+    }
+}
+
+/// Receives the network's notifications (3GPP NEF MonitoringNotification): a device moved or
+/// changed address; its sessions are re-evaluated and told.
+#[utoipa::path(post, path = "/uni/v1/network-events/{secret}", tag = "UNI", params(("secret" = String, Path)),
+    request_body(content = String, description = "3GPP TS 29.122 MonitoringNotification", content_type = "application/json"),
+    responses((status = 204), (status = 400, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn network_events(
+    State(s): State<AppState>,
+    axum::extract::Path(secret): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    if secret != s.uni.callback_secret {
+        return Err(ApiError::NotFound("no such API path; see /openapi.json".into()));
+    }
+    let events = op_network::decode_monitoring_notification(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    for ev in events {
+        let key = s.uni.subscriptions.lock().unwrap_or_else(|e| e.into_inner()).get(&ev.subscription_id).cloned();
+        let Some(key) = key else { continue };
+        match ev.kind {
+            op_network::NetworkEventKind::LocationChange => {
+                let loc = match ev.location {
+                    Some(l) if l.cell_id.is_some() => l,
+                    _ => match s.uni.network()?.locate(&ev.device).await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot locate a device that moved");
+                            continue;
+                        }
+                    },
+                };
+                s.uni.sessions.moved(&key, at(&loc));
+            }
+            op_network::NetworkEventKind::IpChange => {
+                if let Some(ip) = ev.ip {
+                    s.uni.sessions.ip_changed(&key, &ip.to_string());
+                }
+            }
+        }
+    }
+    let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+    s.uni.sessions.reevaluate(&ix, &s.uni.weights, now());
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The key edges verify session tokens with.

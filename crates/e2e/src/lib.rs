@@ -340,3 +340,51 @@ pub async fn containers_of_platform(data_dir: &Path) -> Result<Vec<op_driver::Co
     let d = op_driver::docker::DockerDriver::connect(&docker_endpoint())?;
     Ok(d.list(&[(op_driver::LABEL_PLATFORM, id.trim())]).await?)
 }
+
+/// A running network emulator (`op-netemu`) on the lab scenario.
+pub struct Netemu {
+    /// Its base URL.
+    pub url: String,
+    child: Child,
+}
+
+impl Netemu {
+    /// Starts the emulator on a free port with `crates/netemu/scenarios/lab.yaml`.
+    pub fn start() -> Result<Self> {
+        use std::io::BufRead;
+        let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../netemu/scenarios/lab.yaml");
+        let mut child = Command::new(bin("op-netemu"))
+            .arg("--scenario")
+            .arg(scenario)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning op-netemu")?;
+        let out = child.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        let url = line.trim().rsplit(' ').next().context("listen line")?.to_string();
+        anyhow::ensure!(url.starts_with("http://"), "unexpected first line: {line}");
+        Ok(Self { url, child })
+    }
+
+    /// Moves a device (name, phone, NAI or IP) to `cell` now.
+    pub async fn move_device(&self, device: &str, cell: &str) -> Result<()> {
+        let r = reqwest::Client::new()
+            .post(format!("{}/emulator/v1/devices/{device}/move", self.url))
+            .json(&json!({"cell": cell}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "move: {}", r.status());
+        Ok(())
+    }
+}
+
+impl Drop for Netemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

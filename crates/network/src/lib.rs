@@ -11,6 +11,16 @@ use async_trait::async_trait;
 use op_types::specs::GeoPoint;
 use serde::{Deserialize, Serialize};
 
+mod callback;
+mod standard;
+mod wire;
+
+pub use callback::decode_monitoring_notification;
+pub use standard::{
+    AdapterConfig, StandardAdapter, ANALYTICS_INFO_PATH, LOCATION_RETRIEVAL_PATH, LOCATION_VERIFICATION_PATH,
+    MONITORING_EVENT_PATH, TRAFFIC_INFLUENCE_PATH,
+};
+
 /// How a device is identified to the network (CAMARA `Device`): at least one field is set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

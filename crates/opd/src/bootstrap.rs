@@ -27,7 +27,8 @@ pub struct Boot {
     pub admin_password: String,
 }
 
-fn random_hex(n: usize) -> String {
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     rand::thread_rng().fill_bytes(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()

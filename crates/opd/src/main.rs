@@ -67,6 +67,21 @@ struct ServeArgs {
     /// UNI session lifetime and revalidation timer, seconds.
     #[arg(long, default_value_t = 300)]
     session_ttl: u64,
+    /// The mobile network's exposure gateway (CAMARA / NEF `apiRoot`), e.g. the emulator.
+    #[arg(long, env = "OPD_NETWORK_API")]
+    network_api: Option<String>,
+    /// OAuth2 token endpoint of the gateway (default `{network-api}/oauth2/token`).
+    #[arg(long, env = "OPD_NETWORK_TOKEN_URL")]
+    network_token_url: Option<String>,
+    /// OAuth2 client id at the gateway.
+    #[arg(long, env = "OPD_NETWORK_CLIENT_ID", default_value = "op-platform")]
+    network_client_id: String,
+    /// OAuth2 client secret at the gateway.
+    #[arg(long, env = "OPD_NETWORK_CLIENT_SECRET", default_value = "", hide_default_value = true)]
+    network_client_secret: String,
+    /// URL at which the network reaches this opd (for its notifications); default the listen address.
+    #[arg(long, env = "OPD_PUBLIC_URL")]
+    public_url: Option<String>,
     /// UNI requests per second allowed to one device (burst twice that).
     #[arg(long, default_value_t = 5.0)]
     device_rps: f64,
@@ -117,12 +132,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let signer = bootstrap::session_signer(&args.data_dir)?;
     let verifier = op_uni::token::SessionVerifier::from_public_pem(signer.public_pem())
         .map_err(|e| anyhow::anyhow!("UNI key: {e}"))?;
+    let network: Option<Arc<dyn op_network::NetworkAdapter>> = match &args.network_api {
+        Some(api) => {
+            let mut cfg = op_network::AdapterConfig::new(api, &args.network_client_id, &args.network_client_secret);
+            if let Some(t) = &args.network_token_url {
+                cfg.token_url = t.clone();
+            }
+            Some(Arc::new(op_network::StandardAdapter::new(cfg).map_err(|e| anyhow::anyhow!("network adapter: {e}"))?))
+        }
+        None => None,
+    };
+    let callback_secret = bootstrap::random_hex(16);
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
     let uni = op_api::uni::UniState {
+        callback_url: network.as_ref().map(|_| format!("{public_url}/uni/v1/network-events/{callback_secret}")),
+        callback_secret,
+        subscriptions: Default::default(),
         index: feed.index.clone(),
         signer,
         verifier,
         sessions: op_uni::sessions::Sessions::default(),
-        network: None,
+        network,
         weights: op_uni::select::Weights::default(),
         mcc: args.mcc.clone(),
         mnc: args.mnc.clone(),

@@ -1,0 +1,196 @@
+//! The UNI end to end, against the network emulator: a device registers (authenticated by the
+//! network and by its app provider's key), gets its nearest edge, reaches the app with a session
+//! token the edge verifies alone, moves, and is pushed the new edge. Every bad input gets its
+//! standard error.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use op_device::{DeviceClient, Resolver};
+use op_e2e::*;
+use op_types::uni::{AppRef, ClaimedLocation, Device, RegisterRequest, UniEvent};
+use serde_json::json;
+
+const EVE: &str = "+33612340005"; // starts in Paris, cell 20801000000102
+const PARIS_CELLS: [&str; 4] = ["20801000000101", "20801000000102", "20801000000103", "20801000000104"];
+const LYON_CELLS: [&str; 3] = ["20801000000201", "20801000000202", "20801000000203"];
+
+fn app_token(key_pem: &str, sub: &str) -> String {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 300;
+    let enc = EncodingKey::from_ed_pem(key_pem.as_bytes()).unwrap();
+    encode(&Header::new(Algorithm::EdDSA), &json!({"sub": sub, "aud": "op-uni", "exp": exp}), &enc).unwrap()
+}
+
+fn register(phone: &str, token: &str, claim: Option<&str>) -> RegisterRequest {
+    RegisterRequest {
+        device: Device { phone_number: Some(phone.into()), ..Default::default() },
+        app: AppRef { provider: "uni_games".into(), name: "arena".into(), version: "1.0".into() },
+        app_token: token.into(),
+        location: claim.map(|c| ClaimedLocation { cell_id: Some(c.into()), tracking_area: None, latitude: None, longitude: None }),
+        max_alternatives: None,
+    }
+}
+
+async fn api_error(r: Result<op_types::uni::Registration, op_device::DeviceError>) -> (u16, String) {
+    match r {
+        Err(op_device::DeviceError::Api { status, code, .. }) => (status, code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_discovers_reaches_moves_and_is_told() -> anyhow::Result<()> {
+    let net = Netemu::start()?;
+    let p = Platform::start_with(&[
+        "--network-api", &net.url, "--network-client-secret", "op-platform-secret",
+        "--mcc", "208", "--mnc", "01", "--device-rps", "2",
+    ]).await?;
+    let admin = p.admin().await?;
+    for (zone, cells, dnai, lat, lon) in [
+        ("zone-paris", &PARIS_CELLS[..], "dnai-paris", 48.8566, 2.3522),
+        ("zone-lyon", &LYON_CELLS[..], "dnai-lyon", 45.7578, 4.8320),
+    ] {
+        let (s, e) = admin.post("/op/v1/zones", &json!({"name": zone, "spec": {"region": "default", "dnai": dnai,
+            "location": {"latitude": lat, "longitude": lon}, "serviceArea": {"cells": cells}}})).await?;
+        assert_eq!(s, 201, "{e}");
+        let (s, e) = admin.post("/op/v1/cloudlets", &json!({"name": format!("{zone}-1"), "spec": {"zone": zone,
+            "location": {"latitude": lat, "longitude": lon}, "platformType": "docker", "driverEndpoint": docker_endpoint(),
+            "capacity": {"vcpus": 8, "memoryMb": 8192, "diskGb": 100}, "flavors": ["small"]}})).await?;
+        assert_eq!(s, 201, "{e}");
+    }
+    // The app provider onboards its app with the key its device clients' tokens are signed with.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let dev = p.developer("uni_games", "una", "Manager").await?;
+    let mut manifest = sample_manifest("uni_games", "arena");
+    manifest["deviceAuth"] = json!({"publicKeyPem": key.public_key_pem()});
+    let (s, b) = dev.post(&format!("{CAMARA}/apps"), &manifest).await?;
+    assert_eq!(s, 201, "{b}");
+    let app = b["appId"].as_str().unwrap_or_default().to_string();
+    let paris = p.zone_id(&dev, "zone-paris").await?;
+    let lyon = p.zone_id(&dev, "zone-lyon").await?;
+    let in_paris = dev.deploy("arena_paris", &app, &paris).await?;
+    let in_lyon = dev.deploy("arena_lyon", &app, &lyon).await?;
+    let paris_inst = dev.wait_ready(&in_paris, Duration::from_secs(60)).await?;
+    dev.wait_ready(&in_lyon, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await; // the index follows the store by watch
+
+    // The device finds the UNI from MCC/MNC and registers.
+    let resolver = Resolver::parse(&format!("uni.mnc001.mcc208.pub.3gppnetwork.org={}", p.url));
+    let uni = DeviceClient::discover("208", "01", &resolver).await?;
+    let token = app_token(&key.serialize_pem(), "eve");
+    let reg = uni.register(&register(EVE, &token, Some("20801000000102"))).await?;
+    assert_eq!(reg.endpoint.edge_cloud_zone_id.to_string(), paris, "the nearest edge");
+    assert_eq!(reg.endpoint.app_instance_id.to_string(), in_paris);
+    assert!(reg.alternatives.iter().any(|a| a.edge_cloud_zone_id.to_string() == lyon));
+    assert!(reg.service_area.cells.contains(&"20801000000102".to_string()));
+    assert_eq!(reg.revalidate_after_seconds, 300);
+    let qos = reg.endpoint.expected_qos.expect("path performance from the network");
+    assert!(qos.latency_ms > 0.0);
+
+    // The app answers, and the edge verifies the session token with the key it was given.
+    let url = format!("http://{}:{}/", reg.endpoint.host, reg.endpoint.port);
+    http_get_ok(&url, Duration::from_secs(5)).await?;
+    let edge_key = http_get_ok(&format!("{url}env/OP_UNI_PUBLIC_KEY"), Duration::from_secs(5)).await?;
+    let claims = op_uni::token::SessionVerifier::from_public_pem(edge_key.trim())?.verify(&reg.session_token)?;
+    assert_eq!(claims.inst.to_string(), in_paris);
+    assert_eq!(paris_inst["observed"]["endpoints"][0]["port"], reg.endpoint.port);
+
+    // Probe and confirm.
+    let rtt = uni.probe(&reg.endpoint).await?;
+    let confirmed = uni.confirm(&reg.session_id, &reg.session_token, reg.endpoint.app_instance_id, Some(rtt)).await?;
+    assert!(!confirmed.session_token.is_empty());
+
+    // The device moves to Lyon: the platform pushes the Lyon edge.
+    let mut events = Box::pin(uni.watch(&reg.session_id, &confirmed.session_token).await?);
+    net.move_device(EVE, "20801000000201").await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pushed = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.next()).await {
+            Ok(Some(Ok(UniEvent::EdgeChanged { edge_cloud_zone_id, reason, .. }))) => break (edge_cloud_zone_id, reason),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no edge change pushed: {other:?}\n{}", p.log()),
+        }
+    };
+    assert_eq!(pushed.0.to_string(), lyon);
+    assert_eq!(pushed.1, op_types::uni::ChangeReason::BetterEdge);
+
+    // Revalidation from Lyon, on the hot path, with the session token alone.
+    let r = reqwest::Client::new()
+        .post(format!("{}/uni/v1/discover", p.url))
+        .bearer_auth(&confirmed.session_token)
+        .json(&json!({"location": {"cellId": "20801000000202"}}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let d: serde_json::Value = r.json().await?;
+    assert_eq!(d["endpoint"]["edgeCloudZoneId"], lyon.as_str());
+
+    // CAMARA discovery APIs agree.
+    let (s, z) = dev.post("/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone", &json!({"device": {"phoneNumber": "+33612340001"}})).await?;
+    assert_eq!((s, z["edgeCloudZoneName"].as_str()), (200, Some("zone-paris")));
+    let (s, e) = dev.post("/application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints",
+        &json!({"device": {"phoneNumber": "+33612340003"}, "appId": app})).await?;
+    assert_eq!(s, 200, "{e}");
+    assert_eq!(e["applicationEndpoints"][0]["edgeCloudZone"]["edgeCloudZoneName"], "zone-lyon");
+    let (s, o) = dev.post("/optimal-edge-discovery/v0.1/retrieve-optimal-edge-cloud-zones",
+        &json!({"device": {"phoneNumber": "+33612340001"}, "applicationProfileId": app})).await?;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(o["edgeCloudZones"][0]["edgeCloudZoneName"], "zone-paris");
+
+    // Bad input, each with its standard error.
+    let alice = |t: &str, claim: Option<&str>| register("+33612340001", t, claim);
+    let mut unknown_app = alice(&app_token(&key.serialize_pem(), "a"), None);
+    unknown_app.app.version = "9.9".into();
+    assert_eq!(api_error(uni.register(&unknown_app).await).await, (404, "NOT_FOUND".into()));
+    assert_eq!(
+        api_error(uni.register(&register("+33699999999", &token, None)).await).await,
+        (404, "IDENTIFIER_NOT_FOUND".into()),
+        "a device the network does not know"
+    );
+    let forged = app_token(&rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?.serialize_pem(), "a");
+    assert_eq!(api_error(uni.register(&alice(&forged, None)).await).await, (401, "UNAUTHENTICATED".into()));
+    assert_eq!(
+        api_error(uni.register(&register("+33612340003", &token, Some("20801000000301"))).await).await,
+        (422, "LOCATION_MISMATCH".into()),
+        "a claimed cell the network contradicts"
+    );
+    assert_eq!(
+        api_error(uni.register(&register("+33612340004", &token, None)).await).await,
+        (422, "SERVICE_NOT_APPLICABLE".into()),
+        "Marseille has no edge zone"
+    );
+    let pem = std::fs::read_to_string(p.data_dir().join("uni-signing.pem"))?;
+    let mut old = claims.clone();
+    old.exp = old.iat.saturating_sub(1);
+    let expired = op_uni::token::SessionSigner::from_private_pem(&pem)?.sign(&old)?;
+    let r = reqwest::Client::new()
+        .post(format!("{}/uni/v1/discover", p.url))
+        .bearer_auth(expired)
+        .json(&json!({"location": {"cellId": "20801000000202"}}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 401, "an expired session token");
+    // Rate limit: this device at 2/s with a burst of 4.
+    let mut limited = false;
+    for _ in 0..10 {
+        let (s, b) = dev.post("/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone", &json!({"device": {"phoneNumber": "+33612340002"}})).await?;
+        if s == 429 {
+            assert_eq!(b["code"], "TOO_MANY_REQUESTS");
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "a device asking in a loop is limited");
+    let (s, b) = dev.post("/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone", &json!({"device": {}})).await?;
+    assert_eq!((s, b["code"].as_str()), (422, Some("MISSING_IDENTIFIER")));
+
+    for id in [&in_paris, &in_lyon] {
+        dev.delete(&format!("{CAMARA}/appinstances/{id}")).await?;
+    }
+    for id in [&in_paris, &in_lyon] {
+        dev.wait_gone(id, Duration::from_secs(30)).await?;
+    }
+    Ok(())
+}
