@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 N=${N:-20}
 scripts/setup-runtime.sh >/dev/null
 cargo build --release -q -p opd -p op-bench
-scripts/build-sample-image.sh >/dev/null
+scripts/build-images.sh >/dev/null
 
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 scripts/setup-runtime.sh
 echo "==> building"
 cargo build --release -q -p opd -p opctl
-scripts/build-sample-image.sh >/dev/null
+scripts/build-images.sh >/dev/null
 
 export OPD_DATA_DIR=${OPD_DATA_DIR:-$PWD/.op-data}
 export OPCTL_SERVER=${OPCTL_SERVER:-http://127.0.0.1:7080}

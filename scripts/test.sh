@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-runtime.sh
-scripts/build-sample-image.sh >/dev/null
+scripts/build-images.sh >/dev/null
 echo "==> building"
 cargo build -q --workspace --bins
 echo "==> checking that openapi.json matches the code"

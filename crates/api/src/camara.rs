@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use op_types::specs::{App, AppInstance, AppInstanceSpec, AppSpec, CloudletSpec, FlavorSpec, Resources, ZoneSpec};
+use op_types::specs::{App, AppInstance, AppInstanceSpec, AppSpec, CloudletObserved, CloudletSpec, FlavorSpec, Resources, ZoneSpec};
 use op_types::{Kind, Name, Object, State as ObjState, Uid, Validate};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -262,21 +262,30 @@ pub async fn create_app_instance(
         .get::<ZoneSpec, ()>(Kind::Zone, req.edge_cloud_zone_id)
         .await?
         .ok_or_else(|| ApiError::invalid("edgeCloudZoneId", format!("zone {} does not exist", req.edge_cloud_zone_id)))?;
+    let inst = create_instance(&s, &app, &zone, name, &c.user).await?;
+    let location = format!("{BASE}/appinstances?appInstanceId={}", inst.metadata.uid);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(AppInstanceInfo::from(&inst))).into_response())
+}
+
+/// Admits an instance of `app` in `zone` (a cloudlet with room, the flavor, the image) and
+/// stores it; the instance controller does the rest. The one way instances are created, by a
+/// developer's request or by the UNI for a dynamically instantiated app.
+pub(crate) async fn create_instance(s: &AppState, app: &App, zone: &Object<ZoneSpec>, name: Name, by: &str) -> Result<AppInstance, ApiError> {
+    let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
     let _admission = s.admission.lock().await;
-    let (cloudlet, flavor) = admit(&s, &app, &zone).await?;
-    check_image(&s, &app, &cloudlet).await?;
+    let (cloudlet, flavor) = admit(s, app, zone).await?;
+    check_image(s, app, &cloudlet).await?;
     let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor };
     let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);
     s.repo.create(&mut inst).await?;
-    tracing::info!(instance = %inst.metadata.uid, cloudlet = %inst.spec.cloudlet, user = %c.user, "instance accepted");
-    let location = format!("{BASE}/appinstances?appInstanceId={}", inst.metadata.uid);
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(AppInstanceInfo::from(&inst))).into_response())
+    tracing::info!(instance = %inst.metadata.uid, cloudlet = %inst.spec.cloudlet, by, "instance accepted");
+    Ok(inst)
 }
 
 /// Refuses an image the cloudlet does not have (no image can be pulled from outside). A runtime
 /// that is down does not block the request: the instance reports the outage and recovers.
 async fn check_image(s: &AppState, app: &App, cloudlet: &Name) -> Result<(), ApiError> {
-    let Some(cl) = s.repo.get_by_name::<CloudletSpec, ()>(Kind::Cloudlet, None, cloudlet).await? else { return Ok(()) };
+    let Some(cl) = s.repo.get_by_name::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, cloudlet).await? else { return Ok(()) };
     let image = &app.spec.app_repo.image_path;
     let checked = match s.drivers.for_cloudlet(&cl.spec) {
         Ok(driver) => driver.image_exists(image).await,
@@ -411,7 +420,7 @@ pub async fn get_edge_cloud_zones(
         }
     }
     let (zones, _) = s.repo.list::<ZoneSpec, ()>(Kind::Zone).await?;
-    let (cloudlets, _) = s.repo.list::<CloudletSpec, ()>(Kind::Cloudlet).await?;
+    let (cloudlets, _) = s.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
     let out = zones
         .into_iter()
         .filter(|z| q.region.as_ref().is_none_or(|r| z.spec.region.as_str() == r))
@@ -461,7 +470,7 @@ pub async fn get_instance_logs(
     }
     let cl = s
         .repo
-        .get_by_name::<CloudletSpec, ()>(Kind::Cloudlet, None, &inst.spec.cloudlet)
+        .get_by_name::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, &inst.spec.cloudlet)
         .await?
         .ok_or_else(|| ApiError::NotFound("the instance's cloudlet no longer exists".into()))?;
     let driver = s.drivers.for_cloudlet(&cl.spec).map_err(|e| ApiError::Unavailable(e.to_string()))?;

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use op_types::specs::{
-    AppInstance, Cloudlet, CloudletSpec, FlavorSpec, OrganizationSpec, RegionSpec, ZoneSpec,
+    AppInstance, Cloudlet, CloudletObserved, CloudletSpec, FlavorSpec, OrganizationSpec, RegionSpec, ZoneSpec,
 };
 use op_types::{Kind, Name, Object, State as ObjState, Validate};
 use serde::de::DeserializeOwned;
@@ -48,6 +48,8 @@ async fn must_exist(state: &AppState, kind: Kind, name: &Name, field: &str) -> R
 /// Per-kind rules: who reads, what a spec must reference, what blocks a delete.
 trait InfraKind: Serialize + DeserializeOwned + Validate + Send + Sync + 'static {
     const KIND: Kind;
+    /// What the kind's controller observes (`()` for kinds no controller watches).
+    type Observed: Serialize + DeserializeOwned + Default + Send + Sync + 'static;
     /// Whether developers may read this kind.
     const DEVELOPERS_READ: bool;
     /// Checks references to other objects.
@@ -74,6 +76,7 @@ async fn used_by<S: DeserializeOwned>(
 }
 
 impl InfraKind for RegionSpec {
+    type Observed = ();
     const KIND: Kind = Kind::Region;
     const DEVELOPERS_READ: bool = true;
     async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
@@ -82,6 +85,7 @@ impl InfraKind for RegionSpec {
 }
 
 impl InfraKind for ZoneSpec {
+    type Observed = ();
     const KIND: Kind = Kind::Zone;
     const DEVELOPERS_READ: bool = true;
     async fn check_refs(&self, state: &AppState) -> Result<(), ApiError> {
@@ -93,6 +97,7 @@ impl InfraKind for ZoneSpec {
 }
 
 impl InfraKind for CloudletSpec {
+    type Observed = CloudletObserved;
     const KIND: Kind = Kind::Cloudlet;
     const DEVELOPERS_READ: bool = false;
     async fn check_refs(&self, state: &AppState) -> Result<(), ApiError> {
@@ -124,6 +129,7 @@ impl InfraKind for CloudletSpec {
 }
 
 impl InfraKind for FlavorSpec {
+    type Observed = ();
     const KIND: Kind = Kind::Flavor;
     const DEVELOPERS_READ: bool = true;
     async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
@@ -144,6 +150,7 @@ pub fn valid_org_name(name: &Name) -> Result<(), ApiError> {
 }
 
 impl InfraKind for OrganizationSpec {
+    type Observed = ();
     const KIND: Kind = Kind::Organization;
     const DEVELOPERS_READ: bool = false;
     async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
@@ -158,25 +165,25 @@ impl InfraKind for OrganizationSpec {
     }
 }
 
-async fn list<S: InfraKind>(state: &AppState, caller: &Caller) -> Result<Vec<Object<S>>, ApiError> {
+async fn list<S: InfraKind>(state: &AppState, caller: &Caller) -> Result<Vec<Object<S, S::Observed>>, ApiError> {
     if !S::DEVELOPERS_READ && S::KIND != Kind::Organization {
         caller.require_operator()?;
     }
-    let (objs, _) = state.repo.list::<S, ()>(S::KIND).await?;
+    let (objs, _) = state.repo.list::<S, S::Observed>(S::KIND).await?;
     Ok(objs
         .into_iter()
         .filter(|o| S::KIND != Kind::Organization || caller.can_read(Some(&o.metadata.name)))
         .collect())
 }
 
-async fn create<S: InfraKind>(state: &AppState, caller: &Caller, req: CreateRequest<S>) -> Result<Object<S>, ApiError> {
+async fn create<S: InfraKind>(state: &AppState, caller: &Caller, req: CreateRequest<S>) -> Result<Object<S, S::Observed>, ApiError> {
     caller.require_operator_admin()?;
     req.spec.validate().map_err(|e| e.under("spec"))?;
     if S::KIND == Kind::Organization {
         valid_org_name(&req.name)?;
     }
     req.spec.check_refs(state).await?;
-    let mut obj: Object<S> = Object::new(S::KIND, None, req.name, req.spec);
+    let mut obj: Object<S, S::Observed> = Object::new(S::KIND, None, req.name, req.spec);
     obj.metadata.labels = req.labels;
     if S::KIND != Kind::Cloudlet {
         obj.status.state = ObjState::Ready;
@@ -186,7 +193,7 @@ async fn create<S: InfraKind>(state: &AppState, caller: &Caller, req: CreateRequ
     Ok(obj)
 }
 
-async fn get<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Result<Object<S>, ApiError> {
+async fn get<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Result<Object<S, S::Observed>, ApiError> {
     let name = path_name(name)?;
     let visible = match S::KIND {
         Kind::Organization => caller.can_read(Some(&name)),
@@ -196,7 +203,7 @@ async fn get<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Res
     if !visible {
         return Err(not_found());
     }
-    state.repo.get_by_name::<S, ()>(S::KIND, None, &name).await?.ok_or_else(not_found)
+    state.repo.get_by_name::<S, S::Observed>(S::KIND, None, &name).await?.ok_or_else(not_found)
 }
 
 async fn delete<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Result<StatusCode, ApiError> {
@@ -204,7 +211,7 @@ async fn delete<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> 
     let name = path_name(name)?;
     let obj = state
         .repo
-        .get_by_name::<S, ()>(S::KIND, None, &name)
+        .get_by_name::<S, S::Observed>(S::KIND, None, &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("{} '{name}' not found", S::KIND)))?;
     S::check_unused(state, &name).await?;
@@ -215,30 +222,30 @@ async fn delete<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> 
 
 /// Generates the four annotated handlers of one operator resource.
 macro_rules! resource {
-    ($spec:ty, $list:ident, $create:ident, $get:ident, $delete:ident, $path:literal, $item:literal, $tag:literal) => {
+    ($spec:ty, $obs:ty, $list:ident, $create:ident, $get:ident, $delete:ident, $path:literal, $item:literal, $tag:literal) => {
         #[doc = concat!("List ", $tag, ".")]
         #[utoipa::path(get, path = $path, tag = $tag, security(("bearer" = [])),
-            responses((status = 200, body = Vec<Object<$spec>>), (status = 401, body = ErrorInfo), (status = 403, body = ErrorInfo)))]
-        pub async fn $list(State(s): State<AppState>, c: Caller) -> Result<Json<Vec<Object<$spec>>>, ApiError> {
+            responses((status = 200, body = Vec<Object<$spec, $obs>>), (status = 401, body = ErrorInfo), (status = 403, body = ErrorInfo)))]
+        pub async fn $list(State(s): State<AppState>, c: Caller) -> Result<Json<Vec<Object<$spec, $obs>>>, ApiError> {
             list::<$spec>(&s, &c).await.map(Json)
         }
 
         #[doc = concat!("Create one of ", $tag, " (operator only).")]
         #[utoipa::path(post, path = $path, tag = $tag, security(("bearer" = [])), request_body = CreateRequest<$spec>,
-            responses((status = 201, body = Object<$spec>), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo),
+            responses((status = 201, body = Object<$spec, $obs>), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo),
                 (status = 403, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
         pub async fn $create(
             State(s): State<AppState>,
             c: Caller,
             Body(req): Body<CreateRequest<$spec>>,
-        ) -> Result<(StatusCode, Json<Object<$spec>>), ApiError> {
+        ) -> Result<(StatusCode, Json<Object<$spec, $obs>>), ApiError> {
             create::<$spec>(&s, &c, req).await.map(|o| (StatusCode::CREATED, Json(o)))
         }
 
         #[doc = concat!("Read one of ", $tag, " by name.")]
         #[utoipa::path(get, path = $item, tag = $tag, security(("bearer" = [])), params(("name" = String, Path)),
-            responses((status = 200, body = Object<$spec>), (status = 404, body = ErrorInfo)))]
-        pub async fn $get(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<Object<$spec>>, ApiError> {
+            responses((status = 200, body = Object<$spec, $obs>), (status = 404, body = ErrorInfo)))]
+        pub async fn $get(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<Object<$spec, $obs>>, ApiError> {
             get::<$spec>(&s, &c, &name).await.map(Json)
         }
 
@@ -251,12 +258,13 @@ macro_rules! resource {
     };
 }
 
-resource!(RegionSpec, list_regions, create_region, get_region, delete_region, "/op/v1/regions", "/op/v1/regions/{name}", "regions");
-resource!(ZoneSpec, list_zones, create_zone, get_zone, delete_zone, "/op/v1/zones", "/op/v1/zones/{name}", "zones");
-resource!(CloudletSpec, list_cloudlets, create_cloudlet, get_cloudlet, delete_cloudlet, "/op/v1/cloudlets", "/op/v1/cloudlets/{name}", "cloudlets");
-resource!(FlavorSpec, list_flavors, create_flavor, get_flavor, delete_flavor, "/op/v1/flavors", "/op/v1/flavors/{name}", "flavors");
+resource!(RegionSpec, (), list_regions, create_region, get_region, delete_region, "/op/v1/regions", "/op/v1/regions/{name}", "regions");
+resource!(ZoneSpec, (), list_zones, create_zone, get_zone, delete_zone, "/op/v1/zones", "/op/v1/zones/{name}", "zones");
+resource!(CloudletSpec, CloudletObserved, list_cloudlets, create_cloudlet, get_cloudlet, delete_cloudlet, "/op/v1/cloudlets", "/op/v1/cloudlets/{name}", "cloudlets");
+resource!(FlavorSpec, (), list_flavors, create_flavor, get_flavor, delete_flavor, "/op/v1/flavors", "/op/v1/flavors/{name}", "flavors");
 resource!(
     OrganizationSpec,
+    (),
     list_organizations,
     create_organization,
     get_organization,
@@ -268,7 +276,7 @@ resource!(
 
 /// The cloudlets of zone `zone`, for admission and zone status.
 pub async fn cloudlets_in(state: &AppState, zone: &Name) -> Result<Vec<Cloudlet>, ApiError> {
-    let (cls, _) = state.repo.list::<CloudletSpec, ()>(Kind::Cloudlet).await?;
+    let (cls, _) = state.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
     Ok(cls.into_iter().filter(|c| &c.spec.zone == zone).collect())
 }
 

@@ -15,6 +15,10 @@ pub struct Body<T>(pub T);
 
 /// Parses `bytes` as `T`, naming the failing path in the error.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // The fast path first; only a failure pays for tracking the path to name the field.
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -12,9 +12,9 @@ pub mod state;
 pub mod uni;
 pub mod users;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -63,17 +63,6 @@ pub fn openapi_json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-const X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
-
-/// Echoes CAMARA's `x-correlator` header back, as the spec asks.
-async fn correlator(req: Request, next: Next) -> Response {
-    let corr = req.headers().get(&X_CORRELATOR).cloned();
-    let mut resp = next.run(req).await;
-    if let Some(c) = corr.filter(|c| c.len() <= 256) {
-        resp.headers_mut().insert(X_CORRELATOR, c);
-    }
-    resp
-}
 
 async fn readyz(State(s): State<AppState>) -> Response {
     match s.repo.engine().revision().await {
@@ -128,7 +117,6 @@ pub fn router(state: AppState) -> Router {
         .route("/optimal-edge-discovery/v0.1/regions", get(uni::regions))
         .route("/application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints", axum::routing::post(uni::optimal_app_endpoints))
         .fallback(not_found)
-        .layer(middleware::from_fn(correlator))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(RequestBodyLimitLayer::new(json::MAX_BODY))
         .with_state(state)

@@ -1,7 +1,7 @@
 //! HTTP metrics and the `/metrics` endpoint (Prometheus text format).
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderName, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -38,14 +38,26 @@ impl HttpMetrics {
     }
 }
 
-/// Middleware recording every request.
+const X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
+
+/// The one middleware every request passes: records its metrics and echoes CAMARA's
+/// `x-correlator` header back, as the spec asks.
 pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_string();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let corr = req.headers().get(&X_CORRELATOR).cloned();
     let started = std::time::Instant::now();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     state.http.latency.observe(started.elapsed().as_secs_f64());
-    state.http.requests.get_or_create(&RequestLabels { method, route, status: resp.status().as_u16() }).inc();
+    let labels = RequestLabels {
+        method: method.as_str().to_string(),
+        route: route.as_ref().map_or("unmatched", |m| m.as_str()).to_string(),
+        status: resp.status().as_u16(),
+    };
+    state.http.requests.get_or_create(&labels).inc();
+    if let Some(c) = corr.filter(|c| c.len() <= 256) {
+        resp.headers_mut().insert(X_CORRELATOR, c);
+    }
     resp
 }
 

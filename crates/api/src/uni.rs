@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use op_network::{DeviceRef, NetworkAdapter, NetworkError, NetworkLocation};
-use op_types::specs::GeoPoint;
+use op_types::specs::{AppSpec, GeoPoint, InstantiationType, ZoneSpec};
+use op_types::Kind;
 use op_types::{Name, Uid};
 use op_uni::feed::SharedIndex;
 use op_uni::select::{closest_zone, rank, DeviceAt, Weights};
@@ -46,8 +47,6 @@ pub struct UniState {
     pub limiter: op_uni::limit::RateLimiter,
     /// Live sessions and their push channels.
     pub sessions: op_uni::sessions::Sessions,
-    /// Checks session tokens presented back to the platform.
-    pub verifier: op_uni::token::SessionVerifier,
     /// Where the network posts device events (`{public URL}/uni/v1/network-events/{secret}`),
     /// when the platform's public URL is known.
     pub callback_url: Option<String>,
@@ -108,8 +107,7 @@ fn device_ref(d: &Device) -> Result<DeviceRef, ApiError> {
 }
 
 /// Fails with CAMARA's 422 SERVICE_NOT_APPLICABLE when no zone's service area holds the device.
-fn in_coverage(uni: &UniState, at: &DeviceAt) -> Result<(), ApiError> {
-    let ix = uni.index.read().unwrap_or_else(|e| e.into_inner());
+fn in_coverage(ix: &op_uni::index::EdgeIndex, at: &DeviceAt) -> Result<(), ApiError> {
     if ix.zones_serving(at.cell.as_deref(), at.point).is_empty() {
         return Err(ApiError::Unprocessable(
             "SERVICE_NOT_APPLICABLE",
@@ -313,7 +311,7 @@ pub async fn optimal_app_endpoints(
         .iter()
         .filter_map(|ch| {
             let e = ch.instance.endpoint.as_ref()?;
-            Some(ApplicationEndpoint { ipv4_addresses: vec![e.host.clone()], port: e.port, edge_cloud_zone: zone_view(&s, &ch.zone) })
+            Some(ApplicationEndpoint { ipv4_addresses: vec![e.host.clone()], port: e.port, edge_cloud_zone: zone_view(&s, ch.zone) })
         })
         .collect();
     if endpoints.is_empty() {
@@ -380,12 +378,18 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
         check_claim(claim, &net)?;
     }
     let device_at = at(&net);
-    in_coverage(&s.uni, &device_at)?;
+    in_coverage(&s.uni.index.read().unwrap_or_else(|e| e.into_inner()), &device_at)?;
     let network = s.uni.network()?.clone();
-    // Path estimates for the zones with instances of this app (outside the index lock).
+    // Path estimates for the zones with instances of this app and, for an app instantiated on
+    // demand, the zones serving the device (outside the index lock).
+    let dynamic = app.requirements.instantiation == InstantiationType::Dynamic;
     let zones: Vec<(Uid, String)> = {
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
-        ix.instances_of(app.uid).filter_map(|i| ix.zone(i.zone)).filter_map(|z| Some((z.uid, z.dnai.clone()?))).collect()
+        let local = if dynamic { ix.zones_serving(device_at.cell.as_deref(), device_at.point) } else { Vec::new() };
+        let mut z: Vec<Uid> = ix.instances_of(app.uid).map(|i| i.zone).chain(local).collect();
+        z.sort();
+        z.dedup();
+        z.into_iter().filter_map(|u| ix.zone(u)).filter_map(|z| Some((z.uid, z.dnai.clone()?))).collect()
     };
     let mut paths = std::collections::HashMap::new();
     if let Some(cell) = &device_at.cell {
@@ -395,18 +399,35 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
             }
         }
     }
-    let ranking = {
-        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
-        rank(&ix, &app, &device_at, &s.uni.weights, &|z| paths.get(&z.uid).copied())
+    let starting = if dynamic { start_near(&s, &app, &device_at, &paths).await } else { Ok(None) };
+    let deadline = tokio::time::Instant::now() + DYNAMIC_WAIT;
+    let (best, alternatives, area) = loop {
+        match best_offers(&s.uni, &app, &device_at, &paths, max_alt) {
+            Ok(found) => break found,
+            // Nothing runs yet, but an instance is starting for this device: answer once it is up.
+            Err(_) if matches!(starting, Ok(Some(_))) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(DYNAMIC_POLL).await;
+            }
+            Err(rejected) => {
+                return Err(match starting {
+                    Err(e) => e,
+                    Ok(Some(st)) => ApiError::Unavailable(format!(
+                        "an instance is starting in zone {} for this device and was not ready within {}s; register again shortly",
+                        st.edge_cloud_zone_name,
+                        DYNAMIC_WAIT.as_secs()
+                    )),
+                    Ok(None) => ApiError::NotFound(format!("no instance of the app can serve this device ({rejected} ruled out); try again later")),
+                })
+            }
+        }
     };
-    let mut offers = ranking.ranked.iter().filter_map(|c| offer(c).map(|o| (o, c.zone.clone())));
-    let (best, zone) = offers.next().ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no instance of the app can serve this device ({} ruled out); try again later",
-            ranking.rejected.len()
-        ))
-    })?;
-    let alternatives: Vec<EdgeOffer> = offers.take(max_alt).map(|(o, _)| o).collect();
+    let starting = match starting {
+        Ok(st) => st.filter(|st| st.app_instance_id != best.app_instance_id),
+        Err(e) => {
+            tracing::warn!(app = %app.uid, error = %e, "could not start an instance near the device; serving from the best existing one");
+            None
+        }
+    };
     let session_id = Uid::random().to_string();
     let iat = now();
     let claims = SessionClaims {
@@ -417,6 +438,7 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
         iat,
         exp: iat + s.uni.session_ttl,
         iss: SESSION_ISSUER.into(),
+        mac: String::new(),
     };
     let session_token = s.uni.signer.sign(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;
     follow_device(&s.uni, &device).await;
@@ -428,10 +450,82 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
             session_token,
             endpoint: best,
             alternatives,
-            service_area: ServiceAreaView { cells: zone.cells, polygon: zone.polygon },
+            service_area: area,
             revalidate_after_seconds: s.uni.session_ttl,
+            starting,
         }),
     ))
+}
+
+/// How long a registration waits for an instance started for it when nothing else can serve.
+const DYNAMIC_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// How often the index is looked at meanwhile.
+const DYNAMIC_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The best offer for a device, the alternatives and the best one's service area, from the
+/// index; `Err` carries how many instances were ruled out when none can serve.
+fn best_offers(
+    uni: &UniState,
+    app: &op_uni::index::AppEntry,
+    at: &DeviceAt,
+    paths: &std::collections::HashMap<Uid, PathInfo>,
+    max_alt: usize,
+) -> Result<(EdgeOffer, Vec<EdgeOffer>, ServiceAreaView), usize> {
+    let ix = uni.index.read().unwrap_or_else(|e| e.into_inner());
+    let ranking = rank(&ix, app, at, &uni.weights, &|z| paths.get(&z.uid).copied());
+    let mut offers = ranking.ranked.iter().filter_map(|c| offer(&ix, c).map(|o| (o, c.zone)));
+    let (best, zone) = offers.next().ok_or(ranking.rejected.len())?;
+    let area = ServiceAreaView { cells: zone.cells.clone(), polygon: zone.polygon.clone() };
+    Ok((best, offers.take(max_alt).map(|(o, _)| o).collect(), area))
+}
+
+/// Dynamic instantiation (OPG.02): when the best zone for the device has no instance of the
+/// app, ask for one there. Idempotent: the instance's name is derived from app and zone, so
+/// devices registering together ask once. `None` when the best zone already has one.
+async fn start_near(
+    s: &AppState,
+    app: &op_uni::index::AppEntry,
+    at: &DeviceAt,
+    paths: &std::collections::HashMap<Uid, PathInfo>,
+) -> Result<Option<StartingInstance>, ApiError> {
+    let zone = {
+        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+        let ranked = op_uni::select::rank_zones(&ix, app, at, &s.uni.weights, &|z| paths.get(&z.uid).copied());
+        // "Near" is a zone whose service area holds the device, when the operator has drawn any.
+        let local = ix.zones_serving(at.cell.as_deref(), at.point);
+        let best = ranked.iter().find(|(z, _)| local.contains(&z.uid)).or(ranked.first());
+        let Some((z, _)) = best else { return Ok(None) };
+        if ix.instances_in(app.uid, z.uid).any(|i| i.ready) {
+            return Ok(None);
+        }
+        // One is already on its way (another device asked): report it.
+        if let Some(i) = ix.instances_in(app.uid, z.uid).next() {
+            return Ok(Some(StartingInstance { app_instance_id: i.uid, edge_cloud_zone_id: z.uid, edge_cloud_zone_name: z.name.to_string() }));
+        }
+        z.uid
+    };
+    let full = s.repo.get::<AppSpec, ()>(Kind::App, app.uid).await?.ok_or_else(|| ApiError::NotFound("the app is no longer onboarded".into()))?;
+    let zone = s.repo.get::<ZoneSpec, ()>(Kind::Zone, zone).await?.ok_or_else(|| ApiError::NotFound("the zone is gone".into()))?;
+    let org = full.metadata.organization.clone();
+    let name = dynamic_name(&app.name, zone.metadata.uid)?;
+    let inst = match crate::camara::create_instance(s, &full, &zone, name.clone(), "uni").await {
+        Ok(i) => i.metadata.uid,
+        // Another device asked first (or the zone refuses for a port clash: then that error).
+        Err(ApiError::AlreadyExists(m)) => {
+            let found = s.repo.get_by_name::<serde_json::Value, serde_json::Value>(Kind::AppInstance, org.as_ref(), &name).await?;
+            found.map(|i| i.metadata.uid).ok_or(ApiError::AlreadyExists(m))?
+        }
+        Err(e) => return Err(e),
+    };
+    tracing::info!(app = %app.uid, zone = %zone.metadata.name, instance = %inst, "dynamic instance requested for a device");
+    Ok(Some(StartingInstance { app_instance_id: inst, edge_cloud_zone_id: zone.metadata.uid, edge_cloud_zone_name: zone.metadata.name.to_string() }))
+}
+
+/// The name of the dynamic instance of app `app` in zone `zone`: unique per app and zone.
+fn dynamic_name(app: &Name, zone: Uid) -> Result<Name, ApiError> {
+    let z: String = zone.to_string().chars().filter(char::is_ascii_hexdigit).take(12).collect();
+    let a: String = app.as_str().chars().take(op_types::ids::NAME_MAX - z.len() - 5).collect();
+    Name::new(format!("{a}_dyn_{z}")).map_err(|e| ApiError::Internal(format!("dynamic instance name: {e}")))
 }
 
 /// Checks the session token in `headers` for session `id`.
@@ -450,11 +544,11 @@ fn session_token(s: &AppState, headers: &axum::http::HeaderMap) -> Result<Sessio
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::Unauthenticated("present the session token as a bearer token".into()))?;
-    s.uni.verifier.verify(token.trim()).map_err(|e| ApiError::Unauthenticated(format!("{e}; register again")))
+    s.uni.signer.verify_own(token.trim()).map_err(|e| ApiError::Unauthenticated(format!("{e}; register again")))
 }
 
 /// The offer for a ranked choice (None when the instance has no endpoint yet).
-fn offer(c: &op_uni::select::Choice) -> Option<EdgeOffer> {
+fn offer(ix: &op_uni::index::EdgeIndex, c: &op_uni::select::Choice<'_>) -> Option<EdgeOffer> {
     c.instance.endpoint.as_ref().map(|e| EdgeOffer {
         app_instance_id: c.instance.uid,
         edge_cloud_zone_id: c.zone.uid,
@@ -463,6 +557,7 @@ fn offer(c: &op_uni::select::Choice) -> Option<EdgeOffer> {
         port: e.port,
         expected_qos: c.path,
         distance_km: c.distance_km,
+        probe_url: ix.cloudlet(&c.instance.cloudlet).and_then(|cl| cl.probe_url.clone()),
     })
 }
 
@@ -495,11 +590,11 @@ pub async fn discover(
     if at.cell.is_none() && at.point.is_none() {
         return Err(ApiError::invalid("location", "give a cellId or a position"));
     }
-    in_coverage(&s.uni, &at)?;
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+    in_coverage(&ix, &at)?;
     let app = ix.app(claims.app).ok_or_else(|| ApiError::NotFound("the session's app is no longer onboarded".into()))?;
     let ranking = op_uni::select::rank_near(&ix, app, &at, &s.uni.weights, &|_| None);
-    let mut offers = ranking.ranked.iter().filter_map(offer);
+    let mut offers = ranking.ranked.iter().filter_map(|c| offer(&ix, c));
     let endpoint = offers.next().ok_or_else(|| ApiError::NotFound("no instance of the app can serve this location".into()))?;
     Ok(Json(Discovery { endpoint, alternatives: offers.take(max_alt).collect(), revalidate_after_seconds: s.uni.session_ttl }))
 }

@@ -16,8 +16,17 @@ struct Cli {
     cmd: Cmd,
 }
 
+mod uni;
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Seed a data directory for the discovery benchmark (zones, sim cloudlets, apps, Ready
+    /// instances, the UNI key) and mint session tokens for the devices.
+    SeedUni(uni::SeedArgs),
+    /// A minimal HTTP server on the same stack answering a fixed body: the discovery baseline.
+    Baseline(uni::BaselineArgs),
+    /// Open-loop load at a fixed rate; prints the latency percentiles.
+    Latency(uni::LatencyArgs),
     /// Time from create to first HTTP 200: through the NBI vs. directly through the runtime API.
     Deploy {
         /// opd API URL.
@@ -126,6 +135,9 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::SeedUni(a) => uni::seed(a).await?,
+        Cmd::Baseline(a) => uni::baseline(a).await?,
+        Cmd::Latency(a) => uni::latency(a).await?,
         Cmd::Deploy { api, token, app, zone, docker, image, n } => {
             let d = DockerDriver::connect(&docker)?;
             let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;

@@ -99,17 +99,22 @@ impl Client {
     }
 
     /// Lists operator resources of `plural` (regions, zones, cloudlets, flavors, organizations).
-    pub async fn list<S: DeserializeOwned>(&self, plural: &str) -> Result<Vec<Object<S>>, ClientError> {
+    pub async fn list<S: DeserializeOwned, X: DeserializeOwned + Default>(&self, plural: &str) -> Result<Vec<Object<S, X>>, ClientError> {
         self.call(Method::GET, &format!("/op/v1/{plural}"), None).await
     }
 
     /// Reads one operator resource.
-    pub async fn get<S: DeserializeOwned>(&self, plural: &str, name: &str) -> Result<Object<S>, ClientError> {
+    pub async fn get<S: DeserializeOwned, X: DeserializeOwned + Default>(&self, plural: &str, name: &str) -> Result<Object<S, X>, ClientError> {
         self.call(Method::GET, &format!("/op/v1/{plural}/{name}"), None).await
     }
 
     /// Creates one operator resource.
-    pub async fn create<S: Serialize + DeserializeOwned>(&self, plural: &str, name: &str, spec: &S) -> Result<Object<S>, ClientError> {
+    pub async fn create<S: Serialize + DeserializeOwned, X: DeserializeOwned + Default>(
+        &self,
+        plural: &str,
+        name: &str,
+        spec: &S,
+    ) -> Result<Object<S, X>, ClientError> {
         let body = json!({"name": name, "spec": spec});
         self.call(Method::POST, &format!("/op/v1/{plural}"), Some(&body)).await
     }

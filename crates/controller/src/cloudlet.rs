@@ -1,13 +1,16 @@
 //! The cloudlet controller: checks each cloudlet's runtime answers, records it in the status,
-//! and collects garbage there (containers of this platform whose instance no longer exists,
-//! e.g. after a crash between a container's creation and its instance's deletion).
+//! keeps the cloudlet's connectivity probe running (the endpoint devices measure candidate
+//! edges with), and collects garbage there (containers of this platform whose instance or
+//! cloudlet no longer exists, e.g. after a crash between a container's creation and its
+//! object's deletion).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use op_driver::{LABEL_INSTANCE, LABEL_MANAGED, LABEL_PLATFORM};
+use op_driver::{ContainerSpec, Driver, PortProtocol, PortSpec, LABEL_INSTANCE, LABEL_MANAGED, LABEL_PLATFORM, LABEL_PROBE};
 use op_store::Repo;
-use op_types::specs::Cloudlet;
+use op_types::specs::{Cloudlet, Endpoint};
 use op_types::{Kind, State, Uid};
 use tracing::{info, warn};
 
@@ -16,28 +19,85 @@ use crate::{backoff, Action, Drivers, ReconcileError, Reconciler};
 /// How often a cloudlet is checked and swept.
 const PERIOD: Duration = Duration::from_secs(10);
 
+/// The probe's port inside its container.
+const PROBE_PORT: u16 = 8080;
+/// The probe's share of the cloudlet: it answers small requests only.
+const PROBE_MILLICPUS: u64 = 100;
+const PROBE_MEMORY: u64 = 16 << 20;
+
+/// The container name of cloudlet `uid`'s probe: deterministic, so creation is idempotent.
+pub fn probe_container_name(uid: Uid) -> String {
+    format!("op-probe-{uid}")
+}
+
 /// Reconciles [`Cloudlet`] objects.
 pub struct CloudletReconciler {
     repo: Repo,
     drivers: Drivers,
     platform_id: String,
+    probe_image: String,
 }
 
 impl CloudletReconciler {
-    /// A reconciler over `repo`; it sweeps only containers labelled with `platform_id`.
-    pub fn new(repo: Repo, drivers: Drivers, platform_id: String) -> Self {
-        Self { repo, drivers, platform_id }
+    /// A reconciler over `repo`; it sweeps only containers labelled with `platform_id`, and
+    /// runs `probe_image` on every cloudlet as its connectivity test endpoint.
+    pub fn new(repo: Repo, drivers: Drivers, platform_id: String, probe_image: String) -> Self {
+        Self { repo, drivers, platform_id, probe_image }
     }
 
-    /// Removes this platform's containers on `cl` whose instance is not in the store.
+    fn probe_spec(&self, cl: &Cloudlet) -> ContainerSpec {
+        let uid = cl.metadata.uid.to_string();
+        let labels = BTreeMap::from([
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_PLATFORM.to_string(), self.platform_id.clone()),
+            (LABEL_PROBE.to_string(), uid),
+        ]);
+        ContainerSpec {
+            name: probe_container_name(cl.metadata.uid),
+            image: self.probe_image.clone(),
+            env: BTreeMap::new(),
+            ports: vec![PortSpec { container_port: PROBE_PORT, protocol: PortProtocol::Tcp, host_port: None }],
+            host_ip: cl.spec.public_host.clone(),
+            millicpus: PROBE_MILLICPUS,
+            memory_bytes: PROBE_MEMORY,
+            labels,
+        }
+    }
+
+    /// Keeps the probe running and records where it answers. A probe that cannot run (its
+    /// image not loaded on the cloudlet) leaves the cloudlet usable: devices then measure the
+    /// app's own port, and the condition says why.
+    async fn ensure_probe(&self, driver: &dyn Driver, cl: &mut Cloudlet) {
+        let spec = self.probe_spec(cl);
+        match crate::container::ensure_running(driver, &spec, cl.observed.probe.is_some()).await {
+            Ok(info) => {
+                let port = info.ports.iter().find(|p| p.container_port == PROBE_PORT);
+                cl.observed.probe = port.map(|p| Endpoint { interface_id: "probe".into(), host: cl.spec.public_host.clone(), port: p.host_port });
+                cl.status.set_condition("ProbeRunning", cl.observed.probe.is_some(), "");
+            }
+            Err(e) => {
+                cl.observed.probe = None;
+                cl.status.set_condition("ProbeRunning", false, "ProbeFailed");
+                warn!(cloudlet = %cl.metadata.name, image = %self.probe_image, error = %e, "connectivity probe not running");
+            }
+        }
+    }
+
+    /// Removes this platform's containers on `cl` whose instance (or, for a probe, cloudlet)
+    /// is not in the store.
     async fn sweep(&self, cl: &Cloudlet) -> Result<usize, ReconcileError> {
         let driver = self.drivers.for_cloudlet(&cl.spec)?;
         let containers =
             driver.list(&[(LABEL_MANAGED, "true"), (LABEL_PLATFORM, self.platform_id.as_str())]).await?;
         let mut removed = 0;
         for c in containers {
-            let known = match c.labels.get(LABEL_INSTANCE).and_then(|u| u.parse::<Uid>().ok()) {
-                Some(uid) => self.repo.get::<serde_json::Value, serde_json::Value>(Kind::AppInstance, uid).await?.is_some(),
+            let owner = match (c.labels.get(LABEL_INSTANCE), c.labels.get(LABEL_PROBE)) {
+                (Some(u), _) => u.parse::<Uid>().ok().map(|u| (Kind::AppInstance, u)),
+                (None, Some(u)) => u.parse::<Uid>().ok().map(|u| (Kind::Cloudlet, u)),
+                (None, None) => None,
+            };
+            let known = match owner {
+                Some((kind, uid)) => self.repo.get::<serde_json::Value, serde_json::Value>(kind, uid).await?.is_some(),
                 None => false,
             };
             if !known {
@@ -57,19 +117,20 @@ impl Reconciler for CloudletReconciler {
     }
 
     async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
-        let Some(mut cl) = self.repo.get::<_, ()>(Kind::Cloudlet, uid).await? else {
+        let Some(mut cl) = self.repo.get::<_, _>(Kind::Cloudlet, uid).await? else {
             return Ok(Action::AwaitChange);
         };
         let before = cl.clone();
         let health = match self.drivers.for_cloudlet(&cl.spec) {
-            Ok(d) => d.ping().await,
+            Ok(d) => d.ping().await.map(|()| d),
             Err(e) => Err(e),
         };
         let result = match health {
-            Ok(()) => {
+            Ok(d) => {
                 cl.status.state = State::Ready;
                 cl.status.set_condition("RuntimeReachable", true, "");
                 cl.status.message = None;
+                self.ensure_probe(d.as_ref(), &mut cl).await;
                 Ok(())
             }
             Err(e) => {
@@ -79,7 +140,7 @@ impl Reconciler for CloudletReconciler {
                 Err(e)
             }
         };
-        if cl.status != before.status {
+        if cl.status != before.status || cl.observed != before.observed {
             match self.repo.update(&mut cl).await {
                 Ok(()) | Err(op_store::RepoError::Conflict) => {}
                 Err(e) => return Err(e.into()),

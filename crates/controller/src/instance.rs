@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use op_driver::{
-    ContainerInfo, ContainerSpec, ContainerState, Driver, DriverError, PortProtocol, PortSpec, LABEL_INSTANCE,
+    ContainerSpec, DriverError, PortProtocol, PortSpec, LABEL_INSTANCE,
     LABEL_MANAGED, LABEL_ORG, LABEL_PLATFORM,
 };
 use op_store::Repo;
@@ -50,7 +50,7 @@ impl InstanceReconciler {
 
     async fn cloudlet(&self, inst: &AppInstance) -> Result<Cloudlet, ReconcileError> {
         self.repo
-            .get_by_name::<_, ()>(Kind::Cloudlet, None, &inst.spec.cloudlet)
+            .get_by_name::<_, _>(Kind::Cloudlet, None, &inst.spec.cloudlet)
             .await?
             .ok_or_else(|| ReconcileError::Dangling(format!("cloudlet '{}' no longer exists", inst.spec.cloudlet)))
     }
@@ -125,53 +125,7 @@ impl InstanceReconciler {
             labels,
         }
     }
-
-    /// Ensures the container exists and runs; returns what the runtime reports. `known` says
-    /// whether a container was seen before: if not, creation is tried first (the fast path of a
-    /// new instance: create, start, inspect, as a client of the runtime would), and a name
-    /// already in use (a crash after creation) falls back to adopting it.
-    async fn ensure_running(
-        &self,
-        driver: &dyn Driver,
-        spec: &ContainerSpec,
-        known: bool,
-    ) -> Result<ContainerInfo, DriverError> {
-        if !known {
-            match driver.create(spec).await {
-                Ok(id) => return Self::start_and_inspect(driver, &id, &spec.name).await,
-                Err(DriverError::NameInUse(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let info = match driver.inspect(&spec.name).await? {
-            Some(info) => info,
-            None => {
-                let id = match driver.create(spec).await {
-                    Ok(id) => id,
-                    Err(DriverError::NameInUse(_)) => spec.name.clone(),
-                    Err(e) => return Err(e),
-                };
-                return Self::start_and_inspect(driver, &id, &spec.name).await;
-            }
-        };
-        if info.state == ContainerState::Running {
-            return Ok(info);
-        }
-        Self::start_and_inspect(driver, &info.id, &spec.name).await
-    }
-
-    async fn start_and_inspect(driver: &dyn Driver, id: &str, name: &str) -> Result<ContainerInfo, DriverError> {
-        if let Err(e) = driver.start(id).await {
-            if matches!(e, DriverError::PortInUse(_)) {
-                // Leave no half-made container holding the name: the next try starts clean.
-                let _ = driver.remove(id).await;
-            }
-            return Err(e);
-        }
-        driver.inspect(id).await?.ok_or_else(|| DriverError::NotFound(name.to_string()))
-    }
 }
-
 
 #[async_trait]
 impl Reconciler for InstanceReconciler {
@@ -212,7 +166,7 @@ impl Reconciler for InstanceReconciler {
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,
         };
         let known = inst.observed.container_id.is_some();
-        let info = match self.ensure_running(driver.as_ref(), &spec, known).await {
+        let info = match crate::container::ensure_running(driver.as_ref(), &spec, known).await {
             Ok(info) => info,
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,
         };

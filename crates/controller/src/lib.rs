@@ -7,6 +7,7 @@
 //! backoff from the error and the failure count.
 
 mod cloudlet;
+mod container;
 mod instance;
 mod runner;
 

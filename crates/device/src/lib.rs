@@ -14,6 +14,20 @@ use futures::{Stream, StreamExt};
 use op_types::uni::{well_known_host, Confirm, Confirmed, EdgeOffer, RegisterRequest, Registration, UniEvent, UniInfo};
 use op_types::Uid;
 
+/// How long one probe request may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes downloaded to measure throughput: small enough for a phone's data plan.
+pub const PROBE_DOWNLOAD: usize = 256 << 10;
+
+/// What a device measured of an offer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Probe {
+    /// Best round-trip time.
+    pub rtt: Duration,
+    /// Downlink throughput, Mbit/s (when the edge has a probe).
+    pub download_mbps: Option<f64>,
+}
+
 /// What can go wrong on the device side.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -128,19 +142,40 @@ impl DeviceClient {
         decode(resp).await
     }
 
-    /// Round-trip time to an offer: the best of three TCP connects (what the platform's
-    /// connectivity test would show, without load on the app).
-    pub async fn probe(&self, offer: &EdgeOffer) -> Result<Duration, DeviceError> {
-        let mut best: Option<Duration> = None;
+    /// Measures an offer at its edge's connectivity probe: round-trip time (best of three
+    /// `GET /echo`) and downlink throughput (one `GET /download` of [`PROBE_DOWNLOAD`] bytes),
+    /// without load on the app. An offer without a probe is measured by TCP connects to the
+    /// app's port (round-trip time only).
+    pub async fn probe(&self, offer: &EdgeOffer) -> Result<Probe, DeviceError> {
+        let Some(base) = offer.probe_url.as_deref() else {
+            let mut best: Option<Duration> = None;
+            for _ in 0..3 {
+                let t = Instant::now();
+                let conn = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((offer.host.as_str(), offer.port))).await;
+                if let Ok(Ok(_)) = conn {
+                    best = Some(best.map_or(t.elapsed(), |b| b.min(t.elapsed())));
+                }
+            }
+            let rtt = best.ok_or_else(|| DeviceError::Unreachable(format!("{}:{}", offer.host, offer.port)))?;
+            return Ok(Probe { rtt, download_mbps: None });
+        };
+        let get = |url: String| async move {
+            let r = self.http.get(&url).timeout(PROBE_TIMEOUT).send().await.map_err(|e| DeviceError::Unreachable(format!("{url}: {e}")))?;
+            if !r.status().is_success() {
+                return Err(DeviceError::Decode(format!("{url}: {}", r.status())));
+            }
+            r.bytes().await.map_err(|e| DeviceError::Unreachable(format!("{url}: {e}")))
+        };
+        let mut rtt = Duration::MAX;
         for _ in 0..3 {
             let t = Instant::now();
-            let conn = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect((offer.host.as_str(), offer.port))).await;
-            if let Ok(Ok(_)) = conn {
-                let rtt = t.elapsed();
-                best = Some(best.map_or(rtt, |b| b.min(rtt)));
-            }
+            get(format!("{base}/echo")).await?;
+            rtt = rtt.min(t.elapsed());
         }
-        best.ok_or_else(|| DeviceError::Unreachable(format!("{}:{}", offer.host, offer.port)))
+        let t = Instant::now();
+        let got = get(format!("{base}/download?bytes={PROBE_DOWNLOAD}")).await?;
+        let secs = t.elapsed().as_secs_f64().max(1e-6);
+        Ok(Probe { rtt, download_mbps: Some(got.len() as f64 * 8.0 / secs / 1e6) })
     }
 
     /// Confirms the instance the device will use; returns the token bound to it.

@@ -19,6 +19,8 @@ pub const LABEL_INSTANCE: &str = "op.instance";
 /// Label carrying the id of the platform (data directory) that made the container, so several
 /// platforms can share one runtime and each collects only its own garbage.
 pub const LABEL_PLATFORM: &str = "op.platform";
+/// Label carrying the uid of the cloudlet whose connectivity probe the container is.
+pub const LABEL_PROBE: &str = "op.probe";
 /// Label carrying the owning organization.
 pub const LABEL_ORG: &str = "op.org";
 

@@ -1,7 +1,7 @@
 //! The docker driver against a real runtime: Podman's Docker-compatible API by default
 //! (`unix:///run/podman/podman.sock`), or the endpoint in `OP_TEST_DOCKER_ENDPOINT`.
 //!
-//! Needs the sample image `localhost/op-sample-app:latest`: run `scripts/build-sample-image.sh`
+//! Needs the sample image `localhost/op-sample-app:latest`: run `scripts/build-images.sh`
 //! first. Without it (or without a runtime) these tests fail; they never skip.
 //!
 //! Every test names its containers with a random suffix and removes them, also when it fails.
@@ -92,7 +92,7 @@ async fn driver() -> DockerDriver {
     }
     match d.image_exists(IMAGE).await {
         Ok(true) => {}
-        Ok(false) => panic!("the image {IMAGE} is missing on {ep}: run scripts/build-sample-image.sh first"),
+        Ok(false) => panic!("the image {IMAGE} is missing on {ep}: run scripts/build-images.sh first"),
         Err(e) => panic!("cannot check for {IMAGE} on {ep}: {e}"),
     }
     d

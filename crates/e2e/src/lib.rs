@@ -13,7 +13,7 @@ pub fn docker_endpoint() -> String {
     std::env::var("OP_TEST_DOCKER_ENDPOINT").unwrap_or_else(|_| "unix:///run/podman/podman.sock".into())
 }
 
-/// The sample app image (built by scripts/build-sample-image.sh).
+/// The sample app image (built by scripts/build-images.sh).
 pub const SAMPLE_IMAGE: &str = "localhost/op-sample-app:latest";
 
 /// Where cargo put the workspace binaries (next to the test executable's `deps` folder).
@@ -177,8 +177,21 @@ impl Platform {
 }
 
 impl Drop for Platform {
+    /// Kills opd and removes what it left on the runtime (its cloudlets' probes, and app
+    /// containers of a test that failed half-way), so tests do not pile containers up.
     fn drop(&mut self) {
         self.kill9();
+        let Ok(id) = std::fs::read_to_string(self.data_dir().join("platform-id")) else { return };
+        let host = docker_endpoint();
+        let ids = Command::new("podman")
+            .args(["--url", &host, "ps", "-aq", "--filter", &format!("label={}={}", op_driver::LABEL_PLATFORM, id.trim())])
+            .output();
+        if let Ok(out) = ids {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
+            if !ids.is_empty() {
+                let _ = Command::new("podman").args(["--url", &host, "rm", "-f", "-t", "0"]).args(&ids).output();
+            }
+        }
     }
 }
 
@@ -333,8 +346,17 @@ pub async fn containers_of(instance: &str) -> Result<usize> {
     Ok(d.list(&[(op_driver::LABEL_INSTANCE, instance)]).await?.len())
 }
 
-/// Containers of the platform whose data directory is `data_dir`.
+/// App-instance containers of the platform whose data directory is `data_dir`.
 pub async fn containers_of_platform(data_dir: &Path) -> Result<Vec<op_driver::ContainerInfo>> {
+    Ok(all_containers_of_platform(data_dir).await?.into_iter().filter(|c| c.labels.contains_key(op_driver::LABEL_INSTANCE)).collect())
+}
+
+/// Cloudlet probe containers of the platform whose data directory is `data_dir`.
+pub async fn probes_of_platform(data_dir: &Path) -> Result<Vec<op_driver::ContainerInfo>> {
+    Ok(all_containers_of_platform(data_dir).await?.into_iter().filter(|c| c.labels.contains_key(op_driver::LABEL_PROBE)).collect())
+}
+
+async fn all_containers_of_platform(data_dir: &Path) -> Result<Vec<op_driver::ContainerInfo>> {
     use op_driver::Driver;
     let id = std::fs::read_to_string(data_dir.join("platform-id"))?;
     let d = op_driver::docker::DockerDriver::connect(&docker_endpoint())?;
@@ -387,4 +409,47 @@ impl Drop for Netemu {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a README block printed.
+pub struct BlockRun {
+    /// Standard output.
+    pub stdout: String,
+}
+
+/// Runs the README's shell block `name` (between `<!-- NAME:begin -->` and `<!-- NAME:end -->`,
+/// extracted by `scripts/readme-block.sh`) with `bash -euo pipefail` in a fresh directory,
+/// against platform `p` with the built `opctl` and `op-netemu` on the `PATH`; fails with both
+/// outputs and opd's log when a command fails.
+pub async fn run_readme_block(name: &str, p: &Platform) -> Result<BlockRun> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("bash")
+        .arg(root.join("scripts/readme-block.sh"))
+        .arg(name)
+        .stdin(std::fs::File::open(root.join("README.md"))?)
+        .output()?;
+    let block = String::from_utf8(out.stdout)?;
+    anyhow::ensure!(block.lines().count() > 3, "README block '{name}' not found");
+    let work = tempfile::tempdir()?;
+    let bin_dir = bin("opctl").parent().map(Path::to_path_buf).unwrap_or_default();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = tokio::task::spawn_blocking({
+        let (url, data, cfg, cwd) = (p.url.clone(), p.data_dir(), work.path().join("opctl.json"), work.path().to_path_buf());
+        move || {
+            Command::new("bash")
+                .args(["-euo", "pipefail", "-c", &block])
+                .current_dir(cwd)
+                .env("PATH", path)
+                .env("OPD_DATA_DIR", data)
+                .env("OPCTL_SERVER", url)
+                .env("OPCTL_CONFIG", cfg)
+                .env_remove("OP_UNI_RESOLVE")
+                .output()
+        }
+    })
+    .await??;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    anyhow::ensure!(out.status.success(), "README block '{name}' failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nopd log:\n{}", p.log());
+    Ok(BlockRun { stdout })
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use op_device::{DeviceClient, Resolver};
+use op_e2e::Api;
 use op_e2e::*;
 use op_types::uni::{AppRef, ClaimedLocation, Device, RegisterRequest, UniEvent};
 use serde_json::json;
@@ -39,8 +40,9 @@ async fn api_error(r: Result<op_types::uni::Registration, op_device::DeviceError
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn device_discovers_reaches_moves_and_is_told() -> anyhow::Result<()> {
+/// The emulator on its lab scenario, a platform using it, and two edge zones (Paris, Lyon),
+/// each with a cloudlet on this machine's runtime.
+async fn lab() -> anyhow::Result<(Netemu, Platform, Api)> {
     let net = Netemu::start()?;
     let p = Platform::start_with(&[
         "--network-api", &net.url, "--network-client-secret", "op-platform-secret",
@@ -59,6 +61,12 @@ async fn device_discovers_reaches_moves_and_is_told() -> anyhow::Result<()> {
             "capacity": {"vcpus": 8, "memoryMb": 8192, "diskGb": 100}, "flavors": ["small"]}})).await?;
         assert_eq!(s, 201, "{e}");
     }
+    Ok((net, p, admin))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_discovers_reaches_moves_and_is_told() -> anyhow::Result<()> {
+    let (net, p, _admin) = lab().await?;
     // The app provider onboards its app with the key its device clients' tokens are signed with.
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
     let dev = p.developer("uni_games", "una", "Manager").await?;
@@ -96,9 +104,18 @@ async fn device_discovers_reaches_moves_and_is_told() -> anyhow::Result<()> {
     assert_eq!(claims.inst.to_string(), in_paris);
     assert_eq!(paris_inst["observed"]["endpoints"][0]["port"], reg.endpoint.port);
 
-    // Probe and confirm.
-    let rtt = uni.probe(&reg.endpoint).await?;
-    let confirmed = uni.confirm(&reg.session_id, &reg.session_token, reg.endpoint.app_instance_id, Some(rtt)).await?;
+    // Probe every offer at its cloudlet's connectivity probe (a container the cloudlet
+    // controller runs, not the app), then confirm.
+    for o in std::iter::once(&reg.endpoint).chain(&reg.alternatives) {
+        let probe_url = o.probe_url.as_deref().expect("every cloudlet runs a probe");
+        assert_ne!(probe_url, url.trim_end_matches('/'), "the probe is not the app");
+        assert_eq!(http_get_ok(&format!("{probe_url}/echo"), Duration::from_secs(5)).await?.trim(), "ok");
+        let m = uni.probe(o).await?;
+        assert!(m.rtt < Duration::from_secs(1), "{m:?}");
+        assert!(m.download_mbps.is_some_and(|x| x > 1.0), "{m:?}");
+    }
+    let probe = uni.probe(&reg.endpoint).await?;
+    let confirmed = uni.confirm(&reg.session_id, &reg.session_token, reg.endpoint.app_instance_id, Some(probe.rtt)).await?;
     assert!(!confirmed.session_token.is_empty());
 
     // The device moves to Lyon: the platform pushes the Lyon edge.
@@ -192,5 +209,126 @@ async fn device_discovers_reaches_moves_and_is_told() -> anyhow::Result<()> {
     for id in [&in_paris, &in_lyon] {
         dev.wait_gone(id, Duration::from_secs(30)).await?;
     }
+    Ok(())
+}
+
+/// Waits for the next `edgeChanged` on a session's stream.
+async fn next_edge_change(
+    events: &mut (impl futures::Stream<Item = Result<UniEvent, op_device::DeviceError>> + Unpin),
+    within: Duration,
+) -> anyhow::Result<(op_types::Uid, op_types::Uid)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.next()).await {
+            Ok(Some(Ok(UniEvent::EdgeChanged { app_instance_id, edge_cloud_zone_id, .. }))) => return Ok((app_instance_id, edge_cloud_zone_id)),
+            Ok(Some(Ok(_))) => continue,
+            other => anyhow::bail!("no edge change pushed: {other:?}"),
+        }
+    }
+}
+
+/// Dynamic instantiation: an app whose provider lets the platform start instances where its
+/// devices are. A device far from every instance gets the best existing one at once and an
+/// instance starting in its own zone (asked once however many devices register), then is
+/// pushed to it when it is ready; a device of an app with no instance anywhere waits for one.
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamic_app_is_started_where_its_devices_are() -> anyhow::Result<()> {
+    let (_net, p, _admin) = lab().await?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let dev = p.developer("uni_games", "una", "Manager").await?;
+    let mut ids = Vec::new();
+    for name in ["arena", "arena_zero"] {
+        let mut manifest = sample_manifest("uni_games", name);
+        manifest["deviceAuth"] = json!({"publicKeyPem": key.public_key_pem()});
+        manifest["requirements"] = json!({"instantiation": "dynamic"});
+        let (s, b) = dev.post(&format!("{CAMARA}/apps"), &manifest).await?;
+        assert_eq!(s, 201, "{b}");
+        ids.push(b["appId"].as_str().unwrap_or_default().to_string());
+    }
+    let paris = p.zone_id(&dev, "zone-paris").await?;
+    let lyon = p.zone_id(&dev, "zone-lyon").await?;
+    let in_lyon = dev.deploy("arena_lyon", &ids[0], &lyon).await?;
+    dev.wait_ready(&in_lyon, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let uni = op_device::DeviceClient::new(&p.url);
+    let token = app_token(&key.serialize_pem(), "eve");
+    let reg = uni.register(&register(EVE, &token, None)).await?;
+    assert_eq!(reg.endpoint.app_instance_id.to_string(), in_lyon, "served at once by the only instance");
+    let starting = reg.starting.clone().expect("an instance starts in the device's zone");
+    assert_eq!(starting.edge_cloud_zone_id.to_string(), paris);
+    // Another device in Paris: the same instance, not a second one.
+    let other = uni.register(&register("+33612340001", &token, None)).await?;
+    assert_eq!(other.starting.map(|s| s.app_instance_id), Some(starting.app_instance_id));
+    let (_, list) = dev.get(&format!("{CAMARA}/appinstances?appId={}", ids[0])).await?;
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+
+    // When it is ready, the device is told to move to it.
+    let mut events = Box::pin(uni.watch(&reg.session_id, &reg.session_token).await?);
+    let (inst, zone) = next_edge_change(&mut events, Duration::from_secs(60)).await.map_err(|e| anyhow::anyhow!("{e}\n{}", p.log()))?;
+    assert_eq!((inst, zone.to_string()), (starting.app_instance_id, paris.clone()));
+
+    // No instance anywhere: the registration waits for the one it starts.
+    let mut zero = register(EVE, &token, None);
+    zero.app.name = "arena_zero".into();
+    let reg = uni.register(&zero).await?;
+    assert_eq!(reg.endpoint.edge_cloud_zone_id.to_string(), paris);
+    assert!(reg.starting.is_none(), "the answer is the started instance itself");
+    http_get_ok(&format!("http://{}:{}/", reg.endpoint.host, reg.endpoint.port), Duration::from_secs(5)).await?;
+
+    for app in &ids {
+        let (_, list) = dev.get(&format!("{CAMARA}/appinstances?appId={app}")).await?;
+        for i in list.as_array().into_iter().flatten() {
+            let id = i["appInstanceId"].as_str().unwrap_or_default();
+            dev.delete(&format!("{CAMARA}/appinstances/{id}")).await?;
+            dev.wait_gone(id, Duration::from_secs(30)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every cloudlet runs a connectivity probe (not the app): it answers echo and download, its
+/// endpoint is in the cloudlet's observed state, and it goes when its cloudlet goes.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_cloudlet_runs_a_probe_that_goes_with_it() -> anyhow::Result<()> {
+    let (_net, p, admin) = lab().await?;
+    let probe_of = |name: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (_, cl) = admin.get(&format!("/op/v1/cloudlets/{name}")).await?;
+                if let (Some(h), Some(port)) = (cl["observed"]["probe"]["host"].as_str(), cl["observed"]["probe"]["port"].as_u64()) {
+                    return anyhow::Ok(format!("http://{h}:{port}"));
+                }
+                anyhow::ensure!(Instant::now() < deadline, "no probe on {name}: {cl}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let paris = probe_of("zone-paris-1").await?;
+    let lyon = probe_of("zone-lyon-1").await?;
+    assert_ne!(paris, lyon, "one probe per cloudlet");
+    assert_eq!(http_get_ok(&format!("{paris}/echo"), Duration::from_secs(5)).await?.trim(), "ok");
+    let body = reqwest::get(format!("{paris}/download?bytes=100000")).await?.bytes().await?;
+    assert_eq!(body.len(), 100_000);
+    assert_eq!(reqwest::get(format!("{paris}/download?bytes=lots")).await?.status(), 400);
+    let up = reqwest::Client::new().post(format!("{paris}/upload")).body(vec![7u8; 5000]).send().await?.text().await?;
+    assert_eq!(up.trim(), "5000");
+    // Developers never see cloudlets, so never their probes' addresses.
+    let dev = p.developer("uni_games", "una", "Manager").await?;
+    let (s, _) = dev.get("/op/v1/cloudlets/zone-paris-1").await?;
+    assert_eq!(s, 404);
+
+    assert_eq!(probes_of_platform(&p.data_dir()).await?.len(), 3, "local-docker, zone-paris-1, zone-lyon-1");
+    let (s, b) = admin.delete("/op/v1/cloudlets/zone-lyon-1").await?;
+    assert_eq!(s, 204, "{b}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get_ok(&format!("{lyon}/echo"), Duration::from_millis(100)).await.is_ok() {
+        anyhow::ensure!(Instant::now() < deadline, "the deleted cloudlet's probe still answers");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(probes_of_platform(&p.data_dir()).await?.len(), 2);
     Ok(())
 }

@@ -29,6 +29,22 @@ pub enum DeviceCmd {
         #[arg(long)]
         instance: Option<Uid>,
     },
+    /// Print the URL of the confirmed (else the best) offer: `http://HOST:PORT/`.
+    Endpoint(SessionArgs),
+    /// Mint a device-app token, as the app provider's backend does for its devices: a JWT
+    /// for the UNI's audience signed with the provider's private key (PEM: Ed25519, P-256 or
+    /// RSA). Printed on stdout.
+    Token {
+        /// The provider's private key.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// Who the provider says the user or device is.
+        #[arg(long)]
+        sub: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 300)]
+        ttl_secs: u64,
+    },
     /// Print the changes the platform pushes.
     Watch {
         #[command(flatten)]
@@ -115,6 +131,22 @@ fn offers_table(r: &Registration) -> comfy_table::Table {
     t
 }
 
+/// Signs a device-app token with whichever kind of key `pem` holds.
+fn app_token(pem: &[u8], sub: &str, ttl_secs: u64) -> Result<String> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let key = [
+        (Algorithm::EdDSA, EncodingKey::from_ed_pem(pem)),
+        (Algorithm::ES256, EncodingKey::from_ec_pem(pem)),
+        (Algorithm::RS256, EncodingKey::from_rsa_pem(pem)),
+    ]
+    .into_iter()
+    .find_map(|(alg, k)| k.ok().map(|k| (alg, k)));
+    let (alg, key) = key.ok_or_else(|| anyhow!("the key file is not an Ed25519, P-256 or RSA private key in PEM"))?;
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + ttl_secs;
+    let claims = op_types::uni::AppTokenClaims { sub: sub.to_string(), aud: op_types::uni::UNI_AUDIENCE.to_string(), exp };
+    Ok(jsonwebtoken::encode(&Header::new(alg), &claims, &key)?)
+}
+
 /// Runs a device command.
 pub async fn run(cmd: DeviceCmd, out: Format) -> Result<()> {
     match cmd {
@@ -161,17 +193,18 @@ pub async fn run(cmd: DeviceCmd, out: Format) -> Result<()> {
             let r = &s.registration;
             let mut rows = Vec::new();
             for o in std::iter::once(&r.endpoint).chain(&r.alternatives) {
-                let rtt = client.probe(o).await.ok();
+                let p = client.probe(o).await.ok();
                 rows.push(serde_json::json!({"appInstanceId": o.app_instance_id, "zone": o.edge_cloud_zone_name,
-                    "rttMs": rtt.map(|d| d.as_secs_f64() * 1000.0)}));
+                    "rttMs": p.map(|p| p.rtt.as_secs_f64() * 1000.0), "downloadMbps": p.and_then(|p| p.download_mbps)}));
             }
             print(out, &rows, || {
-                let mut t = table(&["ZONE", "INSTANCE", "RTT_MS"]);
+                let mut t = table(&["ZONE", "INSTANCE", "RTT_MS", "DOWNLOAD_MBPS"]);
                 for r in &rows {
                     t.add_row(vec![
                         r["zone"].as_str().unwrap_or_default().to_string(),
                         r["appInstanceId"].as_str().unwrap_or_default().to_string(),
                         r["rttMs"].as_f64().map_or("unreachable".into(), |v| format!("{v:.2}")),
+                        r["downloadMbps"].as_f64().map_or("-".into(), |v| format!("{v:.0}")),
                     ]);
                 }
                 t
@@ -185,11 +218,26 @@ pub async fn run(cmd: DeviceCmd, out: Format) -> Result<()> {
                 .chain(&s.registration.alternatives)
                 .find(|o| o.app_instance_id == chosen)
                 .ok_or_else(|| anyhow!("{chosen} is not among the offers"))?;
-            let rtt = client.probe(offer).await.ok();
+            let rtt = client.probe(offer).await.ok().map(|p| p.rtt);
             let c = client.confirm(&s.registration.session_id, &s.registration.session_token, chosen, rtt).await?;
             s.registration.session_token = c.session_token.clone();
+            // The confirmed offer becomes the session's endpoint; the former best an alternative.
+            let r = &mut s.registration;
+            if let Some(alt) = r.alternatives.iter_mut().find(|o| o.app_instance_id == chosen) {
+                std::mem::swap(alt, &mut r.endpoint);
+            }
             std::fs::write(&session.session_file, serde_json::to_string_pretty(&s)?)?;
             eprintln!("confirmed {chosen}");
+            Ok(())
+        }
+        DeviceCmd::Endpoint(a) => {
+            let e = &load(&a)?.registration.endpoint;
+            println!("http://{}:{}/", e.host, e.port);
+            Ok(())
+        }
+        DeviceCmd::Token { key_file, sub, ttl_secs } => {
+            let pem = std::fs::read(&key_file).with_context(|| format!("reading {}", key_file.display()))?;
+            println!("{}", app_token(&pem, &sub, ttl_secs)?);
             Ok(())
         }
         DeviceCmd::Watch { session, count } => {

@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use op_client::{AppInstanceInfo, AppManifest, Client, ClientError, EdgeCloudZone};
 use op_types::specs::{
-    AppInstance, CloudletSpec, FlavorSpec, GeoPoint, OrganizationSpec, PlatformType, RegionSpec, Resources, Role,
+    AppInstance, CloudletObserved, CloudletSpec, FlavorSpec, GeoPoint, OrganizationSpec, PlatformType, RegionSpec, Resources, Role,
     ServiceArea, ZoneSpec,
 };
 use op_types::{Name, Object, State, Uid};
@@ -208,7 +208,7 @@ enum AppCmd {
     /// Show an app (name or id).
     Get { app: String },
     /// Onboard an app from a CAMARA manifest file (JSON or YAML) or from flags.
-    Create(AppCreate),
+    Create(Box<AppCreate>),
     /// Delete an app (name or id).
     Delete { app: String },
 }
@@ -218,7 +218,7 @@ struct AppCreate {
     /// App name (not needed with --file).
     name: Option<String>,
     /// A CAMARA AppManifest, JSON or YAML.
-    #[arg(long, conflicts_with_all = ["version", "image", "port"])]
+    #[arg(long, conflicts_with_all = ["version", "image", "port", "device_key_file", "instantiation"])]
     file: Option<PathBuf>,
     #[arg(long)]
     version: Option<String>,
@@ -240,6 +240,14 @@ struct AppCreate {
     /// KEY=VALUE, repeatable.
     #[arg(long = "env")]
     env: Vec<String>,
+    /// Public key (PEM: Ed25519, P-256 or RSA) that the app's device clients' tokens are
+    /// signed with: lets its devices register with the UNI.
+    #[arg(long)]
+    device_key_file: Option<PathBuf>,
+    /// When instances start: `static` (where you deploy them) or `dynamic` (the platform
+    /// starts one near a device that asks).
+    #[arg(long, value_parser = ["static", "dynamic"])]
+    instantiation: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -337,16 +345,17 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Flavor(c) => crud(&ctx, "flavors", c.cmd, |_, a: FlavorArgs| Ok(Resources { vcpus: a.vcpus, memory_mb: a.memory_mb, disk_gb: a.disk_gb, gpus: a.gpus }), |t, f: &Object<FlavorSpec>| {
             t.add_row(vec![f.metadata.name.to_string(), f.spec.vcpus.to_string(), f.spec.memory_mb.to_string(), f.spec.disk_gb.to_string(), f.spec.gpus.to_string()]);
         }, &["NAME", "VCPUS", "MEMORY_MB", "DISK_GB", "GPUS"]).await,
-        Cmd::Cloudlet(c) => crud(&ctx, "cloudlets", c.cmd, cloudlet_spec, |t, c: &Object<CloudletSpec>| {
+        Cmd::Cloudlet(c) => crud(&ctx, "cloudlets", c.cmd, cloudlet_spec, |t, c: &Object<CloudletSpec, CloudletObserved>| {
             t.add_row(vec![
                 c.metadata.name.to_string(),
                 c.spec.zone.to_string(),
                 c.spec.driver_endpoint.clone(),
                 c.spec.capacity.to_string(),
                 c.spec.flavors.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+                c.observed.probe.as_ref().map(|p| format!("{}:{}", p.host, p.port)).unwrap_or_default(),
                 state_text(c.status.state, c.status.message.as_deref()),
             ]);
-        }, &["NAME", "ZONE", "ENDPOINT", "CAPACITY", "FLAVORS", "STATE"]).await,
+        }, &["NAME", "ZONE", "ENDPOINT", "CAPACITY", "FLAVORS", "PROBE", "STATE"]).await,
         Cmd::User { cmd } => users(&ctx, cmd).await,
         Cmd::App { cmd } => apps(&ctx, cmd).await,
         Cmd::Instance { cmd } => instances(&ctx, cmd).await,
@@ -412,15 +421,15 @@ fn zones_table(zones: &[EdgeCloudZone]) -> comfy_table::Table {
     t
 }
 
-async fn crud<A: Args, S: Serialize + DeserializeOwned>(
+async fn crud<A: Args, S: Serialize + DeserializeOwned, X: Serialize + DeserializeOwned + Default>(
     ctx: &Ctx,
     plural: &str,
     cmd: CrudCmd<A>,
     spec: impl FnOnce(&str, A) -> Result<S>,
-    row: impl Fn(&mut comfy_table::Table, &Object<S>),
+    row: impl Fn(&mut comfy_table::Table, &Object<S, X>),
     header: &[&str],
 ) -> Result<()> {
-    let rows = |objs: &[Object<S>]| {
+    let rows = |objs: &[Object<S, X>]| {
         let mut t = table(header);
         for o in objs {
             row(&mut t, o);
@@ -429,11 +438,11 @@ async fn crud<A: Args, S: Serialize + DeserializeOwned>(
     };
     match cmd {
         CrudCmd::List => {
-            let objs: Vec<Object<S>> = ctx.client.list(plural).await?;
+            let objs: Vec<Object<S, X>> = ctx.client.list(plural).await?;
             print(ctx.out, &objs, || rows(&objs))
         }
         CrudCmd::Get { name } => {
-            let o: Object<S> = ctx.client.get(plural, &name).await?;
+            let o: Object<S, X> = ctx.client.get(plural, &name).await?;
             print(ctx.out, &o, || rows(std::slice::from_ref(&o)))
         }
         CrudCmd::Create { name, args } => {
@@ -582,6 +591,13 @@ fn manifest_from_flags(a: &AppCreate, provider: String) -> Result<Value> {
     }
     if let Some(f) = &a.flavor {
         m["flavor"] = json!(f);
+    }
+    if let Some(f) = &a.device_key_file {
+        let pem = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        m["deviceAuth"] = json!({"publicKeyPem": pem});
+    }
+    if let Some(i) = &a.instantiation {
+        m["requirements"] = json!({"instantiation": i});
     }
     Ok(m)
 }

@@ -55,6 +55,14 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "OPD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Serve the APIs only: controllers run in another replica (or not at all, for benchmarks
+    /// that measure the read path alone).
+    #[arg(long)]
+    no_controllers: bool,
+    /// The image of the connectivity probe run on every cloudlet (built by
+    /// `scripts/build-images.sh`).
+    #[arg(long, env = "OPD_PROBE_IMAGE", default_value = "localhost/op-probe:latest")]
+    probe_image: String,
     /// Concurrent instance reconciles.
     #[arg(long, default_value_t = 16)]
     workers: usize,
@@ -130,8 +138,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let drivers = Drivers::default();
     let feed = op_uni::feed::start(repo.clone()).await?;
     let signer = bootstrap::session_signer(&args.data_dir)?;
-    let verifier = op_uni::token::SessionVerifier::from_public_pem(signer.public_pem())
-        .map_err(|e| anyhow::anyhow!("UNI key: {e}"))?;
     let network: Option<Arc<dyn op_network::NetworkAdapter>> = match &args.network_api {
         Some(api) => {
             let mut cfg = op_network::AdapterConfig::new(api, &args.network_client_id, &args.network_client_secret);
@@ -150,7 +156,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         subscriptions: Default::default(),
         index: feed.index.clone(),
         signer,
-        verifier,
         sessions: op_uni::sessions::Sessions::default(),
         network,
         weights: op_uni::select::Weights::default(),
@@ -174,11 +179,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     tokio::spawn(push_session_changes(state.uni.clone(), feed.changes));
-    let platform_env = [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
-    let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env);
-    tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
-    let cloudlets = CloudletReconciler::new(repo.clone(), drivers, boot.platform_id.clone());
-    tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics, 2).run());
+    if !args.no_controllers {
+        let platform_env = [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
+        let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env);
+        tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
+        let cloudlets = CloudletReconciler::new(repo.clone(), drivers, boot.platform_id.clone(), args.probe_image.clone());
+        tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics, 2).run());
+    }
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -187,7 +194,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     info!(%addr, "opd listening");
     println!("opd API: http://{addr}");
     println!("admin credential: {}", boot.admin_credential_path.display());
-    let app = op_api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let app = op_api::router(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }

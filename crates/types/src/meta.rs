@@ -183,7 +183,7 @@ impl Status {
 /// A stored object: metadata, the user's spec, and the controller's status. `X` carries
 /// kind-specific observed data (e.g. an instance's endpoint) next to the generic status.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", bound(deserialize = "S: Deserialize<'de>, X: Deserialize<'de> + Default"))]
 pub struct Object<S, X = ()> {
     /// Identity and bookkeeping.
     pub metadata: Meta,
@@ -192,9 +192,14 @@ pub struct Object<S, X = ()> {
     /// Observed state, written by controllers.
     #[serde(default)]
     pub status: Status,
-    /// Kind-specific observed data, written by controllers.
-    #[serde(default)]
+    /// Kind-specific observed data, written by controllers. `null` (what a kind without
+    /// observed data stores) reads as the default, so a kind can gain observed data later.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub observed: X,
+}
+
+fn null_as_default<'de, D: serde::Deserializer<'de>, X: Deserialize<'de> + Default>(d: D) -> Result<X, D::Error> {
+    Ok(Option::<X>::deserialize(d)?.unwrap_or_default())
 }
 
 impl<S, X: Default> Object<S, X> {
@@ -223,6 +228,21 @@ mod tests {
         s.set_condition("Running", false, "Exited");
         assert!(!s.conditions[0].status);
         assert_eq!(s.conditions.len(), 1);
+    }
+
+    #[test]
+    fn null_observed_reads_as_default() {
+        #[derive(Debug, Default, PartialEq, Deserialize)]
+        struct Seen {
+            n: u32,
+        }
+        let stored = serde_json::json!({"metadata": serde_json::to_value(Meta::new(Kind::Cloudlet, None, Name::new("c1").unwrap())).unwrap(),
+            "spec": 1, "observed": null});
+        let o: Object<u32, Seen> = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(o.observed, Seen::default());
+        let mut with = stored;
+        with["observed"] = serde_json::json!({"n": 3});
+        assert_eq!(serde_json::from_value::<Object<u32, Seen>>(with).unwrap().observed, Seen { n: 3 });
     }
 
     #[test]

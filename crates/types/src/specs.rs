@@ -844,12 +844,22 @@ pub struct InstanceObserved {
     pub endpoints: Vec<Endpoint>,
 }
 
+/// What the cloudlet controller has observed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudletObserved {
+    /// The cloudlet's connectivity test endpoint (echo, download, upload), once running:
+    /// devices probe candidate edges there before they confirm one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Endpoint>,
+}
+
 /// Stored object types, one alias per kind.
 pub type Region = Object<RegionSpec>;
 /// A stored zone.
 pub type Zone = Object<ZoneSpec>;
 /// A stored cloudlet.
-pub type Cloudlet = Object<CloudletSpec>;
+pub type Cloudlet = Object<CloudletSpec, CloudletObserved>;
 /// A stored flavor.
 pub type Flavor = Object<FlavorSpec>;
 /// A stored organization.

@@ -115,6 +115,10 @@ pub struct EdgeOffer {
     /// Distance device to zone, km.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distance_km: Option<f64>,
+    /// The edge's connectivity test endpoint (`GET /echo`, `GET /download?bytes=N`,
+    /// `POST /upload`), to measure this offer before confirming it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_url: Option<String>,
 }
 
 /// Where the chosen edge serves.
@@ -143,6 +147,22 @@ pub struct Registration {
     pub service_area: ServiceAreaView,
     /// Ask again after this many seconds at the latest.
     pub revalidate_after_seconds: u64,
+    /// For a dynamically instantiated app: the instance being started for this device nearer
+    /// than `endpoint`; the session is told (`edgeChanged`) when it is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting: Option<StartingInstance>,
+}
+
+/// An instance the platform started on a device's request (dynamic instantiation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartingInstance {
+    /// The new instance.
+    pub app_instance_id: Uid,
+    /// Its zone.
+    pub edge_cloud_zone_id: Uid,
+    /// Zone name.
+    pub edge_cloud_zone_name: String,
 }
 
 /// The device's choice after probing the offers.
@@ -265,4 +285,19 @@ pub struct Discovery {
     pub alternatives: Vec<EdgeOffer>,
     /// Ask again after this many seconds at the latest.
     pub revalidate_after_seconds: u64,
+}
+
+/// Audience device-app tokens must name.
+pub const UNI_AUDIENCE: &str = "op-uni";
+
+/// What a device app's token asserts, signed by the app provider with the key onboarded with
+/// the app (its backend mints them; the UNI checks them at registration).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppTokenClaims {
+    /// Who the app provider says the user or device is.
+    pub sub: String,
+    /// Must be [`UNI_AUDIENCE`].
+    pub aud: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
 }

@@ -1,7 +1,7 @@
 //! The in-memory edge index. Writers are the store watches ([`crate::feed`]); readers are
 //! discovery requests, which take a read lock and never touch the store.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use op_types::specs::{App, AppInstance, Cloudlet, Endpoint, GeoPoint, Requirements, Zone};
 use op_types::{Name, State, Uid};
@@ -40,6 +40,8 @@ pub struct CloudletEntry {
     pub maintenance: bool,
     /// Capacity in vCPUs, for load.
     pub vcpus: u32,
+    /// Base URL of its connectivity probe, once running.
+    pub probe_url: Option<String>,
 }
 
 /// An app instance as discovery needs it.
@@ -171,6 +173,7 @@ impl EdgeIndex {
             ready: c.status.state == State::Ready,
             maintenance: c.spec.maintenance,
             vcpus: c.spec.capacity.vcpus,
+            probe_url: c.observed.probe.as_ref().map(|p| format!("http://{}:{}", p.host, p.port)),
         };
         self.cloudlet_by_name.insert(c.metadata.name.clone(), c.metadata.uid);
         self.cloudlets_by_zone.entry(e.zone.clone()).or_default().push(c.metadata.uid);

@@ -69,13 +69,14 @@ pub enum Rejection {
     },
 }
 
-/// An instance offered to the device, with why it ranks where it does.
+/// An instance offered to the device, with why it ranks where it does (borrowed from the
+/// index: ranking copies nothing).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Choice {
+pub struct Choice<'a> {
     /// The instance.
-    pub instance: InstanceEntry,
+    pub instance: &'a InstanceEntry,
     /// Its zone.
-    pub zone: ZoneEntry,
+    pub zone: &'a ZoneEntry,
     /// Lower is better.
     pub score: f64,
     /// Distance device to zone, km (when the device position is known).
@@ -86,9 +87,9 @@ pub struct Choice {
 
 /// The outcome: ranked offers (best first) and the instances ruled out with their reason.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Ranking {
+pub struct Ranking<'a> {
     /// Best first.
-    pub ranked: Vec<Choice>,
+    pub ranked: Vec<Choice<'a>>,
     /// Ruled out.
     pub rejected: Vec<(Uid, Rejection)>,
 }
@@ -145,53 +146,53 @@ fn admissible(
 /// Ranks the instances of `app` for a device at `at`. `path` gives the network's estimate from
 /// the device's cell to a zone (None when unknown: latency bounds cannot be checked then and
 /// the latency cost counts as zero).
-pub fn rank(
-    index: &EdgeIndex,
-    app: &AppEntry,
-    at: &DeviceAt,
-    weights: &Weights,
-    path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
-) -> Ranking {
-    rank_among(index, app, at, weights, path, index.instances_of(app.uid))
-}
-
-/// Apps with at most this many instances are ranked whole; larger ones near the device only.
-const RANK_ALL_UP_TO: usize = 64;
-/// Zones holding instances of the app examined near the device before stopping.
-const NEAR_ZONES: usize = 16;
-
-/// Like [`rank`], for the hot path: an app with many instances is ranked over the instances in
-/// the zones nearest to the device only (an R-tree walk), so the cost does not grow with the
-/// number of instances. Falls back to [`rank`] when the device position is unknown or the app is
-/// small.
-pub fn rank_near(
-    index: &EdgeIndex,
-    app: &AppEntry,
-    at: &DeviceAt,
-    weights: &Weights,
-    path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
-) -> Ranking {
-    let point = device_point(index, at);
-    let Some(p) = point.filter(|_| index.instance_count(app.uid) > RANK_ALL_UP_TO) else {
-        return rank(index, app, at, weights, path);
-    };
-    let zones: Vec<Uid> = index
-        .zones_near(p)
-        .filter(|z| index.instances_in(app.uid, *z).next().is_some())
-        .take(NEAR_ZONES)
-        .collect();
-    rank_among(index, app, at, weights, path, zones.iter().flat_map(|z| index.instances_in(app.uid, *z)))
-}
-
-fn rank_among<'a>(
+pub fn rank<'a>(
     index: &'a EdgeIndex,
     app: &AppEntry,
     at: &DeviceAt,
     weights: &Weights,
     path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
-    candidates: impl Iterator<Item = &'a InstanceEntry>,
-) -> Ranking {
+) -> Ranking<'a> {
+    rank_among(index, app, device_point(index, at), weights, path, index.instances_of(app.uid))
+}
+
+/// Apps with at most this many instances are ranked whole; larger ones near the device only.
+const RANK_ALL_UP_TO: usize = 64;
+/// Zones holding instances of the app examined near the device before stopping.
+const NEAR_ZONES: usize = 8;
+
+/// Like [`rank`], for the hot path: an app with many instances is ranked over the instances in
+/// the zones nearest to the device only (an R-tree walk), so the cost does not grow with the
+/// number of instances. Falls back to [`rank`] when the device position is unknown or the app is
+/// small.
+pub fn rank_near<'a>(
+    index: &'a EdgeIndex,
+    app: &AppEntry,
+    at: &DeviceAt,
+    weights: &Weights,
+    path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
+) -> Ranking<'a> {
     let point = device_point(index, at);
+    let Some(p) = point.filter(|_| index.instance_count(app.uid) > RANK_ALL_UP_TO) else {
+        return rank_among(index, app, point, weights, path, index.instances_of(app.uid));
+    };
+    let near = index
+        .zones_near(p)
+        .map(|z| index.instances_in(app.uid, z).peekable())
+        .filter_map(|mut it| it.peek().is_some().then_some(it))
+        .take(NEAR_ZONES)
+        .flatten();
+    rank_among(index, app, point, weights, path, near)
+}
+
+fn rank_among<'a>(
+    index: &'a EdgeIndex,
+    app: &AppEntry,
+    point: Option<GeoPoint>,
+    weights: &Weights,
+    path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
+    candidates: impl Iterator<Item = &'a InstanceEntry>,
+) -> Ranking<'a> {
     let mut out = Ranking::default();
     for inst in candidates {
         let Some(zone) = index.zone(inst.zone) else {
@@ -207,7 +208,7 @@ fn rank_among<'a>(
         let score = weights.distance * distance_km.unwrap_or(0.0) / 100.0
             + weights.latency * p.map_or(0.0, |p| p.latency_ms) / 10.0
             + weights.load * index.load(&inst.cloudlet);
-        out.ranked.push(Choice { instance: inst.clone(), zone: zone.clone(), score, distance_km, path: p });
+        out.ranked.push(Choice { instance: inst, zone, score, distance_km, path: p });
     }
     out.ranked.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.instance.uid.cmp(&b.instance.uid)));
     out
