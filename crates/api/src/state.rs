@@ -10,9 +10,27 @@ use tokio::sync::Mutex;
 use crate::auth::TokenKeys;
 use crate::metrics::HttpMetrics;
 
-/// Shared handler state. Cheap to clone.
+/// Shared handler state: one pointer, so the per-request clones that axum's `State` makes cost
+/// a reference count, not a copy of every field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Shares `s` between handlers.
+    pub fn new(s: Shared) -> Self {
+        Self(Arc::new(s))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// Typed store access.
     pub repo: Repo,
     /// Token signing keys.

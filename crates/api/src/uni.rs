@@ -108,7 +108,7 @@ fn device_ref(d: &Device) -> Result<DeviceRef, ApiError> {
 
 /// Fails with CAMARA's 422 SERVICE_NOT_APPLICABLE when no zone's service area holds the device.
 fn in_coverage(ix: &op_uni::index::EdgeIndex, at: &DeviceAt) -> Result<(), ApiError> {
-    if ix.zones_serving(at.cell.as_deref(), at.point).is_empty() {
+    if !ix.covers(at.cell.as_deref(), at.point) {
         return Err(ApiError::Unprocessable(
             "SERVICE_NOT_APPLICABLE",
             "the device is outside the service area of every edge zone".into(),
@@ -528,23 +528,32 @@ fn dynamic_name(app: &Name, zone: Uid) -> Result<Name, ApiError> {
     Name::new(format!("{a}_dyn_{z}")).map_err(|e| ApiError::Internal(format!("dynamic instance name: {e}")))
 }
 
-/// Checks the session token in `headers` for session `id`.
-fn session_auth(s: &AppState, headers: &axum::http::HeaderMap, id: &str) -> Result<SessionClaims, ApiError> {
-    let claims = session_token(s, headers)?;
-    if claims.sub != id {
-        return Err(ApiError::Forbidden("this token is for another session".into()));
+/// The session a request's bearer token proves (checked by the issuer's MAC: no signature
+/// verification, no store, no copy of the headers).
+pub struct Session(pub SessionClaims);
+
+impl Session {
+    /// The claims, when the token is for session `id`.
+    fn for_session(self, id: &str) -> Result<SessionClaims, ApiError> {
+        if self.0.sub != id {
+            return Err(ApiError::Forbidden("this token is for another session".into()));
+        }
+        Ok(self.0)
     }
-    Ok(claims)
 }
 
-/// Checks the session token in `headers`, for any session.
-fn session_token(s: &AppState, headers: &axum::http::HeaderMap) -> Result<SessionClaims, ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::Unauthenticated("present the session token as a bearer token".into()))?;
-    s.uni.signer.verify_own(token.trim()).map_err(|e| ApiError::Unauthenticated(format!("{e}; register again")))
+impl axum::extract::FromRequestParts<AppState> for Session {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::Unauthenticated("present the session token as a bearer token".into()))?;
+        s.uni.signer.verify_own(token.trim()).map(Session).map_err(|e| ApiError::Unauthenticated(format!("{e}; register again")))
+    }
 }
 
 /// The offer for a ranked choice (None when the instance has no endpoint yet).
@@ -557,7 +566,7 @@ fn offer(ix: &op_uni::index::EdgeIndex, c: &op_uni::select::Choice<'_>) -> Optio
         port: e.port,
         expected_qos: c.path,
         distance_km: c.distance_km,
-        probe_url: ix.cloudlet(&c.instance.cloudlet).and_then(|cl| cl.probe_url.clone()),
+        probe_url: ix.cloudlet_of(c.instance).and_then(|cl| cl.probe_url.clone()),
     })
 }
 
@@ -568,10 +577,9 @@ fn offer(ix: &op_uni::index::EdgeIndex, c: &op_uni::select::Choice<'_>) -> Optio
         (status = 404, body = ErrorInfo), (status = 429, body = ErrorInfo)))]
 pub async fn discover(
     State(s): State<AppState>,
-    headers: axum::http::HeaderMap,
+    Session(claims): Session,
     Body(req): Body<DiscoverRequest>,
 ) -> Result<Json<Discovery>, ApiError> {
-    let claims = session_token(&s, &headers)?;
     s.uni.limiter.check(&claims.sub).map_err(|_| ApiError::TooManyRequests("this session asks too often; wait and retry".into()))?;
     let max_alt = req.max_alternatives.unwrap_or(2);
     if max_alt > 10 {
@@ -593,8 +601,8 @@ pub async fn discover(
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
     in_coverage(&ix, &at)?;
     let app = ix.app(claims.app).ok_or_else(|| ApiError::NotFound("the session's app is no longer onboarded".into()))?;
-    let ranking = op_uni::select::rank_near(&ix, app, &at, &s.uni.weights, &|_| None);
-    let mut offers = ranking.ranked.iter().filter_map(|c| offer(&ix, c));
+    let best = op_uni::select::best_near(&ix, app, &at, &s.uni.weights, max_alt + 1);
+    let mut offers = best.iter().filter_map(|c| offer(&ix, c));
     let endpoint = offers.next().ok_or_else(|| ApiError::NotFound("no instance of the app can serve this location".into()))?;
     Ok(Json(Discovery { endpoint, alternatives: offers.take(max_alt).collect(), revalidate_after_seconds: s.uni.session_ttl }))
 }
@@ -605,10 +613,10 @@ pub async fn discover(
 pub async fn confirm(
     State(s): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
-    headers: axum::http::HeaderMap,
+    session: Session,
     Body(req): Body<Confirm>,
 ) -> Result<Json<Confirmed>, ApiError> {
-    let mut claims = session_auth(&s, &headers, &id)?;
+    let mut claims = session.for_session(&id)?;
     {
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
         let ok = ix.instances_of(claims.app).any(|i| i.uid == req.app_instance_id && i.ready);
@@ -631,10 +639,10 @@ pub async fn confirm(
 pub async fn events(
     State(s): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
-    headers: axum::http::HeaderMap,
+    session: Session,
 ) -> Result<axum::response::sse::Sse<impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>, ApiError> {
     use futures::StreamExt;
-    session_auth(&s, &headers, &id)?;
+    session.for_session(&id)?;
     let rx = s
         .uni
         .sessions

@@ -132,9 +132,19 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    match Cli::parse().cmd {
+fn main() -> Result<()> {
+    let cmd = Cli::parse().cmd;
+    // One thread for the latency meter (plus its pacer): on a small machine every extra
+    // runnable thread is a chance to be descheduled mid-measurement.
+    let rt = match cmd {
+        Cmd::Latency(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        _ => tokio::runtime::Runtime::new()?,
+    };
+    rt.block_on(run(cmd))
+}
+
+async fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
         Cmd::SeedUni(a) => uni::seed(a).await?,
         Cmd::Baseline(a) => uni::baseline(a).await?,
         Cmd::Latency(a) => uni::latency(a).await?,

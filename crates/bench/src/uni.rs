@@ -212,7 +212,9 @@ async fn read_response(conn: &mut tokio::io::BufReader<tokio::net::TcpStream>) -
 
 /// Sends requests at a fixed rate regardless of answers (open loop) over 64 keep-alive
 /// connections, timing each from its scheduled start so that queueing is counted; prints
-/// `p50_ms p99_ms errors`. Requests are pre-built bytes so the meter costs little CPU.
+/// `p50_ms p99_ms errors`. A pacing thread releases each request at its own instant (a thread
+/// sleep is precise to tens of microseconds; tokio's timer, to a millisecond, would release
+/// requests in bursts and measure the bursts).
 pub async fn latency(a: LatencyArgs) -> Result<()> {
     use tokio::io::AsyncWriteExt;
     const CONNS: usize = 64;
@@ -229,14 +231,14 @@ pub async fn latency(a: LatencyArgs) -> Result<()> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
         senders.push(tx);
         let mut conn = tokio::io::BufReader::new(tokio::net::TcpStream::connect(&host).await?);
+        conn.get_ref().set_nodelay(true)?;
         workers.push(tokio::spawn(async move {
             let mut out = Vec::new();
             let mut prev_done = Instant::now();
             while let Some((at, req)) = rx.recv().await {
-                tokio::time::sleep_until(at.into()).await;
-                // The timer wakes up to a millisecond late: when the connection was idle at the
-                // scheduled time, count from the actual send; when it was still busy, count from
-                // the schedule, so queueing behind a slow answer is not hidden.
+                // When the connection was idle at the scheduled time, count from the actual
+                // send (the pacer's own lateness is not the server's); when it was still busy,
+                // count from the schedule, so queueing behind a slow answer is not hidden.
                 let sent = Instant::now();
                 let start = if prev_done <= at { sent } else { at };
                 let ok = match conn.get_mut().write_all(&req).await {
@@ -250,16 +252,22 @@ pub async fn latency(a: LatencyArgs) -> Result<()> {
         }));
     }
     let start = Instant::now() + Duration::from_millis(200);
-    for i in 0..total {
-        let token = &tokens[i % tokens.len()];
-        let body = format!("{{\"location\":{{\"cellId\":\"{}\"}}}}", cells[(i * 7919) % cells.len()]);
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = senders[i % CONNS].send((start + interval * i as u32, req.into_bytes()));
-    }
-    drop(senders);
+    let pacer = std::thread::spawn(move || {
+        for i in 0..total {
+            let at = start + interval * i as u32;
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            let token = &tokens[i % tokens.len()];
+            let body = format!("{{\"location\":{{\"cellId\":\"{}\"}}}}", cells[(i * 7919) % cells.len()]);
+            let req = format!(
+                "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = senders[i % CONNS].send((at, req.into_bytes()));
+        }
+    });
     let mut lat = Vec::with_capacity(total);
     let mut errors = 0usize;
     for w in workers {
@@ -270,6 +278,7 @@ pub async fn latency(a: LatencyArgs) -> Result<()> {
             lat.push(d.as_secs_f64() * 1000.0);
         }
     }
+    pacer.join().map_err(|_| anyhow::anyhow!("pacer panicked"))?;
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize];
     println!("p50_ms={:.3} p99_ms={:.3} errors={errors} sent={total}", pct(0.5), pct(0.99));

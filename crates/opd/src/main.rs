@@ -167,7 +167,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             op_uni::limit::Rate { per_second: args.uni_rps, burst: args.uni_rps * 2.0 },
         ),
     };
-    let state = AppState {
+    let state = AppState::new(op_api::state::Shared {
         repo: repo.clone(),
         keys: TokenKeys::new(&boot.jwt_secret),
         drivers: drivers.clone(),
@@ -176,7 +176,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http,
         provider: args.provider.clone(),
         uni: Arc::new(uni),
-    };
+    });
 
     tokio::spawn(push_session_changes(state.uni.clone(), feed.changes));
     if !args.no_controllers {

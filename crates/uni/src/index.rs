@@ -1,6 +1,8 @@
 //! The in-memory edge index. Writers are the store watches ([`crate::feed`]); readers are
 //! discovery requests, which take a read lock and never touch the store.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap as HashMap;
 
 use op_types::specs::{App, AppInstance, Cloudlet, Endpoint, GeoPoint, Requirements, Zone};
@@ -55,6 +57,8 @@ pub struct InstanceEntry {
     pub zone: Uid,
     /// Its cloudlet's name.
     pub cloudlet: Name,
+    /// Its cloudlet's slot in the index (see [`EdgeIndex::cloudlet_of`]).
+    pub slot: u32,
     /// Ready and reachable.
     pub ready: bool,
     /// First external endpoint.
@@ -105,6 +109,14 @@ impl PointDistance for ZonePoint {
     }
 }
 
+/// A cloudlet name's place in the index: the cloudlet of that name (while one exists) and the
+/// instances placed on it.
+#[derive(Default)]
+struct Slot {
+    cloudlet: Option<(Uid, CloudletEntry)>,
+    instances: usize,
+}
+
 /// Everything discovery reads, kept current by watches.
 #[derive(Default)]
 pub struct EdgeIndex {
@@ -114,21 +126,42 @@ pub struct EdgeIndex {
     zones_by_cell: HashMap<String, Vec<Uid>>,
     zone_by_name: HashMap<Name, Uid>,
     rtree: RTree<ZonePoint>,
-    cloudlets: HashMap<Uid, (Name, CloudletEntry)>,
-    cloudlet_by_name: HashMap<Name, Uid>,
+    /// Cloudlets by slot: a cloudlet name is interned to a slot once, so the hot path reaches
+    /// an instance's cloudlet by index instead of hashing its name.
+    slots: Vec<Slot>,
+    slot_by_name: HashMap<Name, u32>,
+    slot_by_uid: HashMap<Uid, u32>,
     instances: HashMap<Uid, InstanceEntry>,
     instances_by_app: HashMap<Uid, Vec<Uid>>,
     instances_by_app_zone: HashMap<(Uid, Uid), Vec<Uid>>,
-    instances_per_cloudlet: HashMap<Name, usize>,
-    cloudlets_by_zone: HashMap<Name, Vec<Uid>>,
+    cloudlets_by_zone: HashMap<Name, Vec<u32>>,
     apps: HashMap<Uid, AppEntry>,
     app_by_key: HashMap<(Name, Name, String), Uid>,
+    /// The zones nearest to each zone, computed on first use and dropped whenever a zone
+    /// changes: a device located by its cell stands at its zone, and this list spares the hot
+    /// path an R-tree walk.
+    near_lists: std::sync::RwLock<HashMap<Uid, Arc<[Uid]>>>,
+    /// Rankings remembered for devices located by their cell (see
+    /// [`crate::select::best_near`]), dropped on every change to the index.
+    rankings: std::sync::RwLock<HashMap<RankKey, Remembered>>,
 }
+
+/// What a remembered ranking is keyed by: app, the device's zone, and the weights' bits.
+pub type RankKey = (Uid, Uid, [u64; 4]);
+/// A remembered ranking, best first: instance, score, distance in km.
+pub type Remembered = Arc<[(Uid, f64, Option<f64>)]>;
+/// Rankings remembered at most (then all are forgotten and relearnt).
+const RANKINGS_MAX: usize = 1 << 20;
+
+/// How many neighbours a zone's near list holds.
+pub const NEAR_LIST: usize = 32;
 
 impl EdgeIndex {
     /// Adds or replaces a zone.
     pub fn upsert_zone(&mut self, z: &Zone) {
+        self.changed();
         self.remove_zone(z.metadata.uid);
+        self.near_lists.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
         let e = ZoneEntry {
             uid: z.metadata.uid,
             name: z.metadata.name.clone(),
@@ -148,7 +181,9 @@ impl EdgeIndex {
 
     /// Removes a zone.
     pub fn remove_zone(&mut self, uid: Uid) {
+        self.changed();
         let Some(old) = self.zones.remove(&uid) else { return };
+        self.near_lists.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
         for c in &old.cells {
             if let Some(v) = self.zones_by_cell.get_mut(c) {
                 v.retain(|u| *u != uid);
@@ -161,11 +196,43 @@ impl EdgeIndex {
         self.rtree.remove(&ZonePoint { xy: [old.location.longitude, old.location.latitude], uid });
     }
 
+    /// Every change may change a ranking: forget the remembered ones.
+    fn changed(&mut self) {
+        self.rankings.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// A remembered ranking.
+    pub fn remembered(&self, key: &RankKey) -> Option<Remembered> {
+        self.rankings.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    /// Remembers a ranking until the index changes.
+    pub fn remember(&self, key: RankKey, ranking: Remembered) {
+        let mut r = self.rankings.write().unwrap_or_else(|e| e.into_inner());
+        if r.len() >= RANKINGS_MAX {
+            r.clear();
+        }
+        r.insert(key, ranking);
+    }
+
+    /// The slot of cloudlet name `name`, allocated on first sight.
+    fn slot(&mut self, name: &Name) -> u32 {
+        if let Some(s) = self.slot_by_name.get(name) {
+            return *s;
+        }
+        let s = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+        self.slots.push(Slot::default());
+        self.slot_by_name.insert(name.clone(), s);
+        s
+    }
+
     /// Adds or replaces a cloudlet.
     pub fn upsert_cloudlet(&mut self, c: &Cloudlet) {
+        self.changed();
         self.remove_cloudlet(c.metadata.uid);
+        let slot = self.slot(&c.metadata.name);
         // Names are unique: a cloudlet recreated under the same name replaces the old one.
-        if let Some(old) = self.cloudlet_by_name.get(&c.metadata.name).copied() {
+        if let Some(old) = self.slots[slot as usize].cloudlet.as_ref().map(|(u, _)| *u) {
             self.remove_cloudlet(old);
         }
         let e = CloudletEntry {
@@ -175,17 +242,18 @@ impl EdgeIndex {
             vcpus: c.spec.capacity.vcpus,
             probe_url: c.observed.probe.as_ref().map(|p| format!("http://{}:{}", p.host, p.port)),
         };
-        self.cloudlet_by_name.insert(c.metadata.name.clone(), c.metadata.uid);
-        self.cloudlets_by_zone.entry(e.zone.clone()).or_default().push(c.metadata.uid);
-        self.cloudlets.insert(c.metadata.uid, (c.metadata.name.clone(), e));
+        self.slot_by_uid.insert(c.metadata.uid, slot);
+        self.cloudlets_by_zone.entry(e.zone.clone()).or_default().push(slot);
+        self.slots[slot as usize].cloudlet = Some((c.metadata.uid, e));
     }
 
     /// Removes a cloudlet.
     pub fn remove_cloudlet(&mut self, uid: Uid) {
-        if let Some((name, e)) = self.cloudlets.remove(&uid) {
-            self.cloudlet_by_name.remove(&name);
+        self.changed();
+        let Some(slot) = self.slot_by_uid.remove(&uid) else { return };
+        if let Some((_, e)) = self.slots[slot as usize].cloudlet.take() {
             if let Some(v) = self.cloudlets_by_zone.get_mut(&e.zone) {
-                v.retain(|u| *u != uid);
+                v.retain(|s| *s != slot);
                 if v.is_empty() {
                     self.cloudlets_by_zone.remove(&e.zone);
                 }
@@ -195,23 +263,27 @@ impl EdgeIndex {
 
     /// Adds or replaces an app instance.
     pub fn upsert_instance(&mut self, i: &AppInstance) {
+        self.changed();
         self.remove_instance(i.metadata.uid);
+        let slot = self.slot(&i.spec.cloudlet);
         let e = InstanceEntry {
             uid: i.metadata.uid,
             app: i.spec.app_id,
             zone: i.spec.edge_cloud_zone_id,
             cloudlet: i.spec.cloudlet.clone(),
+            slot,
             ready: i.status.state == State::Ready && i.metadata.deletion_requested.is_none(),
             endpoint: i.observed.endpoints.first().cloned(),
         };
         self.instances_by_app.entry(e.app).or_default().push(e.uid);
         self.instances_by_app_zone.entry((e.app, e.zone)).or_default().push(e.uid);
-        *self.instances_per_cloudlet.entry(e.cloudlet.clone()).or_default() += 1;
+        self.slots[slot as usize].instances += 1;
         self.instances.insert(e.uid, e);
     }
 
     /// Removes an app instance.
     pub fn remove_instance(&mut self, uid: Uid) {
+        self.changed();
         let Some(old) = self.instances.remove(&uid) else { return };
         if let Some(v) = self.instances_by_app.get_mut(&old.app) {
             v.retain(|u| *u != uid);
@@ -226,16 +298,14 @@ impl EdgeIndex {
                 self.instances_by_app_zone.remove(&key);
             }
         }
-        if let Some(n) = self.instances_per_cloudlet.get_mut(&old.cloudlet) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.instances_per_cloudlet.remove(&old.cloudlet);
-            }
+        if let Some(s) = self.slots.get_mut(old.slot as usize) {
+            s.instances = s.instances.saturating_sub(1);
         }
     }
 
     /// Adds or replaces an app.
     pub fn upsert_app(&mut self, a: &App) {
+        self.changed();
         self.remove_app(a.metadata.uid);
         let Some(org) = a.metadata.organization.clone() else { return };
         let e = AppEntry {
@@ -252,6 +322,7 @@ impl EdgeIndex {
 
     /// Removes an app.
     pub fn remove_app(&mut self, uid: Uid) {
+        self.changed();
         if let Some(old) = self.apps.remove(&uid) {
             self.app_by_key.remove(&(old.org, old.name, old.version));
         }
@@ -284,12 +355,31 @@ impl EdgeIndex {
 
     /// A cloudlet by name.
     pub fn cloudlet(&self, name: &Name) -> Option<&CloudletEntry> {
-        self.cloudlet_by_name.get(name).and_then(|u| self.cloudlets.get(u)).map(|(_, e)| e)
+        self.slot_by_name.get(name).and_then(|s| self.slot_cloudlet(*s))
+    }
+
+    /// The cloudlet an instance runs on: one index, the hot path's way.
+    pub fn cloudlet_of(&self, inst: &InstanceEntry) -> Option<&CloudletEntry> {
+        self.slot_cloudlet(inst.slot)
+    }
+
+    fn slot_cloudlet(&self, slot: u32) -> Option<&CloudletEntry> {
+        self.slots.get(slot as usize).and_then(|s| s.cloudlet.as_ref()).map(|(_, e)| e)
+    }
+
+    /// An instance by id.
+    pub fn instance(&self, uid: Uid) -> Option<&InstanceEntry> {
+        self.instances.get(&uid)
     }
 
     /// The instances of an app in one zone.
     pub fn instances_in(&self, app: Uid, zone: Uid) -> impl Iterator<Item = &InstanceEntry> {
         self.instances_by_app_zone.get(&(app, zone)).into_iter().flatten().filter_map(|u| self.instances.get(u))
+    }
+
+    /// Whether an app has instances in a zone (one lookup, touching no instance).
+    pub fn has_instances_in(&self, app: Uid, zone: Uid) -> bool {
+        self.instances_by_app_zone.contains_key(&(app, zone))
     }
 
     /// How many instances an app has.
@@ -302,11 +392,22 @@ impl EdgeIndex {
         self.rtree.nearest_neighbor_iter(&[p.longitude, p.latitude]).map(|z| z.uid)
     }
 
-    /// Instances on a cloudlet per vCPU of capacity: the edge-load criterion.
-    pub fn load(&self, cloudlet: &Name) -> f64 {
-        let n = self.instances_per_cloudlet.get(cloudlet).copied().unwrap_or(0) as f64;
-        let cap = self.cloudlet(cloudlet).map_or(1, |c| c.vcpus.max(1)) as f64;
-        n / cap
+    /// The [`NEAR_LIST`] zones nearest to `zone` (itself first), nearest first: what
+    /// [`Self::zones_near`] yields from its location, remembered until zones change.
+    pub fn zones_near_zone(&self, zone: &ZoneEntry) -> Arc<[Uid]> {
+        if let Some(l) = self.near_lists.read().unwrap_or_else(|e| e.into_inner()).get(&zone.uid) {
+            return l.clone();
+        }
+        let l: Arc<[Uid]> = self.zones_near(zone.location).take(NEAR_LIST).collect();
+        self.near_lists.write().unwrap_or_else(|e| e.into_inner()).insert(zone.uid, l.clone());
+        l
+    }
+
+    /// Instances on an instance's cloudlet per vCPU of capacity: the edge-load criterion.
+    pub fn load(&self, inst: &InstanceEntry) -> f64 {
+        let Some(s) = self.slots.get(inst.slot as usize) else { return 0.0 };
+        let cap = s.cloudlet.as_ref().map_or(1, |(_, c)| c.vcpus.max(1)) as f64;
+        s.instances as f64 / cap
     }
 
     /// Whether zone `uid` has a cloudlet up and out of maintenance.
@@ -316,8 +417,17 @@ impl EdgeIndex {
             .get(&z.name)
             .into_iter()
             .flatten()
-            .filter_map(|u| self.cloudlets.get(u))
-            .any(|(_, c)| c.ready && !c.maintenance)
+            .filter_map(|s| self.slot_cloudlet(*s))
+            .any(|c| c.ready && !c.maintenance)
+    }
+
+    /// Whether any zone's service area contains the device (what [`Self::zones_serving`] finds,
+    /// without collecting it).
+    pub fn covers(&self, cell: Option<&str>, point: Option<GeoPoint>) -> bool {
+        if cell.is_some_and(|c| self.zones_by_cell.contains_key(c)) {
+            return true;
+        }
+        point.is_some_and(|p| self.zones.values().any(|z| geo::in_polygon(p, &z.polygon)))
     }
 
     /// The zones whose service area contains the device: by cell first, else by polygon.

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -51,11 +52,45 @@ pub enum Limited {
     Global,
 }
 
+/// The global limit as GCRA (the token bucket's equivalent as a "theoretical arrival time"),
+/// on one atomic: every request passes it, so it takes no lock a descheduled thread could hold.
+struct Gcra {
+    /// Nanoseconds after `base` at which the bucket would be full again.
+    tat: AtomicU64,
+    base: Instant,
+    /// Nanoseconds one request costs.
+    cost: u64,
+    /// How far ahead of now `tat` may run: the burst less one request.
+    tolerance: u64,
+}
+
+impl Gcra {
+    fn new(rate: Rate, base: Instant) -> Self {
+        let cost = (1e9 / rate.per_second.max(1e-9)).min(u64::MAX as f64) as u64;
+        let tolerance = ((rate.burst - 1.0).max(0.0) * cost as f64).min(u64::MAX as f64) as u64;
+        Self { tat: AtomicU64::new(0), base, cost, tolerance }
+    }
+
+    fn take(&self, now: Instant) -> bool {
+        let now = now.saturating_duration_since(self.base).as_nanos() as u64;
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let start = tat.max(now);
+            if start - now > self.tolerance {
+                return false;
+            }
+            match self.tat.compare_exchange_weak(tat, start + self.cost, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(t) => tat = t,
+            }
+        }
+    }
+}
+
 /// Per-key and global token buckets.
 pub struct RateLimiter {
     per_key: Rate,
-    global: Rate,
-    global_bucket: Mutex<Bucket>,
+    global: Gcra,
     shards: Vec<Mutex<Shard>>,
 }
 
@@ -72,8 +107,7 @@ impl RateLimiter {
         let now = Instant::now();
         Self {
             per_key,
-            global,
-            global_bucket: Mutex::new(Bucket { tokens: global.burst, at: now }),
+            global: Gcra::new(global, now),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard { buckets: HashMap::new(), sweep_at: 1024 })).collect(),
         }
     }
@@ -99,8 +133,7 @@ impl RateLimiter {
                 return Err(Limited::Device);
             }
         }
-        let mut g = self.global_bucket.lock().unwrap_or_else(|e| e.into_inner());
-        if g.take(self.global, now) {
+        if self.global.take(now) {
             Ok(())
         } else {
             Err(Limited::Global)
@@ -123,5 +156,16 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1000)).await;
         assert_eq!(l.check("a"), Ok(()), "one token back after a second");
         assert_eq!(l.check("a"), Err(Limited::Device));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn global_limit_refills_at_its_rate() {
+        let l = RateLimiter::new(Rate { per_second: 1000.0, burst: 1000.0 }, Rate { per_second: 100.0, burst: 5.0 });
+        let granted = |n: usize| (0..n).filter(|i| l.check(&format!("d{i}")).is_ok()).count();
+        assert_eq!(granted(20), 5, "the burst");
+        tokio::time::advance(Duration::from_millis(30)).await;
+        assert_eq!(granted(20), 3, "30 ms at 100/s");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(granted(20), 5, "never more than the burst, however long the pause");
     }
 }

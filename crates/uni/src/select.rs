@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::geo;
 pub use op_types::uni::PathInfo;
-use crate::index::{AppEntry, EdgeIndex, InstanceEntry, ZoneEntry};
+use crate::index::{AppEntry, EdgeIndex, InstanceEntry, ZoneEntry, NEAR_LIST};
 
 /// Where the device is, as far as the platform knows (network-confirmed).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -119,7 +119,7 @@ fn admissible(
     if !inst.ready || inst.endpoint.is_none() {
         return Err(Rejection::NotReady);
     }
-    if !index.cloudlet(&inst.cloudlet).is_some_and(|c| c.ready && !c.maintenance) {
+    if !index.cloudlet_of(inst).is_some_and(|c| c.ready && !c.maintenance) {
         return Err(Rejection::EdgeUnavailable);
     }
     if !in_footprint(app, zone) {
@@ -172,18 +172,58 @@ pub fn rank_near<'a>(
     weights: &Weights,
     path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
 ) -> Ranking<'a> {
-    let point = device_point(index, at);
+    // A device located by its cell stands at the cell's zone.
+    let cell_zone = if at.point.is_none() { at.cell.as_deref().and_then(|c| index.cell_zone(c)) } else { None };
+    let point = at.point.or(cell_zone.map(|z| z.location));
     let Some(p) = point.filter(|_| index.instance_count(app.uid) > RANK_ALL_UP_TO) else {
         return rank_among(index, app, point, weights, path, index.instances_of(app.uid));
     };
-    let near = index
-        .zones_near(p)
-        .map(|z| index.instances_in(app.uid, z).peekable())
-        .filter_map(|mut it| it.peek().is_some().then_some(it))
-        .take(NEAR_ZONES)
-        .flatten();
-    rank_among(index, app, point, weights, path, near)
+    let has_app = |z: &Uid| index.has_instances_in(app.uid, *z);
+    let walk = || index.zones_near(p).filter(has_app).take(NEAR_ZONES).collect::<Vec<Uid>>();
+    let zones = match cell_zone {
+        Some(z) => {
+            // The zone's remembered neighbours give the same zones as the walk unless fewer than
+            // NEAR_ZONES of them hold the app and there are zones beyond the list.
+            let list = index.zones_near_zone(z);
+            let found: Vec<Uid> = list.iter().filter(|u| has_app(u)).take(NEAR_ZONES).copied().collect();
+            if found.len() == NEAR_ZONES || list.len() < NEAR_LIST { found } else { walk() }
+        }
+        None => walk(),
+    };
+    rank_among(index, app, point, weights, path, zones.iter().flat_map(|z| index.instances_in(app.uid, *z)))
 }
+
+/// The best `n` choices of [`rank_near`] with no path estimates (the hot path's question). For
+/// a device located by its cell alone the answer depends only on the cell's zone, so it is
+/// remembered per app and zone in the index until the index changes; a remembered answer costs
+/// `n` lookups instead of a ranking.
+pub fn best_near<'a>(index: &'a EdgeIndex, app: &AppEntry, at: &DeviceAt, weights: &Weights, n: usize) -> Vec<Choice<'a>> {
+    let zone = if at.point.is_none() { at.cell.as_deref().and_then(|c| index.cell_zone(c)) } else { None };
+    let Some(zone) = zone.filter(|_| n <= REMEMBER_TOP) else {
+        return rank_near(index, app, at, weights, &|_| None).ranked.into_iter().take(n).collect();
+    };
+    let key = (app.uid, zone.uid, [weights.distance, weights.latency, weights.load, weights.not_deployed].map(f64::to_bits));
+    if let Some(r) = index.remembered(&key) {
+        let choices: Option<Vec<Choice<'a>>> = r
+            .iter()
+            .take(n)
+            .map(|(uid, score, distance_km)| {
+                let instance = index.instance(*uid)?;
+                let zone = index.zone(instance.zone)?;
+                Some(Choice { instance, zone, score: *score, distance_km: *distance_km, path: None })
+            })
+            .collect();
+        if let Some(c) = choices {
+            return c;
+        }
+    }
+    let ranked = rank_near(index, app, at, weights, &|_| None).ranked;
+    index.remember(key, ranked.iter().take(REMEMBER_TOP).map(|c| (c.instance.uid, c.score, c.distance_km)).collect());
+    ranked.into_iter().take(n).collect()
+}
+
+/// How many choices are remembered per app and zone: the best and up to ten alternatives.
+const REMEMBER_TOP: usize = 11;
 
 fn rank_among<'a>(
     index: &'a EdgeIndex,
@@ -207,7 +247,7 @@ fn rank_among<'a>(
         let distance_km = point.map(|d| geo::distance_km(d, zone.location));
         let score = weights.distance * distance_km.unwrap_or(0.0) / 100.0
             + weights.latency * p.map_or(0.0, |p| p.latency_ms) / 10.0
-            + weights.load * index.load(&inst.cloudlet);
+            + weights.load * index.load(inst);
         out.ranked.push(Choice { instance: inst, zone, score, distance_km, path: p });
     }
     out.ranked.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.instance.uid.cmp(&b.instance.uid)));

@@ -235,6 +235,92 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// A device located by its cell is ranked from its zone's remembered neighbour list: the
+    /// same offers, in the same order, as walking the R-tree from the zone's location, whether
+    /// the app runs in most zones or in a few far apart (the list then runs out and the walk
+    /// takes over), and after zones change.
+    #[test]
+    fn cell_ranking_matches_the_walk(cell in (0usize..20, 0usize..10), every in 1usize..40, moved in 0usize..200) {
+        let mut ix = EdgeIndex::default();
+        let app = app(Requirements::default());
+        ix.upsert_app(&app);
+        let mut zones = Vec::new();
+        for i in 0..20 {
+            for j in 0..10 {
+                let z = zone(&format!("z{i}x{j}"), "fr", 44.0 + i as f64 * 0.1, 4.0 + j as f64 * 0.2, &[&format!("c{i}x{j}")]);
+                ix.upsert_zone(&z);
+                let cl = format!("cl{i}x{j}");
+                ix.upsert_cloudlet(&cloudlet(&cl, z.metadata.name.as_str(), true, false));
+                if (i * 10 + j) % every == 0 {
+                    for _ in 0..20 {
+                        ix.upsert_instance(&instance(&app, &z, &cl, true));
+                    }
+                }
+                zones.push(z);
+            }
+        }
+        let entry = ix.app(app.metadata.uid).unwrap().clone();
+        let cell_id = format!("c{}x{}", cell.0, cell.1);
+        let w = Weights { distance: 1.0, latency: 0.0, load: 0.0, not_deployed: 0.0 };
+        for round in 0..2 {
+            let by_cell = DeviceAt { cell: Some(cell_id.clone()), point: None };
+            let z = ix.cell_zone(&cell_id).unwrap().clone();
+            let by_point = DeviceAt { cell: None, point: Some(z.location) };
+            let a = op_uni::select::rank_near(&ix, &entry, &by_cell, &w, &no_path);
+            let b = op_uni::select::rank_near(&ix, &entry, &by_point, &w, &no_path);
+            let ids = |r: &op_uni::select::Ranking| r.ranked.iter().map(|c| c.instance.uid).collect::<Vec<_>>();
+            prop_assert!(!a.ranked.is_empty());
+            prop_assert_eq!(ids(&a), ids(&b), "round {}", round);
+            // A zone moves: remembered lists are dropped and rebuilt.
+            let mut m = zones[moved].clone();
+            m.spec.location.latitude += 0.55;
+            ix.upsert_zone(&m);
+        }
+    }
+}
+
+/// The hot path's remembered rankings answer as a fresh ranking does, and are forgotten when
+/// the index changes (here: the best instance fails, then its cloudlet enters maintenance).
+#[test]
+fn remembered_rankings_follow_changes() {
+    let mut ix = EdgeIndex::default();
+    let app = app(Requirements::default());
+    ix.upsert_app(&app);
+    let mut insts = Vec::new();
+    for i in 0..10 {
+        for j in 0..10 {
+            let z = zone(&format!("z{i}x{j}"), "fr", 44.0 + i as f64 * 0.1, 4.0 + j as f64 * 0.2, &[&format!("c{i}x{j}")]);
+            ix.upsert_zone(&z);
+            let cl = format!("cl{i}x{j}");
+            ix.upsert_cloudlet(&cloudlet(&cl, z.metadata.name.as_str(), true, false));
+            let inst = instance(&app, &z, &cl, true);
+            ix.upsert_instance(&inst);
+            insts.push((inst, z, cl));
+        }
+    }
+    let entry = ix.app(app.metadata.uid).unwrap().clone();
+    let at = DeviceAt { cell: Some("c3x3".into()), point: None };
+    let w = Weights::default();
+    let ids = |v: &[op_uni::select::Choice]| v.iter().map(|c| c.instance.uid).collect::<Vec<_>>();
+    let fresh = |ix: &EdgeIndex| op_uni::select::rank_near(ix, &entry, &at, &w, &no_path).ranked.iter().take(3).map(|c| c.instance.uid).collect::<Vec<_>>();
+    let first = op_uni::select::best_near(&ix, &entry, &at, &w, 3);
+    assert_eq!(ids(&first), fresh(&ix));
+    assert_eq!(ids(&op_uni::select::best_near(&ix, &entry, &at, &w, 3)), fresh(&ix), "remembered");
+    let best = first[0].instance.uid;
+    let (mut failed, _, _) = insts.iter().find(|(i, _, _)| i.metadata.uid == best).cloned().unwrap();
+    failed.status.state = State::Failed;
+    ix.upsert_instance(&failed);
+    let after = op_uni::select::best_near(&ix, &entry, &at, &w, 3);
+    assert!(!ids(&after).contains(&best), "a failed instance is not offered from memory");
+    assert_eq!(ids(&after), fresh(&ix));
+    let next = after[0].instance.uid;
+    let (_, z2, cl2) = insts.iter().find(|(i, _, _)| i.metadata.uid == next).cloned().unwrap();
+    ix.upsert_cloudlet(&cloudlet(&cl2, z2.metadata.name.as_str(), true, true));
+    assert!(!ids(&op_uni::select::best_near(&ix, &entry, &at, &w, 3)).contains(&next), "maintenance is seen");
+}
+
 #[test]
 fn zones_are_ranked_for_optimal_edge_discovery() {
     let req = Requirements { data_regions: vec![n("fr")], ..Default::default() };
