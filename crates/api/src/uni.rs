@@ -94,9 +94,22 @@ fn device_ref(d: &Device) -> Result<DeviceRef, ApiError> {
                 return Err(ApiError::invalid("device.phoneNumber", "must be E.164 with a leading '+'"));
             }
         }
+        let (mut phone, mut nai) = (d.phone_number.clone(), d.network_access_identifier.clone());
+        if let Some(g) = &d.gpsi {
+            let bad = || ApiError::invalid("device.gpsi", "must be msisdn-<digits> or extid-<id>@<domain>, and agree with the other identifiers");
+            let (slot, value) = match (g.strip_prefix("msisdn-"), g.strip_prefix("extid-")) {
+                (Some(digits), _) if (5..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) => (&mut phone, format!("+{digits}")),
+                (_, Some(ext)) if ext.contains('@') && ext.len() <= 256 => (&mut nai, ext.to_string()),
+                _ => return Err(bad()),
+            };
+            if slot.as_ref().is_some_and(|v| *v != value) {
+                return Err(bad());
+            }
+            *slot = Some(value);
+        }
         let r = DeviceRef {
-            phone_number: d.phone_number.clone(),
-            network_access_identifier: d.network_access_identifier.clone(),
+            phone_number: phone,
+            network_access_identifier: nai,
             ip: d.ipv4_address.as_ref().map(|a| a.public_address.into()).or(d.ipv6_address.map(Into::into)),
         };
         if r == DeviceRef::default() {

@@ -258,8 +258,10 @@ async fn dynamic_app_is_started_where_its_devices_are() -> anyhow::Result<()> {
     assert_eq!(reg.endpoint.app_instance_id.to_string(), in_lyon, "served at once by the only instance");
     let starting = reg.starting.clone().expect("an instance starts in the device's zone");
     assert_eq!(starting.edge_cloud_zone_id.to_string(), paris);
-    // Another device in Paris: the same instance, not a second one.
-    let other = uni.register(&register("+33612340001", &token, None)).await?;
+    // Another device in Paris (identified by its GPSI): the same instance, not a second one.
+    let mut by_gpsi = register("+33612340001", &token, None);
+    by_gpsi.device = Device { gpsi: Some("msisdn-33612340001".into()), ..Default::default() };
+    let other = uni.register(&by_gpsi).await?;
     assert_eq!(other.starting.map(|s| s.app_instance_id), Some(starting.app_instance_id));
     let (_, list) = dev.get(&format!("{CAMARA}/appinstances?appId={}", ids[0])).await?;
     assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
@@ -268,6 +270,16 @@ async fn dynamic_app_is_started_where_its_devices_are() -> anyhow::Result<()> {
     let mut events = Box::pin(uni.watch(&reg.session_id, &reg.session_token).await?);
     let (inst, zone) = next_edge_change(&mut events, Duration::from_secs(60)).await.map_err(|e| anyhow::anyhow!("{e}\n{}", p.log()))?;
     assert_eq!((inst, zone.to_string()), (starting.app_instance_id, paris.clone()));
+
+    // A GPSI that is neither form, or that contradicts the phone number, is refused by name.
+    for (gpsi, phone) in [("imsi-208010000000001", None), ("msisdn-33612340009", Some("+33612340001"))] {
+        let mut bad = register("+33612340001", &token, None);
+        bad.device = Device { gpsi: Some(gpsi.into()), phone_number: phone.map(Into::into), ..Default::default() };
+        match uni.register(&bad).await {
+            Err(op_device::DeviceError::Api { status: 400, message, .. }) => assert!(message.contains("device.gpsi"), "{message}"),
+            other => panic!("{gpsi}: {other:?}"),
+        }
+    }
 
     // No instance anywhere: the registration waits for the one it starts.
     let mut zero = register(EVE, &token, None);

@@ -87,6 +87,9 @@ pub struct DiscoverArgs {
     /// Network access identifier.
     #[arg(long)]
     nai: Option<String>,
+    /// 3GPP GPSI: msisdn-<digits> or extid-<id>@<domain>.
+    #[arg(long)]
+    gpsi: Option<String>,
     /// Public IPv4 address.
     #[arg(long)]
     ip: Option<std::net::Ipv4Addr>,
@@ -175,6 +178,7 @@ pub async fn run(cmd: DeviceCmd, out: Format) -> Result<()> {
                     network_access_identifier: a.nai.clone(),
                     ipv4_address: a.ip.map(|ip| DeviceIpv4Addr { public_address: ip, private_address: Some(ip), public_port: None }),
                     ipv6_address: None,
+                    gpsi: a.gpsi.clone(),
                 },
                 app: AppRef { provider: provider.into(), name: name.into(), version: version.into() },
                 app_token,

@@ -38,6 +38,10 @@ pub struct Device {
     /// GPSI / NAI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_access_identifier: Option<String>,
+    /// Extension for the UNI: a 3GPP GPSI, `msisdn-<digits>` (a phone number) or
+    /// `extid-<id>@<domain>` (an external identifier, sent to the network as the NAI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpsi: Option<String>,
     /// IPv4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv4_address: Option<DeviceIpv4Addr>,
