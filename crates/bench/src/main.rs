@@ -16,6 +16,7 @@ struct Cli {
     cmd: Cmd,
 }
 
+mod placement;
 mod uni;
 
 #[derive(Subcommand)]
@@ -25,6 +26,12 @@ enum Cmd {
     SeedUni(uni::SeedArgs),
     /// A minimal HTTP server on the same stack answering a fixed body: the discovery baseline.
     Baseline(uni::BaselineArgs),
+    /// Placement: minimum covers on a synthetic operator against the exact optimum, and
+    /// single-instance decisions per second.
+    Placement(placement::PlacementArgs),
+    /// Solves a cover problem file exactly and prints the optimum's size (the placement
+    /// benchmark's reference, run as a child so it can be given a time limit).
+    ExactCover { file: std::path::PathBuf },
     /// Open-loop load at a fixed rate; prints the latency percentiles.
     Latency(uni::LatencyArgs),
     /// Time from create to first HTTP 200: through the NBI vs. directly through the runtime API.
@@ -148,6 +155,11 @@ async fn run(cmd: Cmd) -> Result<()> {
         Cmd::SeedUni(a) => uni::seed(a).await?,
         Cmd::Baseline(a) => uni::baseline(a).await?,
         Cmd::Latency(a) => uni::latency(a).await?,
+        Cmd::ExactCover { file } => placement::exact_cover(&file)?,
+        Cmd::Placement(a) => {
+            let (gap, ms, n) = placement::covers(&a)?;
+            println!("RESULT cover_gap_pct={gap:.2} cover_ms={ms:.1} compared={n}");
+        }
         Cmd::Deploy { api, token, app, zone, docker, image, n } => {
             let d = DockerDriver::connect(&docker)?;
             let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
