@@ -158,7 +158,8 @@ async fn run(cmd: Cmd) -> Result<()> {
         Cmd::ExactCover { file } => placement::exact_cover(&file)?,
         Cmd::Placement(a) => {
             let (gap, ms, n) = placement::covers(&a)?;
-            println!("RESULT cover_gap_pct={gap:.2} cover_ms={ms:.1} compared={n}");
+            let rate = placement::decisions(&a, 3.0)?;
+            println!("RESULT cover_gap_pct={gap:.2} cover_ms={ms:.1} decisions_per_s={rate:.0} compared={n}");
         }
         Cmd::Deploy { api, token, app, zone, docker, image, n } => {
             let d = DockerDriver::connect(&docker)?;

@@ -1,7 +1,7 @@
 //! The placement benchmark's synthetic operator and its minimum-cover problems.
 //!
-//! Zones stand on a jittered grid over a 1,000 km square, with cells scattered around each (the
-//! cover's candidates are zones; cloudlets enter with single-instance decisions). The latency from a cell to a zone grows with distance (1 ms plus 1 ms per
+//! Zones stand on a jittered grid over a 1,000 km square, with cloudlets and cells scattered
+//! around each (the cover's candidates are zones; single-instance decisions choose cloudlets). The latency from a cell to a zone grows with distance (1 ms plus 1 ms per
 //! 50 km, the shape of a metro-and-backbone network); a footprint is every cell within a radius
 //! of a random centre; a zone can serve a cell when that latency is within the app's bound.
 
@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use op_placement::cover::{self, CoverProblem, Limits, Method};
+use op_placement::decide::{self, Need, Point, Policy, Resources, Site, Sites};
 use rand::{Rng, SeedableRng};
 
 /// `placement` arguments.
@@ -16,6 +17,8 @@ use rand::{Rng, SeedableRng};
 pub struct PlacementArgs {
     #[arg(long, default_value_t = 1000)]
     zones: usize,
+    #[arg(long, default_value_t = 10_000)]
+    cloudlets: usize,
     #[arg(long, default_value_t = 20_000)]
     cells: usize,
     /// Cover problems to solve.
@@ -165,4 +168,69 @@ pub fn covers(a: &PlacementArgs) -> Result<(f64, f64, usize)> {
     }
     let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
     Ok((mean(&gaps), mean(&times), gaps.len()))
+}
+
+/// Maps the benchmark's kilometre square onto degrees around France, for sites' locations.
+fn to_point(xy: (f64, f64)) -> Point {
+    Point { lat: 43.0 + xy.1 / 111.0, lon: -1.0 + xy.0 / 80.0 }
+}
+
+/// Runs (b): single-instance decisions on one thread for about `secs` seconds over
+/// `cloudlets` sites; returns decisions per second (and checks each decided).
+pub fn decisions(a: &PlacementArgs, secs: f64) -> Result<f64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let op = operator(a, &mut rng);
+    let sites: Vec<Site> = (0..a.cloudlets)
+        .map(|i| {
+            let z = i % op.zones.len();
+            let (x, y) = op.zones[z];
+            Site {
+                id: i as u32,
+                zone: z as u32,
+                region: (z % 8) as u32,
+                location: to_point((x + rng.gen_range(-5.0..5.0), y + rng.gen_range(-5.0..5.0))),
+                free: Resources { millicpus: rng.gen_range(0..32_000), memory_mb: rng.gen_range(0..65_536), disk_gb: 500, gpus: rng.gen_range(0..3) },
+                flavors: (0..4).filter(|_| rng.gen_bool(0.7)).collect(),
+                services: rng.gen_range(0..4),
+                available: rng.gen_bool(0.97),
+                mobility: rng.gen_bool(0.8),
+                edge_load: rng.gen_range(0.0..1.0),
+                network_load: rng.gen_range(0.0..1.0),
+                forecast: rng.gen_range(0.0..1.0),
+            }
+        })
+        .collect();
+    let index = Sites::new(sites);
+    let policy = Policy::default();
+    let needs: Vec<Need> = (0..4096)
+        .map(|k| Need {
+            app: k % 50,
+            class: k % 4,
+            resources: Resources { millicpus: rng.gen_range(250..4000), memory_mb: rng.gen_range(128..8192), disk_gb: 10, gpus: u32::from(rng.gen_bool(0.1)) },
+            flavor: rng.gen_bool(0.5).then(|| rng.gen_range(0..4)),
+            services: if rng.gen_bool(0.2) { 1 } else { 0 },
+            regions: if rng.gen_bool(0.3) { (0..4).collect() } else { Default::default() },
+            near: Some(to_point((rng.gen_range(0.0..1000.0), rng.gen_range(0.0..1000.0)))),
+            max_latency_ms: Some(rng.gen_range(3.0..8.0)),
+            mobility: rng.gen_bool(0.2),
+            ..Need::default()
+        })
+        .collect();
+    let start = Instant::now();
+    let (mut n, mut placed) = (0usize, 0usize);
+    while start.elapsed().as_secs_f64() < secs {
+        for k in 0..256 {
+            let need = &needs[(n + k) % needs.len()];
+            let near = need.near;
+            let latency = |s: &Site| near.map(|p| 1.0 + p.km(s.location) / 50.0);
+            if decide::decide(&index, need, &policy, &latency).chosen().is_some() {
+                placed += 1;
+            }
+        }
+        n += 256;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    eprintln!("decisions: {n} in {:.1} s over {} cloudlets, {placed} placed", start.elapsed().as_secs_f64(), a.cloudlets);
+    anyhow::ensure!(placed > n / 2, "most needs should be placeable");
+    Ok(rate)
 }
