@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use op_types::specs::{App, AppInstance, AppInstanceSpec, AppSpec, CloudletObserved, CloudletSpec, FlavorSpec, Resources, ZoneSpec};
+use op_types::specs::{App, AppInstance, AppInstanceSpec, AppSpec, CloudletObserved, CloudletSpec, EdgeOutcome, FlavorSpec, PlacementNote, Resources, ZoneSpec};
 use op_types::{Kind, Name, Object, State as ObjState, Uid, Validate};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -156,47 +156,130 @@ pub struct AppInstanceCreate {
     pub kubernetes_cluster_ref: Option<Uid>,
 }
 
-/// Picks the cloudlet and flavor for `app` in zone `zone`: the first cloudlet (by name) that is
-/// not in maintenance, offers a fitting flavor and has the capacity left. Errors name the field
-/// a developer can change.
-async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<(Name, Name), ApiError> {
+/// Where admission puts an instance, and why.
+pub(crate) struct Admitted {
+    cloudlet: Name,
+    flavor: Name,
+    note: PlacementNote,
+}
+
+/// Picks the cloudlet and flavor for `app` in zone `zone` with the placement engine: the
+/// smallest flavor that fits the app (or the one it names) on the cloudlet the operator's
+/// weights prefer among those that are out of maintenance, offer it and have the room left;
+/// a cloudlet where a fixed port of the app is taken is passed over. Errors name the field a
+/// developer can change; the decision is explained in the instance.
+async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admitted, ApiError> {
+    use op_placement::decide::{decide, Need, Point, Policy, Site, Sites};
     let mut cloudlets = cloudlets_in(s, &zone.metadata.name).await?;
-    cloudlets.retain(|c| !c.spec.maintenance);
     cloudlets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    if cloudlets.is_empty() {
+    if cloudlets.iter().all(|c| c.spec.maintenance) {
         return Err(ApiError::invalid("edgeCloudZoneId", "the zone has no cloudlet accepting instances"));
     }
-    let (flavors, _) = s.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
+    let (mut flavors, _) = s.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
+    flavors.sort_by_key(|f| (f.spec.vcpus, f.spec.memory_mb, f.spec.gpus, f.spec.disk_gb, f.metadata.name.clone()));
     let instances = all_instances(s).await?;
+    fn on<'a>(instances: &'a [AppInstance], cl: &'a Name) -> impl Iterator<Item = &'a AppInstance> + 'a {
+        instances.iter().filter(move |i| &i.spec.cloudlet == cl)
+    }
+    let here = |cl| on(&instances, cl);
+    let to_placement = |r: &Resources| op_placement::decide::Resources {
+        millicpus: u64::from(r.vcpus) * 1000,
+        memory_mb: r.memory_mb,
+        disk_gb: r.disk_gb,
+        gpus: r.gpus,
+    };
+    let sites: Vec<Site> = cloudlets
+        .iter()
+        .enumerate()
+        .map(|(i, cl)| {
+            let used = here(&cl.metadata.name).fold(Resources::default(), |acc, inst| {
+                flavors.iter().find(|f| f.metadata.name == inst.spec.flavor).map_or(acc, |f| acc.plus(&f.spec))
+            });
+            let (cap, used) = (to_placement(&cl.spec.capacity), to_placement(&used));
+            Site {
+                id: i as u32,
+                zone: 0,
+                region: 0,
+                location: Point { lat: cl.spec.location.latitude, lon: cl.spec.location.longitude },
+                free: op_placement::decide::Resources {
+                    millicpus: cap.millicpus.saturating_sub(used.millicpus),
+                    memory_mb: cap.memory_mb.saturating_sub(used.memory_mb),
+                    disk_gb: cap.disk_gb.saturating_sub(used.disk_gb),
+                    gpus: cap.gpus.saturating_sub(used.gpus),
+                },
+                flavors: flavors.iter().enumerate().filter(|(_, f)| cl.spec.flavors.contains(&f.metadata.name)).map(|(k, _)| k as u32).collect(),
+                services: 0,
+                available: !cl.spec.maintenance,
+                mobility: true,
+                edge_load: used.millicpus as f64 / cap.millicpus.max(1) as f64,
+                network_load: 0.0,
+                forecast: 0.0,
+            }
+        })
+        .collect();
+    let index = Sites::new(sites);
     let needs = app.spec.needs();
+    let candidates: Vec<usize> = (0..flavors.len())
+        .filter(|k| match &app.spec.flavor {
+            Some(name) => &flavors[*k].metadata.name == name,
+            None => needs.fits_in(&flavors[*k].spec),
+        })
+        .collect();
+    let deployed: std::collections::BTreeSet<u32> = cloudlets
+        .iter()
+        .enumerate()
+        .filter(|(_, cl)| here(&cl.metadata.name).any(|i| i.spec.app_id == app.metadata.uid))
+        .map(|(i, _)| i as u32)
+        .collect();
+    let policy = Policy::default();
     let mut too_big = true;
     let mut port_clash = None;
-    for cl in &cloudlets {
-        let mut offered: Vec<&Object<FlavorSpec>> =
-            flavors.iter().filter(|f| cl.spec.flavors.contains(&f.metadata.name)).collect();
-        offered.sort_by_key(|f| (f.spec.vcpus, f.spec.memory_mb, f.spec.gpus, f.spec.disk_gb));
-        let flavor = match &app.spec.flavor {
-            Some(name) => offered.iter().find(|f| &f.metadata.name == name),
-            None => offered.iter().find(|f| needs.fits_in(&f.spec)),
-        };
-        let Some(flavor) = flavor else { continue };
-        if !flavor.spec.fits_in(&cl.spec.capacity) {
-            continue;
+    for k in candidates {
+        let flavor = &flavors[k];
+        if cloudlets.iter().any(|cl| cl.spec.flavors.contains(&flavor.metadata.name) && flavor.spec.fits_in(&cl.spec.capacity)) {
+            too_big = false;
         }
-        too_big = false;
-        let here: Vec<&AppInstance> = instances.iter().filter(|i| i.spec.cloudlet == cl.metadata.name).collect();
-        let used = here.iter().fold(Resources::default(), |acc, i| {
-            let f = flavors.iter().find(|f| f.metadata.name == i.spec.flavor);
-            f.map_or(acc, |f| acc.plus(&f.spec))
-        });
-        if !used.plus(&flavor.spec).fits_in(&cl.spec.capacity) {
-            continue;
+        let need = Need { app: 0, resources: to_placement(&flavor.spec), flavor: Some(k as u32), deployed: deployed.clone(), ..Need::default() };
+        let decision = decide(&index, &need, &policy, &|_| None);
+        for (rank, choice) in decision.ranked.iter().enumerate() {
+            let cl = &cloudlets[choice.site as usize];
+            let on_it: Vec<&AppInstance> = here(&cl.metadata.name).collect();
+            if let Some(p) = clashing_port(s, app, &on_it).await? {
+                port_clash = Some(p);
+                continue;
+            }
+            let edges = cloudlets
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let outcome = match (decision.ranked.iter().position(|r| r.site == i as u32), decision.rejected.iter().find(|r| r.0 == i as u32)) {
+                        (Some(p), _) if p == rank => format!("chosen: {}", choice.explain()),
+                        (Some(p), _) if p < rank => "passed over: a fixed port of the app is taken there".to_string(),
+                        (Some(p), _) => format!("admissible: {}", decision.ranked[p].explain()),
+                        (None, Some((_, why))) => format!("ruled out: {why}"),
+                        (None, None) => "not considered".to_string(),
+                    };
+                    EdgeOutcome { cloudlet: c.metadata.name.clone(), outcome }
+                })
+                .collect();
+            let summary = format!(
+                "flavor {} on one of {} edges of zone {} ({} admissible{}), chosen by the operator's weights: {}",
+                flavor.metadata.name,
+                cloudlets.len(),
+                zone.metadata.name,
+                decision.ranked.len(),
+                if decision.rejected.is_empty() {
+                    String::new()
+                } else {
+                    let mut why: Vec<String> = decision.rejected.iter().map(|(_, r)| r.to_string()).collect();
+                    why.sort();
+                    why.dedup();
+                    format!("; ruled out: {}", why.join(", "))
+                },
+                choice.explain()
+            );
+            return Ok(Admitted { cloudlet: cl.metadata.name.clone(), flavor: flavor.metadata.name.clone(), note: PlacementNote { summary, edges } });
         }
-        if let Some(p) = clashing_port(s, app, &here).await? {
-            port_clash = Some(p);
-            continue;
-        }
-        return Ok((cl.metadata.name.clone(), flavor.metadata.name.clone()));
     }
     if let Some((field, port)) = port_clash {
         return Err(ApiError::AlreadyExists(format!("{field}: port {port} is already taken in this zone")));
@@ -273,10 +356,11 @@ pub async fn create_app_instance(
 pub(crate) async fn create_instance(s: &AppState, app: &App, zone: &Object<ZoneSpec>, name: Name, by: &str) -> Result<AppInstance, ApiError> {
     let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
     let _admission = s.admission.lock().await;
-    let (cloudlet, flavor) = admit(s, app, zone).await?;
+    let Admitted { cloudlet, flavor, note } = admit(s, app, zone).await?;
     check_image(s, app, &cloudlet).await?;
     let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor };
     let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);
+    inst.observed.placement = Some(note);
     s.repo.create(&mut inst).await?;
     tracing::info!(instance = %inst.metadata.uid, cloudlet = %inst.spec.cloudlet, by, "instance accepted");
     Ok(inst)
@@ -393,7 +477,14 @@ pub async fn get_instance_detail(
     c: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AppInstance>, ApiError> {
-    visible_instance(&s, &c, &id).await.map(Json)
+    let mut inst = visible_instance(&s, &c, &id).await?;
+    // Developers see the zone-level account only: edge names and costs are the operator's.
+    if !c.role.is_operator() {
+        if let Some(p) = inst.observed.placement.as_mut() {
+            p.edges.clear();
+        }
+    }
+    Ok(Json(inst))
 }
 
 /// Filters of `GET /edge-cloud-zones`.

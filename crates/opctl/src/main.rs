@@ -746,6 +746,12 @@ async fn instances(ctx: &Ctx, cmd: InstanceCmd) -> Result<()> {
                 t.add_row(vec!["id".to_string(), id.to_string()]);
                 t.add_row(vec!["state".to_string(), state_text(inst.status.state, inst.status.message.as_deref())]);
                 t.add_row(vec!["endpoints".to_string(), endpoint_urls(&inst).join(" ")]);
+                if let Some(p) = &inst.observed.placement {
+                    t.add_row(vec!["placement".to_string(), p.summary.clone()]);
+                    for e in &p.edges {
+                        t.add_row(vec![format!("edge {}", e.cloudlet), e.outcome.clone()]);
+                    }
+                }
                 for c in &inst.status.conditions {
                     t.add_row(vec![format!("condition {}", c.kind), format!("{} {} (since {})", c.status, c.reason, c.since)]);
                 }

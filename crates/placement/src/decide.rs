@@ -206,13 +206,18 @@ pub enum Rejection {
     NoMobility,
 }
 
+/// The criteria of the weight matrix, in the order of [`Scored::parts`].
+pub const CRITERIA: [&str; 7] = ["distance", "latency", "edge load", "network load", "forecast usage", "not yet deployed", "no mobility support"];
+
 /// One admissible site and its cost, criterion by criterion.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scored {
     /// The site's id.
     pub site: u32,
-    /// Total cost (lower wins).
+    /// Total cost (lower wins): the sum of `parts`.
     pub score: f64,
+    /// Each criterion's weighted cost, in the order of [`CRITERIA`].
+    pub parts: [f64; 7],
     /// Distance to the location served, km.
     pub distance_km: Option<f64>,
     /// The latency estimate used, ms.
@@ -232,6 +237,37 @@ impl Decision {
     /// The chosen site, if any is admissible.
     pub fn chosen(&self) -> Option<u32> {
         self.ranked.first().map(|s| s.site)
+    }
+}
+
+impl Scored {
+    /// The cost in words: the total and its non-zero parts, largest first.
+    pub fn explain(&self) -> String {
+        let mut parts: Vec<(f64, &str)> = self.parts.iter().zip(CRITERIA).filter(|(v, _)| **v > 0.0).map(|(v, n)| (*v, n)).collect();
+        parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let list: Vec<String> = parts.iter().map(|(v, n)| format!("{n} {v:.2}")).collect();
+        if list.is_empty() { format!("cost {:.2}", self.score) } else { format!("cost {:.2} ({})", self.score, list.join(", ")) }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Unavailable => f.write_str("unavailable (down or in maintenance)"),
+            Rejection::Barred => f.write_str("barred by the operator"),
+            Rejection::OutsideFootprint => f.write_str("outside the app's footprint"),
+            Rejection::DataGeography => f.write_str("outside the regions the app's data may go to"),
+            Rejection::NoFlavor => f.write_str("does not offer the flavor"),
+            Rejection::NoService => f.write_str("does not offer a platform service the app needs"),
+            Rejection::NoCapacity(r) => write!(f, "no {} capacity left", match r {
+                Resource::Cpu => "CPU",
+                Resource::Memory => "memory",
+                Resource::Disk => "disk",
+                Resource::Gpu => "GPU",
+            }),
+            Rejection::Latency { expected_ms } => write!(f, "latency {expected_ms:.1} ms above the app's bound"),
+            Rejection::NoMobility => f.write_str("no mobility support, which the app requires"),
+        }
     }
 }
 
@@ -320,14 +356,16 @@ fn admissible(site: &Site, need: &Need, policy: &Policy, latency: Option<f64>) -
 
 fn score(site: &Site, need: &Need, w: &Weights, latency: Option<f64>) -> Scored {
     let distance_km = need.near.map(|p| p.km(site.location));
-    let score = w.distance * distance_km.unwrap_or(0.0) / 100.0
-        + w.latency * latency.unwrap_or(0.0) / 10.0
-        + w.edge_load * site.edge_load
-        + w.network_load * site.network_load
-        + w.forecast * site.forecast
-        + if need.deployed.contains(&site.id) { 0.0 } else { w.not_deployed }
-        + if site.mobility { 0.0 } else { w.no_mobility };
-    Scored { site: site.id, score, distance_km, latency_ms: latency }
+    let parts = [
+        w.distance * distance_km.unwrap_or(0.0) / 100.0,
+        w.latency * latency.unwrap_or(0.0) / 10.0,
+        w.edge_load * site.edge_load,
+        w.network_load * site.network_load,
+        w.forecast * site.forecast,
+        if need.deployed.contains(&site.id) { 0.0 } else { w.not_deployed },
+        if site.mobility { 0.0 } else { w.no_mobility },
+    ];
+    Scored { site: site.id, score: parts.iter().sum(), parts, distance_km, latency_ms: latency }
 }
 
 /// Decides where one instance of an app goes. `latency` estimates the latency to a site for

@@ -842,6 +842,30 @@ pub struct InstanceObserved {
     /// One per external interface, once known.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
+    /// Why the instance runs where it does (written at admission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementNote>,
+}
+
+/// A placement decision explained (OPG.02: why this edge, why not that one).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementNote {
+    /// For everyone: the account at zone level, with no edge names or capacities.
+    pub summary: String,
+    /// For the operator: every edge of the zone and what became of it (hidden from developers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<EdgeOutcome>,
+}
+
+/// One edge (cloudlet) in a placement decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeOutcome {
+    /// The cloudlet.
+    pub cloudlet: Name,
+    /// `chosen`, `admissible` or `ruled out`, with the cost or the reason.
+    pub outcome: String,
 }
 
 /// What the cloudlet controller has observed.

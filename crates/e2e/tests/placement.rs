@@ -1,0 +1,78 @@
+//! Placement at admission, on modelled cloudlets: the engine passes over an edge in
+//! maintenance, one without the flavor and one without room, picks by the operator's weights,
+//! falls back to the next flavor that fits when the smallest has no room, and explains the
+//! decision: the zone-level account to the developer, each edge's outcome to
+//! the operator only.
+
+use op_e2e::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admission_places_and_explains() -> anyhow::Result<()> {
+    let p = Platform::start().await?;
+    let admin = p.admin().await?;
+    let (s, e) = admin.post("/op/v1/zones", &json!({"name": "metro", "spec": {"region": "default",
+        "location": {"latitude": 48.85, "longitude": 2.35}, "serviceArea": {"cells": ["c1"]}}})).await?;
+    assert_eq!(s, 201, "{e}");
+    // m-1 in maintenance, m-2 offers only `large`, m-3 has room for one `small`, m-4 for many.
+    for (name, vcpus, flavors, maintenance) in [("m-1", 8, vec!["small"], true), ("m-2", 8, vec!["large"], false),
+        ("m-3", 1, vec!["small"], false), ("m-4", 8, vec!["small"], false)] {
+        let (s, e) = admin.post("/op/v1/cloudlets", &json!({"name": name, "spec": {"zone": "metro",
+            "location": {"latitude": 48.85, "longitude": 2.35}, "platformType": "sim", "driverEndpoint": format!("sim://{name}"),
+            "capacity": {"vcpus": vcpus, "memoryMb": 16384, "diskGb": 100}, "flavors": flavors, "maintenance": maintenance}})).await?;
+        assert_eq!(s, 201, "{e}");
+    }
+    let dev = p.developer("place_org", "pia", "Manager").await?;
+    let zone = p.zone_id(&dev, "metro").await?;
+    let app = dev.sample_app("place_org", "placed", json!({})).await?;
+    let detail = |api: &Api, id: &str| {
+        let (api, id) = (api.clone(), id.to_string());
+        async move { api.get(&format!("/op/v1/appinstances/{id}")).await }
+    };
+
+    // First instance: m-3 and m-4 tie (idle, app not deployed); the lower name wins.
+    let first = dev.deploy("placed_1", &app, &zone).await?;
+    let (_, inst) = detail(&admin, &first).await?;
+    assert_eq!(inst["spec"]["cloudlet"], "m-3", "{inst}");
+    assert_eq!(inst["spec"]["flavor"], "small");
+
+    // Second: m-3 is full now.
+    let second = dev.deploy("placed_2", &app, &zone).await?;
+    let (_, inst) = detail(&admin, &second).await?;
+    assert_eq!(inst["spec"]["cloudlet"], "m-4", "{inst}");
+    let edges: Vec<(String, String)> = inst["observed"]["placement"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| (e["cloudlet"].as_str().unwrap_or_default().to_string(), e["outcome"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    let outcome = |n: &str| edges.iter().find(|(c, _)| c == n).map(|(_, o)| o.clone()).unwrap_or_default();
+    assert!(outcome("m-1").starts_with("ruled out: unavailable"), "{edges:?}");
+    assert!(outcome("m-2").starts_with("ruled out: does not offer the flavor"), "{edges:?}");
+    assert!(outcome("m-3").starts_with("ruled out: no CPU capacity left"), "{edges:?}");
+    assert!(outcome("m-4").starts_with("chosen: cost"), "{edges:?}");
+
+    // The developer gets the account without edge names or costs per edge.
+    let (s, mine) = detail(&dev, &second).await?;
+    assert_eq!(s, 200);
+    let summary = mine["observed"]["placement"]["summary"].as_str().unwrap_or_default().to_string();
+    assert!(summary.contains("zone metro") && summary.contains("no CPU capacity left"), "{summary}");
+    assert!(mine["observed"]["placement"].get("edges").is_none(), "{mine}");
+    for name in ["m-1", "m-2", "m-3", "m-4"] {
+        assert!(!summary.contains(name), "{summary}");
+    }
+
+    // m-4 takes seven more `small`; then the next larger flavor that fits is used where it is
+    // offered (m-2, two `large`), then the zone is full.
+    for i in 3..10 {
+        dev.deploy(&format!("placed_{i}"), &app, &zone).await?;
+    }
+    for i in 10..12 {
+        let id = dev.deploy(&format!("placed_{i}"), &app, &zone).await?;
+        let (_, inst) = detail(&admin, &id).await?;
+        assert_eq!((inst["spec"]["cloudlet"].as_str(), inst["spec"]["flavor"].as_str()), (Some("m-2"), Some("large")), "{inst}");
+    }
+    let (s, e) = dev.post(&format!("{CAMARA}/appinstances"), &json!({"name": "placed_x", "appId": app, "edgeCloudZoneId": zone})).await?;
+    assert_eq!((s, e["code"].as_str()), (409, Some("ABORTED")), "{e}");
+    Ok(())
+}
