@@ -355,6 +355,7 @@ pub async fn create_app_instance(
 /// developer's request or by the UNI for a dynamically instantiated app.
 pub(crate) async fn create_instance(s: &AppState, app: &App, zone: &Object<ZoneSpec>, name: Name, by: &str) -> Result<AppInstance, ApiError> {
     let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
+    zone_allowed(app, zone)?;
     let _admission = s.admission.lock().await;
     let Admitted { cloudlet, flavor, note } = admit(s, app, zone).await?;
     check_image(s, app, &cloudlet).await?;
@@ -364,6 +365,25 @@ pub(crate) async fn create_instance(s: &AppState, app: &App, zone: &Object<ZoneS
     s.repo.create(&mut inst).await?;
     tracing::info!(instance = %inst.metadata.uid, cloudlet = %inst.spec.cloudlet, by, "instance accepted");
     Ok(inst)
+}
+
+/// Refuses a zone outside the app's footprint or data geography (OPG.02 criteria a and g).
+fn zone_allowed(app: &App, zone: &Object<ZoneSpec>) -> Result<(), ApiError> {
+    let r = &app.spec.requirements;
+    let z = &zone.spec;
+    if let Some(part) = op_uni::select::outside_footprint(&r.footprint, zone.metadata.uid, &z.region, &z.service_area.cells, z.location) {
+        return Err(ApiError::invalid(
+            "edgeCloudZoneId",
+            format!("zone {} is outside the app's footprint (requirements.footprint.{part}); choose a zone inside it or widen the footprint", zone.metadata.name),
+        ));
+    }
+    if !r.data_regions.is_empty() && !r.data_regions.contains(&z.region) {
+        return Err(ApiError::invalid(
+            "edgeCloudZoneId",
+            format!("zone {} is in region {}, where the app's data may not go (requirements.dataRegions)", zone.metadata.name, z.region),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses an image the cloudlet does not have (no image can be pulled from outside). A runtime

@@ -74,5 +74,20 @@ async fn admission_places_and_explains() -> anyhow::Result<()> {
     }
     let (s, e) = dev.post(&format!("{CAMARA}/appinstances"), &json!({"name": "placed_x", "appId": app, "edgeCloudZoneId": zone})).await?;
     assert_eq!((s, e["code"].as_str()), (409, Some("ABORTED")), "{e}");
+
+    // A zone outside the app's footprint or data geography is refused, naming the criterion.
+    let local = p.zone_id(&dev, "local").await?;
+    let (s, e) = admin.post("/op/v1/regions", &json!({"name": "elsewhere", "spec": {}})).await?;
+    assert_eq!(s, 201, "{e}");
+    for (name, requirements, criterion) in [
+        ("fenced", json!({"footprint": {"zones": [local]}}), "requirements.footprint.zones"),
+        ("sovereign", json!({"dataRegions": ["elsewhere"]}), "requirements.dataRegions"),
+    ] {
+        let app = dev.sample_app("place_org", name, json!({"requirements": requirements})).await?;
+        let (s, e) = dev.post(&format!("{CAMARA}/appinstances"), &json!({"name": format!("{name}_1"), "appId": app, "edgeCloudZoneId": zone})).await?;
+        assert_eq!(s, 400, "{e}");
+        let message = e["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("edgeCloudZoneId:") && message.contains(criterion), "{message}");
+    }
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! network's path estimates and the operator's weight matrix. No I/O, so it is tested alone and
 //! runs on the hot path.
 
-use op_types::specs::GeoPoint;
-use op_types::Uid;
+use op_types::specs::{Footprint, GeoPoint};
+use op_types::{Name, Uid};
 use serde::{Deserialize, Serialize};
 
 use crate::geo;
@@ -100,12 +100,24 @@ pub fn device_point(index: &EdgeIndex, at: &DeviceAt) -> Option<GeoPoint> {
 }
 
 fn in_footprint(app: &AppEntry, zone: &ZoneEntry) -> bool {
-    let fp = &app.requirements.footprint;
-    let by_zone = fp.zones.is_empty() || fp.zones.contains(&zone.uid);
-    let by_region = fp.regions.is_empty() || fp.regions.contains(&zone.region);
-    let by_cell = fp.cells.is_empty() || zone.cells.iter().any(|c| fp.cells.contains(c));
-    let by_polygon = fp.polygon.is_empty() || geo::in_polygon(zone.location, &fp.polygon);
-    by_zone && by_region && by_cell && by_polygon
+    outside_footprint(&app.requirements.footprint, zone.uid, &zone.region, &zone.cells, zone.location).is_none()
+}
+
+/// Which part of a footprint a zone falls outside of (`zones`, `regions`, `cells` or
+/// `polygon`), or None when the footprint allows it: the one footprint rule, for discovery and
+/// admission alike.
+pub fn outside_footprint(fp: &Footprint, zone: Uid, region: &Name, cells: &[String], location: GeoPoint) -> Option<&'static str> {
+    if !fp.zones.is_empty() && !fp.zones.contains(&zone) {
+        Some("zones")
+    } else if !fp.regions.is_empty() && !fp.regions.contains(region) {
+        Some("regions")
+    } else if !fp.cells.is_empty() && !cells.iter().any(|c| fp.cells.contains(c)) {
+        Some("cells")
+    } else if !fp.polygon.is_empty() && !geo::in_polygon(location, &fp.polygon) {
+        Some("polygon")
+    } else {
+        None
+    }
 }
 
 /// Checks one instance against the hard constraints.
