@@ -170,10 +170,22 @@ async fn list<S: InfraKind>(state: &AppState, caller: &Caller) -> Result<Vec<Obj
         caller.require_operator()?;
     }
     let (objs, _) = state.repo.list::<S, S::Observed>(S::KIND).await?;
+    let offered = if S::KIND == Kind::Flavor { offered_flavors(state, caller).await? } else { None };
     Ok(objs
         .into_iter()
         .filter(|o| S::KIND != Kind::Organization || caller.can_read(Some(&o.metadata.name)))
+        .filter(|o| S::KIND != Kind::Flavor || offered.as_ref().is_none_or(|f| f.contains(&o.metadata.name)))
         .collect())
+}
+
+/// For a developer, the flavors some cloudlet out of maintenance offers (a flavor no site has
+/// is no choice at all); None for the operator, who sees every flavor.
+async fn offered_flavors(state: &AppState, caller: &Caller) -> Result<Option<std::collections::BTreeSet<Name>>, ApiError> {
+    if caller.role.is_operator() {
+        return Ok(None);
+    }
+    let (cls, _) = state.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
+    Ok(Some(cls.into_iter().filter(|c| !c.spec.maintenance).flat_map(|c| c.spec.flavors).collect()))
 }
 
 async fn create<S: InfraKind>(state: &AppState, caller: &Caller, req: CreateRequest<S>) -> Result<Object<S, S::Observed>, ApiError> {
@@ -201,6 +213,9 @@ async fn get<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Res
     };
     let not_found = || ApiError::NotFound(format!("{} '{name}' not found", S::KIND));
     if !visible {
+        return Err(not_found());
+    }
+    if S::KIND == Kind::Flavor && offered_flavors(state, caller).await?.is_some_and(|f| !f.contains(&name)) {
         return Err(not_found());
     }
     state.repo.get_by_name::<S, S::Observed>(S::KIND, None, &name).await?.ok_or_else(not_found)

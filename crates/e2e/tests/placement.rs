@@ -75,6 +75,22 @@ async fn admission_places_and_explains() -> anyhow::Result<()> {
     let (s, e) = dev.post(&format!("{CAMARA}/appinstances"), &json!({"name": "placed_x", "appId": app, "edgeCloudZoneId": zone})).await?;
     assert_eq!((s, e["code"].as_str()), (409, Some("ABORTED")), "{e}");
 
+    // A flavor no available cloudlet offers is no choice for developers (m-5, in maintenance,
+    // is the only one with `gpu_xl`); the operator still sees it.
+    let (s, e) = admin.post("/op/v1/flavors", &json!({"name": "gpu_xl", "spec": {"vcpus": 4, "memoryMb": 4096, "diskGb": 10, "gpus": 1}})).await?;
+    assert_eq!(s, 201, "{e}");
+    let (s, e) = admin.post("/op/v1/cloudlets", &json!({"name": "m-5", "spec": {"zone": "metro",
+        "location": {"latitude": 48.85, "longitude": 2.35}, "platformType": "sim", "driverEndpoint": "sim://m-5",
+        "capacity": {"vcpus": 8, "memoryMb": 16384, "diskGb": 100, "gpus": 2}, "flavors": ["gpu_xl"], "maintenance": true}})).await?;
+    assert_eq!(s, 201, "{e}");
+    let names = |v: serde_json::Value| v.as_array().into_iter().flatten().filter_map(|f| f["metadata"]["name"].as_str().map(str::to_string)).collect::<Vec<_>>();
+    let (_, mine) = dev.get("/op/v1/flavors").await?;
+    let (_, all) = admin.get("/op/v1/flavors").await?;
+    assert!(!names(mine).contains(&"gpu_xl".to_string()));
+    assert!(names(all).contains(&"gpu_xl".to_string()));
+    assert_eq!(dev.get("/op/v1/flavors/gpu_xl").await?.0, 404);
+    assert_eq!(dev.get("/op/v1/flavors/small").await?.0, 200);
+
     // A zone outside the app's footprint or data geography is refused, naming the criterion.
     let local = p.zone_id(&dev, "local").await?;
     let (s, e) = admin.post("/op/v1/regions", &json!({"name": "elsewhere", "spec": {}})).await?;
