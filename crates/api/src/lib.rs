@@ -8,6 +8,7 @@ pub mod error;
 pub mod infra;
 pub mod json;
 pub mod metrics;
+pub mod placement;
 pub mod state;
 pub mod uni;
 pub mod users;
@@ -51,7 +52,7 @@ impl Modify for BearerAuth {
         infra::list_organizations, infra::create_organization, infra::get_organization, infra::delete_organization,
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
-        camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones,
+        camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones, placement::place,
         uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::keys, uni::well_known, uni::closest_edge_zone,
         uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
     )
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/organizations", get(list_organizations).post(create_organization))
         .route("/op/v1/organizations/{name}", get(get_organization).delete(delete_organization))
         .route("/op/v1/appinstances/{id}", get(get_instance_detail))
+        .route("/op/v1/apps/{appId}/placements", axum::routing::post(placement::place))
         .route("/op/v1/appinstances/{id}/logs", get(get_instance_logs))
         .route(&format!("{b}/apps"), get(get_apps).post(submit_app))
         .route(&format!("{b}/apps/{{id}}"), get(get_app).delete(delete_app))

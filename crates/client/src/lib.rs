@@ -168,6 +168,12 @@ impl Client {
     }
 
     /// Deploys an app to a zone.
+    /// Places an app by strategy (`everyEdge`, or `minimumCover` with a latency bound).
+    pub async fn place(&self, app: Uid, every_edge: bool, max_latency_ms: Option<f64>) -> Result<op_types::views::PlacementResult, ClientError> {
+        let body = if every_edge { json!({"strategy": "everyEdge"}) } else { json!({"strategy": "minimumCover", "maxLatencyMs": max_latency_ms}) };
+        self.call(Method::POST, &format!("/op/v1/apps/{app}/placements"), Some(&body)).await
+    }
+
     pub async fn create_instance(&self, name: &str, app: Uid, zone: Uid) -> Result<AppInstanceInfo, ClientError> {
         let body = json!({"name": name, "appId": app, "edgeCloudZoneId": zone});
         self.call(Method::POST, &format!("{CAMARA}/appinstances"), Some(&body)).await

@@ -107,3 +107,60 @@ async fn admission_places_and_explains() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Strategies: the minimum cover of a footprint within a latency bound (six zones on a line,
+/// each reaching its neighbours: two suffice), then every edge; asking again deploys nothing
+/// twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn strategies_cover_the_footprint() -> anyhow::Result<()> {
+    let p = Platform::start().await?;
+    let admin = p.admin().await?;
+    let (s, e) = admin.post("/op/v1/regions", &json!({"name": "line", "spec": {}})).await?;
+    assert_eq!(s, 201, "{e}");
+    for i in 1..=6 {
+        // 50 km apart along a meridian (0.45 degrees of latitude).
+        let lat = 44.0 + 0.45 * f64::from(i);
+        let (s, e) = admin.post("/op/v1/zones", &json!({"name": format!("z{i}"), "spec": {"region": "line",
+            "location": {"latitude": lat, "longitude": 3.0}, "serviceArea": {"cells": [format!("cell{i}a"), format!("cell{i}b")]}}})).await?;
+        assert_eq!(s, 201, "{e}");
+        let (s, e) = admin.post("/op/v1/cloudlets", &json!({"name": format!("z{i}-1"), "spec": {"zone": format!("z{i}"),
+            "location": {"latitude": lat, "longitude": 3.0}, "platformType": "sim", "driverEndpoint": format!("sim://z{i}"),
+            "capacity": {"vcpus": 8, "memoryMb": 16384, "diskGb": 100}, "flavors": ["small"]}})).await?;
+        assert_eq!(s, 201, "{e}");
+    }
+    let dev = p.developer("line_org", "lena", "Manager").await?;
+    let app = dev.sample_app("line_org", "liner", json!({"requirements": {"footprint": {"regions": ["line"]}}})).await?;
+    let path = format!("/op/v1/apps/{app}/placements");
+
+    let (s, e) = dev.post(&path, &json!({"strategy": "minimumCover"})).await?;
+    assert_eq!(s, 400, "{e}");
+    assert!(e["message"].as_str().unwrap_or_default().starts_with("maxLatencyMs:"), "{e}");
+
+    // 1 ms + 50 km / 100 km per ms = 1.5 ms to a neighbour, 2.0 ms two zones away.
+    let (s, plan) = dev.post(&path, &json!({"strategy": "minimumCover", "maxLatencyMs": 1.6})).await?;
+    assert_eq!(s, 202, "{plan}");
+    let zones = |v: &serde_json::Value, outcome: &str| {
+        let mut z: Vec<String> = v["zones"].as_array().into_iter().flatten()
+            .filter(|z| z["outcome"] == outcome).filter_map(|z| z["edgeCloudZoneName"].as_str().map(str::to_string)).collect();
+        z.sort();
+        z
+    };
+    assert_eq!(zones(&plan, "created"), vec!["z2", "z5"], "{plan}");
+    assert_eq!((plan["method"].as_str(), plan["lowerBound"].as_u64()), (Some("exact"), Some(2)), "{plan}");
+
+    let (_, again) = dev.post(&path, &json!({"strategy": "minimumCover", "maxLatencyMs": 1.6})).await?;
+    assert_eq!(zones(&again, "existing"), vec!["z2", "z5"], "{again}");
+    assert!(zones(&again, "created").is_empty());
+
+    let (s, every) = dev.post(&path, &json!({"strategy": "everyEdge"})).await?;
+    assert_eq!(s, 202, "{every}");
+    assert_eq!(zones(&every, "created"), vec!["z1", "z3", "z4", "z6"], "{every}");
+    assert_eq!(zones(&every, "existing"), vec!["z2", "z5"], "{every}");
+    let (_, list) = dev.get(&format!("{CAMARA}/appinstances?appId={app}")).await?;
+    assert_eq!(list.as_array().map(Vec::len), Some(6), "one instance per zone, never two");
+
+    // Another organization cannot place this app.
+    let other = p.developer("other_org", "otto", "Manager").await?;
+    assert_eq!(other.post(&path, &json!({"strategy": "everyEdge"})).await?.0, 404);
+    Ok(())
+}

@@ -160,7 +160,8 @@ struct CloudletArgs {
     lat: f64,
     #[arg(long, allow_hyphen_values = true)]
     lon: f64,
-    /// Docker Engine API endpoint, e.g. unix:///run/podman/podman.sock.
+    /// Docker Engine API endpoint, e.g. unix:///run/podman/podman.sock (or sim://NAME for a
+    /// modelled cloudlet).
     #[arg(long)]
     endpoint: String,
     #[arg(long)]
@@ -211,6 +212,18 @@ enum AppCmd {
     Create(Box<AppCreate>),
     /// Delete an app (name or id).
     Delete { app: String },
+    /// Deploy an app by strategy: on every edge of its footprint, or on the fewest edges that
+    /// cover it within a latency bound. Zones already running it are left as they are.
+    Place {
+        /// The app (name or id).
+        app: String,
+        /// One instance on every edge of the footprint.
+        #[arg(long, conflicts_with = "max_latency_ms")]
+        every_edge: bool,
+        /// Minimum cover within this bound, ms (default: the app's requirements.maxLatencyMs).
+        #[arg(long)]
+        max_latency_ms: Option<f64>,
+    },
 }
 
 #[derive(Args)]
@@ -218,7 +231,7 @@ struct AppCreate {
     /// App name (not needed with --file).
     name: Option<String>,
     /// A CAMARA AppManifest, JSON or YAML.
-    #[arg(long, conflicts_with_all = ["version", "image", "port", "device_key_file", "instantiation"])]
+    #[arg(long, conflicts_with_all = ["version", "image", "port", "device_key_file", "instantiation", "footprint_regions"])]
     file: Option<PathBuf>,
     #[arg(long)]
     version: Option<String>,
@@ -248,6 +261,9 @@ struct AppCreate {
     /// starts one near a device that asks).
     #[arg(long, value_parser = ["static", "dynamic"])]
     instantiation: Option<String>,
+    /// Regions the app may run in (its footprint), repeatable; default: anywhere.
+    #[arg(long = "footprint-region")]
+    footprint_regions: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -487,7 +503,8 @@ fn cloudlet_spec(_: &str, a: CloudletArgs) -> Result<CloudletSpec> {
     Ok(CloudletSpec {
         zone: name(&a.zone, "zone")?,
         location: GeoPoint { latitude: a.lat, longitude: a.lon },
-        platform_type: PlatformType::Docker,
+        // sim://NAME is a modelled cloudlet; anything else a Docker Engine API.
+        platform_type: if a.endpoint.starts_with("sim://") { PlatformType::Sim } else { PlatformType::Docker },
         driver_endpoint: a.endpoint,
         public_host: a.public_host,
         capacity: Resources { vcpus: a.vcpus, memory_mb: a.memory_mb, disk_gb: a.disk_gb, gpus: a.gpus },
@@ -597,7 +614,10 @@ fn manifest_from_flags(a: &AppCreate, provider: String) -> Result<Value> {
         m["deviceAuth"] = json!({"publicKeyPem": pem});
     }
     if let Some(i) = &a.instantiation {
-        m["requirements"] = json!({"instantiation": i});
+        m["requirements"]["instantiation"] = json!(i);
+    }
+    if !a.footprint_regions.is_empty() {
+        m["requirements"]["footprint"] = json!({"regions": a.footprint_regions});
     }
     Ok(m)
 }
@@ -660,6 +680,27 @@ async fn apps(ctx: &Ctx, cmd: AppCmd) -> Result<()> {
             ctx.client.delete_app(app_id(ctx, &app).await?).await?;
             eprintln!("deleted app {app}");
             Ok(())
+        }
+        AppCmd::Place { app, every_edge, max_latency_ms } => {
+            let r = ctx.client.place(app_id(ctx, &app).await?, every_edge, max_latency_ms).await?;
+            if let (Some(m), Some(lb)) = (&r.method, r.lower_bound) {
+                eprintln!("minimum cover: {} zones ({m}; no cover needs fewer than {lb})", r.zones.len());
+            }
+            if !r.uncovered_cells.is_empty() {
+                eprintln!("cells no zone reaches within the bound: {}", r.uncovered_cells.join(", "));
+            }
+            print(ctx.out, &r, || {
+                let mut t = table(&["ZONE", "OUTCOME", "INSTANCE", "REASON"]);
+                for z in &r.zones {
+                    t.add_row(vec![
+                        z.edge_cloud_zone_name.clone(),
+                        z.outcome.clone(),
+                        z.app_instance_id.map(|i| i.to_string()).unwrap_or_default(),
+                        z.reason.clone().unwrap_or_default(),
+                    ]);
+                }
+                t
+            })
         }
     }
 }

@@ -158,3 +158,37 @@ impl From<User> for UserView {
     }
 }
 
+/// One zone of a placement and what became of it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacedZone {
+    /// The zone.
+    pub edge_cloud_zone_id: Uid,
+    /// Its name.
+    pub edge_cloud_zone_name: String,
+    /// `created`, `existing` (the app already runs there) or `refused`.
+    pub outcome: String,
+    /// The instance, when created or existing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_instance_id: Option<Uid>,
+    /// Why admission refused the zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a placement did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementResult {
+    /// The zones chosen, each with its outcome.
+    pub zones: Vec<PlacedZone>,
+    /// For a minimum cover: `exact` (proven minimal) or `greedy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// For a minimum cover: no cover needs fewer zones than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_bound: Option<usize>,
+    /// For a minimum cover: cells of the footprint no zone reaches within the bound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncovered_cells: Vec<String>,
+}
