@@ -169,7 +169,7 @@ pub(crate) struct Admitted {
 /// a cloudlet where a fixed port of the app is taken is passed over. Errors name the field a
 /// developer can change; the decision is explained in the instance.
 async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admitted, ApiError> {
-    use op_placement::decide::{decide, Need, Point, Policy, Site, Sites};
+    use op_placement::decide::{decide, Need, Point, Site, Sites};
     let mut cloudlets = cloudlets_in(s, &zone.metadata.name).await?;
     cloudlets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     if cloudlets.iter().all(|c| c.spec.maintenance) {
@@ -231,16 +231,20 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
         .filter(|(_, cl)| here(&cl.metadata.name).any(|i| i.spec.app_id == app.metadata.uid))
         .map(|(i, _)| i as u32)
         .collect();
-    let policy = Policy::default();
+    let (policy, class) = placement_policy(s, &zone.spec.region, app, &cloudlets).await?;
     let mut too_big = true;
     let mut port_clash = None;
+    let mut barred = false;
     for k in candidates {
         let flavor = &flavors[k];
         if cloudlets.iter().any(|cl| cl.spec.flavors.contains(&flavor.metadata.name) && flavor.spec.fits_in(&cl.spec.capacity)) {
             too_big = false;
         }
-        let need = Need { app: 0, resources: to_placement(&flavor.spec), flavor: Some(k as u32), deployed: deployed.clone(), ..Need::default() };
+        let need = Need { app: 0, class, resources: to_placement(&flavor.spec), flavor: Some(k as u32), deployed: deployed.clone(), ..Need::default() };
         let decision = decide(&index, &need, &policy, &|_| None);
+        barred |= decision.ranked.is_empty()
+            && !decision.rejected.is_empty()
+            && decision.rejected.iter().all(|(_, r)| matches!(r, op_placement::decide::Rejection::Barred | op_placement::decide::Rejection::Unavailable));
         for (rank, choice) in decision.ranked.iter().enumerate() {
             let cl = &cloudlets[choice.site as usize];
             let on_it: Vec<&AppInstance> = here(&cl.metadata.name).collect();
@@ -283,6 +287,9 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
     }
     if let Some((field, port)) = port_clash {
         return Err(ApiError::AlreadyExists(format!("{field}: port {port} is already taken in this zone")));
+    }
+    if barred {
+        return Err(ApiError::Forbidden("the operator's placement policy bars this app from every edge of this zone; try another zone".into()));
     }
     if too_big {
         let what = app.spec.flavor.as_ref().map_or("requiredResources".to_string(), |f| format!("flavor '{f}'"));
@@ -365,6 +372,47 @@ pub(crate) async fn create_instance(s: &AppState, app: &App, zone: &Object<ZoneS
     s.repo.create(&mut inst).await?;
     tracing::info!(instance = %inst.metadata.uid, cloudlet = %inst.spec.cloudlet, by, "instance accepted");
     Ok(inst)
+}
+
+/// The operator's placement policy for a zone of `region`, in the engine's terms for `app`
+/// (which is app 0, and whose class is returned) on `cloudlets` (site ids are their indices):
+/// the policy named after the region, else `default`, else the platform's defaults.
+async fn placement_policy(
+    s: &AppState,
+    region: &Name,
+    app: &App,
+    cloudlets: &[op_types::specs::Cloudlet],
+) -> Result<(op_placement::decide::Policy, u32), ApiError> {
+    use op_types::specs::{PlacementPolicySpec, PlacementWeights};
+    let default = Name::new("default").map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut spec = None;
+    for name in [region, &default] {
+        if let Some(p) = s.repo.get_by_name::<PlacementPolicySpec, ()>(Kind::PlacementPolicy, None, name).await? {
+            spec = Some(p.spec);
+            break;
+        }
+    }
+    let spec = spec.unwrap_or_default();
+    let weights = |w: &PlacementWeights| op_placement::decide::Weights {
+        distance: w.distance,
+        latency: w.latency,
+        edge_load: w.edge_load,
+        network_load: w.network_load,
+        forecast: w.forecast,
+        not_deployed: w.not_deployed,
+        no_mobility: w.no_mobility,
+    };
+    let site = |name: &Name| cloudlets.iter().position(|c| &c.metadata.name == name).map(|i| i as u32);
+    let uid = app.metadata.uid;
+    let policy = op_placement::decide::Policy {
+        weights: weights(&spec.weights),
+        by_class: spec.by_class.values().enumerate().map(|(i, w)| (i as u32 + 1, weights(w))).collect(),
+        barred_sites: spec.barred_cloudlets.iter().filter_map(site).collect(),
+        barred_apps: if spec.barred_apps.contains(&uid) { [0].into() } else { Default::default() },
+        barred_pairs: spec.barred_pairs.iter().filter(|b| b.app == uid).filter_map(|b| site(&b.cloudlet)).map(|c| (0, c)).collect(),
+    };
+    let class = app.spec.requirements.app_class.as_ref().and_then(|c| spec.by_class.keys().position(|k| k == c)).map_or(0, |i| i as u32 + 1);
+    Ok((policy, class))
 }
 
 /// Refuses a zone outside the app's footprint or data geography (OPG.02 criteria a and g).

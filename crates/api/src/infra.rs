@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use op_types::specs::{
-    AppInstance, Cloudlet, CloudletObserved, CloudletSpec, FlavorSpec, OrganizationSpec, RegionSpec, ZoneSpec,
+    AppInstance, Cloudlet, CloudletObserved, CloudletSpec, FlavorSpec, OrganizationSpec, PlacementPolicySpec, RegionSpec, ZoneSpec,
 };
 use op_types::{Kind, Name, Object, State as ObjState, Validate};
 use serde::de::DeserializeOwned;
@@ -149,6 +149,12 @@ pub fn valid_org_name(name: &Name) -> Result<(), ApiError> {
     }
 }
 
+impl InfraKind for PlacementPolicySpec {
+    type Observed = ();
+    const KIND: Kind = Kind::PlacementPolicy;
+    const DEVELOPERS_READ: bool = false;
+}
+
 impl InfraKind for OrganizationSpec {
     type Observed = ();
     const KIND: Kind = Kind::Organization;
@@ -276,6 +282,17 @@ macro_rules! resource {
 resource!(RegionSpec, (), list_regions, create_region, get_region, delete_region, "/op/v1/regions", "/op/v1/regions/{name}", "regions");
 resource!(ZoneSpec, (), list_zones, create_zone, get_zone, delete_zone, "/op/v1/zones", "/op/v1/zones/{name}", "zones");
 resource!(CloudletSpec, CloudletObserved, list_cloudlets, create_cloudlet, get_cloudlet, delete_cloudlet, "/op/v1/cloudlets", "/op/v1/cloudlets/{name}", "cloudlets");
+resource!(
+    PlacementPolicySpec,
+    (),
+    list_placement_policies,
+    create_placement_policy,
+    get_placement_policy,
+    delete_placement_policy,
+    "/op/v1/placementpolicies",
+    "/op/v1/placementpolicies/{name}",
+    "placement policies"
+);
 resource!(FlavorSpec, (), list_flavors, create_flavor, get_flavor, delete_flavor, "/op/v1/flavors", "/op/v1/flavors/{name}", "flavors");
 resource!(
     OrganizationSpec,

@@ -164,3 +164,69 @@ async fn strategies_cover_the_footprint() -> anyhow::Result<()> {
     assert_eq!(other.post(&path, &json!({"strategy": "everyEdge"})).await?.0, 404);
     Ok(())
 }
+
+/// The operator's placement policy: barring rules rule edges (and apps) out, and a weight
+/// matrix per app class changes where instances go; the policy named after a zone's region
+/// applies there.
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_policy_bars_and_weighs() -> anyhow::Result<()> {
+    let p = Platform::start().await?;
+    let admin = p.admin().await?;
+    assert_eq!(admin.post("/op/v1/regions", &json!({"name": "west", "spec": {}})).await?.0, 201);
+    let (s, e) = admin.post("/op/v1/zones", &json!({"name": "brest", "spec": {"region": "west",
+        "location": {"latitude": 48.39, "longitude": -4.49}, "serviceArea": {"cells": ["b1"]}}})).await?;
+    assert_eq!(s, 201, "{e}");
+    for name in ["p-1", "p-2"] {
+        let (s, e) = admin.post("/op/v1/cloudlets", &json!({"name": name, "spec": {"zone": "brest",
+            "location": {"latitude": 48.39, "longitude": -4.49}, "platformType": "sim", "driverEndpoint": format!("sim://{name}"),
+            "capacity": {"vcpus": 8, "memoryMb": 16384, "diskGb": 100}, "flavors": ["small"]}})).await?;
+        assert_eq!(s, 201, "{e}");
+    }
+    let dev = p.developer("policy_org", "polly", "Manager").await?;
+    let zone = p.zone_id(&dev, "brest").await?;
+    let plain = dev.sample_app("policy_org", "plain", json!({})).await?;
+    let spread = dev.sample_app("policy_org", "spread", json!({"requirements": {"appClass": "spread"}})).await?;
+    let cloudlet_of = |id: String| {
+        let admin = admin.clone();
+        async move { anyhow::Ok(admin.get(&format!("/op/v1/appinstances/{id}")).await?.1["spec"]["cloudlet"].as_str().unwrap_or_default().to_string()) }
+    };
+
+    // Bad weights are refused by name; developers cannot read or write policies.
+    let (s, e) = admin.post("/op/v1/placementpolicies", &json!({"name": "west", "spec": {"weights": {"edgeLoad": -1}}})).await?;
+    assert_eq!(s, 400);
+    assert!(e["message"].as_str().unwrap_or_default().starts_with("spec.weights.edgeLoad"), "{e}");
+    assert_eq!(dev.post("/op/v1/placementpolicies", &json!({"name": "west", "spec": {}})).await?.0, 403);
+
+    // The region's policy: p-1 barred; the `spread` class weighs load heavily and deployment not at all.
+    let (s, e) = admin.post("/op/v1/placementpolicies", &json!({"name": "west", "spec": {"barredCloudlets": ["p-1"],
+        "byClass": {"spread": {"edgeLoad": 50, "notDeployed": 0}}}})).await?;
+    assert_eq!(s, 201, "{e}");
+    let first = dev.deploy("plain_1", &plain, &zone).await?;
+    assert_eq!(cloudlet_of(first.clone()).await?, "p-2");
+    let (_, inst) = admin.get(&format!("/op/v1/appinstances/{first}")).await?;
+    let edges = inst["observed"]["placement"]["edges"].to_string();
+    assert!(edges.contains("barred by the operator"), "{edges}");
+
+    // Without the bar: the plain app stays together (already deployed wins over a little load),
+    // the spread class goes where the load is lowest.
+    assert_eq!(admin.delete("/op/v1/placementpolicies/west").await?.0, 204);
+    let (s, e) = admin.post("/op/v1/placementpolicies", &json!({"name": "west", "spec": {
+        "byClass": {"spread": {"edgeLoad": 50, "notDeployed": 0}}}})).await?;
+    assert_eq!(s, 201, "{e}");
+    let second = dev.deploy("plain_2", &plain, &zone).await?;
+    assert_eq!(cloudlet_of(second).await?, "p-2", "with the app already there");
+    let s1 = cloudlet_of(dev.deploy("spread_1", &spread, &zone).await?).await?;
+    assert_eq!(s1, "p-1", "p-2 carries two instances already");
+    let s2 = cloudlet_of(dev.deploy("spread_2", &spread, &zone).await?).await?;
+    assert_eq!(s2, "p-1", "p-1 has one, p-2 two");
+    let s3 = cloudlet_of(dev.deploy("spread_3", &spread, &zone).await?).await?;
+    assert_eq!(s3, "p-1", "tie at two each: the lower id");
+
+    // An app barred everywhere is refused as such.
+    let (s, e) = admin.post("/op/v1/placementpolicies", &json!({"name": "default", "spec": {"barredApps": [plain]}})).await?;
+    assert_eq!(s, 201, "{e}");
+    assert_eq!(admin.delete("/op/v1/placementpolicies/west").await?.0, 204);
+    let (s, e) = dev.post(&format!("{CAMARA}/appinstances"), &json!({"name": "plain_3", "appId": plain, "edgeCloudZoneId": zone})).await?;
+    assert_eq!((s, e["code"].as_str()), (403, Some("PERMISSION_DENIED")), "{e}");
+    Ok(())
+}

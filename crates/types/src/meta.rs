@@ -21,11 +21,12 @@ pub enum Kind {
     User,
     App,
     AppInstance,
+    PlacementPolicy,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -34,6 +35,7 @@ impl Kind {
         Kind::User,
         Kind::App,
         Kind::AppInstance,
+        Kind::PlacementPolicy,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -47,6 +49,7 @@ impl Kind {
             Kind::User => "users",
             Kind::App => "apps",
             Kind::AppInstance => "appinstances",
+            Kind::PlacementPolicy => "placementpolicies",
         }
     }
 

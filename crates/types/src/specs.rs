@@ -239,6 +239,93 @@ impl Validate for OrganizationSpec {
     }
 }
 
+/// The operator's weight matrix: what each placement criterion costs (lower total wins).
+/// Missing entries keep the platform's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct PlacementWeights {
+    /// Per 100 km from the location served.
+    pub distance: f64,
+    /// Per 10 ms of estimated latency.
+    pub latency: f64,
+    /// Edge load, 0 to 1.
+    pub edge_load: f64,
+    /// Network load, 0 to 1.
+    pub network_load: f64,
+    /// Forecast edge usage, 0 to 1.
+    pub forecast: f64,
+    /// Added where the app is not deployed yet.
+    pub not_deployed: f64,
+    /// Added where the edge lacks mobility support.
+    pub no_mobility: f64,
+}
+
+impl Default for PlacementWeights {
+    fn default() -> Self {
+        Self { distance: 1.0, latency: 2.0, edge_load: 1.0, network_load: 0.5, forecast: 0.5, not_deployed: 0.2, no_mobility: 0.1 }
+    }
+}
+
+impl Validate for PlacementWeights {
+    fn validate(&self) -> Result<(), FieldError> {
+        for (v, f) in [
+            (self.distance, "distance"),
+            (self.latency, "latency"),
+            (self.edge_load, "edgeLoad"),
+            (self.network_load, "networkLoad"),
+            (self.forecast, "forecast"),
+            (self.not_deployed, "notDeployed"),
+            (self.no_mobility, "noMobility"),
+        ] {
+            ensure(v.is_finite() && (0.0..=1000.0).contains(&v), f, "must be a number from 0 to 1000")?;
+        }
+        Ok(())
+    }
+}
+
+/// An app barred from a cloudlet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BarredPair {
+    /// The app.
+    pub app: Uid,
+    /// The cloudlet.
+    pub cloudlet: Name,
+}
+
+/// The operator's placement policy (OPG.02 network/operator criteria): the weight matrix, per
+/// app class, and barring rules. The policy named after a zone's region applies there, else
+/// the one named `default`, else the platform's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlacementPolicySpec {
+    /// Weights for apps without a class of their own here.
+    #[serde(default)]
+    pub weights: PlacementWeights,
+    /// Weights per app class (`requirements.appClass`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_class: BTreeMap<Name, PlacementWeights>,
+    /// Cloudlets no app may be placed on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub barred_cloudlets: Vec<Name>,
+    /// Apps that may not be placed anywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub barred_apps: Vec<Uid>,
+    /// Apps barred from particular cloudlets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub barred_pairs: Vec<BarredPair>,
+}
+
+impl Validate for PlacementPolicySpec {
+    fn validate(&self) -> Result<(), FieldError> {
+        self.weights.validate().map_err(|e| e.under("weights"))?;
+        for (class, w) in &self.by_class {
+            w.validate().map_err(|e| e.under(&format!("byClass.{class}")))?;
+        }
+        ensure(self.barred_cloudlets.len() + self.barred_apps.len() + self.barred_pairs.len() <= 10_000, "barredCloudlets", "at most 10,000 barring rules")
+    }
+}
+
 /// Roles. Operator roles act on the whole platform; the others act within one organization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum Role {
@@ -632,6 +719,9 @@ pub struct Requirements {
     /// Also available to devices roaming in partner networks.
     #[serde(default)]
     pub visited_networks: bool,
+    /// The app's class in the operator's placement policy (its weight matrix per class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_class: Option<Name>,
 }
 
 impl Validate for Requirements {
@@ -888,6 +978,8 @@ pub type Cloudlet = Object<CloudletSpec, CloudletObserved>;
 pub type Flavor = Object<FlavorSpec>;
 /// A stored organization.
 pub type Organization = Object<OrganizationSpec>;
+/// A stored placement policy.
+pub type PlacementPolicy = Object<PlacementPolicySpec>;
 /// A stored user.
 pub type User = Object<UserSpec>;
 /// A stored app.
