@@ -383,7 +383,7 @@ async fn placement_policy(
     app: &App,
     cloudlets: &[op_types::specs::Cloudlet],
 ) -> Result<(op_placement::decide::Policy, u32), ApiError> {
-    use op_types::specs::{PlacementPolicySpec, PlacementWeights};
+    use op_types::specs::PlacementPolicySpec;
     let default = Name::new("default").map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut spec = None;
     for name in [region, &default] {
@@ -393,20 +393,11 @@ async fn placement_policy(
         }
     }
     let spec = spec.unwrap_or_default();
-    let weights = |w: &PlacementWeights| op_placement::decide::Weights {
-        distance: w.distance,
-        latency: w.latency,
-        edge_load: w.edge_load,
-        network_load: w.network_load,
-        forecast: w.forecast,
-        not_deployed: w.not_deployed,
-        no_mobility: w.no_mobility,
-    };
     let site = |name: &Name| cloudlets.iter().position(|c| &c.metadata.name == name).map(|i| i as u32);
     let uid = app.metadata.uid;
     let policy = op_placement::decide::Policy {
-        weights: weights(&spec.weights),
-        by_class: spec.by_class.values().enumerate().map(|(i, w)| (i as u32 + 1, weights(w))).collect(),
+        weights: spec.weights,
+        by_class: spec.by_class.values().enumerate().map(|(i, w)| (i as u32 + 1, *w)).collect(),
         barred_sites: spec.barred_cloudlets.iter().filter_map(site).collect(),
         barred_apps: if spec.barred_apps.contains(&uid) { [0].into() } else { Default::default() },
         barred_pairs: spec.barred_pairs.iter().filter(|b| b.app == uid).filter_map(|b| site(&b.cloudlet)).map(|c| (0, c)).collect(),

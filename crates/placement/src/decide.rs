@@ -133,30 +133,9 @@ pub struct Need {
     pub deployed: BTreeSet<u32>,
 }
 
-/// The operator's weight matrix: how much each criterion costs (lower total wins).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Weights {
-    /// Per 100 km from the location to serve.
-    pub distance: f64,
-    /// Per 10 ms of estimated latency.
-    pub latency: f64,
-    /// Edge load (0..1).
-    pub edge_load: f64,
-    /// Network load (0..1).
-    pub network_load: f64,
-    /// Forecast usage (0..1).
-    pub forecast: f64,
-    /// Added where the app is not deployed yet ("already deployed" criterion).
-    pub not_deployed: f64,
-    /// Added where the site lacks mobility support (when the app does not require it).
-    pub no_mobility: f64,
-}
-
-impl Default for Weights {
-    fn default() -> Self {
-        Self { distance: 1.0, latency: 2.0, edge_load: 1.0, network_load: 0.5, forecast: 0.5, not_deployed: 0.2, no_mobility: 0.1 }
-    }
-}
+/// The operator's weight matrix: how much each criterion costs (lower total wins). The
+/// platform's stored policy type, so what the operator writes is what the engine reads.
+pub use op_types::specs::PlacementWeights as Weights;
 
 /// The operator's policy: a weight matrix per app class and barring rules.
 #[derive(Clone, Debug, Default, PartialEq)]
