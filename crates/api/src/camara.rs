@@ -507,19 +507,27 @@ pub async fn delete_app_instance(
     c: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let inst = visible_instance(&s, &c, &id).await?;
+    if let Some(org) = &inst.metadata.organization {
+        c.require_write(org)?;
+    }
+    request_deletion(&s, inst.metadata.uid, &c.user).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Marks an instance for deletion (the controller removes its container, then the object);
+/// marking one already marked, or gone, is not an error.
+pub(crate) async fn request_deletion(s: &AppState, uid: Uid, by: &str) -> Result<(), ApiError> {
     loop {
-        let mut inst = visible_instance(&s, &c, &id).await?;
-        if let Some(org) = &inst.metadata.organization {
-            c.require_write(org)?;
-        }
+        let Some(mut inst) = s.repo.get::<AppInstanceSpec, op_types::specs::InstanceObserved>(Kind::AppInstance, uid).await? else { return Ok(()) };
         if inst.metadata.deletion_requested.is_some() {
-            return Ok(StatusCode::ACCEPTED);
+            return Ok(());
         }
         inst.metadata.deletion_requested = Some(chrono::Utc::now());
         match s.repo.update(&mut inst).await {
             Ok(()) => {
-                tracing::info!(instance = %id, user = %c.user, "instance deletion requested");
-                return Ok(StatusCode::ACCEPTED);
+                tracing::info!(instance = %uid, by, "instance deletion requested");
+                return Ok(());
             }
             Err(op_store::RepoError::Conflict) => continue,
             Err(e) => return Err(e.into()),

@@ -9,6 +9,7 @@ pub mod infra;
 pub mod json;
 pub mod metrics;
 pub mod placement;
+pub mod scale;
 pub mod state;
 pub mod uni;
 pub mod users;
@@ -54,7 +55,7 @@ impl Modify for BearerAuth {
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
         camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones, placement::place,
-        uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::keys, uni::well_known, uni::closest_edge_zone,
+        uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::close, uni::keys, uni::well_known, uni::closest_edge_zone,
         uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
     )
 )]
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/uni/v1/network-events/{secret}", axum::routing::post(uni::network_events))
         .route("/uni/v1/sessions/{id}/confirm", axum::routing::post(uni::confirm))
         .route("/uni/v1/sessions/{id}/events", get(uni::events))
+        .route("/uni/v1/sessions/{id}", axum::routing::delete(uni::close))
         .route("/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone", axum::routing::post(uni::closest_edge_zone))
         .route("/optimal-edge-discovery/v0.1/retrieve-optimal-edge-cloud-zones", axum::routing::post(uni::optimal_edge_zones))
         .route("/optimal-edge-discovery/v0.1/regions", get(uni::regions))

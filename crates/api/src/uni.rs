@@ -395,7 +395,9 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
     let network = s.uni.network()?.clone();
     // Path estimates for the zones with instances of this app and, for an app instantiated on
     // demand, the zones serving the device (outside the index lock).
-    let dynamic = app.requirements.instantiation == InstantiationType::Dynamic;
+    // Dynamic apps start where their devices are; capacity-based ones too for their first
+    // users (the scaler adds the rest as users come).
+    let dynamic = matches!(app.requirements.instantiation, InstantiationType::Dynamic | InstantiationType::CapacityBased);
     let zones: Vec<(Uid, String)> = {
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
         let local = if dynamic { ix.zones_serving(device_at.cell.as_deref(), device_at.point) } else { Vec::new() };
@@ -644,6 +646,19 @@ pub async fn confirm(
     claims.inst = req.app_instance_id;
     let session_token = s.uni.signer.sign(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(Confirmed { session_token }))
+}
+
+/// End a session: the device is done with the app (its user no longer counts toward the app's
+/// capacity-based instances).
+#[utoipa::path(delete, path = "/uni/v1/sessions/{id}", tag = "UNI", params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn close(State(s): State<AppState>, axum::extract::Path(id): axum::extract::Path<String>, session: Session) -> Result<StatusCode, ApiError> {
+    session.for_session(&id)?;
+    if s.uni.sessions.close(&id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("session not found (expired or already closed)".into()))
+    }
 }
 
 /// Server-sent events for a session: `edgeChanged`, `ipChanged`, `noEdge`.

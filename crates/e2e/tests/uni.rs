@@ -43,11 +43,18 @@ async fn api_error(r: Result<op_types::uni::Registration, op_device::DeviceError
 /// The emulator on its lab scenario, a platform using it, and two edge zones (Paris, Lyon),
 /// each with a cloudlet on this machine's runtime.
 async fn lab() -> anyhow::Result<(Netemu, Platform, Api)> {
+    lab_with(&[]).await
+}
+
+/// [`lab`] with more `opd serve` arguments.
+async fn lab_with(extra: &[&str]) -> anyhow::Result<(Netemu, Platform, Api)> {
     let net = Netemu::start()?;
-    let p = Platform::start_with(&[
+    let mut args = vec![
         "--network-api", &net.url, "--network-client-secret", "op-platform-secret",
         "--mcc", "208", "--mnc", "01", "--device-rps", "2",
-    ]).await?;
+    ];
+    args.extend_from_slice(extra);
+    let p = Platform::start_with(&args).await?;
     let admin = p.admin().await?;
     for (zone, cells, dnai, lat, lon) in [
         ("zone-paris", &PARIS_CELLS[..], "dnai-paris", 48.8566, 2.3522),
@@ -342,5 +349,73 @@ async fn every_cloudlet_runs_a_probe_that_goes_with_it() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(probes_of_platform(&p.data_dir()).await?.len(), 2);
+    Ok(())
+}
+
+/// Capacity-based instantiation: one instance per user here. Three phones in Paris register
+/// (the first waits for the instance its registration starts); the scaler brings the app to
+/// three instances in Paris; two phones end their sessions and the two idle instances go.
+#[tokio::test(flavor = "multi_thread")]
+async fn capacity_based_app_scales_with_its_users() -> anyhow::Result<()> {
+    let (_net, p, _admin) = lab_with(&["--scale-every-ms", "200", "--scale-in-after-secs", "1"]).await?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let dev = p.developer("uni_games", "una", "Manager").await?;
+    let mut manifest = sample_manifest("uni_games", "arena");
+    manifest["deviceAuth"] = json!({"publicKeyPem": key.public_key_pem()});
+    manifest["requirements"] = json!({"instantiation": "capacityBased", "usersPerInstance": 1});
+    let (s, b) = dev.post(&format!("{CAMARA}/apps"), &manifest).await?;
+    assert_eq!(s, 201, "{b}");
+    let app = b["appId"].as_str().unwrap_or_default().to_string();
+    let paris = p.zone_id(&dev, "zone-paris").await?;
+    let count = |ready_only: bool| {
+        let (dev, app, paris) = (dev.clone(), app.clone(), paris.clone());
+        async move {
+            let (_, list) = dev.get(&format!("{CAMARA}/appinstances?appId={app}")).await?;
+            let all = list.as_array().cloned().unwrap_or_default();
+            anyhow::ensure!(all.iter().all(|i| i["edgeCloudZoneId"] == paris.as_str()), "instances where the users are: {list}");
+            anyhow::Ok(all.iter().filter(|i| !ready_only || i["status"] == "ready").count())
+        }
+    };
+    let wait_for = |n: usize| {
+        let count = count;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(45);
+            loop {
+                let have = count(true).await?;
+                if have == n && count(false).await? == n {
+                    return anyhow::Ok(());
+                }
+                anyhow::ensure!(Instant::now() < deadline, "{have} ready instances, waiting for {n}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+
+    let uni = op_device::DeviceClient::new(&p.url);
+    let token = app_token(&key.serialize_pem(), "user");
+    let mut regs = Vec::new();
+    for phone in ["+33612340001", "+33612340002", EVE] {
+        let reg = uni.register(&register(phone, &token, None)).await.map_err(|e| anyhow::anyhow!("{phone}: {e}\n{}", p.log()))?;
+        assert_eq!(reg.endpoint.edge_cloud_zone_id.to_string(), paris);
+        regs.push(reg);
+    }
+    wait_for(3).await.map_err(|e| anyhow::anyhow!("{e}\n{}", p.log()))?;
+
+    // Two users leave: their sessions end, and after the grace period two instances go.
+    let http = reqwest::Client::new();
+    for r in &regs[1..] {
+        let resp = http.delete(format!("{}/uni/v1/sessions/{}", p.url, r.session_id)).bearer_auth(&r.session_token).send().await?;
+        assert_eq!(resp.status(), 204);
+    }
+    let again = http.delete(format!("{}/uni/v1/sessions/{}", p.url, regs[1].session_id)).bearer_auth(&regs[1].session_token).send().await?;
+    assert_eq!(again.status(), 404, "a session ends once");
+    let foreign = http.delete(format!("{}/uni/v1/sessions/{}", p.url, regs[0].session_id)).bearer_auth(&regs[2].session_token).send().await?;
+    assert_eq!(foreign.status(), 403, "a token ends its own session only");
+    wait_for(1).await.map_err(|e| anyhow::anyhow!("{e}\n{}", p.log()))?;
+    // The one left is the one the remaining user is on.
+    let (_, list) = dev.get(&format!("{CAMARA}/appinstances?appId={app}")).await?;
+    assert_eq!(list[0]["appInstanceId"], regs[0].endpoint.app_instance_id.to_string().as_str());
+    let id = regs[0].endpoint.app_instance_id.to_string();
+    dev.delete(&format!("{CAMARA}/appinstances/{id}")).await?;
     Ok(())
 }

@@ -63,6 +63,12 @@ struct ServeArgs {
     /// `scripts/build-images.sh`).
     #[arg(long, env = "OPD_PROBE_IMAGE", default_value = "localhost/op-probe:latest")]
     probe_image: String,
+    /// How often capacity-based apps are scaled to their users, ms.
+    #[arg(long, default_value_t = 2000)]
+    scale_every_ms: u64,
+    /// How long an instance of a capacity-based app must serve nobody before it is removed, s.
+    #[arg(long, default_value_t = 60)]
+    scale_in_after_secs: u64,
     /// Concurrent instance reconciles.
     #[arg(long, default_value_t = 16)]
     workers: usize,
@@ -183,6 +189,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let platform_env = [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
         let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env);
         tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
+        tokio::spawn(op_api::scale::run(
+            state.clone(),
+            std::time::Duration::from_millis(args.scale_every_ms.max(100)),
+            std::time::Duration::from_secs(args.scale_in_after_secs),
+        ));
         let cloudlets = CloudletReconciler::new(repo.clone(), drivers, boot.platform_id.clone(), args.probe_image.clone());
         tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics, 2).run());
     }

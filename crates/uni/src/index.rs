@@ -367,6 +367,11 @@ impl EdgeIndex {
         self.slots.get(slot as usize).and_then(|s| s.cloudlet.as_ref()).map(|(_, e)| e)
     }
 
+    /// Every app.
+    pub fn apps(&self) -> impl Iterator<Item = &AppEntry> {
+        self.apps.values()
+    }
+
     /// An instance by id.
     pub fn instance(&self, uid: Uid) -> Option<&InstanceEntry> {
         self.instances.get(&uid)

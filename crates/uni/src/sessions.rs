@@ -51,6 +51,16 @@ impl Sessions {
         self.lock().insert(id, Session { app, device, at, instance, expires, stranded: false, events });
     }
 
+    /// Ends a session (the device is done); false if it was unknown.
+    pub fn close(&self, id: &str) -> bool {
+        self.lock().remove(id).is_some()
+    }
+
+    /// Where the users of `app` are and the instance each uses (live sessions only).
+    pub fn users_of(&self, app: Uid, now: u64) -> Vec<(DeviceAt, Uid)> {
+        self.lock().values().filter(|s| s.app == app && s.expires > now).map(|s| (s.at.clone(), s.instance)).collect()
+    }
+
     /// The device confirmed (or switched to) `instance`; false if the session is unknown.
     pub fn confirm(&self, id: &str, instance: Uid) -> bool {
         match self.lock().get_mut(id) {
