@@ -377,7 +377,6 @@ async fn capacity_based_app_scales_with_its_users() -> anyhow::Result<()> {
         }
     };
     let wait_for = |n: usize| {
-        let count = count;
         async move {
             let deadline = Instant::now() + Duration::from_secs(45);
             loop {
