@@ -9,11 +9,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use op_network::{DeviceRef, NetworkAdapter, NetworkError, NetworkLocation};
-use op_types::specs::{AppSpec, GeoPoint, InstantiationType, ZoneSpec};
+use op_types::specs::{AppSpec, GeoPoint, InstantiationType, UnmetPolicy, ZoneSpec};
 use op_types::Kind;
 use op_types::{Name, Uid};
 use op_uni::feed::SharedIndex;
-use op_uni::select::{closest_zone, rank, DeviceAt, Weights};
+use op_uni::select::{closest_zone, rank, DeviceAt, Rejection, Weights};
 use op_uni::token::{now, SessionClaims, SessionSigner, SESSION_ISSUER};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -416,14 +416,26 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
     }
     let starting = if dynamic { start_near(&s, &app, &device_at, &paths).await } else { Ok(None) };
     let deadline = tokio::time::Instant::now() + DYNAMIC_WAIT;
-    let (best, alternatives, area) = loop {
+    let Offers { best, alternatives, area, best_effort } = loop {
         match best_offers(&s.uni, &app, &device_at, &paths, max_alt) {
             Ok(found) => break found,
             // Nothing runs yet, but an instance is starting for this device: answer once it is up.
-            Err(_) if matches!(starting, Ok(Some(_))) && tokio::time::Instant::now() < deadline => {
+            Err(Unmet::NoInstance(_)) if matches!(starting, Ok(Some(_))) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(DYNAMIC_POLL).await;
             }
-            Err(rejected) => {
+            Err(Unmet::Qos(why)) => {
+                return Err(ApiError::Unprocessable(
+                    "SERVICE_NOT_APPLICABLE",
+                    format!("the app's QoS bounds cannot be met for this device ({}); its onUnmet policy is reject", why.join("; ")),
+                ))
+            }
+            Err(Unmet::Fallback(url)) => {
+                return Err(ApiError::Unprocessable(
+                    "SERVICE_NOT_APPLICABLE",
+                    format!("no edge can serve this device; the app provider's cloud endpoint is {url} (its onUnmet policy is fallbackToCloud)"),
+                ))
+            }
+            Err(Unmet::NoInstance(rejected)) => {
                 return Err(match starting {
                     Err(e) => e,
                     Ok(Some(st)) => ApiError::Unavailable(format!(
@@ -468,6 +480,7 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
             service_area: area,
             revalidate_after_seconds: s.uni.session_ttl,
             starting,
+            best_effort,
         }),
     ))
 }
@@ -485,13 +498,66 @@ fn best_offers(
     at: &DeviceAt,
     paths: &std::collections::HashMap<Uid, PathInfo>,
     max_alt: usize,
-) -> Result<(EdgeOffer, Vec<EdgeOffer>, ServiceAreaView), usize> {
+) -> Result<Offers, Unmet> {
     let ix = uni.index.read().unwrap_or_else(|e| e.into_inner());
-    let ranking = rank(&ix, app, at, &uni.weights, &|z| paths.get(&z.uid).copied());
+    let mut ranking = rank(&ix, app, at, &uni.weights, &|z| paths.get(&z.uid).copied());
+    let qos = |r: &Rejection| matches!(r, Rejection::Latency { .. } | Rejection::Jitter { .. } | Rejection::Bandwidth { .. });
+    let qos_unmet: Vec<String> = ranking.rejected.iter().filter(|(_, r)| qos(r)).map(|(_, r)| unmet_text(r)).collect();
+    let mut best_effort = false;
+    if ranking.ranked.is_empty() && !qos_unmet.is_empty() {
+        match app.requirements.on_unmet {
+            UnmetPolicy::Reject => return Err(Unmet::Qos(qos_unmet)),
+            // Serve from the best edge the other criteria allow, QoS bounds set aside.
+            UnmetPolicy::BestEffort => {
+                ranking = rank(&ix, app, at, &uni.weights, &|_| None);
+                best_effort = true;
+            }
+            UnmetPolicy::FallbackToCloud => {}
+        }
+    }
     let mut offers = ranking.ranked.iter().filter_map(|c| offer(&ix, c).map(|o| (o, c.zone)));
-    let (best, zone) = offers.next().ok_or(ranking.rejected.len())?;
+    let Some((mut best, zone)) = offers.next() else {
+        return Err(match (&app.requirements.on_unmet, &app.requirements.fallback_endpoint) {
+            (UnmetPolicy::FallbackToCloud, Some(url)) => Unmet::Fallback(url.clone()),
+            _ => Unmet::NoInstance(ranking.rejected.len()),
+        });
+    };
     let area = ServiceAreaView { cells: zone.cells.clone(), polygon: zone.polygon.clone() };
-    Ok((best, offers.take(max_alt).map(|(o, _)| o).collect(), area))
+    let mut alternatives: Vec<EdgeOffer> = offers.take(max_alt).map(|(o, _)| o).collect();
+    if best_effort {
+        // What the network expects all the same, so the device knows what it gets.
+        for o in std::iter::once(&mut best).chain(alternatives.iter_mut()) {
+            o.expected_qos = paths.get(&o.edge_cloud_zone_id).copied();
+        }
+    }
+    Ok(Offers { best, alternatives, area, best_effort })
+}
+
+/// What a registration can offer.
+struct Offers {
+    best: EdgeOffer,
+    alternatives: Vec<EdgeOffer>,
+    area: ServiceAreaView,
+    best_effort: bool,
+}
+
+/// Why nothing can be offered.
+enum Unmet {
+    /// No instance can serve (this many were ruled out).
+    NoInstance(usize),
+    /// Instances exist but miss the app's QoS bounds, and the app says reject.
+    Qos(Vec<String>),
+    /// Nothing serves; the app sends its devices to its cloud endpoint.
+    Fallback(String),
+}
+
+fn unmet_text(r: &Rejection) -> String {
+    match r {
+        Rejection::Latency { expected_ms } => format!("latency {expected_ms:.1} ms above requirements.maxLatencyMs"),
+        Rejection::Jitter { expected_ms } => format!("jitter {expected_ms:.1} ms above requirements.maxJitterMs"),
+        Rejection::Bandwidth { expected_mbps } => format!("bandwidth {expected_mbps:.0} Mbit/s below requirements.minBandwidthMbps"),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Dynamic instantiation (OPG.02): when the best zone for the device has no instance of the

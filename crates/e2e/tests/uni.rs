@@ -418,3 +418,57 @@ async fn capacity_based_app_scales_with_its_users() -> anyhow::Result<()> {
     dev.delete(&format!("{CAMARA}/appinstances/{id}")).await?;
     Ok(())
 }
+
+/// When no edge meets an app's QoS bounds for a device, the app's `onUnmet` policy decides:
+/// reject (422 naming the bound), best effort (served, flagged, with the expected QoS), or the
+/// provider's cloud endpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn unmet_qos_follows_the_apps_policy() -> anyhow::Result<()> {
+    let (_net, p, _admin) = lab().await?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let dev = p.developer("uni_games", "una", "Manager").await?;
+    let paris = p.zone_id(&dev, "zone-paris").await?;
+    let mut ids = Vec::new();
+    for (name, policy) in [("strict", json!({"onUnmet": "reject"})), ("lenient", json!({})),
+        ("clouded", json!({"onUnmet": "fallbackToCloud", "fallbackEndpoint": "https://cloud.example/arena"}))] {
+        let mut manifest = sample_manifest("uni_games", name);
+        manifest["deviceAuth"] = json!({"publicKeyPem": key.public_key_pem()});
+        let mut req = policy;
+        req["maxLatencyMs"] = json!(0.5); // below every path of the lab network
+        manifest["requirements"] = req;
+        let (s, b) = dev.post(&format!("{CAMARA}/apps"), &manifest).await?;
+        assert_eq!(s, 201, "{b}");
+        let app = b["appId"].as_str().unwrap_or_default().to_string();
+        ids.push(dev.deploy(&format!("{name}_paris"), &app, &paris).await?);
+    }
+    for id in &ids {
+        dev.wait_ready(id, Duration::from_secs(60)).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let uni = op_device::DeviceClient::new(&p.url);
+    let token = app_token(&key.serialize_pem(), "u");
+    let as_app = |phone: &str, name: &str| {
+        let mut r = register(phone, &token, None);
+        r.app.name = name.into();
+        r
+    };
+    match uni.register(&as_app("+33612340001", "strict")).await {
+        Err(op_device::DeviceError::Api { status: 422, code, message }) => {
+            assert_eq!(code, "SERVICE_NOT_APPLICABLE");
+            assert!(message.contains("requirements.maxLatencyMs"), "{message}");
+        }
+        other => panic!("reject: {other:?}"),
+    }
+    let reg = uni.register(&as_app("+33612340002", "lenient")).await?;
+    assert!(reg.best_effort, "served all the same, and told so");
+    assert_eq!(reg.endpoint.edge_cloud_zone_id.to_string(), paris);
+    assert!(reg.endpoint.expected_qos.is_some_and(|q| q.latency_ms > 0.5));
+    match uni.register(&as_app(EVE, "clouded")).await {
+        Err(op_device::DeviceError::Api { status: 422, message, .. }) => assert!(message.contains("https://cloud.example/arena"), "{message}"),
+        other => panic!("fallback: {other:?}"),
+    }
+    for id in &ids {
+        dev.delete(&format!("{CAMARA}/appinstances/{id}")).await?;
+    }
+    Ok(())
+}

@@ -155,6 +155,10 @@ pub struct Registration {
     /// than `endpoint`; the session is told (`edgeChanged`) when it is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starting: Option<StartingInstance>,
+    /// No edge meets the app's QoS bounds for this device; it is served from the best one all
+    /// the same (the app's `onUnmet: bestEffort`), with the QoS the network expects.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub best_effort: bool,
 }
 
 /// An instance the platform started on a device's request (dynamic instantiation).
