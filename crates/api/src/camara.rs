@@ -213,7 +213,7 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
                 mobility: true,
                 edge_load: used.millicpus as f64 / cap.millicpus.max(1) as f64,
                 network_load: 0.0,
-                forecast: 0.0,
+                forecast: s.usage.forecast(&cl.metadata.name),
             }
         })
         .collect();

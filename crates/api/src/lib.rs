@@ -12,6 +12,7 @@ pub mod placement;
 pub mod scale;
 pub mod state;
 pub mod uni;
+pub mod usage;
 pub mod users;
 
 use axum::extract::State;

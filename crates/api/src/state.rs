@@ -48,4 +48,6 @@ pub struct Shared {
     pub provider: String,
     /// The UNI: index, signing key, network.
     pub uni: Arc<crate::uni::UniState>,
+    /// Recorded cloudlet usage, for placement's forecasts.
+    pub usage: crate::usage::Usage,
 }

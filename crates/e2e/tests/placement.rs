@@ -230,3 +230,33 @@ async fn operator_policy_bars_and_weighs() -> anyhow::Result<()> {
     assert_eq!((s, e["code"].as_str()), (403, Some("PERMISSION_DENIED")), "{e}");
     Ok(())
 }
+
+/// Usage is sampled per cloudlet and its forecast weighs in the decision (and its explanation).
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_forecasts_weigh_in() -> anyhow::Result<()> {
+    let p = Platform::start_with(&["--usage-sample-ms", "100"]).await?;
+    let admin = p.admin().await?;
+    let (s, e) = admin.post("/op/v1/zones", &json!({"name": "solo", "spec": {"region": "default",
+        "location": {"latitude": 43.6, "longitude": 1.44}, "serviceArea": {"cells": ["t1"]}}})).await?;
+    assert_eq!(s, 201, "{e}");
+    let (s, e) = admin.post("/op/v1/cloudlets", &json!({"name": "solo-1", "spec": {"zone": "solo",
+        "location": {"latitude": 43.6, "longitude": 1.44}, "platformType": "sim", "driverEndpoint": "sim://solo-1",
+        "capacity": {"vcpus": 8, "memoryMb": 16384, "diskGb": 100}, "flavors": ["small"]}})).await?;
+    assert_eq!(s, 201, "{e}");
+    let dev = p.developer("usage_org", "ursula", "Manager").await?;
+    let zone = p.zone_id(&dev, "solo").await?;
+    let app = dev.sample_app("usage_org", "busy", json!({})).await?;
+    let first = dev.deploy("busy_1", &app, &zone).await?;
+    let (_, inst) = admin.get(&format!("/op/v1/appinstances/{first}")).await?;
+    assert!(!inst["observed"]["placement"].to_string().contains("forecast usage"), "no history yet: {inst}");
+    dev.deploy("busy_2", &app, &zone).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let third = dev.deploy("busy_3", &app, &zone).await?;
+    let (_, inst) = admin.get(&format!("/op/v1/appinstances/{third}")).await?;
+    let edges = inst["observed"]["placement"]["edges"].to_string();
+    // Small instances on eight vCPUs: a load of 0.125 rising to 0.25, which the
+    // forecast carries on (weight 0.5).
+    let part: f64 = edges.split("forecast usage ").nth(1).and_then(|r| r.split(|c: char| c != '.' && !c.is_ascii_digit()).next()).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    assert!(part >= 0.12, "the forecast weighs in: {edges}");
+    Ok(())
+}

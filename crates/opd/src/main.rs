@@ -69,6 +69,9 @@ struct ServeArgs {
     /// How long an instance of a capacity-based app must serve nobody before it is removed, s.
     #[arg(long, default_value_t = 60)]
     scale_in_after_secs: u64,
+    /// How often each cloudlet's usage is sampled for placement's forecasts, ms.
+    #[arg(long, default_value_t = 60_000)]
+    usage_sample_ms: u64,
     /// Concurrent instance reconciles.
     #[arg(long, default_value_t = 16)]
     workers: usize,
@@ -182,6 +185,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http,
         provider: args.provider.clone(),
         uni: Arc::new(uni),
+        usage: Default::default(),
     });
 
     tokio::spawn(push_session_changes(state.uni.clone(), feed.changes));
@@ -189,6 +193,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let platform_env = [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
         let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env);
         tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
+        tokio::spawn(op_api::usage::run(state.clone(), std::time::Duration::from_millis(args.usage_sample_ms.max(100))));
         tokio::spawn(op_api::scale::run(
             state.clone(),
             std::time::Duration::from_millis(args.scale_every_ms.max(100)),
