@@ -306,6 +306,45 @@ resource!(
     "organizations"
 );
 
+/// Body of `PUT /op/v1/placementpolicies/{name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyUpdate {
+    /// The new policy, replacing the old one whole.
+    pub spec: PlacementPolicySpec,
+}
+
+/// Replace a placement policy (operator admins only); the next placement uses it.
+#[utoipa::path(put, path = "/op/v1/placementpolicies/{name}", tag = "placement policies", security(("bearer" = [])),
+    params(("name" = String, Path)), request_body = PolicyUpdate,
+    responses((status = 200, body = Object<PlacementPolicySpec>), (status = 400, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn update_placement_policy(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+    Body(req): Body<PolicyUpdate>,
+) -> Result<Json<Object<PlacementPolicySpec>>, ApiError> {
+    c.require_operator_admin()?;
+    let name = path_name(&name)?;
+    req.spec.validate().map_err(|e| e.under("spec"))?;
+    loop {
+        let mut obj = s
+            .repo
+            .get_by_name::<PlacementPolicySpec, ()>(Kind::PlacementPolicy, None, &name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("placement policy '{name}' not found")))?;
+        obj.spec = req.spec.clone();
+        match s.repo.update(&mut obj).await {
+            Ok(()) => {
+                tracing::info!(%name, user = %c.user, "placement policy replaced");
+                return Ok(Json(obj));
+            }
+            Err(op_store::RepoError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// The cloudlets of zone `zone`, for admission and zone status.
 pub async fn cloudlets_in(state: &AppState, zone: &Name) -> Result<Vec<Cloudlet>, ApiError> {
     let (cls, _) = state.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;

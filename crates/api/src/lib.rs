@@ -52,7 +52,7 @@ impl Modify for BearerAuth {
         infra::list_cloudlets, infra::create_cloudlet, infra::get_cloudlet, infra::delete_cloudlet,
         infra::list_flavors, infra::create_flavor, infra::get_flavor, infra::delete_flavor,
         infra::list_organizations, infra::create_organization, infra::get_organization, infra::delete_organization,
-        infra::list_placement_policies, infra::create_placement_policy, infra::get_placement_policy, infra::delete_placement_policy,
+        infra::list_placement_policies, infra::create_placement_policy, infra::get_placement_policy, infra::delete_placement_policy, infra::update_placement_policy,
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
         camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones, placement::place,
@@ -103,7 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/organizations", get(list_organizations).post(create_organization))
         .route("/op/v1/organizations/{name}", get(get_organization).delete(delete_organization))
         .route("/op/v1/placementpolicies", get(list_placement_policies).post(create_placement_policy))
-        .route("/op/v1/placementpolicies/{name}", get(get_placement_policy).delete(delete_placement_policy))
+        .route("/op/v1/placementpolicies/{name}", get(get_placement_policy).delete(delete_placement_policy).put(update_placement_policy))
         .route("/op/v1/appinstances/{id}", get(get_instance_detail))
         .route("/op/v1/apps/{appId}/placements", axum::routing::post(placement::place))
         .route("/op/v1/appinstances/{id}/logs", get(get_instance_logs))

@@ -231,6 +231,11 @@ impl Api {
         self.send(self.http.post(format!("{}{path}", self.url)).json(body)).await
     }
 
+    /// PUT JSON.
+    pub async fn put(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
+        self.send(self.http.put(format!("{}{path}", self.url)).json(body)).await
+    }
+
     /// POST raw bytes as JSON.
     pub async fn post_raw(&self, path: &str, body: &str) -> Result<(u16, Value)> {
         let rb = self.http.post(format!("{}{path}", self.url)).header("content-type", "application/json").body(body.to_string());

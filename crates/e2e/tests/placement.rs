@@ -207,12 +207,13 @@ async fn operator_policy_bars_and_weighs() -> anyhow::Result<()> {
     let edges = inst["observed"]["placement"]["edges"].to_string();
     assert!(edges.contains("barred by the operator"), "{edges}");
 
-    // Without the bar: the plain app stays together (already deployed wins over a little load),
-    // the spread class goes where the load is lowest.
-    assert_eq!(admin.delete("/op/v1/placementpolicies/west").await?.0, 204);
-    let (s, e) = admin.post("/op/v1/placementpolicies", &json!({"name": "west", "spec": {
-        "byClass": {"spread": {"edgeLoad": 50, "notDeployed": 0}}}})).await?;
-    assert_eq!(s, 201, "{e}");
+    // Without the bar (the policy replaced whole): the plain app stays together (already
+    // deployed wins over a little load), the spread class goes where the load is lowest.
+    let (s, e) = dev.put("/op/v1/placementpolicies/west", &json!({"spec": {}})).await?;
+    assert_eq!(s, 403, "{e}");
+    let (s, e) = admin.put("/op/v1/placementpolicies/west", &json!({"spec": {"byClass": {"spread": {"edgeLoad": 50, "notDeployed": 0}}}})).await?;
+    assert_eq!(s, 200, "{e}");
+    assert!(e["spec"].get("barredCloudlets").is_none(), "{e}");
     let second = dev.deploy("plain_2", &plain, &zone).await?;
     assert_eq!(cloudlet_of(second).await?, "p-2", "with the app already there");
     let s1 = cloudlet_of(dev.deploy("spread_1", &spread, &zone).await?).await?;
