@@ -58,6 +58,7 @@ async fn admission_places_and_explains() -> anyhow::Result<()> {
     let summary = mine["observed"]["placement"]["summary"].as_str().unwrap_or_default().to_string();
     assert!(summary.contains("zone metro") && summary.contains("no CPU capacity left"), "{summary}");
     assert!(mine["observed"]["placement"].get("edges").is_none(), "{mine}");
+    assert_eq!(mine["spec"]["cloudlet"], "hidden", "developers never see cloudlet names");
     for name in ["m-1", "m-2", "m-3", "m-4"] {
         assert!(!summary.contains(name), "{summary}");
     }

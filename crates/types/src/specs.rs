@@ -904,11 +904,15 @@ pub struct AppInstanceSpec {
     pub app_id: Uid,
     /// The zone (its uid).
     pub edge_cloud_zone_id: Uid,
-    /// The cloudlet chosen inside the zone.
+    /// The cloudlet chosen inside the zone (shown to developers as [`HIDDEN_CLOUDLET`]:
+    /// cloudlets are the operator's).
     pub cloudlet: Name,
     /// The flavor the instance runs with.
     pub flavor: Name,
 }
+
+/// What developers see in place of a cloudlet's name.
+pub const HIDDEN_CLOUDLET: &str = "hidden";
 
 /// Where an instance can be reached, per external interface.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
