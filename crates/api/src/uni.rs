@@ -430,10 +430,8 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
                 ))
             }
             Err(Unmet::Fallback(url)) => {
-                return Err(ApiError::Unprocessable(
-                    "SERVICE_NOT_APPLICABLE",
-                    format!("no edge can serve this device; the app provider's cloud endpoint is {url} (its onUnmet policy is fallbackToCloud)"),
-                ))
+                let best = cloud_offer(&url)?;
+                break Offers { best, alternatives: Vec::new(), area: ServiceAreaView { cells: Vec::new(), polygon: Vec::new() }, best_effort: false };
             }
             Err(Unmet::NoInstance(rejected)) => {
                 return Err(match starting {
@@ -448,6 +446,7 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
             }
         }
     };
+    let cloud_fallback = best.app_instance_id == Uid::nil();
     let starting = match starting {
         Ok(st) => st.filter(|st| st.app_instance_id != best.app_instance_id),
         Err(e) => {
@@ -481,6 +480,7 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
             revalidate_after_seconds: s.uni.session_ttl,
             starting,
             best_effort,
+            cloud_fallback,
         }),
     ))
 }
@@ -531,6 +531,24 @@ fn best_offers(
         }
     }
     Ok(Offers { best, alternatives, area, best_effort })
+}
+
+/// The app provider's cloud endpoint as an offer (zone `cloud`, nil ids), for devices no edge
+/// can serve when the app says so (`onUnmet: fallbackToCloud`).
+fn cloud_offer(url: &str) -> Result<EdgeOffer, ApiError> {
+    let uri: axum::http::Uri = url.parse().map_err(|_| ApiError::Internal(format!("the app's fallbackEndpoint '{url}' is not a URL")))?;
+    let host = uri.host().ok_or_else(|| ApiError::Internal(format!("the app's fallbackEndpoint '{url}' has no host")))?;
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    Ok(EdgeOffer {
+        app_instance_id: Uid::nil(),
+        edge_cloud_zone_id: Uid::nil(),
+        edge_cloud_zone_name: "cloud".into(),
+        host: host.to_string(),
+        port,
+        expected_qos: None,
+        distance_km: None,
+        probe_url: None,
+    })
 }
 
 /// What a registration can offer.
@@ -684,7 +702,11 @@ pub async fn discover(
     let app = ix.app(claims.app).ok_or_else(|| ApiError::NotFound("the session's app is no longer onboarded".into()))?;
     let best = op_uni::select::best_near(&ix, app, &at, &s.uni.weights, max_alt + 1);
     let mut offers = best.iter().filter_map(|c| offer(&ix, c));
-    let endpoint = offers.next().ok_or_else(|| ApiError::NotFound("no instance of the app can serve this location".into()))?;
+    let endpoint = match (offers.next(), &app.requirements.on_unmet, &app.requirements.fallback_endpoint) {
+        (Some(o), _, _) => o,
+        (None, UnmetPolicy::FallbackToCloud, Some(url)) => cloud_offer(url)?,
+        (None, _, _) => return Err(ApiError::NotFound("no instance of the app can serve this location".into())),
+    };
     Ok(Json(Discovery { endpoint, alternatives: offers.take(max_alt).collect(), revalidate_after_seconds: s.uni.session_ttl }))
 }
 

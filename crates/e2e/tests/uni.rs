@@ -33,6 +33,18 @@ fn register(phone: &str, token: &str, claim: Option<&str>) -> RegisterRequest {
     }
 }
 
+/// Revalidates a session on the hot path from `cell`: status and body.
+async fn discover(p: &Platform, token: &str, cell: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    let r = reqwest::Client::new()
+        .post(format!("{}/uni/v1/discover", p.url))
+        .bearer_auth(token)
+        .json(&json!({"location": {"cellId": cell}}))
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await.unwrap_or_default()))
+}
+
 async fn api_error(r: Result<op_types::uni::Registration, op_device::DeviceError>) -> (u16, String) {
     match r {
         Err(op_device::DeviceError::Api { status, code, .. }) => (status, code),
@@ -141,14 +153,8 @@ async fn device_discovers_reaches_moves_and_is_told() -> anyhow::Result<()> {
     assert_eq!(pushed.1, op_types::uni::ChangeReason::BetterEdge);
 
     // Revalidation from Lyon, on the hot path, with the session token alone.
-    let r = reqwest::Client::new()
-        .post(format!("{}/uni/v1/discover", p.url))
-        .bearer_auth(&confirmed.session_token)
-        .json(&json!({"location": {"cellId": "20801000000202"}}))
-        .send()
-        .await?;
-    assert_eq!(r.status(), 200);
-    let d: serde_json::Value = r.json().await?;
+    let (s, d) = discover(&p, &confirmed.session_token, "20801000000202").await?;
+    assert_eq!(s, 200);
     assert_eq!(d["endpoint"]["edgeCloudZoneId"], lyon.as_str());
 
     // CAMARA discovery APIs agree.
@@ -189,13 +195,7 @@ async fn device_discovers_reaches_moves_and_is_told() -> anyhow::Result<()> {
     let mut old = claims.clone();
     old.exp = old.iat.saturating_sub(1);
     let expired = op_uni::token::SessionSigner::from_private_pem(&pem)?.sign(&old)?;
-    let r = reqwest::Client::new()
-        .post(format!("{}/uni/v1/discover", p.url))
-        .bearer_auth(expired)
-        .json(&json!({"location": {"cellId": "20801000000202"}}))
-        .send()
-        .await?;
-    assert_eq!(r.status(), 401, "an expired session token");
+    assert_eq!(discover(&p, &expired, "20801000000202").await?.0, 401, "an expired session token");
     // Rate limit: this device at 2/s with a burst of 4.
     let mut limited = false;
     for _ in 0..10 {
@@ -421,7 +421,7 @@ async fn capacity_based_app_scales_with_its_users() -> anyhow::Result<()> {
 
 /// When no edge meets an app's QoS bounds for a device, the app's `onUnmet` policy decides:
 /// reject (422 naming the bound), best effort (served, flagged, with the expected QoS), or the
-/// provider's cloud endpoint.
+/// provider's cloud endpoint (served as the offer).
 #[tokio::test(flavor = "multi_thread")]
 async fn unmet_qos_follows_the_apps_policy() -> anyhow::Result<()> {
     let (_net, p, _admin) = lab().await?;
@@ -463,10 +463,24 @@ async fn unmet_qos_follows_the_apps_policy() -> anyhow::Result<()> {
     assert!(reg.best_effort, "served all the same, and told so");
     assert_eq!(reg.endpoint.edge_cloud_zone_id.to_string(), paris);
     assert!(reg.endpoint.expected_qos.is_some_and(|q| q.latency_ms > 0.5));
-    match uni.register(&as_app(EVE, "clouded")).await {
-        Err(op_device::DeviceError::Api { status: 422, message, .. }) => assert!(message.contains("https://cloud.example/arena"), "{message}"),
-        other => panic!("fallback: {other:?}"),
-    }
+    let reg = uni.register(&as_app(EVE, "clouded")).await?;
+    assert!(reg.cloud_fallback, "{reg:?}");
+    assert_eq!((reg.endpoint.host.as_str(), reg.endpoint.port, reg.endpoint.edge_cloud_zone_name.as_str()), ("cloud.example", 443, "cloud"));
+    assert_eq!(reg.endpoint.app_instance_id, op_types::Uid::nil());
+
+    // An app with no edge instance at all: its devices go to its cloud, on registration and on
+    // revalidation.
+    let mut manifest = sample_manifest("uni_games", "cloudonly");
+    manifest["deviceAuth"] = json!({"publicKeyPem": key.public_key_pem()});
+    manifest["requirements"] = json!({"onUnmet": "fallbackToCloud", "fallbackEndpoint": "http://cloud.example:8443/x"});
+    assert_eq!(dev.post(&format!("{CAMARA}/apps"), &manifest).await?.0, 201);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reg = uni.register(&as_app("+33612340001", "cloudonly")).await?;
+    assert!(reg.cloud_fallback);
+    assert_eq!((reg.endpoint.host.as_str(), reg.endpoint.port), ("cloud.example", 8443));
+    let (s, d) = discover(&p, &reg.session_token, "20801000000101").await?;
+    assert_eq!(s, 200);
+    assert_eq!((d["endpoint"]["host"].as_str(), d["endpoint"]["port"].as_u64()), (Some("cloud.example"), Some(8443)));
     for id in &ids {
         dev.delete(&format!("{CAMARA}/appinstances/{id}")).await?;
     }

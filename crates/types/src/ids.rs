@@ -20,6 +20,12 @@ impl Uid {
     pub fn random() -> Self {
         Self(Uuid::new_v4())
     }
+
+    /// The all-zero uid: "none", where a uid field must hold something (e.g. the instance of a
+    /// device sent to its app's cloud endpoint).
+    pub fn nil() -> Self {
+        Self(Uuid::nil())
+    }
 }
 
 impl fmt::Display for Uid {

@@ -159,6 +159,10 @@ pub struct Registration {
     /// the same (the app's `onUnmet: bestEffort`), with the QoS the network expects.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub best_effort: bool,
+    /// No edge can serve the device and its app sends such devices to the provider's cloud
+    /// (`onUnmet: fallbackToCloud`): `endpoint` is that cloud endpoint (zone `cloud`, nil ids).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cloud_fallback: bool,
 }
 
 /// An instance the platform started on a device's request (dynamic instantiation).

@@ -98,6 +98,10 @@ impl Sessions {
         let mut map = self.lock();
         map.retain(|_, s| s.expires > now);
         for s in map.values_mut() {
+            // A device sent to its app's cloud (nil instance) learns of edges when it revalidates.
+            if s.instance == Uid::nil() {
+                continue;
+            }
             let Some(app) = index.app(s.app) else { continue };
             let r = rank(index, app, &s.at, weights, &|_| None);
             let current = r.ranked.iter().find(|c| c.instance.uid == s.instance);
