@@ -357,6 +357,16 @@ pub async fn create_app_instance(
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(AppInstanceInfo::from(&inst))).into_response())
 }
 
+/// The name of an instance the platform makes for `app` on its own (a strategy, the UNI, the
+/// scaler): `<app>_<tag>_<12 hex of uid>`, a valid CAMARA instance name. With a zone's uid it is
+/// the same on every try, so a second request fails on the name instead of duplicating.
+pub(crate) fn platform_instance_name(app: &Name, tag: &str, uid: Uid) -> Result<Name, ApiError> {
+    let u: String = uid.to_string().chars().filter(char::is_ascii_hexdigit).take(12).collect();
+    let room = op_types::ids::NAME_MAX - u.len() - tag.len() - 2;
+    let a: String = app.as_str().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(room).collect();
+    Name::new(format!("{a}_{tag}_{u}")).map_err(|e| ApiError::Internal(format!("instance name: {e}")))
+}
+
 /// Admits an instance of `app` in `zone` (a cloudlet with room, the flavor, the image) and
 /// stores it; the instance controller does the rest. The one way instances are created, by a
 /// developer's request or by the UNI for a dynamically instantiated app.

@@ -2,7 +2,7 @@
 //! writes them; developers may read regions, zones and flavors (never cloudlets: they would
 //! show nodes and capacity), and only their own organization.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use axum::extract::{Path, State};
@@ -55,6 +55,10 @@ trait InfraKind: Serialize + DeserializeOwned + Validate + Send + Sync + 'static
     /// Checks references to other objects.
     fn check_refs(&self, _state: &AppState) -> impl Future<Output = Result<(), ApiError>> + Send {
         async { Ok(()) }
+    }
+    /// The objects of this kind a developer may see, when not all: `None` means all.
+    fn developer_view(_state: &AppState) -> impl Future<Output = Result<Option<BTreeSet<Name>>, ApiError>> + Send {
+        async { Ok(None) }
     }
     /// Fails with `Aborted` if something still uses `name`.
     fn check_unused(_state: &AppState, _name: &Name) -> impl Future<Output = Result<(), ApiError>> + Send {
@@ -132,6 +136,11 @@ impl InfraKind for FlavorSpec {
     type Observed = ();
     const KIND: Kind = Kind::Flavor;
     const DEVELOPERS_READ: bool = true;
+    /// The flavors some cloudlet out of maintenance offers: a flavor no site has is no choice.
+    async fn developer_view(state: &AppState) -> Result<Option<BTreeSet<Name>>, ApiError> {
+        let (cls, _) = state.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
+        Ok(Some(cls.into_iter().filter(|c| !c.spec.maintenance).flat_map(|c| c.spec.flavors).collect()))
+    }
     async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
         used_by::<CloudletSpec>(state, Kind::Cloudlet, "cloudlet offering this flavor", |c| c.flavors.contains(name)).await
     }
@@ -176,22 +185,20 @@ async fn list<S: InfraKind>(state: &AppState, caller: &Caller) -> Result<Vec<Obj
         caller.require_operator()?;
     }
     let (objs, _) = state.repo.list::<S, S::Observed>(S::KIND).await?;
-    let offered = if S::KIND == Kind::Flavor { offered_flavors(state, caller).await? } else { None };
+    let view = developer_view::<S>(state, caller).await?;
     Ok(objs
         .into_iter()
         .filter(|o| S::KIND != Kind::Organization || caller.can_read(Some(&o.metadata.name)))
-        .filter(|o| S::KIND != Kind::Flavor || offered.as_ref().is_none_or(|f| f.contains(&o.metadata.name)))
+        .filter(|o| view.as_ref().is_none_or(|v| v.contains(&o.metadata.name)))
         .collect())
 }
 
-/// For a developer, the flavors some cloudlet out of maintenance offers (a flavor no site has
-/// is no choice at all); None for the operator, who sees every flavor.
-async fn offered_flavors(state: &AppState, caller: &Caller) -> Result<Option<std::collections::BTreeSet<Name>>, ApiError> {
+/// What of kind `S` the caller may see when not all (operators see all).
+async fn developer_view<S: InfraKind>(state: &AppState, caller: &Caller) -> Result<Option<BTreeSet<Name>>, ApiError> {
     if caller.role.is_operator() {
         return Ok(None);
     }
-    let (cls, _) = state.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
-    Ok(Some(cls.into_iter().filter(|c| !c.spec.maintenance).flat_map(|c| c.spec.flavors).collect()))
+    S::developer_view(state).await
 }
 
 async fn create<S: InfraKind>(state: &AppState, caller: &Caller, req: CreateRequest<S>) -> Result<Object<S, S::Observed>, ApiError> {
@@ -221,7 +228,7 @@ async fn get<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Res
     if !visible {
         return Err(not_found());
     }
-    if S::KIND == Kind::Flavor && offered_flavors(state, caller).await?.is_some_and(|f| !f.contains(&name)) {
+    if developer_view::<S>(state, caller).await?.is_some_and(|v| !v.contains(&name)) {
         return Err(not_found());
     }
     state.repo.get_by_name::<S, S::Observed>(S::KIND, None, &name).await?.ok_or_else(not_found)

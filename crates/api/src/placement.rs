@@ -124,7 +124,7 @@ pub async fn place(
             reason: None,
         };
         if existing.is_none() {
-            let name = instance_name(&app.metadata.name, z.metadata.uid)?;
+            let name = crate::camara::platform_instance_name(&app.metadata.name, "z", z.metadata.uid)?;
             match crate::camara::create_instance(&s, &app, z, name, &c.user).await {
                 Ok(inst) => {
                     placed.outcome = "created".into();
@@ -139,12 +139,4 @@ pub async fn place(
         result.zones.push(placed);
     }
     Ok((StatusCode::ACCEPTED, Json(result)))
-}
-
-/// The name of a strategy's instance of `app` in `zone`: unique per app and zone, and a valid
-/// CAMARA instance name.
-fn instance_name(app: &Name, zone: Uid) -> Result<Name, ApiError> {
-    let z: String = zone.to_string().chars().filter(char::is_ascii_hexdigit).take(10).collect();
-    let a: String = app.as_str().chars().map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' }).take(op_types::ids::NAME_MAX - z.len() - 3).collect();
-    Name::new(format!("{a}_z_{z}")).map_err(|e| ApiError::Internal(format!("instance name: {e}")))
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use op_placement::scale::{plan, Running};
 use op_types::specs::{AppSpec, InstantiationType, ZoneSpec};
-use op_types::{Kind, Name, Uid};
+use op_types::{Kind, Uid};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -81,7 +81,7 @@ async fn tick(s: &AppState, scale_in_after: Duration, surplus_since: &mut HashMa
         let Some(app) = s.repo.get::<AppSpec, ()>(Kind::App, w.app).await? else { continue };
         for zone in &w.add {
             let Some(zone) = s.repo.get::<ZoneSpec, ()>(Kind::Zone, *zone).await? else { continue };
-            let name = capacity_name(&app.metadata.name)?;
+            let name = crate::camara::platform_instance_name(&app.metadata.name, "cap", Uid::random())?;
             match crate::camara::create_instance(s, &app, &zone, name, "capacity scaler").await {
                 Ok(i) => tracing::info!(app = %app.metadata.name, zone = %zone.metadata.name, instance = %i.metadata.uid, "scaled out for users"),
                 Err(e) => tracing::warn!(app = %app.metadata.name, zone = %zone.metadata.name, error = %e, "could not scale out"),
@@ -98,11 +98,4 @@ async fn tick(s: &AppState, scale_in_after: Duration, surplus_since: &mut HashMa
     }
     surplus_since.retain(|i, _| still_surplus.contains(i));
     Ok(())
-}
-
-/// A fresh name for an instance the scaler starts.
-fn capacity_name(app: &Name) -> Result<Name, ApiError> {
-    let tag: String = Uid::random().to_string().chars().filter(char::is_ascii_hexdigit).take(10).collect();
-    let a: String = app.as_str().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(op_types::ids::NAME_MAX - tag.len() - 5).collect();
-    Name::new(format!("{a}_cap_{tag}")).map_err(|e| ApiError::Internal(format!("instance name: {e}")))
 }

@@ -606,7 +606,7 @@ async fn start_near(
     let full = s.repo.get::<AppSpec, ()>(Kind::App, app.uid).await?.ok_or_else(|| ApiError::NotFound("the app is no longer onboarded".into()))?;
     let zone = s.repo.get::<ZoneSpec, ()>(Kind::Zone, zone).await?.ok_or_else(|| ApiError::NotFound("the zone is gone".into()))?;
     let org = full.metadata.organization.clone();
-    let name = dynamic_name(&app.name, zone.metadata.uid)?;
+    let name = crate::camara::platform_instance_name(&app.name, "dyn", zone.metadata.uid)?;
     let inst = match crate::camara::create_instance(s, &full, &zone, name.clone(), "uni").await {
         Ok(i) => i.metadata.uid,
         // Another device asked first (or the zone refuses for a port clash: then that error).
@@ -618,13 +618,6 @@ async fn start_near(
     };
     tracing::info!(app = %app.uid, zone = %zone.metadata.name, instance = %inst, "dynamic instance requested for a device");
     Ok(Some(StartingInstance { app_instance_id: inst, edge_cloud_zone_id: zone.metadata.uid, edge_cloud_zone_name: zone.metadata.name.to_string() }))
-}
-
-/// The name of the dynamic instance of app `app` in zone `zone`: unique per app and zone.
-fn dynamic_name(app: &Name, zone: Uid) -> Result<Name, ApiError> {
-    let z: String = zone.to_string().chars().filter(char::is_ascii_hexdigit).take(12).collect();
-    let a: String = app.as_str().chars().take(op_types::ids::NAME_MAX - z.len() - 5).collect();
-    Name::new(format!("{a}_dyn_{z}")).map_err(|e| ApiError::Internal(format!("dynamic instance name: {e}")))
 }
 
 /// The session a request's bearer token proves (checked by the issuer's MAC: no signature

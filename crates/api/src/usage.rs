@@ -63,13 +63,14 @@ async fn sample(s: &AppState) -> Result<(), ApiError> {
     let (cloudlets, _) = s.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
     let (flavors, _) = s.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
     let instances = crate::infra::all_instances(s).await?;
+    // One pass over the instances, not one per cloudlet.
+    let vcpus_of: HashMap<&Name, u32> = flavors.iter().map(|f| (&f.metadata.name, f.spec.vcpus)).collect();
+    let mut used: HashMap<&Name, u32> = HashMap::new();
+    for i in &instances {
+        *used.entry(&i.spec.cloudlet).or_default() += vcpus_of.get(&i.spec.flavor).copied().unwrap_or(0);
+    }
     for cl in &cloudlets {
-        let vcpus: u32 = instances
-            .iter()
-            .filter(|i| i.spec.cloudlet == cl.metadata.name)
-            .filter_map(|i| flavors.iter().find(|f| f.metadata.name == i.spec.flavor))
-            .map(|f| f.spec.vcpus)
-            .sum();
+        let vcpus = used.get(&cl.metadata.name).copied().unwrap_or(0);
         s.usage.record(&cl.metadata.name, f64::from(vcpus) / f64::from(cl.spec.capacity.vcpus.max(1)));
     }
     s.usage.retain(&cloudlets.iter().map(|c| c.metadata.name.clone()).collect::<Vec<_>>());

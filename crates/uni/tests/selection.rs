@@ -86,6 +86,25 @@ fn world(req: Requirements) -> World {
     World { ix, app, paris, lyon, berlin }
 }
 
+/// A grid of `rows` x `cols` zones (0.1 degree of latitude by 0.2 of longitude apart, from
+/// 44N 4E), each with one cloudlet and `instances(i, j)` ready instances of `app`, all indexed.
+/// Returns the zones in row order, each with its cloudlet's name and its instances.
+fn grid(ix: &mut EdgeIndex, app: &App, rows: usize, cols: usize, instances: impl Fn(usize, usize) -> usize) -> Vec<(Zone, String, Vec<AppInstance>)> {
+    let mut out = Vec::new();
+    for i in 0..rows {
+        for j in 0..cols {
+            let z = zone(&format!("z{i}x{j}"), "fr", 44.0 + i as f64 * 0.1, 4.0 + j as f64 * 0.2, &[&format!("c{i}x{j}")]);
+            ix.upsert_zone(&z);
+            let cl = format!("cl{i}x{j}");
+            ix.upsert_cloudlet(&cloudlet(&cl, z.metadata.name.as_str(), true, false));
+            let insts: Vec<AppInstance> = (0..instances(i, j)).map(|_| instance(app, &z, &cl, true)).collect();
+            insts.iter().for_each(|inst| ix.upsert_instance(inst));
+            out.push((z, cl, insts));
+        }
+    }
+    out
+}
+
 fn no_path(_: &op_uni::index::ZoneEntry) -> Option<PathInfo> {
     None
 }
@@ -215,15 +234,7 @@ proptest! {
         let mut ix = EdgeIndex::default();
         let app = app(Requirements::default());
         ix.upsert_app(&app);
-        for i in 0..20 {
-            for j in 0..10 {
-                let z = zone(&format!("z{i}x{j}"), "fr", 44.0 + i as f64 * 0.1, 4.0 + j as f64 * 0.2, &[&format!("c{i}x{j}")]);
-                ix.upsert_zone(&z);
-                let cl = format!("cl{i}x{j}");
-                ix.upsert_cloudlet(&cloudlet(&cl, z.metadata.name.as_str(), true, false));
-                ix.upsert_instance(&instance(&app, &z, &cl, true));
-            }
-        }
+        grid(&mut ix, &app, 20, 10, |_, _| 1);
         let entry = ix.app(app.metadata.uid).unwrap().clone();
         let at = DeviceAt { cell: None, point: Some(GeoPoint { latitude: lat, longitude: lon }) };
         let w = Weights { distance: 1.0, latency: 0.0, load: 0.0, not_deployed: 0.0 };
@@ -246,21 +257,7 @@ proptest! {
         let mut ix = EdgeIndex::default();
         let app = app(Requirements::default());
         ix.upsert_app(&app);
-        let mut zones = Vec::new();
-        for i in 0..20 {
-            for j in 0..10 {
-                let z = zone(&format!("z{i}x{j}"), "fr", 44.0 + i as f64 * 0.1, 4.0 + j as f64 * 0.2, &[&format!("c{i}x{j}")]);
-                ix.upsert_zone(&z);
-                let cl = format!("cl{i}x{j}");
-                ix.upsert_cloudlet(&cloudlet(&cl, z.metadata.name.as_str(), true, false));
-                if (i * 10 + j) % every == 0 {
-                    for _ in 0..20 {
-                        ix.upsert_instance(&instance(&app, &z, &cl, true));
-                    }
-                }
-                zones.push(z);
-            }
-        }
+        let zones = grid(&mut ix, &app, 20, 10, |i, j| if (i * 10 + j) % every == 0 { 20 } else { 0 });
         let entry = ix.app(app.metadata.uid).unwrap().clone();
         let cell_id = format!("c{}x{}", cell.0, cell.1);
         let w = Weights { distance: 1.0, latency: 0.0, load: 0.0, not_deployed: 0.0 };
@@ -274,7 +271,7 @@ proptest! {
             prop_assert!(!a.ranked.is_empty());
             prop_assert_eq!(ids(&a), ids(&b), "round {}", round);
             // A zone moves: remembered lists are dropped and rebuilt.
-            let mut m = zones[moved].clone();
+            let mut m = zones[moved].0.clone();
             m.spec.location.latitude += 0.55;
             ix.upsert_zone(&m);
         }
@@ -288,18 +285,7 @@ fn remembered_rankings_follow_changes() {
     let mut ix = EdgeIndex::default();
     let app = app(Requirements::default());
     ix.upsert_app(&app);
-    let mut insts = Vec::new();
-    for i in 0..10 {
-        for j in 0..10 {
-            let z = zone(&format!("z{i}x{j}"), "fr", 44.0 + i as f64 * 0.1, 4.0 + j as f64 * 0.2, &[&format!("c{i}x{j}")]);
-            ix.upsert_zone(&z);
-            let cl = format!("cl{i}x{j}");
-            ix.upsert_cloudlet(&cloudlet(&cl, z.metadata.name.as_str(), true, false));
-            let inst = instance(&app, &z, &cl, true);
-            ix.upsert_instance(&inst);
-            insts.push((inst, z, cl));
-        }
-    }
+    let insts = grid(&mut ix, &app, 10, 10, |_, _| 1);
     let entry = ix.app(app.metadata.uid).unwrap().clone();
     let at = DeviceAt { cell: Some("c3x3".into()), point: None };
     let w = Weights::default();
@@ -309,14 +295,14 @@ fn remembered_rankings_follow_changes() {
     assert_eq!(ids(&first), fresh(&ix));
     assert_eq!(ids(&op_uni::select::best_near(&ix, &entry, &at, &w, 3)), fresh(&ix), "remembered");
     let best = first[0].instance.uid;
-    let (mut failed, _, _) = insts.iter().find(|(i, _, _)| i.metadata.uid == best).cloned().unwrap();
+    let mut failed = insts.iter().flat_map(|(_, _, i)| i).find(|i| i.metadata.uid == best).cloned().unwrap();
     failed.status.state = State::Failed;
     ix.upsert_instance(&failed);
     let after = op_uni::select::best_near(&ix, &entry, &at, &w, 3);
     assert!(!ids(&after).contains(&best), "a failed instance is not offered from memory");
     assert_eq!(ids(&after), fresh(&ix));
     let next = after[0].instance.uid;
-    let (_, z2, cl2) = insts.iter().find(|(i, _, _)| i.metadata.uid == next).cloned().unwrap();
+    let (z2, cl2, _) = insts.iter().find(|(_, _, i)| i[0].metadata.uid == next).cloned().unwrap();
     ix.upsert_cloudlet(&cloudlet(&cl2, z2.metadata.name.as_str(), true, true));
     assert!(!ids(&op_uni::select::best_near(&ix, &entry, &at, &w, 3)).contains(&next), "maintenance is seen");
 }
