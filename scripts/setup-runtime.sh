@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the platform needs on this machine: Podman with runc, serving the
-# Docker Engine API on /run/podman/podman.sock. Idempotent: safe to run again at any time.
+# Docker Engine API on /run/podman/podman.sock, and PostgreSQL for the `postgresql` platform
+# service (scripts/setup-postgres.sh). Idempotent: safe to run again at any time.
 set -euo pipefail
 
 SOCK=${OP_PODMAN_SOCK:-/run/podman/podman.sock}
@@ -36,3 +37,5 @@ if ! curl -fsS --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1
   curl -fsS --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null || { echo "podman API did not come up; see /tmp/podman-service.log" >&2; exit 1; }
 fi
 echo "==> container runtime ready: unix://$SOCK"
+
+bash "$(dirname "$0")/setup-postgres.sh"

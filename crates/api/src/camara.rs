@@ -87,6 +87,23 @@ pub async fn submit_app(
             return Err(ApiError::invalid(format!("requirements.dataRegions[{i}]"), format!("region '{r}' does not exist")));
         }
     }
+    for (i, p) in spec.requirements.platform_services.iter().enumerate() {
+        if s.repo.get_by_name::<serde_json::Value, ()>(Kind::PlatformService, None, p).await?.is_none() {
+            return Err(ApiError::invalid(
+                format!("requirements.platformServices[{i}]"),
+                format!("the operator offers no platform service '{p}' (see GET /op/v1/platformservices)"),
+            ));
+        }
+    }
+    let own = s.uni.plmn();
+    for (i, p) in spec.requirements.customer_reach.iter().enumerate() {
+        if *p != own && !s.uni.partner_plmns.contains(p) {
+            return Err(ApiError::invalid(
+                format!("requirements.customerReach[{i}]"),
+                format!("network {p} is neither this operator's ({own}) nor a partner's ({})", if s.uni.partner_plmns.is_empty() { "none".to_string() } else { s.uni.partner_plmns.join(", ") }),
+            ));
+        }
+    }
     let mut app: App = Object::new(Kind::App, Some(org), name, spec);
     app.status.state = ObjState::Ready;
     s.repo.create(&mut app).await.map_err(|e| match e {
@@ -178,6 +195,7 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
     let (mut flavors, _) = s.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
     flavors.sort_by_key(|f| (f.spec.vcpus, f.spec.memory_mb, f.spec.gpus, f.spec.disk_gb, f.metadata.name.clone()));
     let instances = all_instances(s).await?;
+    let services = offered_services(s, app, &cloudlets, zone).await?;
     fn on<'a>(instances: &'a [AppInstance], cl: &'a Name) -> impl Iterator<Item = &'a AppInstance> + 'a {
         instances.iter().filter(move |i| &i.spec.cloudlet == cl)
     }
@@ -188,6 +206,9 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
         disk_gb: r.disk_gb,
         gpus: r.gpus,
     };
+    // The zone's network cost from the network's view: the same for every cloudlet of the zone,
+    // it shows in the explanation.
+    let network_load = s.uni.index.read().unwrap_or_else(|e| e.into_inner()).network_load(zone.metadata.uid);
     let sites: Vec<Site> = cloudlets
         .iter()
         .enumerate()
@@ -208,11 +229,11 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
                     gpus: cap.gpus.saturating_sub(used.gpus),
                 },
                 flavors: flavors.iter().enumerate().filter(|(_, f)| cl.spec.flavors.contains(&f.metadata.name)).map(|(k, _)| k as u32).collect(),
-                services: 0,
+                services: services[i],
                 available: !cl.spec.maintenance,
                 mobility: true,
                 edge_load: used.millicpus as f64 / cap.millicpus.max(1) as f64,
-                network_load: 0.0,
+                network_load,
                 forecast: s.usage.forecast(&cl.metadata.name),
             }
         })
@@ -235,16 +256,33 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
     let mut too_big = true;
     let mut port_clash = None;
     let mut barred = false;
+    let mut why_not: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut service_edges_out = false;
     for k in candidates {
         let flavor = &flavors[k];
         if cloudlets.iter().any(|cl| cl.spec.flavors.contains(&flavor.metadata.name) && flavor.spec.fits_in(&cl.spec.capacity)) {
             too_big = false;
         }
-        let need = Need { app: 0, class, resources: to_placement(&flavor.spec), flavor: Some(k as u32), deployed: deployed.clone(), ..Need::default() };
+        let need = Need {
+            app: 0,
+            class,
+            resources: to_placement(&flavor.spec),
+            flavor: Some(k as u32),
+            services: needed_services(app),
+            deployed: deployed.clone(),
+            ..Need::default()
+        };
         let decision = decide(&index, &need, &policy, &|_| None);
+        why_not.extend(decision.rejected.iter().map(|(_, r)| r.to_string()));
         barred |= decision.ranked.is_empty()
             && !decision.rejected.is_empty()
             && decision.rejected.iter().all(|(_, r)| matches!(r, op_placement::decide::Rejection::Barred | op_placement::decide::Rejection::Unavailable));
+        {
+            use op_placement::decide::Rejection::{Barred, NoService, Unavailable};
+            service_edges_out |= decision.ranked.is_empty()
+                && decision.rejected.iter().any(|(_, r)| *r == NoService)
+                && decision.rejected.iter().all(|(_, r)| matches!(r, NoService | Barred | Unavailable));
+        }
         for (rank, choice) in decision.ranked.iter().enumerate() {
             let cl = &cloudlets[choice.site as usize];
             let on_it: Vec<&AppInstance> = here(&cl.metadata.name).collect();
@@ -288,6 +326,12 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
     if let Some((field, port)) = port_clash {
         return Err(ApiError::AlreadyExists(format!("{field}: port {port} is already taken in this zone")));
     }
+    if service_edges_out {
+        return Err(ApiError::Aborted(format!(
+            "requirements.platformServices: the edges of zone {} that offer the app's platform services are in maintenance or barred to it; try another zone",
+            zone.metadata.name
+        )));
+    }
     if barred {
         return Err(ApiError::Forbidden("the operator's placement policy bars this app from every edge of this zone; try another zone".into()));
     }
@@ -296,7 +340,39 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
         let field = if app.spec.flavor.is_some() { "flavor" } else { "requiredResources" };
         return Err(ApiError::invalid(field, format!("{what} is larger than any cloudlet of this zone offers")));
     }
-    Err(ApiError::Aborted("the zone has no capacity left for this app; try another zone".into()))
+    let why: Vec<String> = why_not.into_iter().collect();
+    Err(ApiError::Aborted(format!("no edge of the zone can take this app ({}); try another zone", why.join("; "))))
+}
+
+/// The platform services `app` needs, as the placement engine's bits: bit `i` is
+/// `requirements.platformServices[i]` (at most 16, by validation).
+fn needed_services(app: &App) -> u64 {
+    (0..app.spec.requirements.platform_services.len().min(64)).fold(0, |bits, i| bits | 1 << i)
+}
+
+/// Which of the services `app` needs each of `cloudlets` offers, in [`needed_services`]' bits;
+/// a 400 naming `requirements.platformServices[i]` when no cloudlet of the zone offers
+/// service `i`, so the developer knows which one is missing here.
+async fn offered_services(s: &AppState, app: &App, cloudlets: &[op_types::specs::Cloudlet], zone: &Object<ZoneSpec>) -> Result<Vec<u64>, ApiError> {
+    use op_types::specs::PlatformServiceSpec;
+    let mut bits = vec![0u64; cloudlets.len()];
+    for (i, name) in app.spec.requirements.platform_services.iter().enumerate().take(64) {
+        let svc = s.repo.get_by_name::<PlatformServiceSpec, ()>(Kind::PlatformService, None, name).await?;
+        let mut anywhere = false;
+        for (k, cl) in cloudlets.iter().enumerate() {
+            if svc.as_ref().is_some_and(|p| p.spec.offered_on(&cl.metadata.name)) {
+                bits[k] |= 1 << i;
+                anywhere = true;
+            }
+        }
+        if !anywhere {
+            return Err(ApiError::invalid(
+                format!("requirements.platformServices[{i}]"),
+                format!("platform service '{name}' is not offered in zone {}; deploy to a zone that offers it", zone.metadata.name),
+            ));
+        }
+    }
+    Ok(bits)
 }
 
 /// A fixed `extPort` of `app` already used by an instance in `here`, with its field path.

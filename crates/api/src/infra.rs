@@ -1,6 +1,8 @@
-//! Operator resources: regions, zones, cloudlets, flavors and organizations. The operator
-//! writes them; developers may read regions, zones and flavors (never cloudlets: they would
-//! show nodes and capacity), and only their own organization.
+//! Operator resources: regions, zones, cloudlets, flavors, organizations, placement policies
+//! and platform services. The operator writes them; developers may read regions, zones,
+//! flavors and platform services (never cloudlets: they would show nodes and capacity), and
+//! only their own organization. Secrets in a spec (a platform service's `adminUrl`) are never
+//! returned.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -9,7 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use op_types::specs::{
-    AppInstance, Cloudlet, CloudletObserved, CloudletSpec, FlavorSpec, OrganizationSpec, PlacementPolicySpec, RegionSpec, ZoneSpec,
+    AppInstance, AppSpec, Cloudlet, CloudletObserved, CloudletSpec, FlavorSpec, OrganizationSpec, PlacementPolicySpec, PlatformServiceSpec,
+    RegionSpec, ZoneSpec,
 };
 use op_types::{Kind, Name, Object, State as ObjState, Validate};
 use serde::de::DeserializeOwned;
@@ -64,6 +67,9 @@ trait InfraKind: Serialize + DeserializeOwned + Validate + Send + Sync + 'static
     fn check_unused(_state: &AppState, _name: &Name) -> impl Future<Output = Result<(), ApiError>> + Send {
         async { Ok(()) }
     }
+    /// Removes from an object what the caller may not see, before any answer: secrets for
+    /// everyone, operator-only details for developers (`operator` false).
+    fn redact(_obj: &mut Object<Self, Self::Observed>, _operator: bool) {}
 }
 
 async fn used_by<S: DeserializeOwned>(
@@ -164,6 +170,37 @@ impl InfraKind for PlacementPolicySpec {
     const DEVELOPERS_READ: bool = false;
 }
 
+impl InfraKind for PlatformServiceSpec {
+    type Observed = ();
+    const KIND: Kind = Kind::PlatformService;
+    const DEVELOPERS_READ: bool = true;
+    /// The cloudlets named exist, and the admin URL works: connecting and `SELECT 1` succeed,
+    /// so an operator learns of a wrong URL at once rather than from failing instances.
+    async fn check_refs(&self, state: &AppState) -> Result<(), ApiError> {
+        for (i, c) in self.cloudlets.iter().enumerate() {
+            must_exist(state, Kind::Cloudlet, c, &format!("spec.cloudlets[{i}]")).await?;
+        }
+        let admin = self.admin().map_err(|e| ApiError::Invalid(e.under("spec")))?;
+        op_driver::postgres::check(&admin)
+            .await
+            .map_err(|e| ApiError::invalid("spec.adminUrl", format!("connecting and running SELECT 1 failed: {e}")))
+    }
+    async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
+        used_by::<AppSpec>(state, Kind::App, "app needing this service", |a| a.requirements.platform_services.contains(name)).await
+    }
+    /// Answers show where instances reach the service (defaults filled in), never `adminUrl`.
+    fn redact(obj: &mut Object<Self>, operator: bool) {
+        if let Ok(admin) = obj.spec.admin() {
+            let (host, port) = obj.spec.reach(&admin);
+            (obj.spec.host, obj.spec.port) = (Some(host), Some(port));
+        }
+        obj.spec.admin_url = None;
+        if !operator {
+            obj.spec.cloudlets.clear();
+        }
+    }
+}
+
 impl InfraKind for OrganizationSpec {
     type Observed = ();
     const KIND: Kind = Kind::Organization;
@@ -190,6 +227,10 @@ async fn list<S: InfraKind>(state: &AppState, caller: &Caller) -> Result<Vec<Obj
         .into_iter()
         .filter(|o| S::KIND != Kind::Organization || caller.can_read(Some(&o.metadata.name)))
         .filter(|o| view.as_ref().is_none_or(|v| v.contains(&o.metadata.name)))
+        .map(|mut o| {
+            S::redact(&mut o, caller.role.is_operator());
+            o
+        })
         .collect())
 }
 
@@ -215,6 +256,7 @@ async fn create<S: InfraKind>(state: &AppState, caller: &Caller, req: CreateRequ
     }
     state.repo.create(&mut obj).await?;
     tracing::info!(kind = %S::KIND, name = %obj.metadata.name, user = %caller.user, "created");
+    S::redact(&mut obj, true);
     Ok(obj)
 }
 
@@ -231,7 +273,9 @@ async fn get<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Res
     if developer_view::<S>(state, caller).await?.is_some_and(|v| !v.contains(&name)) {
         return Err(not_found());
     }
-    state.repo.get_by_name::<S, S::Observed>(S::KIND, None, &name).await?.ok_or_else(not_found)
+    let mut obj = state.repo.get_by_name::<S, S::Observed>(S::KIND, None, &name).await?.ok_or_else(not_found)?;
+    S::redact(&mut obj, caller.role.is_operator());
+    Ok(obj)
 }
 
 async fn delete<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Result<StatusCode, ApiError> {
@@ -300,6 +344,17 @@ resource!(
     "/op/v1/placementpolicies/{name}",
     "placement policies"
 );
+resource!(
+    PlatformServiceSpec,
+    (),
+    list_platform_services,
+    create_platform_service,
+    get_platform_service,
+    delete_platform_service,
+    "/op/v1/platformservices",
+    "/op/v1/platformservices/{name}",
+    "platform services"
+);
 resource!(FlavorSpec, (), list_flavors, create_flavor, get_flavor, delete_flavor, "/op/v1/flavors", "/op/v1/flavors/{name}", "flavors");
 resource!(
     OrganizationSpec,
@@ -352,6 +407,51 @@ pub async fn update_placement_policy(
     }
 }
 
+/// Body of `PUT /op/v1/platformservices/{name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformServiceUpdate {
+    /// The new spec, replacing the old one whole, except that an omitted `adminUrl` keeps the
+    /// stored one.
+    pub spec: PlatformServiceSpec,
+}
+
+/// Replace a platform service (operator admins only), checked as at creation; instances
+/// already attached keep their databases, new ones use the new spec.
+#[utoipa::path(put, path = "/op/v1/platformservices/{name}", tag = "platform services", security(("bearer" = [])),
+    params(("name" = String, Path)), request_body = PlatformServiceUpdate,
+    responses((status = 200, body = Object<PlatformServiceSpec>), (status = 400, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn update_platform_service(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+    Body(req): Body<PlatformServiceUpdate>,
+) -> Result<Json<Object<PlatformServiceSpec>>, ApiError> {
+    c.require_operator_admin()?;
+    let name = path_name(&name)?;
+    let not_found = || ApiError::NotFound(format!("platform service '{name}' not found"));
+    let stored = s.repo.get_by_name::<PlatformServiceSpec, ()>(Kind::PlatformService, None, &name).await?.ok_or_else(not_found)?;
+    let mut spec = req.spec;
+    if spec.admin_url.is_none() {
+        spec.admin_url = stored.spec.admin_url;
+    }
+    spec.validate().map_err(|e| e.under("spec"))?;
+    spec.check_refs(&s).await?;
+    loop {
+        let mut obj = s.repo.get_by_name::<PlatformServiceSpec, ()>(Kind::PlatformService, None, &name).await?.ok_or_else(not_found)?;
+        obj.spec = spec.clone();
+        match s.repo.update(&mut obj).await {
+            Ok(()) => {
+                tracing::info!(%name, user = %c.user, "platform service replaced");
+                PlatformServiceSpec::redact(&mut obj, true);
+                return Ok(Json(obj));
+            }
+            Err(op_store::RepoError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// The cloudlets of zone `zone`, for admission and zone status.
 pub async fn cloudlets_in(state: &AppState, zone: &Name) -> Result<Vec<Cloudlet>, ApiError> {
     let (cls, _) = state.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
@@ -361,4 +461,33 @@ pub async fn cloudlets_in(state: &AppState, zone: &Name) -> Result<Vec<Cloudlet>
 /// Every app instance (any organization), for capacity accounting.
 pub async fn all_instances(state: &AppState) -> Result<Vec<AppInstance>, ApiError> {
     Ok(state.repo.list(Kind::AppInstance).await?.0)
+}
+
+/// The flavors offered where: per zone (what a developer can deploy there: the flavors some
+/// cloudlet of the zone out of maintenance offers) and per cloudlet (the operator's view).
+async fn offered_flavors(state: &AppState, offered: impl Fn(&Object<CloudletSpec, CloudletObserved>) -> bool) -> Result<Vec<Object<FlavorSpec>>, ApiError> {
+    let (cls, _) = state.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
+    let names: BTreeSet<Name> = cls.into_iter().filter(|c| offered(c)).flat_map(|c| c.spec.flavors).collect();
+    let (flavors, _) = state.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
+    let mut out: Vec<Object<FlavorSpec>> = flavors.into_iter().filter(|f| names.contains(&f.metadata.name)).collect();
+    out.sort_by_key(|f| (f.spec.vcpus, f.spec.memory_mb, f.spec.gpus, f.spec.disk_gb, f.metadata.name.clone()));
+    Ok(out)
+}
+
+/// The flavors one can deploy in a zone now: a flavor no cloudlet of the zone offers (out of
+/// maintenance) is not a choice there.
+#[utoipa::path(get, path = "/op/v1/zones/{name}/flavors", tag = "zones", security(("bearer" = [])), params(("name" = String, Path)),
+    responses((status = 200, body = Vec<Object<FlavorSpec>>), (status = 401, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn zone_flavors(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<Vec<Object<FlavorSpec>>>, ApiError> {
+    let zone = get::<ZoneSpec>(&s, &c, &name).await?;
+    offered_flavors(&s, |cl| cl.spec.zone == zone.metadata.name && !cl.spec.maintenance).await.map(Json)
+}
+
+/// The flavors a cloudlet offers (operator only).
+#[utoipa::path(get, path = "/op/v1/cloudlets/{name}/flavors", tag = "cloudlets", security(("bearer" = [])), params(("name" = String, Path)),
+    responses((status = 200, body = Vec<Object<FlavorSpec>>), (status = 401, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn cloudlet_flavors(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<Vec<Object<FlavorSpec>>>, ApiError> {
+    c.require_operator()?;
+    let cloudlet = get::<CloudletSpec>(&s, &c, &name).await?;
+    offered_flavors(&s, |cl| cl.metadata.uid == cloudlet.metadata.uid).await.map(Json)
 }

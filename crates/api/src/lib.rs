@@ -10,7 +10,9 @@ pub mod json;
 pub mod metrics;
 pub mod placement;
 pub mod scale;
+pub mod netview;
 pub mod state;
+pub mod telemetry;
 pub mod uni;
 pub mod usage;
 pub mod users;
@@ -48,14 +50,15 @@ impl Modify for BearerAuth {
     paths(
         users::token, users::create_user, users::list_users, users::delete_user,
         infra::list_regions, infra::create_region, infra::get_region, infra::delete_region,
-        infra::list_zones, infra::create_zone, infra::get_zone, infra::delete_zone,
+        infra::list_zones, infra::create_zone, infra::get_zone, infra::delete_zone, infra::zone_flavors, infra::cloudlet_flavors,
         infra::list_cloudlets, infra::create_cloudlet, infra::get_cloudlet, infra::delete_cloudlet,
         infra::list_flavors, infra::create_flavor, infra::get_flavor, infra::delete_flavor,
         infra::list_organizations, infra::create_organization, infra::get_organization, infra::delete_organization,
         infra::list_placement_policies, infra::create_placement_policy, infra::get_placement_policy, infra::delete_placement_policy, infra::update_placement_policy,
+        infra::list_platform_services, infra::create_platform_service, infra::get_platform_service, infra::delete_platform_service, infra::update_platform_service,
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
-        camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones, placement::place,
+        camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones, placement::place, telemetry::get,
         uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::close, uni::keys, uni::well_known, uni::closest_edge_zone,
         uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
     )
@@ -96,6 +99,8 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/regions/{name}", get(get_region).delete(delete_region))
         .route("/op/v1/zones", get(list_zones).post(create_zone))
         .route("/op/v1/zones/{name}", get(get_zone).delete(delete_zone))
+        .route("/op/v1/zones/{name}/flavors", get(infra::zone_flavors))
+        .route("/op/v1/cloudlets/{name}/flavors", get(infra::cloudlet_flavors))
         .route("/op/v1/cloudlets", get(list_cloudlets).post(create_cloudlet))
         .route("/op/v1/cloudlets/{name}", get(get_cloudlet).delete(delete_cloudlet))
         .route("/op/v1/flavors", get(list_flavors).post(create_flavor))
@@ -104,8 +109,11 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/organizations/{name}", get(get_organization).delete(delete_organization))
         .route("/op/v1/placementpolicies", get(list_placement_policies).post(create_placement_policy))
         .route("/op/v1/placementpolicies/{name}", get(get_placement_policy).delete(delete_placement_policy).put(update_placement_policy))
+        .route("/op/v1/platformservices", get(list_platform_services).post(create_platform_service))
+        .route("/op/v1/platformservices/{name}", get(get_platform_service).delete(delete_platform_service).put(update_platform_service))
         .route("/op/v1/appinstances/{id}", get(get_instance_detail))
         .route("/op/v1/apps/{appId}/placements", axum::routing::post(placement::place))
+        .route("/op/v1/apps/{appId}/telemetry", axum::routing::get(telemetry::get))
         .route("/op/v1/appinstances/{id}/logs", get(get_instance_logs))
         .route(&format!("{b}/apps"), get(get_apps).post(submit_app))
         .route(&format!("{b}/apps/{{id}}"), get(get_app).delete(delete_app))

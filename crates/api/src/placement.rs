@@ -20,7 +20,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorInfo};
 use crate::json::Body;
 use crate::state::AppState;
-pub use op_types::views::{PlacedZone, PlacementResult};
+pub use op_types::views::{LatencySources, PlacedZone, PlacementResult};
 
 /// How to place an app.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -36,9 +36,9 @@ pub enum PlacementRequest {
     },
 }
 
-/// The latency the cover plan assumes from a cell to a zone: 1 ms plus 1 ms per 100 km between
-/// the cell's serving zone and the zone (fibre and routing), so the plan needs no network call
-/// per pair; discovery then checks the real path for each device.
+/// The latency the cover plan assumes from a cell to a zone when the network's view has no
+/// figure for the pair: 1 ms plus 1 ms per 100 km between the cell's serving zone and the zone
+/// (fibre and routing). Discovery checks each device's path against the bound anyway.
 fn modelled_latency_ms(from: GeoPoint, to: GeoPoint) -> f64 {
     1.0 + op_uni::geo::distance_km(from, to) / 100.0
 }
@@ -73,7 +73,7 @@ pub async fn place(
         .filter(|z| op_uni::select::outside_footprint(&r.footprint, z.metadata.uid, &z.spec.region, &z.spec.service_area.cells, z.spec.location).is_none())
         .filter(|z| r.data_regions.is_empty() || r.data_regions.contains(&z.spec.region))
         .collect();
-    let mut result = PlacementResult { zones: Vec::new(), method: None, lower_bound: None, uncovered_cells: Vec::new() };
+    let mut result = PlacementResult { zones: Vec::new(), method: None, lower_bound: None, uncovered_cells: Vec::new(), latencies: None };
     let chosen: Vec<&Object<ZoneSpec>> = match req {
         PlacementRequest::EveryEdge => allowed,
         PlacementRequest::MinimumCover { max_latency_ms } => {
@@ -98,13 +98,38 @@ pub async fn place(
                 return Err(ApiError::invalid("strategy", "the app's footprint holds no cell to cover; give requirements.footprint.cells or zones with service areas"));
             }
             let names: Vec<&String> = cells.keys().collect();
-            let problem = CoverProblem {
-                elements: cells.len(),
-                sets: allowed
+            // Latency per (cell, zone): the network's figure when its view has one, else the
+            // distance model.
+            let mut sources = LatencySources { network: 0, modelled: 0 };
+            let sets = {
+                let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+                allowed
                     .iter()
-                    .map(|z| cells.values().enumerate().filter(|(_, at)| modelled_latency_ms(**at, z.spec.location) <= bound).map(|(i, _)| i as u32).collect())
-                    .collect(),
+                    .map(|z| {
+                        let entry = ix.zone(z.metadata.uid);
+                        cells
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (cell, at))| {
+                                let latency = match entry.and_then(|e| ix.path(Some(cell.as_str()), e)) {
+                                    Some(p) => {
+                                        sources.network += 1;
+                                        p.latency_ms
+                                    }
+                                    None => {
+                                        sources.modelled += 1;
+                                        modelled_latency_ms(**at, z.spec.location)
+                                    }
+                                };
+                                latency <= bound
+                            })
+                            .map(|(i, _)| i as u32)
+                            .collect()
+                    })
+                    .collect()
             };
+            result.latencies = Some(sources);
+            let problem = CoverProblem { elements: cells.len(), sets };
             let cover = cover::solve(&problem, Limits::default());
             result.method = Some(if cover.method == Method::Exact { "exact" } else { "greedy" }.into());
             result.lower_bound = Some(cover.lower_bound);

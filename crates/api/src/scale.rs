@@ -49,7 +49,7 @@ fn plan_all(s: &AppState) -> Vec<AppWork> {
         };
         let sessions = s.uni.sessions.users_of(app.uid, now);
         let mut users: BTreeMap<u32, usize> = BTreeMap::new();
-        for (at, inst) in &sessions {
+        for (_, at, inst) in &sessions {
             // Counted where the user is: the zone serving its cell, else its instance's zone.
             let zone = ix.zones_serving(at.cell.as_deref(), at.point).first().copied().or_else(|| ix.instance(*inst).map(|i| i.zone));
             if let Some(z) = zone {
@@ -60,7 +60,7 @@ fn plan_all(s: &AppState) -> Vec<AppWork> {
         let running: Vec<Running> = ix
             .instances_of(app.uid)
             .enumerate()
-            .map(|(k, i)| Running { id: k as u32, zone: zone_id(i.zone), users: sessions.iter().filter(|(_, u)| *u == i.uid).count() })
+            .map(|(k, i)| Running { id: k as u32, zone: zone_id(i.zone), users: sessions.iter().filter(|(_, _, u)| *u == i.uid).count() })
             .collect();
         let p = plan(per, &users, &running);
         if !p.add.is_empty() || !p.remove.is_empty() {

@@ -48,6 +48,8 @@ pub struct Shared {
     pub provider: String,
     /// The UNI: index, signing key, network.
     pub uni: Arc<crate::uni::UniState>,
-    /// Recorded cloudlet usage, for placement's forecasts.
+    /// Recorded edge and network usage, for placement's forecasts.
     pub usage: crate::usage::Usage,
+    /// Telemetry pushed to app providers' webhooks.
+    pub telemetry: crate::telemetry::Deliveries,
 }

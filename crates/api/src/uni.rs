@@ -13,7 +13,7 @@ use op_types::specs::{AppSpec, GeoPoint, InstantiationType, UnmetPolicy, ZoneSpe
 use op_types::Kind;
 use op_types::{Name, Uid};
 use op_uni::feed::SharedIndex;
-use op_uni::select::{closest_zone, rank, DeviceAt, Rejection, Weights};
+use op_uni::select::{closest_zone, rank, DeviceAt, Rejection};
 use op_uni::token::{now, SessionClaims, SessionSigner, SESSION_ISSUER};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -35,12 +35,12 @@ pub struct UniState {
     pub signer: SessionSigner,
     /// The mobile network, when configured.
     pub network: Option<Arc<dyn NetworkAdapter>>,
-    /// The operator's weight matrix.
-    pub weights: Weights,
     /// Mobile country code.
     pub mcc: String,
     /// Mobile network code.
     pub mnc: String,
+    /// Partner networks (PLMN ids) an app's customer reach may name besides this one.
+    pub partner_plmns: Vec<String>,
     /// Session lifetime, seconds (also the revalidation timer).
     pub session_ttl: u64,
     /// Per-device and global request limits.
@@ -57,6 +57,11 @@ pub struct UniState {
 }
 
 impl UniState {
+    /// This operator's PLMN id.
+    pub fn plmn(&self) -> String {
+        format!("{}{}", self.mcc, self.mnc)
+    }
+
     /// Charges one request to `device`; a 429 naming which limit was hit when refused.
     fn admit(&self, device: &DeviceRef) -> Result<(), ApiError> {
         self.limiter.check(&device_key(device)).map_err(|which| {
@@ -140,6 +145,19 @@ fn network_error(e: NetworkError) -> ApiError {
 
 async fn locate(uni: &UniState, device: &DeviceRef) -> Result<NetworkLocation, ApiError> {
     uni.network()?.locate(device).await.map_err(network_error)
+}
+
+/// Whether the device roams and where. A network that does not offer roaming status (it
+/// refuses the request) is taken to mean the device is at home, with a warning.
+async fn roaming(uni: &UniState, device: &DeviceRef) -> Result<op_network::RoamingStatus, ApiError> {
+    match uni.network()?.roaming_status(device).await {
+        Ok(r) => Ok(r),
+        Err(NetworkError::Rejected(why)) => {
+            tracing::warn!(%why, "the network gave no roaming status; taking the device to be at home");
+            Ok(op_network::RoamingStatus { roaming: false, serving_plmn: None })
+        }
+        Err(e) => Err(network_error(e)),
+    }
 }
 
 fn at(loc: &NetworkLocation) -> DeviceAt {
@@ -249,7 +267,7 @@ pub async fn optimal_edge_zones(
     let app = visible_app(&s, &c, req.application_profile_id)?;
     let loc = locate(&s.uni, &device).await?;
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
-    let zones: Vec<_> = op_uni::select::rank_zones(&ix, &app, &at(&loc), &s.uni.weights, &|_| None)
+    let zones: Vec<_> = op_uni::select::rank_zones(&ix, &app, &at(&loc), &op_uni::select::weights_at(&ix, &app, &at(&loc)), &|_| None)
         .into_iter()
         .filter(|(z, _)| req.edge_cloud_region.as_ref().is_none_or(|r| z.region.as_str() == r))
         .map(|(z, _)| zone_view(&s, z))
@@ -318,7 +336,7 @@ pub async fn optimal_app_endpoints(
     let app = visible_app(&s, &c, req.app_id)?;
     let loc = locate(&s.uni, &device).await?;
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
-    let ranking = rank(&ix, &app, &at(&loc), &s.uni.weights, &|_| None);
+    let ranking = rank(&ix, &app, &at(&loc), &op_uni::select::weights_at(&ix, &app, &at(&loc)), &|_| None);
     let endpoints: Vec<_> = ranking
         .ranked
         .iter()
@@ -386,12 +404,26 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
         .as_ref()
         .ok_or_else(|| ApiError::Forbidden("this app has no deviceAuth key onboarded; its devices cannot register".into()))?;
     key.verify(&req.app_token).map_err(|e| ApiError::Unauthenticated(format!("appToken: {e}")))?;
-    let net = locate(&s.uni, &device).await?;
+    let (net, roams) = tokio::join!(locate(&s.uni, &device), roaming(&s.uni, &device));
+    let (net, roams) = (net?, roams?);
+    let refused = op_uni::select::reach_refusal(&app.requirements, &s.uni.plmn(), roams.roaming, roams.serving_plmn.as_deref());
+    if let Some(why) = &refused {
+        if !matches!(app.requirements.on_unmet, UnmetPolicy::FallbackToCloud) {
+            return Err(ApiError::Forbidden(format!("{why}; the app is not offered to this device")));
+        }
+    }
     if let Some(claim) = &req.location {
         check_claim(claim, &net)?;
     }
     let device_at = at(&net);
-    in_coverage(&s.uni.index.read().unwrap_or_else(|e| e.into_inner()), &device_at)?;
+    {
+        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+        in_coverage(&ix, &device_at)?;
+        let ids: Vec<&str> = [device.phone_number.as_deref(), device.network_access_identifier.as_deref()].into_iter().flatten().collect();
+        if ix.device_barred(&ids, closest_zone(&ix, &device_at).map(|z| &z.region)) {
+            return Err(ApiError::Forbidden("the operator bars this device from edge applications".into()));
+        }
+    }
     let network = s.uni.network()?.clone();
     // Path estimates for the zones with instances of this app and, for an app instantiated on
     // demand, the zones serving the device (outside the index lock).
@@ -406,18 +438,38 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
         z.dedup();
         z.into_iter().filter_map(|u| ix.zone(u)).filter_map(|z| Some((z.uid, z.dnai.clone()?))).collect()
     };
+    // The network view answers for the cells it knows; the network is asked only for the rest
+    // (a cell the last refresh did not cover yet).
     let mut paths = std::collections::HashMap::new();
     if let Some(cell) = &device_at.cell {
-        for (uid, dnai) in zones {
+        let mut ask = Vec::new();
+        {
+            let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+            for (uid, dnai) in zones {
+                match ix.zone(uid).and_then(|z| ix.path(Some(cell), z)) {
+                    Some(p) => {
+                        paths.insert(uid, p);
+                    }
+                    None if !ix.knows_paths_from(cell) => ask.push((uid, dnai)),
+                    None => {}
+                }
+            }
+        }
+        for (uid, dnai) in ask {
             if let Ok(p) = network.path_performance(cell, &dnai).await {
                 paths.insert(uid, PathInfo { latency_ms: p.latency_ms, jitter_ms: p.jitter_ms, bandwidth_mbps: p.bandwidth_mbps });
             }
         }
     }
-    let starting = if dynamic { start_near(&s, &app, &device_at, &paths).await } else { Ok(None) };
+    let starting = if dynamic && refused.is_none() { start_near(&s, &app, &device_at, &paths).await } else { Ok(None) };
     let deadline = tokio::time::Instant::now() + DYNAMIC_WAIT;
     let Offers { best, alternatives, area, best_effort } = loop {
-        match best_offers(&s.uni, &app, &device_at, &paths, max_alt) {
+        // Not offered here at all, and the app sends such devices to its cloud.
+        let found = match (&refused, &app.requirements.fallback_endpoint) {
+            (Some(_), Some(url)) => Err(Unmet::Fallback(url.clone())),
+            _ => best_offers(&s.uni, &app, &device_at, &paths, max_alt),
+        };
+        match found {
             Ok(found) => break found,
             // Nothing runs yet, but an instance is starting for this device: answer once it is up.
             Err(Unmet::NoInstance(_)) if matches!(starting, Ok(Some(_))) && tokio::time::Instant::now() < deadline => {
@@ -500,7 +552,8 @@ fn best_offers(
     max_alt: usize,
 ) -> Result<Offers, Unmet> {
     let ix = uni.index.read().unwrap_or_else(|e| e.into_inner());
-    let mut ranking = rank(&ix, app, at, &uni.weights, &|z| paths.get(&z.uid).copied());
+    let weights = op_uni::select::weights_at(&ix, app, at);
+    let mut ranking = rank(&ix, app, at, &weights, &|z| paths.get(&z.uid).copied());
     let qos = |r: &Rejection| matches!(r, Rejection::Latency { .. } | Rejection::Jitter { .. } | Rejection::Bandwidth { .. });
     let qos_unmet: Vec<String> = ranking.rejected.iter().filter(|(_, r)| qos(r)).map(|(_, r)| unmet_text(r)).collect();
     let mut best_effort = false;
@@ -509,7 +562,7 @@ fn best_offers(
             UnmetPolicy::Reject => return Err(Unmet::Qos(qos_unmet)),
             // Serve from the best edge the other criteria allow, QoS bounds set aside.
             UnmetPolicy::BestEffort => {
-                ranking = rank(&ix, app, at, &uni.weights, &|_| None);
+                ranking = rank(&ix, app, at, &weights, &|_| None);
                 best_effort = true;
             }
             UnmetPolicy::FallbackToCloud => {}
@@ -589,7 +642,7 @@ async fn start_near(
 ) -> Result<Option<StartingInstance>, ApiError> {
     let zone = {
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
-        let ranked = op_uni::select::rank_zones(&ix, app, at, &s.uni.weights, &|z| paths.get(&z.uid).copied());
+        let ranked = op_uni::select::rank_zones(&ix, app, at, &op_uni::select::weights_at(&ix, app, at), &|z| paths.get(&z.uid).copied());
         // "Near" is a zone whose service area holds the device, when the operator has drawn any.
         let local = ix.zones_serving(at.cell.as_deref(), at.point);
         let best = ranked.iter().find(|(z, _)| local.contains(&z.uid)).or(ranked.first());
@@ -693,7 +746,7 @@ pub async fn discover(
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
     in_coverage(&ix, &at)?;
     let app = ix.app(claims.app).ok_or_else(|| ApiError::NotFound("the session's app is no longer onboarded".into()))?;
-    let best = op_uni::select::best_near(&ix, app, &at, &s.uni.weights, max_alt + 1);
+    let best = op_uni::select::best_near(&ix, app, &at, &op_uni::select::weights_at(&ix, app, &at), max_alt + 1);
     let mut offers = best.iter().filter_map(|c| offer(&ix, c));
     let endpoint = match (offers.next(), &app.requirements.on_unmet, &app.requirements.fallback_endpoint) {
         (Some(o), _, _) => o,
@@ -826,7 +879,7 @@ pub async fn network_events(
         }
     }
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
-    s.uni.sessions.reevaluate(&ix, &s.uni.weights, now());
+    s.uni.sessions.reevaluate(&ix, now());
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,6 +3,9 @@
 //! The container is named after the instance uid and labelled with it, so after a crash the next
 //! reconcile finds (adopts) what an earlier one created instead of creating a duplicate, and the
 //! garbage collector removes containers whose instance no longer exists.
+//!
+//! Platform services the app needs (a managed database) are provisioned before the container
+//! is created, handed to it in its environment, and dropped after the container is removed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +16,7 @@ use op_driver::{
     LABEL_MANAGED, LABEL_ORG, LABEL_PLATFORM,
 };
 use op_store::Repo;
-use op_types::specs::{App, AppInstance, Cloudlet, Endpoint, Flavor, Protocol};
+use op_types::specs::{App, AppInstance, AppSpec, Cloudlet, Endpoint, Flavor, Protocol};
 use op_types::{Kind, State, Uid};
 use tracing::{info, warn};
 
@@ -37,15 +40,17 @@ pub struct InstanceReconciler {
     drivers: Drivers,
     platform_id: String,
     platform_env: BTreeMap<String, String>,
+    service_secret: Vec<u8>,
 }
 
 impl InstanceReconciler {
     /// A reconciler over `repo`, reaching cloudlets through `drivers`; `platform_id` labels
     /// every container it makes, so platforms sharing a runtime never touch each other's.
     /// `platform_env` is given to every instance (e.g. the UNI's session-token public key, so
-    /// apps verify device sessions locally).
-    pub fn new(repo: Repo, drivers: Drivers, platform_id: String, platform_env: BTreeMap<String, String>) -> Self {
-        Self { repo, drivers, platform_id, platform_env }
+    /// apps verify device sessions locally). `service_secret` is what the passwords of
+    /// instances' platform-service roles are derived from (see [`crate::services`]).
+    pub fn new(repo: Repo, drivers: Drivers, platform_id: String, platform_env: BTreeMap<String, String>, service_secret: Vec<u8>) -> Self {
+        Self { repo, drivers, platform_id, platform_env, service_secret }
     }
 
     async fn cloudlet(&self, inst: &AppInstance) -> Result<Cloudlet, ReconcileError> {
@@ -69,9 +74,11 @@ impl InstanceReconciler {
 
     async fn delete(&self, mut inst: AppInstance) -> Result<Action, ReconcileError> {
         let before = inst.clone();
-        inst.status.state = State::Deleting;
-        inst.status.message = Some("removing the container".into());
-        self.save(&mut inst, &before).await?;
+        if inst.status.state != State::Deleting {
+            inst.status.state = State::Deleting;
+            inst.status.message = Some("removing the container".into());
+            self.save(&mut inst, &before).await?;
+        }
         match self.cloudlet(&inst).await {
             Ok(cl) => {
                 let driver = self.drivers.for_cloudlet(&cl.spec)?;
@@ -83,6 +90,14 @@ impl InstanceReconciler {
             Err(ReconcileError::Dangling(_)) => {}
             Err(e) => return Err(e),
         }
+        // Then what platform services hold for it (its database and role).
+        let app = self.repo.get::<AppSpec, ()>(Kind::App, inst.spec.app_id).await?;
+        if let Err(e) = crate::services::release(&self.repo, &inst, app.as_ref()).await {
+            let before = inst.clone();
+            inst.status.message = Some(format!("container removed; {e}; retrying"));
+            self.save(&mut inst, &before).await?;
+            return Err(e);
+        }
         match self.repo.delete(&inst).await {
             Ok(()) => info!(uid = %inst.metadata.uid, "instance deleted"),
             Err(op_store::RepoError::Conflict) => return Ok(Action::Requeue(Duration::ZERO)),
@@ -91,10 +106,11 @@ impl InstanceReconciler {
         Ok(Action::AwaitChange)
     }
 
-    fn container_spec(&self, inst: &AppInstance, app: &App, cl: &Cloudlet, flavor: &Flavor) -> ContainerSpec {
+    fn container_spec(&self, inst: &AppInstance, app: &App, cl: &Cloudlet, flavor: &Flavor, services: BTreeMap<String, String>) -> ContainerSpec {
         let uid = inst.metadata.uid;
         let mut env: BTreeMap<String, String> = app.spec.env.clone();
         env.extend(self.platform_env.clone());
+        env.extend(services);
         env.insert("OP_INSTANCE".into(), uid.to_string());
         env.insert("OP_APP".into(), app.metadata.name.to_string());
         env.insert("OP_ZONE".into(), inst.spec.edge_cloud_zone_id.to_string());
@@ -160,7 +176,13 @@ impl Reconciler for InstanceReconciler {
             inst.status.state = State::Creating;
             inst.status.message = Some(format!("starting on cloudlet {}", cl.metadata.name));
         }
-        let spec = self.container_spec(&inst, &app, &cl, &flavor);
+        // Platform services first: the container starts with their addresses and credentials.
+        let attached = match crate::services::attach(&self.repo, &self.service_secret, &inst, &app).await {
+            Ok(a) => a,
+            Err(e) => return self.fail(inst, &inst_before, "ServiceUnavailable", e).await,
+        };
+        inst.observed.services = attached.names;
+        let spec = self.container_spec(&inst, &app, &cl, &flavor, attached.env);
         let driver = match self.drivers.for_cloudlet(&cl.spec) {
             Ok(d) => d,
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,

@@ -10,6 +10,7 @@ mod cloudlet;
 mod container;
 mod instance;
 mod runner;
+pub mod services;
 
 pub use cloudlet::CloudletReconciler;
 pub use op_driver::Drivers;
@@ -30,6 +31,9 @@ pub enum ReconcileError {
     /// The object refers to something that does not exist (e.g. its cloudlet was deleted).
     #[error("{0}")]
     Dangling(String),
+    /// A platform service (e.g. the operator's database server) failed. Retry.
+    #[error("{0}")]
+    Service(String),
 }
 
 /// Exponential backoff from 200 ms doubling to a 30 s cap: the one error policy every controller

@@ -1,8 +1,11 @@
 //! Southbound infrastructure drivers. Controllers speak only [`Driver`]; each cloudlet's
 //! `platformType` picks the implementation. The first is [`docker::DockerDriver`], over the Docker
 //! Engine API, which Docker and Podman both serve.
+//! [`postgres`] provisions the `postgresql` platform service: a database and login role per
+//! app instance on an operator's PostgreSQL server.
 
 pub mod docker;
+pub mod postgres;
 mod registry;
 pub mod sim;
 

@@ -91,6 +91,15 @@ async fn admission_places_and_explains() -> anyhow::Result<()> {
     assert!(names(all).contains(&"gpu_xl".to_string()));
     assert_eq!(dev.get("/op/v1/flavors/gpu_xl").await?.0, 404);
     assert_eq!(dev.get("/op/v1/flavors/small").await?.0, 200);
+    // Per zone (what a developer can deploy there) and per cloudlet (operator only).
+    let (s, here) = dev.get("/op/v1/zones/metro/flavors").await?;
+    assert_eq!((s, names(here)), (200, vec!["small".to_string(), "large".to_string()]), "smallest first; gpu_xl only on m-5, in maintenance");
+    let (_, local) = dev.get("/op/v1/zones/local/flavors").await?;
+    assert_eq!(names(local), ["small", "medium", "large"]);
+    let (s, on) = admin.get("/op/v1/cloudlets/m-5/flavors").await?;
+    assert_eq!((s, names(on)), (200, vec!["gpu_xl".to_string()]));
+    assert_eq!(dev.get("/op/v1/cloudlets/m-5/flavors").await?.0, 403, "developers never see cloudlets");
+    assert_eq!(dev.get("/op/v1/zones/nowhere/flavors").await?.0, 404);
 
     // A zone outside the app's footprint or data geography is refused, naming the criterion.
     let local = p.zone_id(&dev, "local").await?;

@@ -486,3 +486,229 @@ async fn unmet_qos_follows_the_apps_policy() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// POSTs to the emulator's admin API.
+async fn emulate(net: &Netemu, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
+    let r = reqwest::Client::new().post(format!("{}/emulator/v1{path}", net.url)).json(&body).send().await?;
+    anyhow::ensure!(r.status().is_success(), "{path}: {} {}", r.status(), r.text().await.unwrap_or_default());
+    Ok(())
+}
+
+/// Polls `f` until it returns Some, or fails after `secs`.
+async fn eventually<T, F: std::future::Future<Output = anyhow::Result<Option<T>>>>(secs: u64, what: &str, mut f: impl FnMut() -> F) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await? {
+            return Ok(v);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The network's view (paths from cells to zones, cell loads) drives the hot path's QoS checks,
+/// the minimum cover and the network-load criterion; the provider's telemetry reports what it
+/// asked for, pulled and pushed.
+#[tokio::test(flavor = "multi_thread")]
+async fn network_view_qos_cover_load_and_telemetry() -> anyhow::Result<()> {
+    let (net, p, _admin) = lab_with(&["--network-refresh-ms", "200"]).await?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let dev = p.developer("uni_games", "una", "Manager").await?;
+    // A webhook the provider runs.
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook_url = format!("http://{}/telemetry", hook.local_addr()?);
+    let (tx, mut pushed) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    tokio::spawn(async move {
+        let app = axum::Router::new().route("/telemetry", axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(v);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }));
+        axum::serve(hook, app).await
+    });
+    let mut manifest = sample_manifest("uni_games", "arena");
+    manifest["deviceAuth"] = json!({"publicKeyPem": key.public_key_pem()});
+    let paris = p.zone_id(&dev, "zone-paris").await?;
+    let lyon = p.zone_id(&dev, "zone-lyon").await?;
+    manifest["requirements"] = json!({"maxLatencyMs": 10.0, "footprint": {"zones": [paris, lyon]},
+        "telemetry": {"kinds": ["instances", "sessions", "qos"], "webhook": hook_url, "intervalSeconds": 10}});
+    let (s, b) = dev.post(&format!("{CAMARA}/apps"), &manifest).await?;
+    assert_eq!(s, 201, "{b}");
+    let app = b["appId"].as_str().unwrap_or_default().to_string();
+
+    // Minimum cover on the network's latencies: from Paris cells Lyon is 12 ms away, beyond the
+    // 10 ms bound (the distance model would say 4.9 ms and cover everything from one zone).
+    let plan = eventually(10, "the network's view of the paths", || async {
+        let (s, plan) = dev.post(&format!("/op/v1/apps/{app}/placements"), &json!({"strategy": "minimumCover"})).await?;
+        assert_eq!(s, 202, "{plan}");
+        Ok((plan["latencies"]["modelled"] == 0).then_some(plan))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", p.log()))?;
+    assert_eq!(plan["zones"].as_array().map(Vec::len), Some(2), "{plan}");
+    assert_eq!(plan["latencies"], json!({"network": 14, "modelled": 0}), "7 cells x 2 zones, all from the network");
+    for z in plan["zones"].as_array().into_iter().flatten() {
+        dev.wait_ready(z["appInstanceId"].as_str().unwrap_or_default(), Duration::from_secs(60)).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Registration and the hot path check the bound on the view: from Paris, Lyon (12 ms) is
+    // no alternative, and every offer carries the network's expected QoS.
+    let uni = DeviceClient::new(&p.url);
+    let token = app_token(&key.serialize_pem(), "eve");
+    let reg = uni.register(&register(EVE, &token, None)).await?;
+    assert_eq!(reg.endpoint.edge_cloud_zone_id.to_string(), paris);
+    assert!(reg.alternatives.is_empty(), "lyon exceeds the bound: {:?}", reg.alternatives);
+    let (s, d) = discover(&p, &reg.session_token, "20801000000104").await?;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["endpoint"]["edgeCloudZoneId"], paris.as_str());
+    assert_eq!(d["endpoint"]["expectedQos"]["latencyMs"], 8.0, "Montparnasse's longer fronthaul, from the view");
+    assert_eq!(d["alternatives"], json!([]), "{d}");
+    let (s, d) = discover(&p, &reg.session_token, "20801000000202").await?;
+    assert_eq!((s, d["endpoint"]["edgeCloudZoneId"].as_str()), (200, Some(lyon.as_str())));
+    assert_eq!(d["endpoint"]["expectedQos"]["latencyMs"], 4.0);
+    uni.register(&register("+33612340001", &app_token(&key.serialize_pem(), "alice"), None)).await?;
+
+    // Telemetry, pulled: what was asked for, by zone, no cloudlet.
+    let (s, t) = dev.get(&format!("/op/v1/apps/{app}/telemetry")).await?;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["instances"].as_array().map(Vec::len), Some(2), "{t}");
+    assert!(t["instances"].as_array().into_iter().flatten().all(|i| i["ready"] == true));
+    assert_eq!(t["sessions"], json!([{"edgeCloudZoneName": "zone-paris", "sessions": 2, "devices": 2}]), "{t}");
+    assert_eq!(t["qos"][0]["measuredSessions"], 2, "{t}");
+    assert_eq!(t["qos"][0]["maxLatencyMs"], 5.0, "both devices in Paris cells on the 5 ms path: {t}");
+    assert!(!t.to_string().contains("zone-paris-1"), "no cloudlet name in telemetry");
+    // ... and pushed to the webhook.
+    let got = tokio::time::timeout(Duration::from_secs(15), pushed.recv()).await?.expect("a pushed report");
+    assert_eq!(got["appId"], app.as_str());
+    assert!(got["instances"].is_array() && got["sessions"].is_array(), "{got}");
+    let t = eventually(5, "the delivery to be recorded", || async {
+        let (_, t) = dev.get(&format!("/op/v1/apps/{app}/telemetry")).await?;
+        Ok((t["lastDelivery"]["delivered"] == true).then_some(t))
+    })
+    .await?;
+    assert_eq!(t["lastDelivery"]["outcome"], "HTTP 204");
+    // Only what was asked for; nothing for an app that asked for nothing; nothing for others.
+    let mut only = sample_manifest("uni_games", "quiet");
+    only["requirements"] = json!({"telemetry": {"kinds": ["instances"]}});
+    let (_, b) = dev.post(&format!("{CAMARA}/apps"), &only).await?;
+    let (s, t) = dev.get(&format!("/op/v1/apps/{}/telemetry", b["appId"].as_str().unwrap_or_default())).await?;
+    assert_eq!(s, 200);
+    assert!(t.get("sessions").is_none() && t.get("qos").is_none() && t["instances"] == json!([]), "{t}");
+    let (_, b) = dev.post(&format!("{CAMARA}/apps"), &sample_manifest("uni_games", "mute")).await?;
+    let (s, e) = dev.get(&format!("/op/v1/apps/{}/telemetry", b["appId"].as_str().unwrap_or_default())).await?;
+    assert_eq!((s, e["message"].as_str().is_some_and(|m| m.contains("requirements.telemetry"))), (400, true), "{e}");
+    let other = p.developer("other_games", "otto", "Manager").await?;
+    assert_eq!(other.get(&format!("/op/v1/apps/{app}/telemetry")).await?.0, 404, "another organization's app");
+    let mut bad = sample_manifest("uni_games", "badtel");
+    bad["requirements"] = json!({"telemetry": {"kinds": [], "intervalSeconds": 1}});
+    let (s, e) = dev.post(&format!("{CAMARA}/apps"), &bad).await?;
+    assert_eq!(s, 400);
+    assert!(e["message"].as_str().is_some_and(|m| m.contains("telemetry.kinds")), "{e}");
+
+    // Network load: Lyon's cells fill up; the next deployment there explains the cost.
+    for cell in LYON_CELLS {
+        emulate(&net, &format!("/cells/{cell}/load"), json!({"backgroundUes": 80})).await?;
+    }
+    // Admission reads the view as it is refreshed: deploy once it shows, and read why.
+    let mut inst = String::new();
+    for n in 0..5 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let id = dev.deploy(&format!("arena_lyon_{n}"), &app, &lyon).await?;
+        inst = dev.instance(&id).await?.map(|i| i["observed"]["placement"].to_string()).unwrap_or_default();
+        dev.delete(&format!("{CAMARA}/appinstances/{id}")).await?;
+        if inst.contains("network load 0.40") {
+            break;
+        }
+    }
+    assert!(inst.contains("network load 0.40"), "Lyon's cells at 80 % of their capacity, weighted 0.5: {inst}");
+    Ok(())
+}
+
+/// A device client that waits out its rate limit (2/s here) instead of failing.
+struct Patient(DeviceClient);
+
+impl Patient {
+    async fn register(&self, r: &RegisterRequest) -> Result<op_types::uni::Registration, op_device::DeviceError> {
+        loop {
+            match self.0.register(r).await {
+                Err(op_device::DeviceError::Api { status: 429, .. }) => tokio::time::sleep(Duration::from_millis(500)).await,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Customer reach and visited networks: who may use the app depends on the network serving
+/// the device, asked of the network at registration.
+#[tokio::test(flavor = "multi_thread")]
+async fn roaming_devices_and_customer_reach() -> anyhow::Result<()> {
+    let (net, p, admin) = lab_with(&["--partner-plmns", "26201"]).await?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let dev = p.developer("uni_games", "una", "Manager").await?;
+    let paris = p.zone_id(&dev, "zone-paris").await?;
+    let onboard = |name: &str, req: serde_json::Value| {
+        let mut m = sample_manifest("uni_games", name);
+        m["deviceAuth"] = json!({"publicKeyPem": key.public_key_pem()});
+        m["requirements"] = req;
+        m
+    };
+    // Onboarding checks the networks named.
+    for (reach, field) in [(json!(["2080"]), "customerReach[0]"), (json!(["20801", "23415"]), "customerReach[1]")] {
+        let (s, e) = dev.post(&format!("{CAMARA}/apps"), &onboard("bad", json!({"customerReach": reach}))).await?;
+        assert_eq!(s, 400, "{e}");
+        assert!(e["message"].as_str().is_some_and(|m| m.contains(field)), "{e}");
+    }
+    for (name, req) in [
+        ("home", json!({})),
+        ("partners", json!({"visitedNetworks": true, "customerReach": ["20801", "26201"]})),
+        ("cloudy", json!({"onUnmet": "fallbackToCloud", "fallbackEndpoint": "https://cloud.example.com:8443/"})),
+    ] {
+        let (s, b) = dev.post(&format!("{CAMARA}/apps"), &onboard(name, req)).await?;
+        assert_eq!(s, 201, "{b}");
+        let app = b["appId"].as_str().unwrap_or_default().to_string();
+        let inst = dev.deploy(&format!("{name}_paris"), &app, &paris).await?;
+        dev.wait_ready(&inst, Duration::from_secs(60)).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let uni = Patient(DeviceClient::new(&p.url));
+    let token = app_token(&key.serialize_pem(), "eve");
+    let reg = |app: &str| {
+        let mut r = register(EVE, &token, None);
+        r.app.name = app.into();
+        r
+    };
+    // At home, every app is offered.
+    for app in ["home", "partners", "cloudy"] {
+        assert_eq!(uni.register(&reg(app)).await?.endpoint.edge_cloud_zone_id.to_string(), paris, "{app}");
+    }
+    // Roaming in a network that is not a partner.
+    emulate(&net, &format!("/devices/{EVE}/roam"), json!({"servingPlmn": "23415"})).await?;
+    assert_eq!(api_error(uni.register(&reg("home")).await).await, (403, "PERMISSION_DENIED".into()), "visitedNetworks is false");
+    assert_eq!(api_error(uni.register(&reg("partners")).await).await, (403, "PERMISSION_DENIED".into()), "23415 is not in the reach");
+    let cloud = uni.register(&reg("cloudy")).await?;
+    assert!(cloud.cloud_fallback, "not offered here: sent to the provider's cloud");
+    assert_eq!((cloud.endpoint.host.as_str(), cloud.endpoint.port), ("cloud.example.com", 8443));
+    // Roaming in the partner's network.
+    emulate(&net, &format!("/devices/{EVE}/roam"), json!({"servingPlmn": "26201"})).await?;
+    assert_eq!(uni.register(&reg("partners")).await?.endpoint.edge_cloud_zone_id.to_string(), paris);
+    assert_eq!(api_error(uni.register(&reg("home")).await).await.0, 403);
+    // Home again.
+    emulate(&net, &format!("/devices/{EVE}/roam"), json!({"servingPlmn": "20801"})).await?;
+    assert_eq!(uni.register(&reg("home")).await?.endpoint.edge_cloud_zone_id.to_string(), paris);
+
+    // The operator bars the user: refused, whatever the app.
+    let (s, e) = admin.post("/op/v1/placementpolicies", &json!({"name": "default", "spec": {"barredDevices": ["123"]}})).await?;
+    assert_eq!((s, e["message"].as_str().is_some_and(|m| m.contains("barredDevices[0]"))), (400, true), "{e}");
+    let (s, e) = admin.post("/op/v1/placementpolicies", &json!({"name": "default", "spec": {"barredDevices": [EVE]}})).await?;
+    assert_eq!(s, 201, "{e}");
+    tokio::time::sleep(Duration::from_millis(300)).await; // the index follows the store by watch
+    assert_eq!(api_error(uni.register(&reg("partners")).await).await, (403, "PERMISSION_DENIED".into()), "a barred user");
+    let mut alice = reg("partners");
+    alice.device.phone_number = Some("+33612340001".into());
+    let other = uni.register(&alice).await?;
+    assert_eq!(other.endpoint.edge_cloud_zone_id.to_string(), paris, "others are not");
+    Ok(())
+}

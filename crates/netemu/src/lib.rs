@@ -2,8 +2,8 @@
 //! platform's network adapter (`op_network::StandardAdapter`) is tested against the real wire
 //! format instead of a mock of its own making, and a lab can run without a 5G core.
 //!
-//! It runs a [`scenario::Scenario`] (operator, cells, UPFs/DNAIs, devices, path performance,
-//! scripted moves and IP changes) and serves, under one base URL (`apiRoot`):
+//! It runs a [`scenario::Scenario`] (operator, cells and their load, UPFs/DNAIs, devices and their
+//! serving PLMN, path performance, scripted moves and IP changes) and serves, under one base URL (`apiRoot`):
 //!
 //! | API | paths | spec |
 //! | --- | --- | --- |
@@ -13,7 +13,7 @@
 //! | CAMARA Traffic Influence | `/traffic-influence/v0.10/traffic-influences[/{id}]`, `/traffic-influence-devices` | `camara/TrafficInfluence/traffic-influence.yaml` |
 //! | CAMARA Quality on Demand | `/quality-on-demand/v1/sessions[/{id}[/extend]]`, `/retrieve-sessions` | `camara/QualityOnDemand/quality-on-demand.yaml` |
 //! | 3GPP NEF MonitoringEvent | `/3gpp-monitoring-event/v1/{scsAsId}/subscriptions[/{id}]` | `3gpp-nef/TS29122_MonitoringEvent.yaml` |
-//! | NWDAF-like DN performance (simplified) | `GET /nnwdaf-analyticsinfo/v1/analytics` | modelled on TS 29.520 |
+//! | NWDAF-like analytics (simplified): `DN_PERFORMANCE`, `NETWORK_PERFORMANCE` (`NUM_OF_UE`) | `GET /nnwdaf-analyticsinfo/v1/analytics` | modelled on TS 29.520 |
 //! | emulator control (not standard) | `/emulator/v1/...` | [`admin`] |
 //!
 //! Every standard API needs a bearer token from `/oauth2/token`; CAMARA APIs answer errors with

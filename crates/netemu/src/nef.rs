@@ -3,14 +3,19 @@
 //! Supported monitoring types: `LOCATION_REPORTING` (cell, tracking area and PLMN in
 //! `locationInfo`; a `POINT_UNCERTAINTY_CIRCLE` `geographicArea` of the cell when the request sets
 //! `reportingLocEstInd` or `accuracy: GEO_AREA`) and `PDN_CONNECTIVITY_STATUS` (the device's PDN
-//! connection with its current address: the event TS 29.122 offers for a new IP address). One
-//! subscription may carry both through `addnMonTypes`.
+//! connection with its current address: the event TS 29.122 offers for a new IP address) and
+//! `ROAMING_STATUS` (`roamingStatus`: whether the serving PLMN differs from the operator's, which
+//! the emulator takes as every device's home PLMN; with `plmnIndication: true` also the serving
+//! `plmnId` as a TS 29.122 `PlmnId` `{mcc, mnc}`). One subscription may carry several through
+//! `addnMonTypes`. The serving PLMN is the device's scenario `servingPlmn` or what
+//! `POST /emulator/v1/devices/{device}/roam` set; it changes nothing else (a roaming device keeps
+//! its cell in location reports and cell loads).
 //!
 //! A one-time request (`maximumNumberOfReports: 1`) creates no resource: the spec's `200` answer
 //! carries the `MonitoringEventReport` (or `MonitoringEventReports` for several types) inline.
 //! Continuous subscriptions answer `201` with `Location` and `self`; `MonitoringNotification`s are
 //! POSTed to `notificationDestination`, in order, when the device moves (scripted or triggered
-//! events) or gets a new address. Errors are `ProblemDetails`.
+//! events), gets a new address or changes serving PLMN. Errors are `ProblemDetails`.
 
 use std::sync::Arc;
 
@@ -27,13 +32,16 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::auth::NefClient;
 use crate::camara::rfc3339;
 use crate::error::{problem_body, ProblemError};
+use crate::scenario::split_plmn_id;
 use crate::state::{lock, Emulator, World};
 
 /// `MonitoringType` for location reports.
 pub const LOCATION_REPORTING: &str = "LOCATION_REPORTING";
 /// `MonitoringType` for PDN connection (address) changes.
 pub const PDN_CONNECTIVITY_STATUS: &str = "PDN_CONNECTIVITY_STATUS";
-const SUPPORTED: [&str; 2] = [LOCATION_REPORTING, PDN_CONNECTIVITY_STATUS];
+/// `MonitoringType` for the roaming status (serving PLMN) of a UE.
+pub const ROAMING_STATUS: &str = "ROAMING_STATUS";
+const SUPPORTED: [&str; 3] = [LOCATION_REPORTING, PDN_CONNECTIVITY_STATUS, ROAMING_STATUS];
 const BASE: &str = "/3gpp-monitoring-event/v1";
 
 /// How the subscriber identified the UE; reports echo the same identifier.
@@ -54,9 +62,18 @@ pub(crate) struct MonSub {
     pub types: Vec<String>,
     pub remaining: Option<u32>,
     pub expires: Option<DateTime<Utc>>,
-    pub geo: bool,
+    pub opts: ReportOpts,
     pub body: Value,
     pub tx: UnboundedSender<Value>,
+}
+
+/// What the subscriber asked reports to include.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ReportOpts {
+    /// A geographic area in location reports (`reportingLocEstInd` or `accuracy: GEO_AREA`).
+    pub geo: bool,
+    /// The serving PLMN in roaming reports (`plmnIndication`).
+    pub plmn: bool,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +93,7 @@ struct SubReq {
     reporting_loc_est_ind: Option<bool>,
     immediate_rep: Option<bool>,
     accuracy: Option<String>,
+    plmn_indication: Option<bool>,
 }
 
 fn ident_fields(emu: &Emulator, sub_ident: &Ident, device: usize, report: &mut Value) {
@@ -127,17 +145,59 @@ fn pdn_of(emu: &Emulator, world: &World, device: usize, ident: &Ident, now: Date
     report
 }
 
-fn report_of(emu: &Emulator, world: &World, device: usize, ident: &Ident, geo: bool, kind: &str, now: DateTime<Utc>) -> Value {
-    if kind == LOCATION_REPORTING {
-        location_of(emu, world, device, ident, geo, now)
-    } else {
-        pdn_of(emu, world, device, ident, now)
+fn roaming_of(
+    emu: &Emulator,
+    world: &World,
+    device: usize,
+    ident: &Ident,
+    plmn: bool,
+    now: DateTime<Utc>,
+) -> Value {
+    let serving = &world.devices[device].serving_plmn;
+    let mut report = json!({
+        "monitoringType": ROAMING_STATUS,
+        "eventTime": rfc3339(now),
+        "roamingStatus": *serving != emu.scenario.operator.plmn_id(),
+    });
+    if plmn {
+        // Validated on the way in (scenario and admin API); a malformed one is left out.
+        if let Some((mcc, mnc)) = split_plmn_id(serving) {
+            report["plmnId"] = json!({"mcc": mcc, "mnc": mnc});
+        }
+    }
+    ident_fields(emu, ident, device, &mut report);
+    report
+}
+
+fn report_of(
+    emu: &Emulator,
+    world: &World,
+    device: usize,
+    ident: &Ident,
+    opts: ReportOpts,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Value {
+    match kind {
+        LOCATION_REPORTING => location_of(emu, world, device, ident, opts.geo, now),
+        ROAMING_STATUS => roaming_of(emu, world, device, ident, opts.plmn, now),
+        _ => pdn_of(emu, world, device, ident, now),
     }
 }
 
 /// `MonitoringEventReport` of the subscription's device location.
 pub(crate) fn location_report(emu: &Emulator, world: &World, sub: &MonSub, now: DateTime<Utc>) -> Value {
-    location_of(emu, world, sub.device, &sub.ident, sub.geo, now)
+    location_of(emu, world, sub.device, &sub.ident, sub.opts.geo, now)
+}
+
+/// `MonitoringEventReport` of the subscription's device roaming status.
+pub(crate) fn roaming_report(
+    emu: &Emulator,
+    world: &World,
+    sub: &MonSub,
+    now: DateTime<Utc>,
+) -> Value {
+    roaming_of(emu, world, sub.device, &sub.ident, sub.opts.plmn, now)
 }
 
 /// `MonitoringEventReport` of the subscription's device PDN connection.
@@ -229,14 +289,17 @@ pub async fn create(
             "one of maximumNumberOfReports and monitorExpireTime is required",
         ));
     }
-    let geo = req.reporting_loc_est_ind == Some(true) || req.accuracy.as_deref() == Some("GEO_AREA");
+    let opts = ReportOpts {
+        geo: req.reporting_loc_est_ind == Some(true) || req.accuracy.as_deref() == Some("GEO_AREA"),
+        plmn: req.plmn_indication == Some(true),
+    };
 
     let mut world = lock(&emu.world);
     let (device, ident) = resolve(&emu, &world, &req)?;
 
     if max_reports == Some(1) {
         let mut reports: Vec<Value> =
-            types.iter().map(|t| report_of(&emu, &world, device, &ident, geo, t, now)).collect();
+            types.iter().map(|t| report_of(&emu, &world, device, &ident, opts, t, now)).collect();
         let body = if reports.len() == 1 { reports.remove(0) } else { json!({"monitoringEventReports": reports}) };
         return Ok((StatusCode::OK, Json(body)).into_response());
     }
@@ -247,7 +310,7 @@ pub async fn create(
     body["self"] = json!(link);
     let mut remaining = max_reports;
     if req.immediate_rep == Some(true) {
-        let mut reports = types.iter().map(|t| report_of(&emu, &world, device, &ident, geo, t, now));
+        let mut reports = types.iter().map(|t| report_of(&emu, &world, device, &ident, opts, t, now));
         if let Some(r) = reports.next() {
             body["monitoringEventReport"] = r;
         }
@@ -270,7 +333,7 @@ pub async fn create(
             types,
             remaining,
             expires,
-            geo,
+            opts,
             body: body.clone(),
             tx,
         },

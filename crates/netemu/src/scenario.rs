@@ -155,6 +155,18 @@ pub struct Cell {
     /// Coverage radius, metres (default: `defaultCellRadiusM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radius_m: Option<f64>,
+    /// How many UEs the cell serves at full load (default 100, at least 1): the denominator of
+    /// the `relativeRatio` of `NETWORK_PERFORMANCE` analytics.
+    #[serde(default = "default_capacity_ues")]
+    pub capacity_ues: u64,
+    /// UEs attached besides the scenario's devices (default 0): the cell's background load, which
+    /// `POST /emulator/v1/cells/{cell}/load` changes at run time.
+    #[serde(default)]
+    pub background_ues: u64,
+}
+
+fn default_capacity_ues() -> u64 {
+    100
 }
 
 /// A UPF with its DNAI and the cells whose traffic it can break out locally.
@@ -194,6 +206,10 @@ pub struct Device {
     pub ipv6_address: Option<Ipv6Addr>,
     /// Serving cell at start.
     pub cell: String,
+    /// PLMN serving the device at start, `mcc` followed by `mnc` (5 or 6 digits); default: the
+    /// operator's own. Another PLMN means the device is roaming (NEF `ROAMING_STATUS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_plmn: Option<String>,
 }
 
 impl Device {
@@ -300,9 +316,9 @@ pub struct ScriptedEvent {
     pub new_ipv4_address: Option<Ipv4Addr>,
 }
 
-/// What a scripted or triggered event does.
+/// What a scripted or triggered event does to a device.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Action {
     /// Handover to a cell.
     Move {
@@ -313,6 +329,11 @@ pub enum Action {
     IpChange {
         /// The new address.
         ipv4_address: Ipv4Addr,
+    },
+    /// Served by another PLMN (or back home with the operator's own).
+    Roam {
+        /// The serving PLMN, `mcc` followed by `mnc`.
+        serving_plmn: String,
     },
 }
 
@@ -354,6 +375,20 @@ fn check_perf(p: &PathPerf, field: &str) -> Result<(), ScenarioError> {
 
 fn digits(s: &str, lens: &[usize]) -> bool {
     lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `s` is a PLMN id written as `mcc` (3 digits) followed by `mnc` (2 or 3 digits).
+pub fn is_plmn_id(s: &str) -> bool {
+    digits(s, &[5, 6])
+}
+
+/// The `mcc` and `mnc` of a PLMN id string (see [`is_plmn_id`]); `None` when it is not one.
+pub fn split_plmn_id(s: &str) -> Option<(&str, &str)> {
+    if is_plmn_id(s) {
+        Some(s.split_at(3))
+    } else {
+        None
+    }
 }
 
 impl Scenario {
@@ -432,6 +467,9 @@ impl Scenario {
                 if !(r.is_finite() && r >= 1.0) {
                     return Err(invalid(format!("{f}.radiusM"), format!("must be a number >= 1, got {r}")));
                 }
+            }
+            if c.capacity_ues == 0 {
+                return Err(invalid(format!("{f}.capacityUes"), "must be >= 1"));
             }
         }
         let tracking_areas: HashSet<&str> = self.cells.iter().map(|c| c.tracking_area.as_str()).collect();
@@ -513,6 +551,14 @@ impl Scenario {
             if !cells.contains(d.cell.as_str()) {
                 return Err(invalid(format!("{f}.cell"), format!("unknown cell '{}'", d.cell)));
             }
+            if let Some(p) = &d.serving_plmn {
+                if !is_plmn_id(p) {
+                    return Err(invalid(
+                        format!("{f}.servingPlmn"),
+                        format!("must be mcc followed by mnc (5 or 6 digits), got '{p}'"),
+                    ));
+                }
+            }
         }
 
         check_perf(&self.paths.default, "paths.default")?;
@@ -589,6 +635,14 @@ impl Scenario {
     /// Coverage radius of a cell, metres.
     pub fn cell_radius(&self, cell: &Cell) -> f64 {
         cell.radius_m.unwrap_or(self.default_cell_radius_m)
+    }
+
+    /// The PLMN serving device `idx` at start: its `servingPlmn`, else the operator's.
+    pub fn initial_serving_plmn(&self, idx: usize) -> String {
+        self.devices
+            .get(idx)
+            .and_then(|d| d.serving_plmn.clone())
+            .unwrap_or_else(|| self.operator.plmn_id())
     }
 
     /// Whether the DNAI exists.
@@ -781,6 +835,58 @@ events:
         );
         let e = err_of(&yaml);
         assert!(e.contains("devices[1].phoneNumber") && e.contains("devices[0]"), "{e}");
+    }
+
+    #[test]
+    fn cell_load_fields_default_and_parse() {
+        let s = Scenario::from_yaml(MINIMAL).unwrap();
+        let c1 = s.cell("c1").unwrap();
+        assert_eq!((c1.capacity_ues, c1.background_ues), (100, 0));
+        let yaml = MINIMAL.replace("{id: c3,", "{id: c3, capacityUes: 40, backgroundUes: 7,");
+        let s = Scenario::from_yaml(&yaml).unwrap();
+        let c3 = s.cell("c3").unwrap();
+        assert_eq!((c3.capacity_ues, c3.background_ues), (40, 7));
+    }
+
+    #[test]
+    fn zero_capacity_is_named() {
+        let e = err_of(&MINIMAL.replace("{id: c3,", "{id: c3, capacityUes: 0,"));
+        assert!(e.starts_with("cells[2].capacityUes:"), "{e}");
+        let e = err_of(&MINIMAL.replace("{id: c3,", "{id: c3, backgroundUes: -1,"));
+        assert!(e.contains("cells[2].backgroundUes"), "{e}");
+    }
+
+    #[test]
+    fn serving_plmn_defaults_to_the_operator() {
+        let s = Scenario::from_yaml(MINIMAL).unwrap();
+        assert_eq!(s.devices[0].serving_plmn, None);
+        assert_eq!(s.initial_serving_plmn(0), "20801");
+        let yaml = MINIMAL.replace("cell: c1}", "cell: c1, servingPlmn: \"234150\"}");
+        let s = Scenario::from_yaml(&yaml).unwrap();
+        assert_eq!(s.initial_serving_plmn(0), "234150");
+    }
+
+    #[test]
+    fn bad_serving_plmn_is_named() {
+        for bad in ["2341", "2341500", "23a15", ""] {
+            let e = err_of(
+                &MINIMAL.replace("cell: c1}", &format!("cell: c1, servingPlmn: \"{bad}\"}}")),
+            );
+            assert!(
+                e.starts_with("devices[0].servingPlmn:") && e.contains(&format!("'{bad}'")),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn plmn_ids() {
+        assert!(is_plmn_id("20801") && is_plmn_id("310410"));
+        assert!(!is_plmn_id("2080") && !is_plmn_id("2080100") && !is_plmn_id("2O801"));
+        assert_eq!(split_plmn_id("20801"), Some(("208", "01")));
+        assert_eq!(split_plmn_id("310410"), Some(("310", "410")));
+        assert_eq!(split_plmn_id("31041"), Some(("310", "41")));
+        assert_eq!(split_plmn_id("3104"), None);
     }
 
     #[test]

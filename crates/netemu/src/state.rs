@@ -5,7 +5,7 @@
 //! Everything is in memory: the emulator is a test double, and `POST /emulator/v1/reset` puts it
 //! back to the scenario's start.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use crate::auth::TokenIssuer;
 use crate::error::CamaraError;
 use crate::nef::{self, MonSub};
 use crate::qod::QodSession;
-use crate::scenario::{Action, Scenario};
+use crate::scenario::{is_plmn_id, Action, Cell, Scenario};
 use crate::traffic::Influence;
 
 /// Locks a mutex, also after a panic elsewhere poisoned it (the data stays usable for a test double).
@@ -44,6 +44,8 @@ pub(crate) struct DeviceRt {
     pub ipv6: Option<Ipv6Addr>,
     pub cell: String,
     pub located_at: DateTime<Utc>,
+    /// PLMN id (`mcc` + `mnc`) of the network serving the device.
+    pub serving_plmn: String,
 }
 
 /// One applied event, for `GET /emulator/v1/history`.
@@ -86,6 +88,8 @@ pub(crate) struct World {
     pub sessions: BTreeMap<String, QodSession>,
     pub history: VecDeque<HistoryEntry>,
     pub seq: u64,
+    /// Background UEs per cell id (the scenario's `backgroundUes`, changed by the admin API).
+    pub background_ues: HashMap<String, u64>,
 }
 
 impl World {
@@ -95,14 +99,37 @@ impl World {
             devices: s
                 .devices
                 .iter()
-                .map(|d| DeviceRt { ipv4: d.ipv4_addresses.clone(), ipv6: d.ipv6_address, cell: d.cell.clone(), located_at: now })
+                .enumerate()
+                .map(|(i, d)| DeviceRt {
+                    ipv4: d.ipv4_addresses.clone(),
+                    ipv6: d.ipv6_address,
+                    cell: d.cell.clone(),
+                    located_at: now,
+                    serving_plmn: s.initial_serving_plmn(i),
+                })
                 .collect(),
             subscriptions: BTreeMap::new(),
             influences: BTreeMap::new(),
             sessions: BTreeMap::new(),
             history: VecDeque::new(),
             seq: 0,
+            background_ues: s
+                .cells
+                .iter()
+                .map(|c| (c.id.clone(), c.background_ues))
+                .collect(),
         }
+    }
+
+    /// UEs attached to a cell: the devices it serves now plus its background UEs.
+    pub fn cell_ues(&self, cell: &Cell) -> (u64, u64) {
+        let devices = self.devices.iter().filter(|d| d.cell == cell.id).count() as u64;
+        let background = self
+            .background_ues
+            .get(&cell.id)
+            .copied()
+            .unwrap_or(cell.background_ues);
+        (devices, background)
     }
 
     /// A monotonically increasing number (ordering of traffic influences).
@@ -165,6 +192,38 @@ pub struct DeviceView {
     pub traffic_influence_id: Option<String>,
     /// When the device last changed cell (or the emulator started).
     pub located_at: DateTime<Utc>,
+    /// PLMN serving the device, `mcc` followed by `mnc`.
+    pub serving_plmn: String,
+    /// Whether that is not the operator's own PLMN.
+    pub roaming: bool,
+}
+
+/// A cell's load as the admin API shows it (and `NETWORK_PERFORMANCE` analytics report it).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CellView {
+    /// Cell id.
+    pub id: String,
+    /// Tracking area code.
+    pub tracking_area: String,
+    /// UEs the cell serves at full load.
+    pub capacity_ues: u64,
+    /// Scenario devices the cell serves now.
+    pub devices: u64,
+    /// UEs attached besides the scenario's devices.
+    pub background_ues: u64,
+    /// `devices + backgroundUes`: the `NUM_OF_UE` `absoluteNum`.
+    pub ues: u64,
+    /// The `NUM_OF_UE` `relativeRatio`: see [`relative_ratio`].
+    pub relative_ratio: u8,
+}
+
+/// `ues` relative to `capacity` in percent, rounded, as a TS 29.571 `SamplingRatio` (1..=100: an
+/// idle cell reads 1, an overloaded one 100). A zero capacity counts as 1.
+pub fn relative_ratio(ues: u64, capacity: u64) -> u8 {
+    let capacity = u128::from(capacity.max(1));
+    let percent = (u128::from(ues) * 100 + capacity / 2) / capacity;
+    u8::try_from(percent.clamp(1, 100)).unwrap_or(100)
 }
 
 /// The emulator: scenario, live state, token issuer, notification sender.
@@ -226,8 +285,9 @@ impl Emulator {
         }
     }
 
-    /// Back to the scenario's start: devices where they began, no subscriptions, influences or
-    /// sessions, empty history, event clock restarted.
+    /// Back to the scenario's start: devices where (and in the PLMN) they began, cells' background
+    /// load as the scenario sets it, no subscriptions, influences or sessions, empty history,
+    /// event clock restarted.
     pub fn reset(self: &Arc<Self>) {
         *lock(&self.world) = World::initial(&self.scenario);
         lock(&self.deliveries).clear();
@@ -287,7 +347,50 @@ impl Emulator {
             traffic_dnai,
             traffic_influence_id,
             located_at: rt.located_at,
+            serving_plmn: rt.serving_plmn.clone(),
+            roaming: rt.serving_plmn != self.scenario.operator.plmn_id(),
         }
+    }
+
+    /// The admin view of a cell's load.
+    pub(crate) fn cell_view(&self, world: &World, cell: &Cell) -> CellView {
+        let (devices, background_ues) = world.cell_ues(cell);
+        let ues = devices.saturating_add(background_ues);
+        CellView {
+            id: cell.id.clone(),
+            tracking_area: cell.tracking_area.clone(),
+            capacity_ues: cell.capacity_ues,
+            devices,
+            background_ues,
+            ues,
+            relative_ratio: relative_ratio(ues, cell.capacity_ues),
+        }
+    }
+
+    /// Every cell's load, in scenario order.
+    pub fn cells(&self) -> Vec<CellView> {
+        let world = lock(&self.world);
+        self.scenario
+            .cells
+            .iter()
+            .map(|c| self.cell_view(&world, c))
+            .collect()
+    }
+
+    /// One cell's load; `None` for an unknown cell.
+    pub fn cell(&self, id: &str) -> Option<CellView> {
+        let cell = self.scenario.cell(id)?;
+        let world = lock(&self.world);
+        Some(self.cell_view(&world, cell))
+    }
+
+    /// Sets the background UEs of a cell now (until a reset); `None` for an unknown cell.
+    pub fn set_background_ues(&self, id: &str, background_ues: u64) -> Option<CellView> {
+        let cell = self.scenario.cell(id)?;
+        let mut world = lock(&self.world);
+        world.background_ues.insert(cell.id.clone(), background_ues);
+        info!(cell = %cell.id, background_ues, "cell load changed");
+        Some(self.cell_view(&world, cell))
     }
 
     /// Every device's admin view.
@@ -306,8 +409,8 @@ impl Emulator {
         lock(&self.deliveries).iter().cloned().collect()
     }
 
-    /// Applies a move or an IP change to device `idx` now and queues the NEF notifications it
-    /// causes; `source` is recorded in the history.
+    /// Applies a move, an IP change or a change of serving PLMN to device `idx` now and queues the
+    /// NEF notifications it causes; `source` is recorded in the history.
     pub fn apply(&self, idx: usize, action: &Action, source: &str) -> Result<DeviceView, CamaraError> {
         let mut world = lock(&self.world);
         if idx >= world.devices.len() {
@@ -339,6 +442,17 @@ impl Emulator {
                 rt.ipv4 = vec![*ipv4_address];
                 nef::PDN_CONNECTIVITY_STATUS
             }
+            Action::Roam { serving_plmn } => {
+                if !is_plmn_id(serving_plmn) {
+                    return Err(CamaraError::invalid_argument(format!(
+                        "servingPlmn: must be mcc followed by mnc (5 or 6 digits), got '{serving_plmn}'"
+                    )));
+                }
+                let rt = &mut world.devices[idx];
+                changed = rt.serving_plmn != *serving_plmn;
+                rt.serving_plmn = serving_plmn.clone();
+                nef::ROAMING_STATUS
+            }
         };
         let mut sent = 0;
         if changed {
@@ -353,6 +467,7 @@ impl Emulator {
                 let report = match action {
                     Action::Move { .. } => nef::location_report(self, &world, sub, now),
                     Action::IpChange { .. } => nef::pdn_report(self, &world, sub, now),
+                    Action::Roam { .. } => nef::roaming_report(self, &world, sub, now),
                 };
                 let body = nef::notification(sub, vec![report]);
                 if sub.tx.send(body).is_ok() {
@@ -416,5 +531,32 @@ impl Emulator {
             }
         });
         tx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_ratio;
+
+    #[test]
+    fn relative_ratio_is_a_sampling_ratio() {
+        assert_eq!(
+            relative_ratio(0, 100),
+            1,
+            "an idle cell reads the SamplingRatio minimum"
+        );
+        assert_eq!(relative_ratio(3, 100), 3);
+        assert_eq!(relative_ratio(1, 3), 33);
+        assert_eq!(relative_ratio(2, 3), 67);
+        assert_eq!(relative_ratio(1, 200), 1);
+        assert_eq!(relative_ratio(3, 200), 2, "1.5 % rounds up");
+        assert_eq!(relative_ratio(45, 50), 90);
+        assert_eq!(
+            relative_ratio(500, 100),
+            100,
+            "an overloaded cell reads 100"
+        );
+        assert_eq!(relative_ratio(u64::MAX, 1), 100);
+        assert_eq!(relative_ratio(1, 0), 100, "a zero capacity counts as one");
     }
 }

@@ -12,6 +12,8 @@ use crate::{DeviceRef, NetworkError, NetworkEvent, NetworkEventKind, NetworkLoca
 pub(crate) const LOCATION_REPORTING: &str = "LOCATION_REPORTING";
 /// `MonitoringType` of PDN connection reports (a new IP address).
 pub(crate) const PDN_CONNECTIVITY_STATUS: &str = "PDN_CONNECTIVITY_STATUS";
+/// `MonitoringType` of roaming status reports (the adapter asks for one at a time and never subscribes to them).
+pub(crate) const ROAMING_STATUS: &str = "ROAMING_STATUS";
 
 fn device_of(report: &MonitoringEventReport) -> DeviceRef {
     DeviceRef {

@@ -1,9 +1,9 @@
 //! Network adapters: what the platform asks of the mobile network, behind [`NetworkAdapter`].
 //!
 //! The one implementation speaks the standard exposure APIs (CAMARA Device Location, Traffic
-//! Influence, Quality on Demand; 3GPP NEF MonitoringEvent) with OAuth2 client credentials and a
-//! configurable base URL, so the same code serves the project's network emulator in tests and an
-//! operator's real exposure gateway in production.
+//! Influence, Quality on Demand; 3GPP NEF MonitoringEvent; NWDAF-like analytics) with OAuth2
+//! client credentials and a configurable base URL, so the same code serves the project's network
+//! emulator in tests and an operator's real exposure gateway in production.
 
 use std::net::IpAddr;
 
@@ -100,6 +100,42 @@ pub struct PathPerformance {
     pub bandwidth_mbps: f64,
 }
 
+/// Expected performance of every known (cell, DNAI) pair asked for, in one analytics request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathEntry {
+    /// The cell.
+    pub cell: String,
+    /// The data-network access point.
+    pub dnai: String,
+    /// What the network expects on that path.
+    pub performance: PathPerformance,
+}
+
+/// How loaded a radio cell is (3GPP NWDAF `NETWORK_PERFORMANCE` analytics, `NUM_OF_UE`): the
+/// network-load criterion of the operator's placement weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CellLoad {
+    /// The cell.
+    pub cell: String,
+    /// Devices attached (`absoluteNum`).
+    pub ues: u64,
+    /// Load relative to the cell's capacity, 0..=1 (`relativeRatio` / 100).
+    pub ratio: f64,
+}
+
+/// Where a device is served from (3GPP NEF MonitoringEvent `ROAMING_STATUS` with
+/// `plmnIndication`): its home network, or a visited one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoamingStatus {
+    /// The serving PLMN differs from the device's home PLMN.
+    pub roaming: bool,
+    /// The serving PLMN as `mcc` followed by `mnc` (e.g. `20801`), when the network says.
+    pub serving_plmn: Option<String>,
+}
+
 /// Steering a device's traffic toward an edge (CAMARA Traffic Influence).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -155,6 +191,14 @@ pub trait NetworkAdapter: Send + Sync + 'static {
     async fn unsubscribe(&self, subscription_id: &str) -> Result<(), NetworkError>;
     /// Expected performance between `cell` and the data-network access point `dnai`.
     async fn path_performance(&self, cell: &str, dnai: &str) -> Result<PathPerformance, NetworkError>;
+    /// Expected performance for every pair of `cells` and `dnais` the network knows, in one
+    /// request (NWDAF `DN_PERFORMANCE` analytics over an area); unknown pairs are left out.
+    async fn path_matrix(&self, cells: &[String], dnais: &[String]) -> Result<Vec<PathEntry>, NetworkError>;
+    /// Load of each of `cells` the network knows (NWDAF `NETWORK_PERFORMANCE`, `NUM_OF_UE`).
+    async fn cell_loads(&self, cells: &[String]) -> Result<Vec<CellLoad>, NetworkError>;
+    /// Whether the device is roaming, and in which network (NEF MonitoringEvent one-time
+    /// `ROAMING_STATUS` report).
+    async fn roaming_status(&self, device: &DeviceRef) -> Result<RoamingStatus, NetworkError>;
     /// Steers the device's traffic to an instance; returns the influence id.
     async fn influence_traffic(&self, req: &TrafficInfluence) -> Result<String, NetworkError>;
     /// Removes a traffic influence; removing an unknown one is not an error.

@@ -1,8 +1,15 @@
 //! [`StandardAdapter`]: the [`NetworkAdapter`] that speaks the standard exposure APIs over HTTP —
 //! CAMARA Device Location (retrieval v0.5, verification v3), CAMARA Traffic Influence v0.10, 3GPP
-//! NEF MonitoringEvent (TS 29.122) and an NWDAF-like `DN_PERFORMANCE` analytics query — to any
-//! gateway at a configurable base URL: the project's emulator `op-netemu` in tests and labs, an
-//! operator's exposure gateway in production.
+//! NEF MonitoringEvent (TS 29.122: location and PDN connection events, one-time location and
+//! roaming status reports) and NWDAF-like analytics queries (`DN_PERFORMANCE` for path
+//! performance, `NETWORK_PERFORMANCE` / `NUM_OF_UE` for cell load) — to any gateway at a
+//! configurable base URL: the project's emulator `op-netemu` in tests and labs, an operator's
+//! exposure gateway in production.
+//!
+//! Analytics: one request covers every cell (and DNAI) asked for; the answer's entries are matched
+//! to the cells they name (`spatialValidCon.ncgis` / `networkArea.ncgis`), entries about cells or
+//! DNAIs not asked for are ignored, and `204 No Content` means nothing is known. A `404` there is
+//! `Rejected` (the analytics are not offered), not `UnknownDevice`.
 //!
 //! Authentication is OAuth2 client credentials: the token is fetched on first use, cached until
 //! shortly before it expires, and fetched again once if an API answers 401 (revoked or rotated
@@ -12,6 +19,7 @@
 //! malformed answers → `Unavailable` (retryable); other 4xx → `Rejected` with the CAMARA
 //! `code: message` (or the ProblemDetails `detail`).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -23,13 +31,14 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::callback::{LOCATION_REPORTING, PDN_CONNECTIVITY_STATUS};
+use crate::callback::{LOCATION_REPORTING, PDN_CONNECTIVITY_STATUS, ROAMING_STATUS};
 use crate::wire::{
-    last_segment, parse_bit_rate, CamaraLocation, ErrorBody, MonitoringEventReport, VerifyLocationResponse,
+    last_segment, parse_bit_rate, CamaraLocation, ErrorBody, MonitoringEventReport, RoamingReport,
+    VerifyLocationResponse,
 };
 use crate::{
-    DeviceRef, NetworkAdapter, NetworkError, NetworkEventKind, NetworkLocation, PathPerformance, TrafficInfluence,
-    Verification,
+    CellLoad, DeviceRef, NetworkAdapter, NetworkError, NetworkEventKind, NetworkLocation,
+    PathEntry, PathPerformance, RoamingStatus, TrafficInfluence, Verification,
 };
 
 /// Base path of CAMARA Device Location retrieval (`location-retrieval.yaml` servers entry).
@@ -195,6 +204,203 @@ fn nef_device(d: &DeviceRef, body: &mut Value) -> Result<(), NetworkError> {
     Ok(())
 }
 
+/// NWDAF analytics event of path performance between cells and DNAIs.
+const DN_PERFORMANCE: &str = "DN_PERFORMANCE";
+/// NWDAF analytics event of network performance; the adapter asks for [`NUM_OF_UE`] only.
+const NETWORK_PERFORMANCE: &str = "NETWORK_PERFORMANCE";
+/// TS 29.520 `NetworkPerfType`: number of UEs in the area.
+const NUM_OF_UE: &str = "NUM_OF_UE";
+
+/// The distinct strings of `items`, in their first order.
+fn unique(items: &[String]) -> Vec<&str> {
+    let mut seen = HashSet::new();
+    items
+        .iter()
+        .map(String::as_str)
+        .filter(|s| seen.insert(*s))
+        .collect()
+}
+
+/// `networkArea.ncgis` of an analytics `EventFilter` for `cells`.
+fn ncgis(cells: &[&str]) -> Vec<Value> {
+    cells.iter().map(|c| json!({"nrCellId": c})).collect()
+}
+
+/// A TS 29.520 `PerfData` as path performance.
+fn path_performance_of(perf: &Value, what: &str) -> Result<PathPerformance, NetworkError> {
+    let latency_ms = perf
+        .get("avePacketDelay")
+        .and_then(Value::as_f64)
+        .ok_or_else(|| malformed(what, "perfData.avePacketDelay missing"))?;
+    let bandwidth_mbps = ["avgTrafficRate", "maxTrafficRate"]
+        .iter()
+        .find_map(|k| {
+            perf.get(*k)
+                .and_then(Value::as_str)
+                .and_then(parse_bit_rate)
+        })
+        .ok_or_else(|| malformed(what, "perfData.avgTrafficRate missing or not a BitRate"))?;
+    // Jitter is the emulator's extension of PerfData; gateways without it report none.
+    let jitter_ms = perf
+        .get("packetDelayVariation")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    Ok(PathPerformance {
+        latency_ms,
+        jitter_ms,
+        bandwidth_mbps,
+    })
+}
+
+/// The entries of a `DN_PERFORMANCE` `AnalyticsData` (`dnPerfInfos[].dnPerf[]`) for pairs of
+/// `cells` x `dnais` (both without repeats), in that order (cells outer), each pair once (the
+/// first item wins). An item names its cells in `spatialValidCon.ncgis`; an item naming none is
+/// taken to be about the only cell asked for, and skipped when several were. Items without
+/// `perfData` are skipped; malformed `perfData` is an error.
+fn dn_performance_entries(
+    v: &Value,
+    cells: &[&str],
+    dnais: &[&str],
+    what: &str,
+) -> Result<Vec<PathEntry>, NetworkError> {
+    let asked_cells: HashSet<&str> = cells.iter().copied().collect();
+    let asked_dnais: HashSet<&str> = dnais.iter().copied().collect();
+    let mut found: HashMap<(&str, &str), PathPerformance> = HashMap::new();
+    let items = v
+        .get("dnPerfInfos")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|info| info.get("dnPerf").and_then(Value::as_array))
+        .flatten();
+    for item in items {
+        let Some(dnai) = item
+            .get("dnai")
+            .and_then(Value::as_str)
+            .and_then(|d| asked_dnais.get(d).copied())
+        else {
+            continue;
+        };
+        let Some(perf) = item.get("perfData") else {
+            continue;
+        };
+        let named: Vec<&str> = item
+            .pointer("/spatialValidCon/ncgis")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.get("nrCellId").and_then(Value::as_str))
+            .collect();
+        let item_cells: Vec<&str> = match (named.is_empty(), cells) {
+            (true, [only]) => vec![*only],
+            (true, _) => continue,
+            (false, _) => named
+                .iter()
+                .filter_map(|n| asked_cells.get(n).copied())
+                .collect(),
+        };
+        if item_cells.is_empty() {
+            continue;
+        }
+        let performance = path_performance_of(perf, what)?;
+        for cell in item_cells {
+            found.entry((cell, dnai)).or_insert(performance);
+        }
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for cell in cells {
+        for dnai in dnais {
+            if let Some(performance) = found.get(&(*cell, *dnai)) {
+                out.push(PathEntry {
+                    cell: cell.to_string(),
+                    dnai: dnai.to_string(),
+                    performance: *performance,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `NUM_OF_UE` loads of a `NETWORK_PERFORMANCE` `AnalyticsData` (`nwPerfs[]`) for `cells`
+/// (without repeats), in that order, each cell once (the first entry wins). Only entries whose
+/// `networkArea.ncgis` is exactly one asked-for cell count: an entry over several cells is an
+/// area's aggregate, not a cell's load. `absoluteNum` and `relativeRatio` are both needed.
+fn cell_loads_of(v: &Value, cells: &[&str], what: &str) -> Result<Vec<CellLoad>, NetworkError> {
+    let asked: HashSet<&str> = cells.iter().copied().collect();
+    let mut found: HashMap<&str, (u64, f64)> = HashMap::new();
+    for info in v
+        .get("nwPerfs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if info.get("nwPerfType").and_then(Value::as_str) != Some(NUM_OF_UE) {
+            continue;
+        }
+        let area = info
+            .pointer("/networkArea/ncgis")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice);
+        let [ncgi] = area.unwrap_or_default() else {
+            continue;
+        };
+        let Some(cell) = ncgi
+            .get("nrCellId")
+            .and_then(Value::as_str)
+            .and_then(|c| asked.get(c).copied())
+        else {
+            continue;
+        };
+        let ues = info
+            .get("absoluteNum")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| {
+                malformed(
+                    what,
+                    format!("absoluteNum of cell {cell} missing or not a count"),
+                )
+            })?;
+        let ratio = info
+            .get("relativeRatio")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| {
+                malformed(
+                    what,
+                    format!("relativeRatio of cell {cell} missing or not a number"),
+                )
+            })?;
+        found
+            .entry(cell)
+            .or_insert((ues, (ratio / 100.0).clamp(0.0, 1.0)));
+    }
+    Ok(cells
+        .iter()
+        .filter_map(|c| {
+            found.get(c).map(|&(ues, ratio)| CellLoad {
+                cell: c.to_string(),
+                ues,
+                ratio,
+            })
+        })
+        .collect())
+}
+
+/// The roaming status a `ROAMING_STATUS` `MonitoringEventReport` carries.
+fn roaming_status_of(report: Value, what: &str) -> Result<RoamingStatus, NetworkError> {
+    let r: RoamingReport = serde_json::from_value(report).map_err(|e| malformed(what, e))?;
+    let serving_plmn = match r.plmn_id {
+        Some(p) => Some(p.joined().ok_or_else(|| {
+            malformed(what, format!("plmnId {{mcc: {}, mnc: {}}}", p.mcc, p.mnc))
+        })?),
+        None => None,
+    };
+    Ok(RoamingStatus {
+        roaming: r.roaming_status.unwrap_or(false),
+        serving_plmn,
+    })
+}
+
 /// An RFC 3339 timestamp `d` from now.
 fn after(d: Duration) -> String {
     let d = chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::days(1));
@@ -327,46 +533,114 @@ impl StandardAdapter {
         self.send_once(&method, &url, &token, query, body).await
     }
 
-    /// NEF one-time location report: cell and tracking area.
-    async fn nef_location(&self, device: &DeviceRef) -> Result<(Option<String>, Option<String>), NetworkError> {
-        const WHAT: &str = "NEF one-time location request";
+    /// A TS 29.122 one-time request (`maximumNumberOfReports: 1`) of `monitoring_type` about
+    /// `device`, with the type's own attributes in `fields`: the report the NEF answers at once.
+    async fn nef_one_time(
+        &self,
+        what: &str,
+        device: &DeviceRef,
+        monitoring_type: &str,
+        fields: Value,
+    ) -> Result<Value, NetworkError> {
         let mut body = json!({
-            "monitoringType": LOCATION_REPORTING,
+            "monitoringType": monitoring_type,
             "maximumNumberOfReports": 1,
-            "locationType": "CURRENT_LOCATION",
-            "accuracy": "CGI_ECGI",
             "notificationDestination": self.cfg.one_time_notification_destination,
         });
+        if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), fields) {
+            b.extend(extra);
+        }
         nef_device(device, &mut body)?;
-        let path = format!("{MONITORING_EVENT_PATH}/{}/subscriptions", seg(&self.cfg.scs_as_id));
+        let path = format!(
+            "{MONITORING_EVENT_PATH}/{}/subscriptions",
+            seg(&self.cfg.scs_as_id)
+        );
         let (status, bytes, _) = self.call(Method::POST, &path, &[], Some(&body)).await?;
-        let report: MonitoringEventReport = match status.as_u16() {
+        match status.as_u16() {
             // TS 29.122: 200 with the immediate report (one, or a MonitoringEventReports set).
             200 => {
-                let v: Value = serde_json::from_slice(&bytes).map_err(|e| malformed(WHAT, e))?;
-                let r = match v.get("monitoringEventReports").and_then(Value::as_array) {
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| malformed(what, e))?;
+                match v.get("monitoringEventReports").and_then(Value::as_array) {
                     Some(list) => list
                         .iter()
-                        .find(|r| r.get("monitoringType").and_then(Value::as_str) == Some(LOCATION_REPORTING))
+                        .find(|r| {
+                            r.get("monitoringType").and_then(Value::as_str) == Some(monitoring_type)
+                        })
                         .cloned()
-                        .ok_or_else(|| malformed(WHAT, "no LOCATION_REPORTING report"))?,
-                    None => v,
-                };
-                serde_json::from_value(r).map_err(|e| malformed(WHAT, e))?
+                        .ok_or_else(|| malformed(what, format!("no {monitoring_type} report"))),
+                    None => Ok(v),
+                }
             }
             // Older NEFs create the subscription and put the report in it.
             201 => {
-                let v: Value = serde_json::from_slice(&bytes).map_err(|e| malformed(WHAT, e))?;
-                let r = v
-                    .get("monitoringEventReport")
-                    .cloned()
-                    .ok_or_else(|| NetworkError::Rejected(format!("{WHAT}: the NEF did not answer with an immediate report")))?;
-                serde_json::from_value(r).map_err(|e| malformed(WHAT, e))?
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| malformed(what, e))?;
+                v.get("monitoringEventReport").cloned().ok_or_else(|| {
+                    NetworkError::Rejected(format!(
+                        "{what}: the NEF did not answer with an immediate report"
+                    ))
+                })
             }
-            _ => return Err(error_of(status, &bytes, WHAT)),
-        };
+            _ => Err(error_of(status, &bytes, what)),
+        }
+    }
+
+    /// NEF one-time location report: cell and tracking area.
+    async fn nef_location(&self, device: &DeviceRef) -> Result<(Option<String>, Option<String>), NetworkError> {
+        const WHAT: &str = "NEF one-time location request";
+        let fields = json!({"locationType": "CURRENT_LOCATION", "accuracy": "CGI_ECGI"});
+        let report = self
+            .nef_one_time(WHAT, device, LOCATION_REPORTING, fields)
+            .await?;
+        let report: MonitoringEventReport =
+            serde_json::from_value(report).map_err(|e| malformed(WHAT, e))?;
         let info = report.location_info.unwrap_or_default();
         Ok((info.cell_id, info.tracking_area_id))
+    }
+
+    /// One NWDAF-like analytics request (`GET .../analytics?event-id=&event-filter=`): the
+    /// `AnalyticsData`, or `None` when the NWDAF has none for the filter (204).
+    async fn analytics(
+        &self,
+        what: &str,
+        event: &str,
+        filter: &Value,
+    ) -> Result<Option<Value>, NetworkError> {
+        let query = [
+            ("event-id", event.to_string()),
+            ("event-filter", filter.to_string()),
+        ];
+        let path = format!("{ANALYTICS_INFO_PATH}/analytics");
+        let (status, bytes, _) = self.call(Method::GET, &path, &query, None).await?;
+        match status.as_u16() {
+            200 => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| malformed(what, e)),
+            204 => Ok(None),
+            // No device is involved: a 404 means the analytics are not offered, not an unknown device.
+            404 => Err(NetworkError::Rejected(format!(
+                "{what}: HTTP 404: {}",
+                ErrorBody::message(&bytes)
+            ))),
+            _ => Err(error_of(status, &bytes, what)),
+        }
+    }
+
+    /// One `DN_PERFORMANCE` request over `cells` x `dnais` (both without repeats): the pairs the
+    /// answer holds, cells outer. Nothing asked, nothing requested.
+    async fn dn_performance(
+        &self,
+        cells: &[&str],
+        dnais: &[&str],
+    ) -> Result<Vec<PathEntry>, NetworkError> {
+        const WHAT: &str = "DN_PERFORMANCE analytics";
+        if cells.is_empty() || dnais.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = json!({"networkArea": {"ncgis": ncgis(cells)}, "dnais": dnais});
+        match self.analytics(WHAT, DN_PERFORMANCE, &filter).await? {
+            Some(v) => dn_performance_entries(&v, cells, dnais, WHAT),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// CAMARA location retrieval: centre and radius of the device's area.
@@ -492,41 +766,50 @@ impl NetworkAdapter for StandardAdapter {
     }
 
     async fn path_performance(&self, cell: &str, dnai: &str) -> Result<PathPerformance, NetworkError> {
-        const WHAT: &str = "DN_PERFORMANCE analytics";
-        let filter = json!({"networkArea": {"ncgis": [{"nrCellId": cell}]}, "dnais": [dnai]});
-        let query = [("event-id", "DN_PERFORMANCE".to_string()), ("event-filter", filter.to_string())];
-        let path = format!("{ANALYTICS_INFO_PATH}/analytics");
-        let (status, bytes, _) = self.call(Method::GET, &path, &query, None).await?;
-        let missing = || NetworkError::Rejected(format!("{WHAT}: no performance known from cell {cell} to DNAI {dnai}"));
-        match status.as_u16() {
-            200 => {}
-            204 => return Err(missing()),
-            // No device is involved: a 404 means the analytics are not offered, not an unknown device.
-            404 => return Err(NetworkError::Rejected(format!("{WHAT}: HTTP 404: {}", ErrorBody::message(&bytes)))),
-            _ => return Err(error_of(status, &bytes, WHAT)),
-        }
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| malformed(WHAT, e))?;
-        let perf = v
-            .get("dnPerfInfos")
-            .and_then(Value::as_array)
+        let entries = self.dn_performance(&[cell], &[dnai]).await?;
+        entries
             .into_iter()
-            .flatten()
-            .filter_map(|info| info.get("dnPerf").and_then(Value::as_array))
-            .flatten()
-            .find(|p| p.get("dnai").and_then(Value::as_str) == Some(dnai))
-            .and_then(|p| p.get("perfData"))
-            .ok_or_else(missing)?;
-        let latency_ms = perf
-            .get("avePacketDelay")
-            .and_then(Value::as_f64)
-            .ok_or_else(|| malformed(WHAT, "perfData.avePacketDelay missing"))?;
-        let bandwidth_mbps = ["avgTrafficRate", "maxTrafficRate"]
-            .iter()
-            .find_map(|k| perf.get(*k).and_then(Value::as_str).and_then(parse_bit_rate))
-            .ok_or_else(|| malformed(WHAT, "perfData.avgTrafficRate missing or not a BitRate"))?;
-        // Jitter is the emulator's extension of PerfData; gateways without it report none.
-        let jitter_ms = perf.get("packetDelayVariation").and_then(Value::as_f64).unwrap_or(0.0);
-        Ok(PathPerformance { latency_ms, jitter_ms, bandwidth_mbps })
+            .next()
+            .map(|e| e.performance)
+            .ok_or_else(|| {
+                NetworkError::Rejected(format!(
+                "DN_PERFORMANCE analytics: no performance known from cell {cell} to DNAI {dnai}"
+            ))
+            })
+    }
+
+    async fn path_matrix(
+        &self,
+        cells: &[String],
+        dnais: &[String],
+    ) -> Result<Vec<PathEntry>, NetworkError> {
+        self.dn_performance(&unique(cells), &unique(dnais)).await
+    }
+
+    async fn cell_loads(&self, cells: &[String]) -> Result<Vec<CellLoad>, NetworkError> {
+        const WHAT: &str = "NETWORK_PERFORMANCE analytics";
+        let cells = unique(cells);
+        if cells.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = json!({"networkArea": {"ncgis": ncgis(&cells)}, "nwPerfTypes": [NUM_OF_UE]});
+        match self.analytics(WHAT, NETWORK_PERFORMANCE, &filter).await? {
+            Some(v) => cell_loads_of(&v, &cells, WHAT),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn roaming_status(&self, device: &DeviceRef) -> Result<RoamingStatus, NetworkError> {
+        const WHAT: &str = "NEF one-time roaming status request";
+        let report = self
+            .nef_one_time(
+                WHAT,
+                device,
+                ROAMING_STATUS,
+                json!({"plmnIndication": true}),
+            )
+            .await?;
+        roaming_status_of(report, WHAT)
     }
 
     async fn influence_traffic(&self, req: &TrafficInfluence) -> Result<String, NetworkError> {
@@ -594,6 +877,154 @@ mod tests {
         let d = DeviceRef { ip: Some("10.45.0.1".parse().unwrap()), ..Default::default() };
         assert_eq!(camara_device(&d).unwrap()["ipv4Address"]["publicAddress"], "10.45.0.1");
         assert!(matches!(camara_device(&DeviceRef::default()), Err(NetworkError::Rejected(_))));
+    }
+
+    fn dn_item(cell: Option<&str>, dnai: &str, delay: f64) -> Value {
+        let mut item = json!({"dnai": dnai, "perfData": {"avePacketDelay": delay, "avgTrafficRate": "1 Gbps"}});
+        if let Some(c) = cell {
+            item["spatialValidCon"] =
+                json!({"ncgis": [{"plmnId": {"mcc": "208", "mnc": "01"}, "nrCellId": c}]});
+        }
+        item
+    }
+
+    #[test]
+    fn dn_performance_entries_are_matched_to_cells_and_dnais() {
+        let v = json!({"dnPerfInfos": [
+            {"dnPerf": [dn_item(Some("c2"), "d1", 7.0), dn_item(Some("c1"), "d2", 3.0), dn_item(Some("c9"), "d1", 1.0)]},
+            {"dnPerf": [dn_item(Some("c1"), "d1", 5.0), dn_item(Some("c1"), "d1", 99.0), dn_item(Some("c1"), "d9", 1.0)]},
+        ]});
+        let got = dn_performance_entries(&v, &["c1", "c2"], &["d1", "d2"], "x").unwrap();
+        let got: Vec<(&str, &str, f64)> = got
+            .iter()
+            .map(|e| (e.cell.as_str(), e.dnai.as_str(), e.performance.latency_ms))
+            .collect();
+        // Cells outer in the asked order, the first item of a pair wins, unasked cells and DNAIs ignored.
+        assert_eq!(
+            got,
+            [("c1", "d1", 5.0), ("c1", "d2", 3.0), ("c2", "d1", 7.0)]
+        );
+        assert_eq!(
+            dn_performance_entries(&v, &["c1"], &["d1"], "x").unwrap()[0]
+                .performance
+                .bandwidth_mbps,
+            1000.0
+        );
+    }
+
+    #[test]
+    fn dn_performance_item_without_cell_is_the_only_cell_asked() {
+        let v = json!({"dnPerfInfos": [{"dnPerf": [dn_item(None, "d1", 4.0)]}]});
+        let one = dn_performance_entries(&v, &["c1"], &["d1"], "x").unwrap();
+        assert_eq!(
+            (
+                one.len(),
+                one[0].cell.as_str(),
+                one[0].performance.latency_ms
+            ),
+            (1, "c1", 4.0)
+        );
+        assert!(dn_performance_entries(&v, &["c1", "c2"], &["d1"], "x")
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn malformed_perf_data_is_unavailable() {
+        let v = json!({"dnPerfInfos": [{"dnPerf": [{"dnai": "d1", "perfData": {"avgTrafficRate": "1 Gbps"}}]}]});
+        assert!(matches!(
+            dn_performance_entries(&v, &["c1"], &["d1"], "x"),
+            Err(NetworkError::Unavailable(_))
+        ));
+        let v = json!({"dnPerfInfos": [{"dnPerf": [{"dnai": "d1", "perfData": {"avePacketDelay": 1, "avgTrafficRate": "fast"}}]}]});
+        assert!(matches!(
+            dn_performance_entries(&v, &["c1"], &["d1"], "x"),
+            Err(NetworkError::Unavailable(_))
+        ));
+    }
+
+    fn nw_perf(cells: &[&str], kind: &str, ratio: Value, num: Value) -> Value {
+        let ncgis: Vec<Value> = cells.iter().map(|c| json!({"nrCellId": c})).collect();
+        json!({"networkArea": {"ncgis": ncgis}, "nwPerfType": kind, "relativeRatio": ratio, "absoluteNum": num})
+    }
+
+    #[test]
+    fn cell_loads_are_read_per_cell() {
+        let v = json!({"nwPerfs": [
+            nw_perf(&["c2"], "NUM_OF_UE", json!(40), json!(8)),
+            nw_perf(&["c1", "c2"], "NUM_OF_UE", json!(90), json!(100)),
+            nw_perf(&["c1"], "HO_SUCC_RATIO", json!(99), json!(1)),
+            nw_perf(&["c1"], "NUM_OF_UE", json!(150), json!(3)),
+            nw_perf(&["c2"], "NUM_OF_UE", json!(10), json!(1)),
+            nw_perf(&["c9"], "NUM_OF_UE", json!(10), json!(1)),
+        ]});
+        let got = cell_loads_of(&v, &["c1", "c2", "c3"], "x").unwrap();
+        assert_eq!(
+            got,
+            [
+                CellLoad {
+                    cell: "c1".into(),
+                    ues: 3,
+                    ratio: 1.0
+                },
+                CellLoad {
+                    cell: "c2".into(),
+                    ues: 8,
+                    ratio: 0.4
+                },
+            ]
+        );
+        let v = json!({"nwPerfs": [nw_perf(&["c1"], "NUM_OF_UE", json!(40), Value::Null)]});
+        assert!(matches!(
+            cell_loads_of(&v, &["c1"], "x"),
+            Err(NetworkError::Unavailable(_))
+        ));
+        let v = json!({"nwPerfs": [nw_perf(&["c1"], "NUM_OF_UE", json!("40"), json!(2))]});
+        assert!(matches!(
+            cell_loads_of(&v, &["c1"], "x"),
+            Err(NetworkError::Unavailable(_))
+        ));
+        assert!(cell_loads_of(&json!({}), &["c1"], "x").unwrap().is_empty());
+    }
+
+    #[test]
+    fn roaming_reports() {
+        let r = roaming_status_of(
+            json!({"monitoringType": "ROAMING_STATUS", "roamingStatus": true, "plmnId": {"mcc": "234", "mnc": "15"}}),
+            "x",
+        );
+        assert_eq!(
+            r.unwrap(),
+            RoamingStatus {
+                roaming: true,
+                serving_plmn: Some("23415".into())
+            }
+        );
+        // Omitted roamingStatus means at home (TS 29.122); no plmnId, no serving PLMN.
+        let r = roaming_status_of(json!({"monitoringType": "ROAMING_STATUS"}), "x");
+        assert_eq!(
+            r.unwrap(),
+            RoamingStatus {
+                roaming: false,
+                serving_plmn: None
+            }
+        );
+        let r = roaming_status_of(
+            json!({"roamingStatus": false, "plmnId": {"mcc": "2080", "mnc": "1"}}),
+            "x",
+        );
+        assert!(matches!(r, Err(NetworkError::Unavailable(_))));
+        let r = roaming_status_of(json!({"roamingStatus": "yes"}), "x");
+        assert!(matches!(r, Err(NetworkError::Unavailable(_))));
+    }
+
+    #[test]
+    fn unique_keeps_the_first_order() {
+        let items: Vec<String> = ["b", "a", "b", "c", "a"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(unique(&items), ["b", "a", "c"]);
     }
 
     #[test]

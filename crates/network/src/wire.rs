@@ -133,6 +133,34 @@ pub(crate) struct MonitoringEventReport {
     pub pdn_conn_info_list: Vec<PdnConnectionInformation>,
 }
 
+/// TS 29.122 `PlmnId` (TS29122_CommonData).
+#[derive(Debug, Deserialize)]
+pub(crate) struct PlmnId {
+    pub mcc: String,
+    pub mnc: String,
+}
+
+impl PlmnId {
+    /// `mcc` followed by `mnc`, when both are digit strings of the lengths TS 29.571 allows.
+    pub fn joined(&self) -> Option<String> {
+        let digits = |s: &str, lens: &[usize]| {
+            lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        (digits(&self.mcc, &[3]) && digits(&self.mnc, &[2, 3]))
+            .then(|| format!("{}{}", self.mcc, self.mnc))
+    }
+}
+
+/// The `ROAMING_STATUS` fields of a TS 29.122 `MonitoringEventReport` (kept apart from
+/// [`MonitoringEventReport`] so a malformed `plmnId` never breaks location notifications).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RoamingReport {
+    /// Omitted means not roaming (TS 29.122: "Set to false or omitted otherwise").
+    pub roaming_status: Option<bool>,
+    pub plmn_id: Option<PlmnId>,
+}
+
 /// TS 29.122 `MonitoringNotification`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -253,6 +281,22 @@ mod tests {
         assert_eq!(ErrorBody::message(problem), "/monitoringType: bad (INVALID_MSG_FORMAT)");
         assert_eq!(ErrorBody::message(b"oops"), "oops");
         assert_eq!(ErrorBody::message(b""), "(empty body)");
+    }
+
+    #[test]
+    fn plmn_ids() {
+        let p = |mcc: &str, mnc: &str| {
+            PlmnId {
+                mcc: mcc.into(),
+                mnc: mnc.into(),
+            }
+            .joined()
+        };
+        assert_eq!(p("208", "01").as_deref(), Some("20801"));
+        assert_eq!(p("310", "410").as_deref(), Some("310410"));
+        assert_eq!(p("20", "01"), None);
+        assert_eq!(p("208", "1"), None);
+        assert_eq!(p("208", "0a"), None);
     }
 
     #[test]

@@ -14,8 +14,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use op_network::{
-    decode_monitoring_notification, AdapterConfig, DeviceRef, NetworkAdapter, NetworkError, NetworkEvent,
-    NetworkEventKind, StandardAdapter, TrafficInfluence, Verification,
+    decode_monitoring_notification, AdapterConfig, CellLoad, DeviceRef, NetworkAdapter,
+    NetworkError, NetworkEvent, NetworkEventKind, PathPerformance, RoamingStatus, StandardAdapter,
+    TrafficInfluence, Verification,
 };
 use op_types::specs::GeoPoint;
 use serde_json::{json, Value};
@@ -133,26 +134,64 @@ impl Emu {
     }
 }
 
+/// Starts the emulator on the lab scenario with each `(from, to)` text replacement applied (each
+/// must match), so a test can give cells or devices fields the lab does not set.
+async fn start_lab_with(edits: &[(&str, &str)]) -> Result<Emu> {
+    let mut yaml = std::fs::read_to_string(lab_scenario())?;
+    for (from, to) in edits {
+        ensure!(yaml.contains(from), "lab scenario has no '{from}'");
+        yaml = yaml.replacen(from, to, 1);
+    }
+    let path = std::env::temp_dir().join(format!(
+        "netemu-edited-{}-{}.yaml",
+        std::process::id(),
+        unique_suffix()
+    ));
+    std::fs::write(&path, yaml)?;
+    let emu = start(&path).await;
+    let _ = std::fs::remove_file(&path);
+    emu
+}
+
+fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// An adapter whose every request would fail (wrong secret): proves a call made no request.
+fn refusing_adapter(emu: &Emu) -> StandardAdapter {
+    emu.adapter_with("not-the-secret")
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
 fn phone(p: &str) -> DeviceRef {
     DeviceRef { phone_number: Some(p.into()), ..Default::default() }
 }
 
-/// A small HTTP server receiving NEF notifications, decoded with the adapter's helper.
-async fn callback_server() -> Result<(String, mpsc::UnboundedReceiver<NetworkEvent>)> {
+/// A small HTTP server receiving NEF notifications at `path`, each body turned into items by
+/// `decode` (a body it refuses is answered 400).
+async fn notification_server<T: Send + 'static>(
+    path: &'static str,
+    decode: fn(&[u8]) -> Option<Vec<T>>,
+) -> Result<(String, mpsc::UnboundedReceiver<T>)> {
     let (tx, rx) = mpsc::unbounded_channel();
     let app = Router::new().route(
-        "/nef-callbacks",
+        path,
         post(move |body: Bytes| {
             let tx = tx.clone();
             async move {
-                match decode_monitoring_notification(&body) {
-                    Ok(events) => {
-                        for e in events {
-                            let _ = tx.send(e);
+                match decode(&body) {
+                    Some(items) => {
+                        for i in items {
+                            let _ = tx.send(i);
                         }
                         StatusCode::NO_CONTENT
                     }
-                    Err(_) => StatusCode::BAD_REQUEST,
+                    None => StatusCode::BAD_REQUEST,
                 }
             }
         }),
@@ -162,7 +201,18 @@ async fn callback_server() -> Result<(String, mpsc::UnboundedReceiver<NetworkEve
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Ok((format!("http://{addr}/nef-callbacks"), rx))
+    Ok((format!("http://{addr}{path}"), rx))
+}
+
+/// Receives NEF notifications, decoded with the adapter's helper.
+async fn callback_server() -> Result<(String, mpsc::UnboundedReceiver<NetworkEvent>)> {
+    notification_server("/nef-callbacks", |b| decode_monitoring_notification(b).ok()).await
+}
+
+/// Receives NEF notifications as raw JSON (for report types the adapter's decoder does not
+/// turn into events).
+async fn raw_callback_server() -> Result<(String, mpsc::UnboundedReceiver<Value>)> {
+    notification_server("/raw-callbacks", |b| serde_json::from_slice::<Value>(b).ok().map(|v| vec![v])).await
 }
 
 async fn next_event(rx: &mut mpsc::UnboundedReceiver<NetworkEvent>) -> Result<NetworkEvent> {
@@ -566,5 +616,528 @@ async fn scripted_events_move_devices_and_notify() -> Result<()> {
     let (status, _) = emu.raw(reqwest::Method::POST, "/emulator/v1/reset", None, None).await?;
     assert_eq!(status, 204);
     assert_eq!(emu.device("alice").await?["cell"], "20801000000101");
+    Ok(())
+}
+
+/// The lab scenario's path table: (latency ms, jitter ms, bandwidth Mbit/s) from a cell (its
+/// tracking area is the digit after `208010000001`..`3`) to a DNAI.
+fn lab_path(cell: &str, dnai: &str) -> (f64, f64, f64) {
+    if (cell, dnai) == ("20801000000104", "dnai-paris") {
+        return (8.0, 1.5, 800.0);
+    }
+    let ta = &cell[11..12];
+    match (ta, dnai) {
+        ("1", "dnai-paris") | ("2", "dnai-lyon") => {
+            (if ta == "1" { 5.0 } else { 4.0 }, 1.0, 1000.0)
+        }
+        ("3", "dnai-marseille") => (4.0, 1.0, 1000.0),
+        ("1", "dnai-lyon") | ("2", "dnai-paris") => (12.0, 2.0, 500.0),
+        ("1", "dnai-marseille") | ("3", "dnai-paris") => (18.0, 3.0, 400.0),
+        ("2", "dnai-marseille") | ("3", "dnai-lyon") => (9.0, 2.0, 500.0),
+        _ => (40.0, 8.0, 200.0),
+    }
+}
+
+fn triple(p: &PathPerformance) -> (f64, f64, f64) {
+    (p.latency_ms, p.jitter_ms, p.bandwidth_mbps)
+}
+
+#[tokio::test]
+async fn path_matrix_answers_every_known_pair() -> Result<()> {
+    let emu = start(&lab_scenario()).await?;
+    let a = emu.adapter();
+    let all_cells = [
+        "20801000000101",
+        "20801000000102",
+        "20801000000103",
+        "20801000000104",
+        "20801000000201",
+        "20801000000202",
+        "20801000000203",
+        "20801000000301",
+        "20801000000302",
+        "20801000000303",
+    ];
+    let all_dnais = ["dnai-paris", "dnai-lyon", "dnai-marseille"];
+
+    // The whole lab: 10 cells x 3 DNAIs, cells outer, each with the scenario's numbers.
+    let m = a
+        .path_matrix(&strings(&all_cells), &strings(&all_dnais))
+        .await?;
+    let pairs: Vec<(&str, &str)> = m
+        .iter()
+        .map(|e| (e.cell.as_str(), e.dnai.as_str()))
+        .collect();
+    let expected: Vec<(&str, &str)> = all_cells
+        .iter()
+        .flat_map(|c| all_dnais.iter().map(move |d| (*c, *d)))
+        .collect();
+    assert_eq!(pairs, expected);
+    for e in &m {
+        assert_eq!(
+            triple(&e.performance),
+            lab_path(&e.cell, &e.dnai),
+            "{} -> {}",
+            e.cell,
+            e.dnai
+        );
+    }
+    // The same numbers as one pair at a time.
+    for (cell, dnai) in [
+        ("20801000000104", "dnai-paris"),
+        ("20801000000203", "dnai-marseille"),
+        ("20801000000302", "dnai-lyon"),
+    ] {
+        let one = a.path_performance(cell, dnai).await?;
+        let in_matrix = m
+            .iter()
+            .find(|e| e.cell == cell && e.dnai == dnai)
+            .map(|e| e.performance);
+        assert_eq!(in_matrix, Some(one), "{cell} -> {dnai}");
+    }
+
+    // Unknown cells and DNAIs are left out; repeats are answered once.
+    let m = a
+        .path_matrix(
+            &strings(&["20801000000104", "nope", "20801000000201", "20801000000104"]),
+            &strings(&["dnai-lyon", "dnai-nowhere", "dnai-paris"]),
+        )
+        .await?;
+    let got: Vec<(&str, &str, (f64, f64, f64))> = m
+        .iter()
+        .map(|e| (e.cell.as_str(), e.dnai.as_str(), triple(&e.performance)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("20801000000104", "dnai-lyon", (12.0, 2.0, 500.0)),
+            ("20801000000104", "dnai-paris", (8.0, 1.5, 800.0)),
+            ("20801000000201", "dnai-lyon", (4.0, 1.0, 1000.0)),
+            ("20801000000201", "dnai-paris", (12.0, 2.0, 500.0)),
+        ]
+    );
+    // Nothing known: no entries (the emulator answers 204).
+    assert!(a
+        .path_matrix(&strings(&["nope"]), &strings(&["dnai-paris"]))
+        .await?
+        .is_empty());
+    assert!(a
+        .path_matrix(&strings(&["20801000000101"]), &strings(&["dnai-nowhere"]))
+        .await?
+        .is_empty());
+
+    // Empty input: empty output, and no request (an adapter with a wrong secret would fail one).
+    let refusing = refusing_adapter(&emu);
+    assert!(refusing
+        .path_matrix(&[], &strings(&all_dnais))
+        .await?
+        .is_empty());
+    assert!(refusing
+        .path_matrix(&strings(&all_cells), &[])
+        .await?
+        .is_empty());
+    assert!(matches!(
+        refusing
+            .path_matrix(&strings(&all_cells), &strings(&all_dnais))
+            .await,
+        Err(NetworkError::Unauthorized(_))
+    ));
+
+    // On the wire: the cross product of the known pairs, 204 when none is known.
+    let token = emu.token().await?;
+    // 301 and the three cells of TA 000002 (202 and 301 named twice), each once, with every DNAI.
+    let ncgis = json!([
+        {"nrCellId": "20801000000301"},
+        {"nrCellId": "x"},
+        {"nrCellId": "20801000000202"},
+        {"nrCellId": "20801000000301"}
+    ]);
+    let filter = json!({"networkArea": {"ncgis": ncgis, "tais": [{"tac": "000002"}]}});
+    let (status, v) = emu
+        .raw(
+            reqwest::Method::GET,
+            &analytics_query("DN_PERFORMANCE", &filter),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["dnPerfInfos"][0]["dnPerf"].as_array().map(Vec::len),
+        Some(4 * 3),
+        "{v}"
+    );
+    let filter = json!({"networkArea": {"ncgis": [{"nrCellId": "x"}]}});
+    let (status, _) = emu
+        .raw(
+            reqwest::Method::GET,
+            &analytics_query("DN_PERFORMANCE", &filter),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 204);
+    Ok(())
+}
+
+/// Path and query of an analytics request.
+fn analytics_query(event: &str, filter: &Value) -> String {
+    let mut url =
+        reqwest::Url::parse("http://x/nnwdaf-analyticsinfo/v1/analytics").expect("static URL");
+    url.query_pairs_mut()
+        .append_pair("event-id", event)
+        .append_pair("event-filter", &filter.to_string());
+    format!("{}?{}", url.path(), url.query().unwrap_or_default())
+}
+
+fn load(loads: &[CellLoad], cell: &str) -> Option<(u64, f64)> {
+    loads
+        .iter()
+        .find(|l| l.cell == cell)
+        .map(|l| (l.ues, l.ratio))
+}
+
+#[tokio::test]
+async fn cell_loads_follow_devices_and_background_ues() -> Result<()> {
+    // Terreaux: room for 4 UEs, one attached that is not a scenario device.
+    let terreaux = "20801000000202";
+    let emu = start_lab_with(&[(
+        r#"{id: "20801000000202", lat: 45.7676, lon: 4.8344, trackingArea: "000002"}"#,
+        r#"{id: "20801000000202", lat: 45.7676, lon: 4.8344, trackingArea: "000002", capacityUes: 4, backgroundUes: 1}"#,
+    )])
+    .await?;
+    let a = emu.adapter();
+    let montmartre = "20801000000103"; // bob's cell
+    let asked = strings(&[montmartre, terreaux, "nope", "20801000000203", montmartre]);
+
+    let loads = a.cell_loads(&asked).await?;
+    let cells: Vec<&str> = loads.iter().map(|l| l.cell.as_str()).collect();
+    assert_eq!(
+        cells,
+        [montmartre, terreaux, "20801000000203"],
+        "unknown cells left out, repeats once"
+    );
+    assert_eq!(load(&loads, montmartre), Some((1, 0.01)));
+    assert_eq!(load(&loads, terreaux), Some((1, 0.25)));
+    // An idle cell reads the SamplingRatio minimum, 1 %.
+    assert_eq!(load(&loads, "20801000000203"), Some((0, 0.01)));
+
+    // bob moves in: one UE more there, one fewer where he was.
+    emu.admin("/devices/bob/move", json!({"cell": terreaux}))
+        .await?;
+    let loads = a.cell_loads(&asked).await?;
+    assert_eq!(load(&loads, terreaux), Some((2, 0.5)));
+    assert_eq!(load(&loads, montmartre), Some((0, 0.01)));
+
+    // Background load at run time.
+    let view = emu
+        .admin(
+            &format!("/cells/{terreaux}/load"),
+            json!({"backgroundUes": 2}),
+        )
+        .await?;
+    assert_eq!(
+        (view["ues"].as_u64(), view["relativeRatio"].as_u64()),
+        (Some(3), Some(75)),
+        "{view}"
+    );
+    assert_eq!(
+        load(&a.cell_loads(&asked).await?, terreaux),
+        Some((3, 0.75))
+    );
+    emu.admin(
+        &format!("/cells/{terreaux}/load"),
+        json!({"backgroundUes": 9}),
+    )
+    .await?;
+    assert_eq!(
+        load(&a.cell_loads(&asked).await?, terreaux),
+        Some((10, 1.0)),
+        "overload is capped at 100 %"
+    );
+
+    // Admin errors: unknown cell, malformed body.
+    let (status, v) = emu
+        .raw(
+            reqwest::Method::POST,
+            "/emulator/v1/cells/nope/load",
+            None,
+            Some(json!({"backgroundUes": 1})),
+        )
+        .await?;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (404, Some("NOT_FOUND")),
+        "{v}"
+    );
+    let (status, v) = emu
+        .raw(
+            reqwest::Method::POST,
+            &format!("/emulator/v1/cells/{terreaux}/load"),
+            None,
+            Some(json!({"backgroundUes": -1})),
+        )
+        .await?;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT")),
+        "{v}"
+    );
+
+    // Reset: bob back in Montmartre, Terreaux's background back to the scenario's 1.
+    let (status, _) = emu
+        .raw(reqwest::Method::POST, "/emulator/v1/reset", None, None)
+        .await?;
+    assert_eq!(status, 204);
+    let loads = a.cell_loads(&asked).await?;
+    assert_eq!(load(&loads, terreaux), Some((1, 0.25)));
+    assert_eq!(load(&loads, montmartre), Some((1, 0.01)));
+    let (status, v) = emu
+        .raw(
+            reqwest::Method::GET,
+            &format!("/emulator/v1/cells/{terreaux}"),
+            None,
+            None,
+        )
+        .await?;
+    assert_eq!(
+        (
+            status,
+            v["backgroundUes"].as_u64(),
+            v["capacityUes"].as_u64()
+        ),
+        (200, Some(1), Some(4)),
+        "{v}"
+    );
+
+    // Nothing known, nothing asked.
+    assert!(a.cell_loads(&strings(&["nope"])).await?.is_empty());
+    let refusing = refusing_adapter(&emu);
+    assert!(refusing.cell_loads(&[]).await?.is_empty());
+    assert!(matches!(
+        refusing.cell_loads(&asked).await,
+        Err(NetworkError::Unauthorized(_))
+    ));
+
+    // On the wire: TS 29.520 NetworkPerfInfo per cell; no cells in the filter = every cell.
+    let token = emu.token().await?;
+    let (status, v) = emu
+        .raw(
+            reqwest::Method::GET,
+            &analytics_query("NETWORK_PERFORMANCE", &json!({})),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    let perfs = v["nwPerfs"]
+        .as_array()
+        .ok_or_else(|| anyhow!("no nwPerfs in {v}"))?;
+    assert_eq!(perfs.len(), 10);
+    let t = perfs
+        .iter()
+        .find(|p| p["networkArea"]["ncgis"][0]["nrCellId"] == terreaux)
+        .ok_or_else(|| anyhow!("no entry for {terreaux}"))?;
+    assert_eq!(
+        (
+            t["nwPerfType"].as_str(),
+            t["absoluteNum"].as_u64(),
+            t["relativeRatio"].as_u64()
+        ),
+        (Some("NUM_OF_UE"), Some(1), Some(25))
+    );
+    let filter = json!({"networkArea": {"ncgis": [{"nrCellId": "nope"}]}});
+    let (status, _) = emu
+        .raw(
+            reqwest::Method::GET,
+            &analytics_query("NETWORK_PERFORMANCE", &filter),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 204);
+    let filter = json!({"nwPerfTypes": ["NUM_OF_UE", "HO_SUCC_RATIO"]});
+    let (status, v) = emu
+        .raw(
+            reqwest::Method::GET,
+            &analytics_query("NETWORK_PERFORMANCE", &filter),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 400);
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("nwPerfTypes[1]")),
+        "{v}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn roaming_status_follows_the_serving_plmn() -> Result<()> {
+    // dave is abroad from the start (PLMN 234-15).
+    let emu = start_lab_with(&[(
+        r#"cell: "20801000000301"}"#,
+        r#"cell: "20801000000301", servingPlmn: "23415"}"#,
+    )])
+    .await?;
+    let a = emu.adapter();
+    let home = |plmn: &str| RoamingStatus {
+        roaming: false,
+        serving_plmn: Some(plmn.into()),
+    };
+    let away = |plmn: &str| RoamingStatus {
+        roaming: true,
+        serving_plmn: Some(plmn.into()),
+    };
+
+    let alice = phone("+33612340001");
+    assert_eq!(a.roaming_status(&alice).await?, home("20801"));
+    let dave = DeviceRef {
+        network_access_identifier: Some("dave@lab.netemu.example".into()),
+        ..Default::default()
+    };
+    assert_eq!(a.roaming_status(&dave).await?, away("23415"));
+    let dave_ip = DeviceRef {
+        ip: Some("10.45.0.4".parse()?),
+        ..Default::default()
+    };
+    assert_eq!(a.roaming_status(&dave_ip).await?, away("23415"));
+
+    // alice travels to a 3-digit-MNC network; dave comes home.
+    let view = emu
+        .admin("/devices/alice/roam", json!({"servingPlmn": "310410"}))
+        .await?;
+    assert_eq!(
+        (view["servingPlmn"].as_str(), view["roaming"].as_bool()),
+        (Some("310410"), Some(true)),
+        "{view}"
+    );
+    assert_eq!(a.roaming_status(&alice).await?, away("310410"));
+    emu.admin("/devices/dave/roam", json!({"servingPlmn": "20801"}))
+        .await?;
+    assert_eq!(a.roaming_status(&dave).await?, home("20801"));
+    let (_, history) = emu
+        .raw(reqwest::Method::GET, "/emulator/v1/history", None, None)
+        .await?;
+    let roams: Vec<(&str, &str)> = history
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| {
+            Some((
+                h["device"].as_str()?,
+                h["action"]["roam"]["servingPlmn"].as_str()?,
+            ))
+        })
+        .collect();
+    assert_eq!(roams, [("alice", "310410"), ("dave", "20801")]);
+
+    // Admin errors.
+    let (status, v) = emu
+        .raw(
+            reqwest::Method::POST,
+            "/emulator/v1/devices/alice/roam",
+            None,
+            Some(json!({"servingPlmn": "2341"})),
+        )
+        .await?;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT")),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("servingPlmn")),
+        "{v}"
+    );
+    let (status, v) = emu
+        .raw(
+            reqwest::Method::POST,
+            "/emulator/v1/devices/nobody/roam",
+            None,
+            Some(json!({"servingPlmn": "23415"})),
+        )
+        .await?;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (404, Some("IDENTIFIER_NOT_FOUND")),
+        "{v}"
+    );
+
+    // Unknown devices and missing identifiers map as for the other NEF calls.
+    assert!(matches!(
+        a.roaming_status(&phone("+33699999999")).await,
+        Err(NetworkError::UnknownDevice(_))
+    ));
+    assert!(matches!(
+        a.roaming_status(&DeviceRef::default()).await,
+        Err(NetworkError::Rejected(_))
+    ));
+
+    // Reset: back to the scenario's PLMNs.
+    let (status, _) = emu
+        .raw(reqwest::Method::POST, "/emulator/v1/reset", None, None)
+        .await?;
+    assert_eq!(status, 204);
+    assert_eq!(a.roaming_status(&alice).await?, home("20801"));
+    assert_eq!(a.roaming_status(&dave).await?, away("23415"));
+
+    // On the wire: plmnId only when asked for; a subscription is notified of PLMN changes.
+    let token = emu.token().await?;
+    let t = Some(token.as_str());
+    let path = "/3gpp-monitoring-event/v1/op-platform/subscriptions";
+    let once = json!({
+        "msisdn": "33612340004", "monitoringType": "ROAMING_STATUS",
+        "notificationDestination": "http://127.0.0.1:9/unused", "maximumNumberOfReports": 1,
+    });
+    let (status, v) = emu.raw(reqwest::Method::POST, path, t, Some(once)).await?;
+    assert_eq!(status, 200, "{v}");
+    assert_required(
+        &v,
+        &spec_required(
+            "3gpp-nef/TS29122_MonitoringEvent.yaml",
+            "MonitoringEventReport",
+            &["monitoringType"],
+        ),
+        "MonitoringEventReport",
+    );
+    assert_eq!(
+        (
+            v["monitoringType"].as_str(),
+            v["roamingStatus"].as_bool(),
+            v["msisdn"].as_str()
+        ),
+        (Some("ROAMING_STATUS"), Some(true), Some("33612340004"))
+    );
+    assert!(
+        v.get("plmnId").is_none(),
+        "plmnId without plmnIndication: {v}"
+    );
+
+    let (url, mut rx) = raw_callback_server().await?;
+    let sub = json!({
+        "msisdn": "33612340001", "monitoringType": "ROAMING_STATUS", "plmnIndication": true,
+        "notificationDestination": url, "maximumNumberOfReports": 5,
+    });
+    let (status, v) = emu.raw(reqwest::Method::POST, path, t, Some(sub)).await?;
+    assert_eq!(status, 201, "{v}");
+    emu.admin("/devices/alice/roam", json!({"servingPlmn": "26201"}))
+        .await?;
+    let n = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .context("no roaming notification within 15 s")?
+        .ok_or_else(|| anyhow!("callback server gone"))?;
+    let r = &n["monitoringEventReports"][0];
+    assert_eq!(
+        (r["monitoringType"].as_str(), r["roamingStatus"].as_bool()),
+        (Some("ROAMING_STATUS"), Some(true)),
+        "{n}"
+    );
+    assert_eq!(r["plmnId"], json!({"mcc": "262", "mnc": "01"}));
     Ok(())
 }

@@ -13,8 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use op_client::{AppInstanceInfo, AppManifest, Client, ClientError, EdgeCloudZone};
 use op_types::specs::{
-    AppInstance, CloudletObserved, CloudletSpec, FlavorSpec, GeoPoint, OrganizationSpec, PlatformType, RegionSpec, Resources, Role,
-    ServiceArea, ZoneSpec,
+    AppInstance, CloudletObserved, CloudletSpec, FlavorSpec, GeoPoint, OrganizationSpec, PlatformServiceKind, PlatformServiceSpec, PlatformType,
+    RegionSpec, Resources, Role, ServiceArea, ZoneSpec,
 };
 use op_types::{Name, Object, State, Uid};
 use serde::de::DeserializeOwned;
@@ -55,6 +55,15 @@ enum Cmd {
     },
     /// The edge cloud zones (CAMARA view).
     Zones,
+    /// The flavors one can deploy in a zone now, or that a cloudlet offers (operator).
+    Flavors {
+        /// Zone name.
+        #[arg(long, conflicts_with = "cloudlet", required_unless_present = "cloudlet")]
+        zone: Option<String>,
+        /// Cloudlet name (operator).
+        #[arg(long)]
+        cloudlet: Option<String>,
+    },
     /// Regions (operator).
     Region(Crud<RegionArgs>),
     /// Zones (operator).
@@ -65,6 +74,8 @@ enum Cmd {
     Cloudlet(Crud<CloudletArgs>),
     /// Organizations (operator).
     Org(Crud<OrgArgs>),
+    /// Platform services offered to apps, e.g. a managed PostgreSQL (operator writes; developers read).
+    Service(Crud<ServiceArgs>),
     /// Users.
     User {
         #[command(subcommand)]
@@ -181,6 +192,28 @@ struct CloudletArgs {
     maintenance: bool,
 }
 
+#[derive(Args)]
+struct ServiceArgs {
+    /// What the service is.
+    #[arg(long, value_parser = ["postgresql"], default_value = "postgresql")]
+    kind: String,
+    /// File holding the admin URL, postgres://user:password@host:port/database, of a role with
+    /// CREATEDB and CREATEROLE (a secret: read from a file, never given on the command line).
+    #[arg(long)]
+    admin_url_file: PathBuf,
+    /// Address instances reach the server at (default: the admin URL's host).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port instances reach the server at (default: the admin URL's port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Cloudlets offering it, comma-separated (default: every cloudlet).
+    #[arg(long, value_delimiter = ',')]
+    cloudlets: Vec<String>,
+    #[arg(long)]
+    description: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum UserCmd {
     /// List users.
@@ -231,7 +264,7 @@ struct AppCreate {
     /// App name (not needed with --file).
     name: Option<String>,
     /// A CAMARA AppManifest, JSON or YAML.
-    #[arg(long, conflicts_with_all = ["version", "image", "port", "device_key_file", "instantiation", "footprint_regions"])]
+    #[arg(long, conflicts_with_all = ["version", "image", "port", "device_key_file", "instantiation", "footprint_regions", "platform_services"])]
     file: Option<PathBuf>,
     #[arg(long)]
     version: Option<String>,
@@ -264,6 +297,10 @@ struct AppCreate {
     /// Regions the app may run in (its footprint), repeatable; default: anywhere.
     #[arg(long = "footprint-region")]
     footprint_regions: Vec<String>,
+    /// A platform service each instance needs (see `opctl service list`), repeatable: e.g. a
+    /// managed database, given to the instance as DATABASE_URL.
+    #[arg(long = "platform-service")]
+    platform_services: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -358,9 +395,20 @@ async fn run(cli: Cli) -> Result<()> {
                 z.spec.service_area.cells.join(","),
             ]);
         }, &["NAME", "ID", "REGION", "LOCATION", "CELLS"]).await,
-        Cmd::Flavor(c) => crud(&ctx, "flavors", c.cmd, |_, a: FlavorArgs| Ok(Resources { vcpus: a.vcpus, memory_mb: a.memory_mb, disk_gb: a.disk_gb, gpus: a.gpus }), |t, f: &Object<FlavorSpec>| {
-            t.add_row(vec![f.metadata.name.to_string(), f.spec.vcpus.to_string(), f.spec.memory_mb.to_string(), f.spec.disk_gb.to_string(), f.spec.gpus.to_string()]);
-        }, &["NAME", "VCPUS", "MEMORY_MB", "DISK_GB", "GPUS"]).await,
+        Cmd::Flavors { zone, cloudlet } => {
+            let path = match (zone, cloudlet) {
+                (Some(z), _) => format!("zones/{z}/flavors"),
+                (None, Some(c)) => format!("cloudlets/{c}/flavors"),
+                (None, None) => bail!("give --zone or --cloudlet"),
+            };
+            let flavors: Vec<Object<FlavorSpec>> = ctx.client.list(&path).await?;
+            print(ctx.out, &flavors, || {
+                let mut t = table(&FLAVOR_HEADER);
+                flavors.iter().for_each(|f| flavor_row(&mut t, f));
+                t
+            })
+        }
+        Cmd::Flavor(c) => crud(&ctx, "flavors", c.cmd, |_, a: FlavorArgs| Ok(Resources { vcpus: a.vcpus, memory_mb: a.memory_mb, disk_gb: a.disk_gb, gpus: a.gpus }), flavor_row, &FLAVOR_HEADER).await,
         Cmd::Cloudlet(c) => crud(&ctx, "cloudlets", c.cmd, cloudlet_spec, |t, c: &Object<CloudletSpec, CloudletObserved>| {
             t.add_row(vec![
                 c.metadata.name.to_string(),
@@ -372,6 +420,19 @@ async fn run(cli: Cli) -> Result<()> {
                 state_text(c.status.state, c.status.message.as_deref()),
             ]);
         }, &["NAME", "ZONE", "ENDPOINT", "CAPACITY", "FLAVORS", "PROBE", "STATE"]).await,
+        Cmd::Service(c) => crud(&ctx, "platformservices", c.cmd, service_spec, |t, p: &Object<PlatformServiceSpec>| {
+            t.add_row(vec![
+                p.metadata.name.to_string(),
+                serde_json::to_value(p.spec.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                match (&p.spec.host, p.spec.port) {
+                    (Some(h), Some(port)) => format!("{h}:{port}"),
+                    (Some(h), None) => h.clone(),
+                    _ => String::new(),
+                },
+                p.spec.cloudlets.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+                p.spec.description.clone().unwrap_or_default(),
+            ]);
+        }, &["NAME", "KIND", "REACHED_AT", "CLOUDLETS", "DESCRIPTION"]).await,
         Cmd::User { cmd } => users(&ctx, cmd).await,
         Cmd::App { cmd } => apps(&ctx, cmd).await,
         Cmd::Instance { cmd } => instances(&ctx, cmd).await,
@@ -474,6 +535,13 @@ async fn crud<A: Args, S: Serialize + DeserializeOwned, X: Serialize + Deseriali
     }
 }
 
+/// Columns of a flavor table.
+const FLAVOR_HEADER: [&str; 5] = ["NAME", "VCPUS", "MEMORY_MB", "DISK_GB", "GPUS"];
+
+fn flavor_row(t: &mut comfy_table::Table, f: &Object<FlavorSpec>) {
+    t.add_row(vec![f.metadata.name.to_string(), f.spec.vcpus.to_string(), f.spec.memory_mb.to_string(), f.spec.disk_gb.to_string(), f.spec.gpus.to_string()]);
+}
+
 fn name(s: &str, what: &str) -> Result<Name> {
     Name::new(s).map_err(|e| anyhow!("{what} '{s}': {e}"))
 }
@@ -510,6 +578,21 @@ fn cloudlet_spec(_: &str, a: CloudletArgs) -> Result<CloudletSpec> {
         capacity: Resources { vcpus: a.vcpus, memory_mb: a.memory_mb, disk_gb: a.disk_gb, gpus: a.gpus },
         flavors: a.flavors.iter().map(|f| name(f, "flavor")).collect::<Result<_>>()?,
         maintenance: a.maintenance,
+    })
+}
+
+fn service_spec(_: &str, a: ServiceArgs) -> Result<PlatformServiceSpec> {
+    let kind = match a.kind.as_str() {
+        "postgresql" => PlatformServiceKind::Postgresql,
+        k => bail!("unknown service kind '{k}'"),
+    };
+    Ok(PlatformServiceSpec {
+        kind,
+        admin_url: Some(read_secret(&a.admin_url_file)?.trim().to_string()),
+        host: a.host,
+        port: a.port,
+        cloudlets: a.cloudlets.iter().map(|c| name(c, "cloudlet")).collect::<Result<_>>()?,
+        description: a.description,
     })
 }
 
@@ -618,6 +701,9 @@ fn manifest_from_flags(a: &AppCreate, provider: String) -> Result<Value> {
     }
     if !a.footprint_regions.is_empty() {
         m["requirements"]["footprint"] = json!({"regions": a.footprint_regions});
+    }
+    if !a.platform_services.is_empty() {
+        m["requirements"]["platformServices"] = json!(a.platform_services);
     }
     Ok(m)
 }
@@ -787,6 +873,9 @@ async fn instances(ctx: &Ctx, cmd: InstanceCmd) -> Result<()> {
                 t.add_row(vec!["id".to_string(), id.to_string()]);
                 t.add_row(vec!["state".to_string(), state_text(inst.status.state, inst.status.message.as_deref())]);
                 t.add_row(vec!["endpoints".to_string(), endpoint_urls(&inst).join(" ")]);
+                if !inst.observed.services.is_empty() {
+                    t.add_row(vec!["platform services".to_string(), inst.observed.services.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")]);
+                }
                 if let Some(p) = &inst.observed.placement {
                     t.add_row(vec!["placement".to_string(), p.summary.clone()]);
                     for e in &p.edges {

@@ -25,6 +25,9 @@ pub struct Boot {
     pub admin_credential_path: PathBuf,
     /// The admin password.
     pub admin_password: String,
+    /// What the passwords of instances' platform-service roles are derived from
+    /// (`services.key`, mode 0600): a restart derives the same ones.
+    pub service_secret: Vec<u8>,
 }
 
 /// `n` random bytes as hex.
@@ -59,7 +62,8 @@ pub fn prepare_dir(dir: &Path) -> anyhow::Result<Boot> {
     let cred = dir.join("admin-credential");
     let password = secret_file(&cred, || format!("admin:{}", random_hex(16)))?;
     let admin_password = password.split_once(':').map(|(_, p)| p.to_string()).context("admin-credential is not user:password")?;
-    Ok(Boot { jwt_secret: jwt.into_bytes(), platform_id, admin_credential_path: cred, admin_password })
+    let service_secret = secret_file(&dir.join("services.key"), || random_hex(32))?;
+    Ok(Boot { jwt_secret: jwt.into_bytes(), platform_id, admin_credential_path: cred, admin_password, service_secret: service_secret.into_bytes() })
 }
 
 /// The UNI session signing key, created (mode 0600) on first start.

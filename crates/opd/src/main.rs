@@ -72,6 +72,9 @@ struct ServeArgs {
     /// How often each cloudlet's usage is sampled for placement's forecasts, ms.
     #[arg(long, default_value_t = 60_000)]
     usage_sample_ms: u64,
+    /// How often the network's view (paths from cells to zones, cell loads) is refreshed, ms.
+    #[arg(long, default_value_t = 5_000)]
+    network_refresh_ms: u64,
     /// Concurrent instance reconciles.
     #[arg(long, default_value_t = 16)]
     workers: usize,
@@ -81,6 +84,9 @@ struct ServeArgs {
     /// Mobile network code of this operator.
     #[arg(long, env = "OPD_MNC", default_value = "01")]
     mnc: String,
+    /// Partner networks (PLMN ids, comma-separated) apps may name in their customer reach.
+    #[arg(long, env = "OPD_PARTNER_PLMNS", value_delimiter = ',')]
+    partner_plmns: Vec<String>,
     /// UNI session lifetime and revalidation timer, seconds.
     #[arg(long, default_value_t = 300)]
     session_ttl: u64,
@@ -157,6 +163,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if let Some(bad) = args.partner_plmns.iter().find(|p| !op_types::specs::is_plmn_id(p)) {
+        anyhow::bail!("--partner-plmns: '{bad}' is not a PLMN id (3-digit MCC then 2- or 3-digit MNC, e.g. 23415)");
+    }
     let callback_secret = bootstrap::random_hex(16);
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
     let uni = op_api::uni::UniState {
@@ -167,9 +176,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         signer,
         sessions: op_uni::sessions::Sessions::default(),
         network,
-        weights: op_uni::select::Weights::default(),
         mcc: args.mcc.clone(),
         mnc: args.mnc.clone(),
+        partner_plmns: args.partner_plmns.clone(),
         session_ttl: args.session_ttl,
         limiter: op_uni::limit::RateLimiter::new(
             op_uni::limit::Rate { per_second: args.device_rps, burst: args.device_rps * 2.0 },
@@ -185,14 +194,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http,
         provider: args.provider.clone(),
         uni: Arc::new(uni),
-        usage: Default::default(),
+        usage: op_api::usage::Usage::restore(repo.engine().as_ref()).await.context("reading recorded usage")?,
+        telemetry: Default::default(),
     });
 
     tokio::spawn(push_session_changes(state.uni.clone(), feed.changes));
+    if state.uni.network.is_some() {
+        tokio::spawn(op_api::netview::run(state.clone(), std::time::Duration::from_millis(args.network_refresh_ms.max(100))));
+    }
     if !args.no_controllers {
         let platform_env = [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
-        let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env);
+        let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env, boot.service_secret.clone());
         tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
+        tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1)));
         tokio::spawn(op_api::usage::run(state.clone(), std::time::Duration::from_millis(args.usage_sample_ms.max(100))));
         tokio::spawn(op_api::scale::run(
             state.clone(),
@@ -224,7 +238,7 @@ async fn push_session_changes(uni: Arc<op_api::uni::UniState>, mut changes: toki
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
         let ix = uni.index.read().unwrap_or_else(|e| e.into_inner());
-        uni.sessions.reevaluate(&ix, &uni.weights, op_uni::token::now());
+        uni.sessions.reevaluate(&ix, op_uni::token::now());
     }
 }
 

@@ -22,11 +22,12 @@ pub enum Kind {
     App,
     AppInstance,
     PlacementPolicy,
+    PlatformService,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -36,6 +37,7 @@ impl Kind {
         Kind::App,
         Kind::AppInstance,
         Kind::PlacementPolicy,
+        Kind::PlatformService,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -50,6 +52,7 @@ impl Kind {
             Kind::App => "apps",
             Kind::AppInstance => "appinstances",
             Kind::PlacementPolicy => "placementpolicies",
+            Kind::PlatformService => "platformservices",
         }
     }
 

@@ -314,6 +314,10 @@ pub struct PlacementPolicySpec {
     /// Apps barred from particular cloudlets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub barred_pairs: Vec<BarredPair>,
+    /// Users barred from edge apps: devices, by E.164 phone number (`+33612340001`) or network
+    /// access identifier, refused at UNI registration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub barred_devices: Vec<String>,
 }
 
 impl Validate for PlacementPolicySpec {
@@ -322,8 +326,212 @@ impl Validate for PlacementPolicySpec {
         for (class, w) in &self.by_class {
             w.validate().map_err(|e| e.under(&format!("byClass.{class}")))?;
         }
-        ensure(self.barred_cloudlets.len() + self.barred_apps.len() + self.barred_pairs.len() <= 10_000, "barredCloudlets", "at most 10,000 barring rules")
+        for (i, d) in self.barred_devices.iter().enumerate() {
+            let phone = d.starts_with('+') && d.len() > 4 && d.len() <= 16 && d[1..].bytes().all(|b| b.is_ascii_digit());
+            let nai = d.split_once('@').is_some_and(|(l, r)| !l.is_empty() && !r.is_empty()) && d.len() <= 256;
+            ensure(phone || nai, &format!("barredDevices[{i}]"), "must be an E.164 phone number (+ and digits) or a network access identifier (local@domain)")?;
+        }
+        ensure(
+            self.barred_cloudlets.len() + self.barred_apps.len() + self.barred_pairs.len() + self.barred_devices.len() <= 10_000,
+            "barredCloudlets",
+            "at most 10,000 barring rules",
+        )
     }
+}
+
+/// What a platform service is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformServiceKind {
+    /// A PostgreSQL server: each instance of an app that needs it gets its own database and
+    /// login role, handed to it as `DATABASE_URL`.
+    Postgresql,
+}
+
+/// A platform service the operator offers to apps (OPG.02 application provider criterion:
+/// platform services), e.g. a managed database attached to each instance that needs it. Apps
+/// ask for it by name in `requirements.platformServices`. `adminUrl` is a secret: stored,
+/// never returned by any API and never logged (the `Debug` form hides it).
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlatformServiceSpec {
+    /// What the service is.
+    pub kind: PlatformServiceKind,
+    /// `postgres://user:password@host:port/database` of a role with CREATEDB and CREATEROLE,
+    /// which the platform uses to create each instance's database and role. Required on
+    /// create; a replacement without it keeps the stored one. Write-only: never returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(write_only)]
+    pub admin_url: Option<String>,
+    /// The address instances reach the service at (default: the host of `adminUrl`), e.g. the
+    /// container network's gateway when the server runs on the cloudlet's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The port instances reach the service at (default: the port of `adminUrl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Cloudlets where the service is offered; empty: every cloudlet. Hidden from developers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cloudlets: Vec<Name>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl std::fmt::Debug for PlatformServiceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformServiceSpec")
+            .field("kind", &self.kind)
+            .field("admin_url", &self.admin_url.as_ref().map(|_| "<redacted>"))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("cloudlets", &self.cloudlets)
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+impl PlatformServiceSpec {
+    /// The parsed `adminUrl`.
+    pub fn admin(&self) -> Result<PostgresUrl, FieldError> {
+        let url = self.admin_url.as_deref().ok_or_else(|| {
+            FieldError::new("adminUrl", "is required: postgres://user:password@host:port/database of a role with CREATEDB and CREATEROLE")
+        })?;
+        PostgresUrl::parse(url).map_err(|m| FieldError::new("adminUrl", m))
+    }
+
+    /// Where instances reach the service: `host` and `port`, else those of `adminUrl`.
+    pub fn reach(&self, admin: &PostgresUrl) -> (String, u16) {
+        (self.host.clone().unwrap_or_else(|| admin.host.clone()), self.port.unwrap_or(admin.port))
+    }
+
+    /// Whether the service is offered on cloudlet `cloudlet`.
+    pub fn offered_on(&self, cloudlet: &Name) -> bool {
+        self.cloudlets.is_empty() || self.cloudlets.contains(cloudlet)
+    }
+}
+
+impl Validate for PlatformServiceSpec {
+    fn validate(&self) -> Result<(), FieldError> {
+        if let Some(u) = &self.admin_url {
+            max_len(u, 2048, "adminUrl")?;
+        }
+        self.admin()?;
+        if let Some(h) = &self.host {
+            ensure(valid_host(h), "host", "must be a host name or an IP address")?;
+        }
+        ensure(self.port != Some(0), "port", "must be from 1 to 65535")?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, c) in self.cloudlets.iter().enumerate() {
+            ensure(seen.insert(c), &format!("cloudlets[{i}]"), "is listed twice")?;
+        }
+        self.description.as_deref().map_or(Ok(()), |d| max_len(d, 256, "description"))
+    }
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 253 && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+}
+
+/// A `postgres://user:password@host:port/database` URL, parsed (percent-escapes decoded).
+/// The `Debug` form hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl {
+    /// Role name.
+    pub user: String,
+    /// Its password (secret).
+    pub password: String,
+    /// Server host name or IP address.
+    pub host: String,
+    /// Server port (default 5432).
+    pub port: u16,
+    /// Database (default `postgres`).
+    pub database: String,
+}
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "postgres://{}:<redacted>@{}:{}/{}", self.user, self.host, self.port, self.database)
+    }
+}
+
+impl PostgresUrl {
+    /// The shape every message about a bad URL names (never the URL itself: it holds a password).
+    const SHAPE: &'static str = "must be postgres://user:password@host[:port][/database]";
+
+    /// Parses `s`; the error says what is wrong without repeating `s`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let shape = || Self::SHAPE.to_string();
+        let rest = s.strip_prefix("postgres://").or_else(|| s.strip_prefix("postgresql://")).ok_or_else(shape)?;
+        if rest.contains(['?', '#']) {
+            return Err(format!("{}, without query parameters", Self::SHAPE));
+        }
+        let (userinfo, server) = rest.rsplit_once('@').ok_or_else(|| format!("{}: the user is missing", Self::SHAPE))?;
+        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        let (user, password) = (percent_decode(user).ok_or_else(shape)?, percent_decode(password).ok_or_else(shape)?);
+        if user.is_empty() {
+            return Err(format!("{}: the user is missing", Self::SHAPE));
+        }
+        let (hostport, database) = server.split_once('/').unwrap_or((server, ""));
+        let database = percent_decode(database).ok_or_else(shape)?;
+        let (host, port) = match hostport.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6.split_once(']').ok_or_else(shape)?;
+                (h, after.strip_prefix(':'))
+            }
+            None => match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            },
+        };
+        if !valid_host(host) {
+            return Err(format!("{}: the host is missing or invalid", Self::SHAPE));
+        }
+        let port = match port {
+            None => 5432,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("{}: the port must be from 1 to 65535", Self::SHAPE))?,
+        };
+        if database.contains('/') {
+            return Err(shape());
+        }
+        let database = if database.is_empty() { "postgres".to_string() } else { database };
+        Ok(Self { user, password, host: host.to_string(), port, database })
+    }
+
+    /// The URL again, escaped where needed: what an app is given.
+    pub fn to_url(&self) -> String {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        format!(
+            "postgres://{}:{}@{host}:{}/{}",
+            percent_encode(&self.user),
+            percent_encode(&self.password),
+            self.port,
+            percent_encode(&self.database)
+        )
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 /// Roles. Operator roles act on the whole platform; the others act within one organization.
@@ -722,6 +930,51 @@ pub struct Requirements {
     /// The app's class in the operator's placement policy (its weight matrix per class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_class: Option<Name>,
+    /// Customer reach (OPG.02 MNO selection): the mobile networks, as PLMN ids (`mcc` then
+    /// `mnc`, e.g. `20801`), whose devices may use the app: this operator's own and its
+    /// partners'. Empty: every network this platform serves. A device is checked against the
+    /// network serving it at registration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub customer_reach: Vec<String>,
+    /// Platform services the operator attaches to each instance (e.g. a managed database),
+    /// by the name the operator offers them under.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platform_services: Vec<Name>,
+    /// The telemetry the provider receives about the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<Telemetry>,
+}
+
+/// What an app provider receives about its app (OPG.02 application provider criterion:
+/// telemetry), read at `GET /op/v1/apps/{appId}/telemetry` and, with a webhook, pushed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Telemetry {
+    /// The kinds of telemetry wanted; nothing else is collected for the app.
+    pub kinds: Vec<TelemetryKind>,
+    /// Where reports are POSTed (http or https URL), every `intervalSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// Seconds between pushed reports (10 to 86400, default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u32>,
+}
+
+/// A kind of telemetry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TelemetryKind {
+    /// Each instance's zone and state.
+    Instances,
+    /// Active device sessions and distinct devices per zone.
+    Sessions,
+    /// The network's expected latency, jitter and bandwidth for the app's sessions, per zone.
+    Qos,
+}
+
+/// Whether `s` is a PLMN id: a 3-digit MCC then a 2- or 3-digit MNC.
+pub fn is_plmn_id(s: &str) -> bool {
+    (5..=6).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl Validate for Requirements {
@@ -745,6 +998,27 @@ impl Validate for Requirements {
                 return Err(FieldError::new("usersPerInstance", "only applies to capacityBased instantiation"))
             }
             _ => {}
+        }
+        for (i, p) in self.customer_reach.iter().enumerate() {
+            ensure(is_plmn_id(p), &format!("customerReach[{i}]"), "must be a PLMN id: 3-digit MCC then 2- or 3-digit MNC, e.g. 20801")?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, p) in self.platform_services.iter().enumerate() {
+            ensure(seen.insert(p), &format!("platformServices[{i}]"), "is listed twice")?;
+        }
+        ensure(self.platform_services.len() <= 16, "platformServices", "at most 16 platform services")?;
+        if let Some(t) = &self.telemetry {
+            ensure(!t.kinds.is_empty(), "telemetry.kinds", "name at least one of instances, sessions, qos")?;
+            ensure(
+                t.webhook.as_ref().is_none_or(|u| (u.starts_with("http://") || u.starts_with("https://")) && u.len() <= 2048),
+                "telemetry.webhook",
+                "must be an http(s) URL",
+            )?;
+            ensure(
+                t.interval_seconds.is_none_or(|s| (10..=86_400).contains(&s)),
+                "telemetry.intervalSeconds",
+                "must be between 10 and 86400",
+            )?;
         }
         match (self.on_unmet, &self.fallback_endpoint) {
             (UnmetPolicy::FallbackToCloud, None) => {
@@ -939,6 +1213,10 @@ pub struct InstanceObserved {
     /// Why the instance runs where it does (written at admission).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<PlacementNote>,
+    /// The platform services attached to the instance (their names; the credentials are only
+    /// in the instance's environment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Name>,
 }
 
 /// A placement decision explained (OPG.02: why this edge, why not that one).
@@ -984,6 +1262,8 @@ pub type Flavor = Object<FlavorSpec>;
 pub type Organization = Object<OrganizationSpec>;
 /// A stored placement policy.
 pub type PlacementPolicy = Object<PlacementPolicySpec>;
+/// A stored platform service.
+pub type PlatformService = Object<PlatformServiceSpec>;
 /// A stored user.
 pub type User = Object<UserSpec>;
 /// A stored app.
@@ -1053,6 +1333,43 @@ mod tests {
         a.app_repo.credentials = Some("s3cret".into());
         let s = serde_json::to_string(&a.redacted()).unwrap();
         assert!(!s.contains("s3cret"));
+    }
+
+    #[test]
+    fn postgres_urls_parse_and_hide_the_password() {
+        let u = PostgresUrl::parse("postgres://op_admin:s%40cret@127.0.0.1:5433/admin").unwrap();
+        assert_eq!((u.user.as_str(), u.password.as_str(), u.host.as_str(), u.port, u.database.as_str()), ("op_admin", "s@cret", "127.0.0.1", 5433, "admin"));
+        assert_eq!(u.to_url(), "postgres://op_admin:s%40cret@127.0.0.1:5433/admin");
+        assert!(!format!("{u:?}").contains("s@cret"));
+        let d = PostgresUrl::parse("postgresql://a:b@db.example").unwrap();
+        assert_eq!((d.port, d.database.as_str()), (5432, "postgres"));
+        assert_eq!(PostgresUrl::parse("postgres://a:b@[::1]:6000/x").unwrap().host, "::1");
+        for bad in ["mysql://a:b@h/x", "postgres://h:5432/x", "postgres://a:b@:5432/x", "postgres://a:b@h:0/x", "postgres://a:b@h:99999/x", "postgres://a:b@h/x?sslmode=require", "postgres://a:b@h/x/y"] {
+            let e = PostgresUrl::parse(bad).unwrap_err();
+            assert!(!e.contains("a:b"), "{bad}: the message repeats the URL: {e}");
+        }
+    }
+
+    #[test]
+    fn platform_service_validation_names_fields_and_debug_hides_the_secret() {
+        let spec = |v: serde_json::Value| serde_json::from_value::<PlatformServiceSpec>(v).unwrap();
+        let ok = spec(serde_json::json!({"kind": "postgresql", "adminUrl": "postgres://op_admin:pw-1234@127.0.0.1:5432/postgres"}));
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.reach(&ok.admin().unwrap()), ("127.0.0.1".to_string(), 5432));
+        assert!(!format!("{ok:?}").contains("pw-1234"));
+        let moved = spec(serde_json::json!({"kind": "postgresql", "adminUrl": "postgres://u:p@127.0.0.1/postgres", "host": "10.88.0.1", "port": 6432}));
+        assert_eq!(moved.reach(&moved.admin().unwrap()), ("10.88.0.1".to_string(), 6432));
+        assert_eq!(spec(serde_json::json!({"kind": "postgresql"})).validate().unwrap_err().field, "adminUrl");
+        assert_eq!(spec(serde_json::json!({"kind": "postgresql", "adminUrl": "http://x"})).validate().unwrap_err().field, "adminUrl");
+        assert_eq!(spec(serde_json::json!({"kind": "postgresql", "adminUrl": "postgres://u:p@h/d", "host": "a b"})).validate().unwrap_err().field, "host");
+        assert_eq!(
+            spec(serde_json::json!({"kind": "postgresql", "adminUrl": "postgres://u:p@h/d", "cloudlets": ["c1", "c1"]})).validate().unwrap_err().field,
+            "cloudlets[1]"
+        );
+        assert!(serde_json::from_value::<PlatformServiceSpec>(serde_json::json!({"kind": "mysql", "adminUrl": "postgres://u:p@h/d"})).is_err());
+        let c1 = Name::new("c1").unwrap();
+        assert!(ok.offered_on(&c1));
+        assert!(!spec(serde_json::json!({"kind": "postgresql", "adminUrl": "postgres://u:p@h/d", "cloudlets": ["c2"]})).offered_on(&c1));
     }
 
     #[test]

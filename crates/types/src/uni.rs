@@ -272,6 +272,8 @@ pub enum ChangeReason {
     EdgeMaintenance,
     /// The current instance is not healthy.
     InstanceUnhealthy,
+    /// The network path to the current edge no longer meets the app's QoS bounds.
+    QosUnmet,
 }
 
 

@@ -191,4 +191,19 @@ pub struct PlacementResult {
     /// For a minimum cover: cells of the footprint no zone reaches within the bound.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uncovered_cells: Vec<String>,
+    /// For a minimum cover: of the (cell, zone) latencies the plan used, how many the
+    /// network's analytics gave and how many came from the distance model (1 ms + 1 ms per
+    /// 100 km) because the network had no figure for the pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latencies: Option<LatencySources>,
+}
+
+/// Where the latencies of a cover plan came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencySources {
+    /// Pairs measured by the network.
+    pub network: usize,
+    /// Pairs estimated from distance.
+    pub modelled: usize,
 }

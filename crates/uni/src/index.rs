@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use op_types::specs::{App, AppInstance, Cloudlet, Endpoint, GeoPoint, Requirements, Zone};
+use op_types::specs::{App, AppInstance, Cloudlet, Endpoint, GeoPoint, PlacementPolicy, PlacementPolicySpec, Requirements, Zone};
+use op_types::uni::PathInfo;
 use op_types::{Name, State, Uid};
 use rstar::{PointDistance, RTree, RTreeObject, AABB};
 
@@ -111,8 +112,8 @@ impl PointDistance for ZonePoint {
 
 /// A cloudlet name's place in the index: the cloudlet of that name (while one exists) and the
 /// instances placed on it.
-#[derive(Default)]
 struct Slot {
+    name: Name,
     cloudlet: Option<(Uid, CloudletEntry)>,
     instances: usize,
 }
@@ -144,10 +145,25 @@ pub struct EdgeIndex {
     /// Rankings remembered for devices located by their cell (see
     /// [`crate::select::best_near`]), dropped on every change to the index.
     rankings: std::sync::RwLock<HashMap<RankKey, Remembered>>,
+    /// Cells seen in zones' service areas, numbered once (the remembered rankings' key).
+    cell_ids: HashMap<String, u32>,
+    /// The network's view: expected performance from a cell to a DNAI, refreshed in the
+    /// background from the network's analytics, so the hot path checks QoS bounds without a
+    /// network call.
+    paths: NetworkPaths,
+    /// Each zone's network load (0..=1), from the same refresh.
+    network_load: HashMap<Uid, f64>,
+    /// The operator's placement policies by name (the one named after a region applies
+    /// there, else `default`): their weights rank offers, their barring rules rule out.
+    policies: HashMap<String, PlacementPolicySpec>,
+    policy_names: HashMap<Uid, Name>,
 }
 
-/// What a remembered ranking is keyed by: app, the device's zone, and the weights' bits.
-pub type RankKey = (Uid, Uid, [u64; 4]);
+/// Expected performance by cell, then by DNAI.
+pub type NetworkPaths = HashMap<String, HashMap<String, PathInfo>>;
+
+/// What a remembered ranking is keyed by: app, the device's cell, and the weights' bits.
+pub type RankKey = (Uid, u32, [u64; 5]);
 /// A remembered ranking, best first: instance, score, distance in km.
 pub type Remembered = Arc<[(Uid, f64, Option<f64>)]>;
 /// Rankings remembered at most (then all are forgotten and relearnt).
@@ -173,6 +189,8 @@ impl EdgeIndex {
         };
         for c in &e.cells {
             self.zones_by_cell.entry(c.clone()).or_default().push(e.uid);
+            let next = u32::try_from(self.cell_ids.len()).unwrap_or(u32::MAX);
+            self.cell_ids.entry(c.clone()).or_insert(next);
         }
         self.zone_by_name.insert(e.name.clone(), e.uid);
         self.rtree.insert(ZonePoint { xy: [e.location.longitude, e.location.latitude], uid: e.uid });
@@ -221,7 +239,7 @@ impl EdgeIndex {
             return *s;
         }
         let s = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-        self.slots.push(Slot::default());
+        self.slots.push(Slot { name: name.clone(), cloudlet: None, instances: 0 });
         self.slot_by_name.insert(name.clone(), s);
         s
     }
@@ -363,6 +381,11 @@ impl EdgeIndex {
         self.slot_cloudlet(inst.slot)
     }
 
+    /// The name of the cloudlet of `slot`, while one exists.
+    fn slot_name(&self, slot: u32) -> Option<&Name> {
+        self.slots.get(slot as usize).filter(|s| s.cloudlet.is_some()).map(|s| &s.name)
+    }
+
     fn slot_cloudlet(&self, slot: u32) -> Option<&CloudletEntry> {
         self.slots.get(slot as usize).and_then(|s| s.cloudlet.as_ref()).map(|(_, e)| e)
     }
@@ -406,6 +429,98 @@ impl EdgeIndex {
         let l: Arc<[Uid]> = self.zones_near(zone.location).take(NEAR_LIST).collect();
         self.near_lists.write().unwrap_or_else(|e| e.into_inner()).insert(zone.uid, l.clone());
         l
+    }
+
+    /// Adds or replaces a placement policy.
+    pub fn upsert_policy(&mut self, p: &PlacementPolicy) {
+        self.changed();
+        self.remove_policy(p.metadata.uid);
+        self.policy_names.insert(p.metadata.uid, p.metadata.name.clone());
+        self.policies.insert(p.metadata.name.to_string(), p.spec.clone());
+    }
+
+    /// Removes a placement policy.
+    pub fn remove_policy(&mut self, uid: Uid) {
+        self.changed();
+        if let Some(name) = self.policy_names.remove(&uid) {
+            self.policies.remove(name.as_str());
+        }
+    }
+
+    /// The policy that applies in `region`: the one named after it, else `default` (also
+    /// when no region is given).
+    pub fn policy_for(&self, region: Option<&Name>) -> Option<&PlacementPolicySpec> {
+        region.and_then(|r| self.policies.get(r.as_str())).or_else(|| self.policies.get("default"))
+    }
+
+    /// The weights that rank offers of `app` to a device in `region` (the region of the zone
+    /// serving it; `None`: the `default` policy): the policy's weights for the app's class,
+    /// else its base weights, else the platform's defaults. The same matrix admission uses.
+    pub fn weights_for(&self, app: &AppEntry, region: Option<&Name>) -> crate::select::Weights {
+        let w = self.policy_for(region).map_or_else(op_types::specs::PlacementWeights::default, |p| {
+            app.requirements.app_class.as_ref().and_then(|c| p.by_class.get(c)).copied().unwrap_or(p.weights)
+        });
+        crate::select::Weights::from(&w)
+    }
+
+    /// Whether the operator bars `app` from `inst`'s cloudlet (the policy of the instance's
+    /// zone's region).
+    pub fn barred(&self, app: &AppEntry, inst: &InstanceEntry, zone: &ZoneEntry) -> bool {
+        let Some(p) = self.policy_for(Some(&zone.region)) else { return false };
+        p.barred_apps.contains(&app.uid)
+            || p.barred_cloudlets.contains(&inst.cloudlet)
+            || p.barred_pairs.iter().any(|b| b.app == app.uid && b.cloudlet == inst.cloudlet)
+    }
+
+    /// Whether the operator bars `app` from every cloudlet of `zone` (no dynamic instance there).
+    pub fn barred_zone(&self, app: &AppEntry, zone: &ZoneEntry) -> bool {
+        let Some(p) = self.policy_for(Some(&zone.region)) else { return false };
+        if p.barred_apps.contains(&app.uid) {
+            return true;
+        }
+        let mut cloudlets = self.cloudlets_by_zone.get(&zone.name).into_iter().flatten().filter_map(|s| self.slot_name(*s)).peekable();
+        cloudlets.peek().is_some()
+            && cloudlets.all(|c| p.barred_cloudlets.contains(c) || p.barred_pairs.iter().any(|b| b.app == app.uid && &b.cloudlet == c))
+    }
+
+    /// Whether a device (any of its identifiers) is barred by the policy of `region` (its
+    /// serving zone's; `None`: the `default` policy).
+    pub fn device_barred(&self, ids: &[&str], region: Option<&Name>) -> bool {
+        self.policy_for(region).is_some_and(|p| p.barred_devices.iter().any(|d| ids.contains(&d.as_str())))
+    }
+
+    /// The number of a cell named in some zone's service area.
+    pub fn cell_id(&self, cell: &str) -> Option<u32> {
+        self.cell_ids.get(cell).copied()
+    }
+
+    /// Replaces the network's view (paths and zones' network load); returns whether anything
+    /// changed (only then are remembered rankings forgotten).
+    pub fn set_network(&mut self, paths: NetworkPaths, network_load: std::collections::HashMap<Uid, f64>) -> bool {
+        let load: HashMap<Uid, f64> = network_load.into_iter().collect();
+        if paths == self.paths && load == self.network_load {
+            return false;
+        }
+        self.changed();
+        self.generation += 1;
+        self.paths = paths;
+        self.network_load = load;
+        true
+    }
+
+    /// The expected performance from `cell` to `zone`'s user plane, when the network said.
+    pub fn path(&self, cell: Option<&str>, zone: &ZoneEntry) -> Option<PathInfo> {
+        self.paths.get(cell?)?.get(zone.dnai.as_deref()?).copied()
+    }
+
+    /// Whether the network's view has any path from `cell`.
+    pub fn knows_paths_from(&self, cell: &str) -> bool {
+        self.paths.contains_key(cell)
+    }
+
+    /// A zone's network load (0..=1; 0 when the network has not said).
+    pub fn network_load(&self, zone: Uid) -> f64 {
+        self.network_load.get(&zone).copied().unwrap_or(0.0)
     }
 
     /// Instances on an instance's cloudlet per vCPU of capacity: the edge-load criterion.

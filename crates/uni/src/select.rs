@@ -20,7 +20,8 @@ pub struct DeviceAt {
 }
 
 /// The operator's weight matrix (OPG.02 operator criteria): how much each cost counts. Costs are
-/// normalized: distance per 100 km, latency per 10 ms, load in instances per vCPU.
+/// normalized: distance per 100 km, latency per 10 ms, edge load in instances per vCPU, network
+/// load as the zone's share of its cells' capacity in use (0..=1).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Weights {
@@ -32,12 +33,44 @@ pub struct Weights {
     pub load: f64,
     /// Cost of a zone where the app is not deployed yet (OPG.02 "already deployed").
     pub not_deployed: f64,
+    /// Network load of the zone's cells (current or forecast, whichever is higher).
+    #[serde(default)]
+    pub network_load: f64,
 }
 
 impl Default for Weights {
+    /// The platform's default placement weights.
     fn default() -> Self {
-        Weights { distance: 1.0, latency: 2.0, load: 0.5, not_deployed: 0.5 }
+        Weights::from(&op_types::specs::PlacementWeights::default())
     }
+}
+
+impl From<&op_types::specs::PlacementWeights> for Weights {
+    /// The operator's placement weights, as far as ranking existing instances goes (forecast
+    /// and mobility support weigh where new instances go, not which one serves a device).
+    fn from(w: &op_types::specs::PlacementWeights) -> Self {
+        Weights { distance: w.distance, latency: w.latency, load: w.edge_load, not_deployed: w.not_deployed, network_load: w.network_load }
+    }
+}
+
+impl Weights {
+    fn bits(&self) -> [u64; 5] {
+        [self.distance, self.latency, self.load, self.not_deployed, self.network_load].map(f64::to_bits)
+    }
+}
+
+/// The operator's weights for ranking `app`'s offers to a device at `at`: the policy of the
+/// region of the zone serving the device (by cell, else nearest), class-aware
+/// ([`EdgeIndex::weights_for`]).
+pub fn weights_at(index: &EdgeIndex, app: &AppEntry, at: &DeviceAt) -> Weights {
+    let zone = at.cell.as_deref().and_then(|c| index.cell_zone(c)).or_else(|| at.point.and_then(|p| index.nearest_zone(p)));
+    index.weights_for(app, zone.map(|z| &z.region))
+}
+
+/// The network's expected performance from the device's cell to a zone, from the index's
+/// network view (no network call): what the hot path checks the app's QoS bounds against.
+pub fn network_path<'a>(index: &'a EdgeIndex, at: &'a DeviceAt) -> impl Fn(&ZoneEntry) -> Option<PathInfo> + 'a {
+    move |z| index.path(at.cell.as_deref(), z)
 }
 
 /// Why an instance was not offered.
@@ -48,6 +81,8 @@ pub enum Rejection {
     NotReady,
     /// Its cloudlet is down or in maintenance.
     EdgeUnavailable,
+    /// The operator's policy bars the app from its cloudlet.
+    Barred,
     /// Outside the app's footprint.
     OutsideFootprint,
     /// In a region the app's data must not go to.
@@ -120,6 +155,29 @@ pub fn outside_footprint(fp: &Footprint, zone: Uid, region: &Name, cells: &[Stri
     }
 }
 
+/// Why an app is not offered to a device at all, from the network serving it (OPG.02 customer
+/// reach / MNO selection and availability in visited networks), or None when it is:
+/// a roaming device needs `visitedNetworks`; a non-empty `customerReach` must list the serving
+/// network (`serving`, a PLMN id; the operator's own, `own_plmn`, when the device is at home
+/// and the network did not say).
+pub fn reach_refusal(r: &op_types::specs::Requirements, own_plmn: &str, roaming: bool, serving: Option<&str>) -> Option<String> {
+    if roaming && !r.visited_networks {
+        return Some(format!(
+            "the device is roaming in network {} and the app is not offered in visited networks (requirements.visitedNetworks is false)",
+            serving.unwrap_or("unknown")
+        ));
+    }
+    let serving = serving.or((!roaming).then_some(own_plmn));
+    if r.customer_reach.is_empty() {
+        return None;
+    }
+    match serving {
+        Some(p) if r.customer_reach.iter().any(|c| c == p) => None,
+        Some(p) => Some(format!("the app's customer reach ({}) does not include network {p}, which serves the device", r.customer_reach.join(", "))),
+        None => Some("the network serving the device is unknown, and the app's customer reach is restricted".into()),
+    }
+}
+
 /// Checks one instance against the hard constraints.
 fn admissible(
     index: &EdgeIndex,
@@ -133,6 +191,9 @@ fn admissible(
     }
     if !index.cloudlet_of(inst).is_some_and(|c| c.ready && !c.maintenance) {
         return Err(Rejection::EdgeUnavailable);
+    }
+    if index.barred(app, inst, zone) {
+        return Err(Rejection::Barred);
     }
     if !in_footprint(app, zone) {
         return Err(Rejection::OutsideFootprint);
@@ -205,16 +266,18 @@ pub fn rank_near<'a>(
     rank_among(index, app, point, weights, path, zones.iter().flat_map(|z| index.instances_in(app.uid, *z)))
 }
 
-/// The best `n` choices of [`rank_near`] with no path estimates (the hot path's question). For
-/// a device located by its cell alone the answer depends only on the cell's zone, so it is
-/// remembered per app and zone in the index until the index changes; a remembered answer costs
-/// `n` lookups instead of a ranking.
+/// The best `n` choices of [`rank_near`] with the index's network view for path estimates (the
+/// hot path's question: QoS bounds are checked, no network call is made). For a device located
+/// by its cell alone the answer depends only on the cell, so it is remembered per app and cell
+/// in the index until the index changes; a remembered answer costs `n` lookups instead of a
+/// ranking.
 pub fn best_near<'a>(index: &'a EdgeIndex, app: &AppEntry, at: &DeviceAt, weights: &Weights, n: usize) -> Vec<Choice<'a>> {
-    let zone = if at.point.is_none() { at.cell.as_deref().and_then(|c| index.cell_zone(c)) } else { None };
-    let Some(zone) = zone.filter(|_| n <= REMEMBER_TOP) else {
-        return rank_near(index, app, at, weights, &|_| None).ranked.into_iter().take(n).collect();
+    let path = network_path(index, at);
+    let cell = if at.point.is_none() { at.cell.as_deref().and_then(|c| index.cell_id(c)) } else { None };
+    let Some(cell) = cell.filter(|_| n <= REMEMBER_TOP) else {
+        return rank_near(index, app, at, weights, &path).ranked.into_iter().take(n).collect();
     };
-    let key = (app.uid, zone.uid, [weights.distance, weights.latency, weights.load, weights.not_deployed].map(f64::to_bits));
+    let key = (app.uid, cell, weights.bits());
     if let Some(r) = index.remembered(&key) {
         let choices: Option<Vec<Choice<'a>>> = r
             .iter()
@@ -222,14 +285,14 @@ pub fn best_near<'a>(index: &'a EdgeIndex, app: &AppEntry, at: &DeviceAt, weight
             .map(|(uid, score, distance_km)| {
                 let instance = index.instance(*uid)?;
                 let zone = index.zone(instance.zone)?;
-                Some(Choice { instance, zone, score: *score, distance_km: *distance_km, path: None })
+                Some(Choice { instance, zone, score: *score, distance_km: *distance_km, path: path(zone) })
             })
             .collect();
         if let Some(c) = choices {
             return c;
         }
     }
-    let ranked = rank_near(index, app, at, weights, &|_| None).ranked;
+    let ranked = rank_near(index, app, at, weights, &path).ranked;
     index.remember(key, ranked.iter().take(REMEMBER_TOP).map(|c| (c.instance.uid, c.score, c.distance_km)).collect());
     ranked.into_iter().take(n).collect()
 }
@@ -259,7 +322,8 @@ fn rank_among<'a>(
         let distance_km = point.map(|d| geo::distance_km(d, zone.location));
         let score = weights.distance * distance_km.unwrap_or(0.0) / 100.0
             + weights.latency * p.map_or(0.0, |p| p.latency_ms) / 10.0
-            + weights.load * index.load(inst);
+            + weights.load * index.load(inst)
+            + weights.network_load * index.network_load(zone.uid);
         out.ranked.push(Choice { instance: inst, zone, score, distance_km, path: p });
     }
     out.ranked.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.instance.uid.cmp(&b.instance.uid)));
@@ -280,7 +344,7 @@ pub fn rank_zones<'a>(
     let r = &app.requirements;
     let mut out: Vec<(&ZoneEntry, f64)> = index
         .zones()
-        .filter(|z| index.zone_serving(z.uid) && in_footprint(app, z))
+        .filter(|z| index.zone_serving(z.uid) && in_footprint(app, z) && !index.barred_zone(app, z))
         .filter(|z| r.data_regions.is_empty() || r.data_regions.contains(&z.region))
         .filter_map(|z| {
             let p = path(z);
@@ -296,6 +360,7 @@ pub fn rank_zones<'a>(
             let deployed = index.instances_in(app.uid, z.uid).any(|i| i.ready);
             let score = weights.distance * distance / 100.0
                 + weights.latency * p.map_or(0.0, |p| p.latency_ms) / 10.0
+                + weights.network_load * index.network_load(z.uid)
                 + if deployed { 0.0 } else { weights.not_deployed };
             Some((z, score))
         })

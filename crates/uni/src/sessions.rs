@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 pub use op_types::uni::{ChangeReason, UniEvent};
 
 use crate::index::EdgeIndex;
-use crate::select::{rank, DeviceAt, Rejection, Weights};
+use crate::select::{rank, DeviceAt, Rejection};
 
 /// How much better (relative score) another edge must be before the device is told to move.
 const BETTER_BY: f64 = 0.2;
@@ -56,9 +56,9 @@ impl Sessions {
         self.lock().remove(id).is_some()
     }
 
-    /// Where the users of `app` are and the instance each uses (live sessions only).
-    pub fn users_of(&self, app: Uid, now: u64) -> Vec<(DeviceAt, Uid)> {
-        self.lock().values().filter(|s| s.app == app && s.expires > now).map(|s| (s.at.clone(), s.instance)).collect()
+    /// The users of `app`: device, where it is and the instance it uses (live sessions only).
+    pub fn users_of(&self, app: Uid, now: u64) -> Vec<(String, DeviceAt, Uid)> {
+        self.lock().values().filter(|s| s.app == app && s.expires > now).map(|s| (s.device.clone(), s.at.clone(), s.instance)).collect()
     }
 
     /// The device confirmed (or switched to) `instance`; false if the session is unknown.
@@ -93,7 +93,7 @@ impl Sessions {
 
     /// Drops expired sessions; re-ranks the others and pushes a change where the current
     /// instance cannot serve any more or another is clearly better. Returns how many were told.
-    pub fn reevaluate(&self, index: &EdgeIndex, weights: &Weights, now: u64) -> usize {
+    pub fn reevaluate(&self, index: &EdgeIndex, now: u64) -> usize {
         let mut told = 0;
         let mut map = self.lock();
         map.retain(|_, s| s.expires > now);
@@ -103,7 +103,8 @@ impl Sessions {
                 continue;
             }
             let Some(app) = index.app(s.app) else { continue };
-            let r = rank(index, app, &s.at, weights, &|_| None);
+            let weights = crate::select::weights_at(index, app, &s.at);
+            let r = rank(index, app, &s.at, &weights, &crate::select::network_path(index, &s.at));
             let current = r.ranked.iter().find(|c| c.instance.uid == s.instance);
             let reason = match (current, r.rejected.iter().find(|(u, _)| *u == s.instance)) {
                 (Some(cur), _) => match r.ranked.first() {
@@ -113,6 +114,7 @@ impl Sessions {
                     _ => continue,
                 },
                 (None, Some((_, Rejection::EdgeUnavailable))) => ChangeReason::EdgeMaintenance,
+                (None, Some((_, Rejection::Latency { .. } | Rejection::Jitter { .. } | Rejection::Bandwidth { .. }))) => ChangeReason::QosUnmet,
                 (None, _) => ChangeReason::InstanceUnhealthy,
             };
             let event = match r.ranked.first().and_then(|b| b.instance.endpoint.clone().map(|e| (b, e))) {

@@ -204,11 +204,11 @@ fn sessions_are_told_when_their_edge_goes_or_a_better_one_appears() {
     let on_paris = inst(&w.ix, &w.paris);
     sessions.open("s1".into(), w.app.metadata.uid, "+33600000001".into(), DeviceAt { cell: Some("c-paris".into()), point: None }, on_paris, u64::MAX);
     let mut rx = sessions.subscribe("s1").unwrap();
-    assert_eq!(sessions.reevaluate(&w.ix, &Weights::default(), 0), 0, "nothing to say while the edge is best");
+    assert_eq!(sessions.reevaluate(&w.ix, 0), 0, "nothing to say while the edge is best");
 
     // The device moves to Berlin: Berlin's edge is clearly better.
     sessions.moved("+33600000001", DeviceAt { cell: Some("c-berlin".into()), point: None });
-    assert_eq!(sessions.reevaluate(&w.ix, &Weights::default(), 0), 1);
+    assert_eq!(sessions.reevaluate(&w.ix, 0), 1);
     match rx.try_recv().unwrap() {
         UniEvent::EdgeChanged { reason, edge_cloud_zone_id, .. } => {
             assert_eq!(reason, ChangeReason::BetterEdge);
@@ -218,10 +218,10 @@ fn sessions_are_told_when_their_edge_goes_or_a_better_one_appears() {
     }
     // Berlin goes into maintenance: moved away with that reason.
     w.ix.upsert_cloudlet(&cloudlet("berlin-1", "berlin", true, true));
-    assert_eq!(sessions.reevaluate(&w.ix, &Weights::default(), 0), 1);
+    assert_eq!(sessions.reevaluate(&w.ix, 0), 1);
     assert!(matches!(rx.try_recv().unwrap(), UniEvent::EdgeChanged { reason: ChangeReason::EdgeMaintenance, .. }));
     // Expired sessions are dropped.
-    assert_eq!(sessions.reevaluate(&w.ix, &Weights::default(), u64::MAX), 0);
+    assert_eq!(sessions.reevaluate(&w.ix, u64::MAX), 0);
     assert!(sessions.subscribe("s1").is_none());
 }
 
@@ -237,7 +237,7 @@ proptest! {
         grid(&mut ix, &app, 20, 10, |_, _| 1);
         let entry = ix.app(app.metadata.uid).unwrap().clone();
         let at = DeviceAt { cell: None, point: Some(GeoPoint { latitude: lat, longitude: lon }) };
-        let w = Weights { distance: 1.0, latency: 0.0, load: 0.0, not_deployed: 0.0 };
+        let w = Weights { distance: 1.0, latency: 0.0, load: 0.0, not_deployed: 0.0, network_load: 0.0 };
         let all = rank(&ix, &entry, &at, &w, &no_path);
         let near = op_uni::select::rank_near(&ix, &entry, &at, &w, &no_path);
         prop_assert_eq!(all.ranked.len(), 200);
@@ -260,7 +260,7 @@ proptest! {
         let zones = grid(&mut ix, &app, 20, 10, |i, j| if (i * 10 + j) % every == 0 { 20 } else { 0 });
         let entry = ix.app(app.metadata.uid).unwrap().clone();
         let cell_id = format!("c{}x{}", cell.0, cell.1);
-        let w = Weights { distance: 1.0, latency: 0.0, load: 0.0, not_deployed: 0.0 };
+        let w = Weights { distance: 1.0, latency: 0.0, load: 0.0, not_deployed: 0.0, network_load: 0.0 };
         for round in 0..2 {
             let by_cell = DeviceAt { cell: Some(cell_id.clone()), point: None };
             let z = ix.cell_zone(&cell_id).unwrap().clone();
@@ -318,4 +318,133 @@ fn zones_are_ranked_for_optimal_edge_discovery() {
     w.ix.upsert_cloudlet(&cloudlet("lyon-1", "lyon", false, false));
     let zones: Vec<_> = op_uni::select::rank_zones(&w.ix, &entry, &at, &Weights::default(), &no_path).into_iter().map(|(z, _)| z.name.to_string()).collect();
     assert_eq!(zones, ["paris"], "a zone whose cloudlet is down is not offered");
+}
+
+/// The world's zones with user-plane DNAIs, so the index's network view applies to them.
+fn world_with_dnais(req: Requirements) -> World {
+    let mut w = world(req);
+    for z in [&mut w.paris, &mut w.lyon, &mut w.berlin] {
+        z.spec.dnai = Some(format!("dnai-{}", z.metadata.name));
+        w.ix.upsert_zone(z);
+    }
+    w
+}
+
+fn perf(latency_ms: f64) -> PathInfo {
+    PathInfo { latency_ms, jitter_ms: 1.0, bandwidth_mbps: 100.0 }
+}
+
+#[test]
+fn the_hot_path_checks_qos_bounds_against_the_network_view() {
+    let req = Requirements { max_latency_ms: Some(10.0), ..Default::default() };
+    let mut w = world_with_dnais(req);
+    let entry = w.ix.app(w.app.metadata.uid).unwrap().clone();
+    let at = DeviceAt { cell: Some("c-paris".into()), point: None };
+    let ws = Weights::default();
+    let best = |ix: &EdgeIndex| op_uni::select::best_near(ix, &entry, &at, &ws, 3).iter().map(|c| c.zone.name.to_string()).collect::<Vec<_>>();
+    assert_eq!(best(&w.ix), ["paris", "lyon", "berlin"], "without a network view nothing is ruled out");
+    let view = |paris: f64| {
+        let mut m = op_uni::index::NetworkPaths::default();
+        m.insert("c-paris".to_string(), [("dnai-paris", paris), ("dnai-lyon", 6.0), ("dnai-berlin", 40.0)].into_iter().map(|(d, l)| (d.to_string(), perf(l))).collect());
+        m
+    };
+    assert!(w.ix.set_network(view(25.0), Default::default()));
+    assert_eq!(best(&w.ix), ["lyon"], "paris and berlin exceed the bound on the network's paths");
+    assert_eq!(op_uni::select::best_near(&w.ix, &entry, &at, &ws, 1)[0].path, Some(perf(6.0)), "the offer carries the expected QoS");
+    assert!(!w.ix.set_network(view(25.0), Default::default()), "the same view is no change");
+    assert!(w.ix.set_network(view(3.0), Default::default()));
+    assert_eq!(best(&w.ix), ["paris", "lyon"], "a remembered ranking follows the new view");
+    // Sessions re-evaluated on the view move their devices too.
+    let sessions = op_uni::sessions::Sessions::default();
+    let (paris_inst, lyon_inst) = {
+        let id = |z: &Zone| w.ix.instances_in(w.app.metadata.uid, z.metadata.uid).next().unwrap().uid;
+        (id(&w.paris), id(&w.lyon))
+    };
+    sessions.open("s1".into(), w.app.metadata.uid, "dev".into(), at.clone(), paris_inst, u64::MAX);
+    let mut rx = sessions.subscribe("s1").unwrap();
+    assert_eq!(sessions.reevaluate(&w.ix, 0), 0, "paris meets the bound");
+    w.ix.set_network(view(25.0), Default::default());
+    assert_eq!(sessions.reevaluate(&w.ix, 0), 1);
+    match rx.try_recv().unwrap() {
+        op_uni::sessions::UniEvent::EdgeChanged { app_instance_id, reason, .. } => {
+            assert_eq!(app_instance_id, lyon_inst);
+            assert_eq!(reason, op_uni::sessions::ChangeReason::QosUnmet);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn network_load_weighs_against_a_zone() {
+    let mut w = world_with_dnais(Requirements::default());
+    let entry = w.ix.app(w.app.metadata.uid).unwrap().clone();
+    // Halfway between paris and lyon: similar distance, so the network load decides.
+    let at = DeviceAt { cell: None, point: Some(GeoPoint { latitude: 47.3, longitude: 3.6 }) };
+    let ws = Weights { distance: 1.0, latency: 0.0, load: 0.0, not_deployed: 0.0, network_load: 10.0 };
+    let first = |ix: &EdgeIndex| rank(ix, &entry, &at, &ws, &no_path).ranked[0].zone.name.to_string();
+    let loads = |p: f64, l: f64| [(w.paris.metadata.uid, p), (w.lyon.metadata.uid, l)].into_iter().collect();
+    w.ix.set_network(Default::default(), loads(0.9, 0.1));
+    assert_eq!(first(&w.ix), "lyon");
+    w.ix.set_network(Default::default(), loads(0.1, 0.9));
+    assert_eq!(first(&w.ix), "paris");
+}
+
+#[test]
+fn customer_reach_and_visited_networks_decide_who_is_offered_the_app() {
+    use op_uni::select::reach_refusal;
+    let open = Requirements::default();
+    assert_eq!(reach_refusal(&open, "00101", false, None), None, "at home, no restriction");
+    assert!(reach_refusal(&open, "00101", true, Some("23415")).unwrap().contains("visitedNetworks"), "roaming needs visitedNetworks");
+    let roams = Requirements { visited_networks: true, ..Default::default() };
+    assert_eq!(reach_refusal(&roams, "00101", true, Some("23415")), None);
+    let reach = Requirements { visited_networks: true, customer_reach: vec!["00101".into(), "26201".into()], ..Default::default() };
+    assert_eq!(reach_refusal(&reach, "00101", false, None), None, "home network listed");
+    assert_eq!(reach_refusal(&reach, "00101", true, Some("26201")), None, "partner listed");
+    assert!(reach_refusal(&reach, "00101", true, Some("23415")).unwrap().contains("23415"), "partner not listed");
+    assert!(reach_refusal(&reach, "00101", true, None).unwrap().contains("unknown"), "unknown serving network with a restricted reach");
+    let abroad_only = Requirements { visited_networks: true, customer_reach: vec!["26201".into()], ..Default::default() };
+    assert!(reach_refusal(&abroad_only, "00101", false, None).is_some(), "the home network is not in the reach");
+}
+
+fn policy(name: &str, spec: serde_json::Value) -> PlacementPolicy {
+    Object::new(Kind::PlacementPolicy, None, n(name), serde_json::from_value(spec).unwrap())
+}
+
+#[test]
+fn the_operators_policy_weighs_and_bars_at_the_uni_too() {
+    let req = Requirements { app_class: Some(n("gaming")), ..Default::default() };
+    let mut w = world(req);
+    let entry = w.ix.app(w.app.metadata.uid).unwrap().clone();
+    let at = DeviceAt { cell: Some("c-paris".into()), point: None };
+    assert_eq!(op_uni::select::weights_at(&w.ix, &entry, &at), Weights::default(), "no policy: the platform's defaults");
+    // The default policy weighs gaming apps by latency only; the region fr has its own.
+    let default = policy("default", serde_json::json!({"weights": {"distance": 3.0}, "byClass": {"gaming": {"distance": 0.0, "latency": 7.0}}}));
+    w.ix.upsert_policy(&default);
+    let got = op_uni::select::weights_at(&w.ix, &entry, &at);
+    assert_eq!((got.distance, got.latency), (0.0, 7.0), "the class's weights");
+    let fr = policy("fr", serde_json::json!({"weights": {"distance": 5.0}, "barredCloudlets": ["paris-1"], "barredDevices": ["+33600000009"]}));
+    w.ix.upsert_policy(&fr);
+    assert_eq!(op_uni::select::weights_at(&w.ix, &entry, &at).distance, 5.0, "the region's policy, which has no gaming class");
+    // Paris's cloudlet is barred in fr: its instance is not offered; berlin (de) falls under
+    // the default policy, which bars nothing.
+    let r = rank(&w.ix, &entry, &at, &Weights::default(), &no_path);
+    assert!(r.ranked.iter().all(|c| c.zone.uid != w.paris.metadata.uid));
+    assert!(r.rejected.iter().any(|(_, why)| *why == Rejection::Barred));
+    assert!(r.ranked.iter().any(|c| c.zone.uid == w.berlin.metadata.uid));
+    let zones: Vec<_> = op_uni::select::rank_zones(&w.ix, &entry, &at, &Weights::default(), &no_path).iter().map(|(z, _)| z.name.to_string()).collect();
+    assert!(!zones.contains(&"paris".to_string()) && zones.contains(&"lyon".to_string()), "no dynamic instance where every cloudlet is barred: {zones:?}");
+    // Barred devices, by the policy of their region.
+    assert!(w.ix.device_barred(&["+33600000009"], Some(&n("fr"))));
+    assert!(!w.ix.device_barred(&["+33600000009"], Some(&n("de"))), "de has no policy of its own; default bars no device");
+    assert!(!w.ix.device_barred(&["+33600000001"], Some(&n("fr"))));
+    // Removing the policy lifts the bar.
+    w.ix.remove_policy(fr.metadata.uid);
+    assert!(rank(&w.ix, &entry, &at, &Weights::default(), &no_path).ranked.iter().any(|c| c.zone.uid == w.paris.metadata.uid));
+}
+
+#[test]
+fn barred_devices_are_validated() {
+    let bad: Result<PlacementPolicySpec, _> = serde_json::from_value(serde_json::json!({"barredDevices": ["12345"]}));
+    let err = op_types::Validate::validate(&bad.unwrap()).unwrap_err();
+    assert_eq!(err.field, "barredDevices[0]");
 }
