@@ -231,7 +231,9 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
                 flavors: flavors.iter().enumerate().filter(|(_, f)| cl.spec.flavors.contains(&f.metadata.name)).map(|(k, _)| k as u32).collect(),
                 services: services[i],
                 available: !cl.spec.maintenance,
-                mobility: true,
+                // Network mobility support: the zone's user plane has a DNAI the network can
+                // steer a device's traffic to (what relocating a session needs).
+                mobility: zone.spec.dnai.is_some(),
                 edge_load: used.millicpus as f64 / cap.millicpus.max(1) as f64,
                 network_load,
                 forecast: s.usage.forecast(&cl.metadata.name),
@@ -269,6 +271,9 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admit
             resources: to_placement(&flavor.spec),
             flavor: Some(k as u32),
             services: needed_services(app),
+            // An app moved with prior notice needs its sessions steered: a hard criterion;
+            // other apps pay the operator's `noMobility` weight where support lacks.
+            mobility: app.spec.requirements.mobility_policy == op_types::specs::MobilityPolicy::MoveWithPriorNotice,
             deployed: deployed.clone(),
             ..Need::default()
         };

@@ -91,6 +91,13 @@ async fn admission_places_and_explains() -> anyhow::Result<()> {
     assert!(names(all).contains(&"gpu_xl".to_string()));
     assert_eq!(dev.get("/op/v1/flavors/gpu_xl").await?.0, 404);
     assert_eq!(dev.get("/op/v1/flavors/small").await?.0, 200);
+    // An app moved with prior notice needs a zone whose sessions the network can steer (a
+    // DNAI); the local zone has none.
+    let moving = dev.sample_app("place_org", "moving", json!({"requirements": {"mobilityPolicy": "moveWithPriorNotice"}})).await?;
+    let local_zone = p.zone_id(&dev, "local").await?;
+    let (s, e) = dev.post(&format!("{CAMARA}/appinstances"), &json!({"name": "moving_local", "appId": moving, "edgeCloudZoneId": local_zone})).await?;
+    assert_eq!(s, 409, "{e}");
+    assert!(e["message"].as_str().is_some_and(|m| m.contains("no mobility support")), "{e}");
     // Per zone (what a developer can deploy there) and per cloudlet (operator only).
     let (s, here) = dev.get("/op/v1/zones/metro/flavors").await?;
     assert_eq!((s, names(here)), (200, vec!["small".to_string(), "large".to_string()]), "smallest first; gpu_xl only on m-5, in maintenance");

@@ -106,7 +106,12 @@ impl Sessions {
             let weights = crate::select::weights_at(index, app, &s.at);
             let r = rank(index, app, &s.at, &weights, &crate::select::network_path(index, &s.at));
             let current = r.ranked.iter().find(|c| c.instance.uid == s.instance);
+            // An app that never moves keeps its devices where they are while the instance
+            // serves; only a gone, failed or unavailable edge moves them.
+            let never_move = app.requirements.mobility_policy == op_types::specs::MobilityPolicy::NeverMove;
             let reason = match (current, r.rejected.iter().find(|(u, _)| *u == s.instance)) {
+                (Some(_), _) if never_move => continue,
+                (None, Some((_, Rejection::Latency { .. } | Rejection::Jitter { .. } | Rejection::Bandwidth { .. }))) if never_move => continue,
                 (Some(cur), _) => match r.ranked.first() {
                     Some(best) if best.instance.uid != s.instance && best.score < cur.score * (1.0 - BETTER_BY) => {
                         ChangeReason::BetterEdge

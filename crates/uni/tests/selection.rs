@@ -448,3 +448,18 @@ fn barred_devices_are_validated() {
     let err = op_types::Validate::validate(&bad.unwrap()).unwrap_err();
     assert_eq!(err.field, "barredDevices[0]");
 }
+
+#[test]
+fn apps_that_never_move_keep_their_devices_until_the_edge_goes() {
+    use op_uni::sessions::{ChangeReason, Sessions, UniEvent};
+    let mut w = world(Requirements { mobility_policy: MobilityPolicy::NeverMove, ..Default::default() });
+    let sessions = Sessions::default();
+    let on_paris = w.ix.instances_in(w.app.metadata.uid, w.paris.metadata.uid).next().unwrap().uid;
+    sessions.open("s1".into(), w.app.metadata.uid, "+33600000001".into(), DeviceAt { cell: Some("c-paris".into()), point: None }, on_paris, u64::MAX);
+    let mut rx = sessions.subscribe("s1").unwrap();
+    sessions.moved("+33600000001", DeviceAt { cell: Some("c-berlin".into()), point: None });
+    assert_eq!(sessions.reevaluate(&w.ix, 0), 0, "a better edge does not move an app that never moves");
+    w.ix.upsert_cloudlet(&cloudlet("paris-1", "paris", true, true));
+    assert_eq!(sessions.reevaluate(&w.ix, 0), 1, "its edge going into maintenance does");
+    assert!(matches!(rx.try_recv().unwrap(), UniEvent::EdgeChanged { reason: ChangeReason::EdgeMaintenance, .. }));
+}
