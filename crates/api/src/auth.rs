@@ -167,6 +167,42 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// An app instance calling the platform with its `OP_INSTANCE_TOKEN` (derived from the
+/// platform's secret and the instance's uid): valid while the instance exists and is not being
+/// deleted.
+#[derive(Debug, Clone)]
+pub struct InstanceCaller {
+    /// The instance.
+    pub instance: op_types::Uid,
+    /// Its app.
+    pub app: op_types::Uid,
+    /// Its organization.
+    pub org: Name,
+}
+
+impl FromRequestParts<AppState> for InstanceCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::Unauthenticated("missing bearer token: present the instance's OP_INSTANCE_TOKEN".into()))?;
+        let uid = op_types::secret::instance_of_token(&state.instance_secret, token.trim())
+            .ok_or_else(|| ApiError::Unauthenticated("not a valid instance token (OP_INSTANCE_TOKEN)".into()))?;
+        let inst = state
+            .repo
+            .get::<op_types::specs::AppInstanceSpec, serde_json::Value>(op_types::Kind::AppInstance, uid)
+            .await?
+            .filter(|i| i.metadata.deletion_requested.is_none())
+            .ok_or_else(|| ApiError::Unauthenticated("the instance this token was given to no longer exists".into()))?;
+        let org = inst.metadata.organization.clone().ok_or_else(|| ApiError::Internal("instance without organization".into()))?;
+        Ok(InstanceCaller { instance: uid, app: inst.spec.app_id, org })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod error;
 pub mod infra;
 pub mod json;
 pub mod metrics;
+pub mod mobility;
 pub mod placement;
 pub mod scale;
 pub mod netview;

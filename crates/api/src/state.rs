@@ -50,6 +50,10 @@ pub struct Shared {
     pub uni: Arc<crate::uni::UniState>,
     /// Recorded edge and network usage, for placement's forecasts.
     pub usage: crate::usage::Usage,
+    /// Wakes relocations waiting on apps (a MEC 021 registration changed).
+    pub mobility: tokio::sync::Notify,
+    /// The platform's derivation secret: app instances' tokens are derived from it.
+    pub instance_secret: Vec<u8>,
     /// Telemetry pushed to app providers' webhooks.
     pub telemetry: crate::telemetry::Deliveries,
 }

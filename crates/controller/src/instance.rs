@@ -112,6 +112,9 @@ impl InstanceReconciler {
         env.extend(self.platform_env.clone());
         env.extend(services);
         env.insert("OP_INSTANCE".into(), uid.to_string());
+        // The instance's own credential for the platform's APIs (MEC 021 mobility service,
+        // QoS reports), derived, never stored; `OP_PLATFORM_URL` (in platform_env) says where.
+        env.insert("OP_INSTANCE_TOKEN".into(), op_types::secret::instance_token(&self.service_secret, uid));
         env.insert("OP_APP".into(), app.metadata.name.to_string());
         env.insert("OP_ZONE".into(), inst.spec.edge_cloud_zone_id.to_string());
         let ports = app

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hmac::{KeyInit, Mac};
 use op_store::Repo;
 use op_types::specs::{App, AppInstance, PlatformServiceKind, PlatformServiceSpec, PostgresUrl};
 use op_types::{Kind, Name, Object, Uid};
@@ -25,15 +24,7 @@ pub fn db_name(uid: Uid) -> String {
 /// The password of instance `uid`'s role: HMAC-SHA256 of the uid under the platform's
 /// `secret`, in hex. Deterministic, so it is never stored; unguessable without the secret.
 pub fn db_password(secret: &[u8], uid: Uid) -> String {
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(b"op-platform-service-password/");
-    mac.update(uid.to_string().as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    op_types::secret::derive_hex(secret, "op-platform-service-password/", uid)
 }
 
 /// The variable carrying service `name`'s URL: `OP_SERVICE_<NAME>_URL`, upper case, with
@@ -195,19 +186,6 @@ mod tests {
             p,
             db_password(b"secret-2", a),
             "another platform's secret gives another"
-        );
-        // HMAC-SHA256 itself (RFC 4231, test case 2), so the derivation is the standard one.
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"Jefe").unwrap();
-        mac.update(b"what do ya want for nothing?");
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(
-            hex,
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
 

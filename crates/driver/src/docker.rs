@@ -121,6 +121,26 @@ impl DockerDriver {
         Ok(&self.docker)
     }
 
+    /// The gateway address of the runtime's default bridge network (`podman`, else Docker's
+    /// `bridge`): where containers reach the host, so the platform can listen there for its
+    /// instances' calls. `None` when neither network has an IPv4 gateway.
+    pub async fn bridge_gateway(&self) -> Result<Option<std::net::IpAddr>, DriverError> {
+        let docker = self.client().await?;
+        for name in ["podman", "bridge"] {
+            match docker.inspect_network(name, None::<bollard::network::InspectNetworkOptions<String>>).await {
+                Ok(n) => {
+                    let gw = n.ipam.and_then(|i| i.config).into_iter().flatten().filter_map(|c| c.gateway).find_map(|g| g.parse::<std::net::Ipv4Addr>().ok());
+                    if let Some(g) = gw {
+                        return Ok(Some(g.into()));
+                    }
+                }
+                Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(e) => return Err(self.map(e)),
+            }
+        }
+        Ok(None)
+    }
+
     fn unavailable(&self, e: impl std::fmt::Display) -> DriverError {
         DriverError::Unavailable(format!("{}: {e}", self.endpoint))
     }

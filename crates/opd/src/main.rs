@@ -18,7 +18,7 @@ use op_api::AppState;
 use op_controller::{CloudletReconciler, Drivers, InstanceReconciler, Metrics, Runner};
 use op_store::{RedbEngine, Repo};
 use prometheus_client::registry::Registry;
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Parser)]
 #[command(name = "opd", version, about = "Operator Platform daemon")]
@@ -75,6 +75,10 @@ struct ServeArgs {
     /// How often the network's view (paths from cells to zones, cell loads) is refreshed, ms.
     #[arg(long, default_value_t = 5_000)]
     network_refresh_ms: u64,
+    /// Where app instances reach the platform's APIs (given to them as `OP_PLATFORM_URL`):
+    /// an address, or `none`; default the container runtime's bridge gateway on the API port.
+    #[arg(long)]
+    apps_listen: Option<String>,
     /// Concurrent instance reconciles.
     #[arg(long, default_value_t = 16)]
     workers: usize,
@@ -196,14 +200,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         uni: Arc::new(uni),
         usage: op_api::usage::Usage::restore(repo.engine().as_ref()).await.context("reading recorded usage")?,
         telemetry: Default::default(),
+        instance_secret: boot.service_secret.clone(),
+        mobility: Default::default(),
     });
 
     tokio::spawn(push_session_changes(state.uni.clone(), feed.changes));
     if state.uni.network.is_some() {
         tokio::spawn(op_api::netview::run(state.clone(), std::time::Duration::from_millis(args.network_refresh_ms.max(100))));
     }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // Where app instances reach the platform (their containers cannot reach the host's
+    // loopback): the runtime's bridge gateway, on the same port.
+    let apps_listener = apps_listener(&args, addr).await;
+    let router = op_api::router(state.clone());
+    let mut platform_url = None;
+    if let Some((l, url)) = apps_listener {
+        info!(%url, "apps reach the platform here");
+        let r = router.clone();
+        tokio::spawn(async move { axum::serve(l, r).await });
+        platform_url = Some(url);
+    }
     if !args.no_controllers {
-        let platform_env = [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
+        let mut platform_env: std::collections::BTreeMap<String, String> =
+            [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
+        if let Some(url) = &platform_url {
+            platform_env.insert("OP_PLATFORM_URL".into(), url.clone());
+        }
         let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env, boot.service_secret.clone());
         tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
         tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1)));
@@ -217,16 +242,51 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics, 2).run());
     }
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let addr = listener.local_addr()?;
     info!(%addr, "opd listening");
     println!("opd API: http://{addr}");
     println!("admin credential: {}", boot.admin_credential_path.display());
-    let app = op_api::router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
     Ok(())
+}
+
+/// The listener app instances call the platform on, and its URL: `--apps-listen` when given
+/// (`none` for no such listener), else the local runtime's bridge gateway on `main`'s port.
+/// Failures are logged: apps then get no `OP_PLATFORM_URL`.
+async fn apps_listener(args: &ServeArgs, main: SocketAddr) -> Option<(tokio::net::TcpListener, String)> {
+    let at: SocketAddr = match args.apps_listen.as_deref() {
+        Some("none") => return None,
+        Some(a) => match a.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(addr = %a, error = %e, "--apps-listen is not an address; apps will not reach the platform");
+                return None;
+            }
+        },
+        None => {
+            let gw = match op_driver::docker::DockerDriver::connect(&args.docker_endpoint) {
+                Ok(d) => d.bridge_gateway().await,
+                Err(e) => Err(e),
+            };
+            match gw {
+                Ok(Some(ip)) => SocketAddr::new(ip, main.port()),
+                Ok(None) => return None,
+                Err(e) => {
+                    warn!(error = %e, "no bridge gateway from the runtime; apps will not reach the platform");
+                    return None;
+                }
+            }
+        }
+    };
+    match tokio::net::TcpListener::bind(at).await {
+        Ok(l) => {
+            let url = format!("http://{}", l.local_addr().unwrap_or(at));
+            Some((l, url))
+        }
+        Err(e) => {
+            warn!(%at, error = %e, "cannot listen for apps there; apps will not reach the platform");
+            None
+        }
+    }
 }
 
 /// Re-evaluates UNI sessions whenever the index changes (and every few seconds, to expire

@@ -8,6 +8,7 @@
 
 pub mod ids;
 pub mod meta;
+pub mod secret;
 pub mod specs;
 pub mod uni;
 pub mod validate;
