@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the platform's small edge binaries as fully static binaries (glibc, +crt-static) and
-# their FROM-scratch images with Podman: localhost/op-sample-app:latest (the sample app) and
-# localhost/op-probe:latest (the connectivity probe every cloudlet runs). Nothing is pulled.
+# their FROM-scratch images with Podman: localhost/op-sample-app:latest (the sample app),
+# localhost/op-counter:latest (the stateful sample app whose per-device counters follow their
+# devices on relocation, MEC 021 with prior notice) and localhost/op-probe:latest (the
+# connectivity probe every cloudlet runs). Nothing is pulled.
 # Idempotent: unchanged sources give the same binaries and the same images. Prints the image
 # ids on stdout; progress goes to stderr.
 #
@@ -25,11 +27,11 @@ triple=x86_64-unknown-linux-gnu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-echo "==> building op-sample-app and op-probe (static, $triple)" >&2
+echo "==> building op-sample-app, op-counter and op-probe (static, $triple)" >&2
 RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release -p op-sample-app --bins \
   --target "$triple" --target-dir "$target/static"
 
-for name in op-sample-app op-probe; do
+for name in op-sample-app op-counter op-probe; do
   bin="$target/static/$triple/release/$name"
 
   # FROM scratch has no libc: the binary must not be dynamic.

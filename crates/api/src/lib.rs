@@ -2,6 +2,7 @@
 //! validate input, read and write desired state through the store, and map every error to
 //! CAMARA's error body in one place (`error.rs`). Controllers do the rest asynchronously.
 
+pub mod ams;
 pub mod auth;
 pub mod camara;
 pub mod error;
@@ -48,6 +49,10 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Operator Platform API", description = "NBI of the Operator Platform: CAMARA Edge Application Management plus the operator's resources."),
     modifiers(&BearerAuth),
+    components(schemas(
+        op_types::ams::MobilityProcedureNotification, op_types::ams::AdjacentAppInfoNotification, op_types::ams::ExpiryNotification,
+        op_types::ams::TestNotification,
+    )),
     paths(
         users::token, users::create_user, users::list_users, users::delete_user,
         infra::list_regions, infra::create_region, infra::get_region, infra::delete_region,
@@ -59,9 +64,12 @@ impl Modify for BearerAuth {
         infra::list_platform_services, infra::create_platform_service, infra::get_platform_service, infra::delete_platform_service, infra::update_platform_service,
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
-        camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones, placement::place, telemetry::get,
+        camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones, placement::place, telemetry::get, mobility::report, mobility::list_relocations, mobility::get_relocation,
         uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::close, uni::keys, uni::well_known, uni::closest_edge_zone,
         uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
+        ams::list_registrations, ams::create_registration, ams::get_registration, ams::put_registration, ams::delete_registration,
+        ams::deregister_task, ams::list_subscriptions, ams::create_subscription, ams::get_subscription, ams::put_subscription,
+        ams::delete_subscription, ams::adjacent_app_instances,
     )
 )]
 pub struct ApiDoc;
@@ -81,6 +89,24 @@ async fn readyz(State(s): State<AppState>) -> Response {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such API path; see /openapi.json".into())
+}
+
+/// ETSI MEC 021 Application Mobility Service under `/amsi/v1`; errors are `ProblemDetails`
+/// naming the request path (`ams::problem_instance`).
+fn ams_routes() -> Router<AppState> {
+    use axum::routing::{any, post};
+    use ams::*;
+    let b = ams::BASE;
+    Router::new()
+        .route(&format!("{b}/app_mobility_services"), get(list_registrations).post(create_registration))
+        .route(&format!("{b}/app_mobility_services/{{appMobilityServiceId}}"), get(get_registration).put(put_registration).delete(delete_registration))
+        .route(&format!("{b}/app_mobility_services/{{appMobilityServiceId}}/deregister_task"), post(deregister_task))
+        .route(&format!("{b}/subscriptions"), get(list_subscriptions).post(create_subscription))
+        .route(&format!("{b}/subscriptions/"), get(list_subscriptions).post(create_subscription))
+        .route(&format!("{b}/subscriptions/{{subscriptionId}}"), get(get_subscription).put(put_subscription).delete(delete_subscription))
+        .route(&format!("{b}/queries/adjacent_app_instances"), get(adjacent_app_instances))
+        .route(&format!("{b}/{{*rest}}"), any(ams::not_found))
+        .route_layer(middleware::from_fn(problem_instance))
 }
 
 /// Every route, with auth, limits, metrics and the correlator.
@@ -115,6 +141,9 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/appinstances/{id}", get(get_instance_detail))
         .route("/op/v1/apps/{appId}/placements", axum::routing::post(placement::place))
         .route("/op/v1/apps/{appId}/telemetry", axum::routing::get(telemetry::get))
+        .route("/op/v1/mobility/reports", axum::routing::post(mobility::report))
+        .route("/op/v1/relocations", get(mobility::list_relocations))
+        .route("/op/v1/relocations/{id}", get(mobility::get_relocation))
         .route("/op/v1/appinstances/{id}/logs", get(get_instance_logs))
         .route(&format!("{b}/apps"), get(get_apps).post(submit_app))
         .route(&format!("{b}/apps/{{id}}"), get(get_app).delete(delete_app))
@@ -133,6 +162,7 @@ pub fn router(state: AppState) -> Router {
         .route("/optimal-edge-discovery/v0.1/retrieve-optimal-edge-cloud-zones", axum::routing::post(uni::optimal_edge_zones))
         .route("/optimal-edge-discovery/v0.1/regions", get(uni::regions))
         .route("/application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints", axum::routing::post(uni::optimal_app_endpoints))
+        .merge(ams_routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(RequestBodyLimitLayer::new(json::MAX_BODY))

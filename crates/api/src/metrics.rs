@@ -25,6 +25,7 @@ struct RequestLabels {
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Histogram,
+    mobility_decision: Histogram,
 }
 
 impl HttpMetrics {
@@ -34,7 +35,14 @@ impl HttpMetrics {
         let latency = Histogram::new([0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]);
         registry.register("op_http_requests", "HTTP requests by method, route and status", requests.clone());
         registry.register("op_http_request_duration_seconds", "HTTP request latency", latency.clone());
-        Self { requests, latency }
+        let mobility_decision = Histogram::new([0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1]);
+        registry.register("op_mobility_decision_seconds", "From a mobility trigger to the relocation decision", mobility_decision.clone());
+        Self { requests, latency, mobility_decision }
+    }
+
+    /// Records how long a relocation took to decide.
+    pub fn observe_mobility_decision(&self, d: std::time::Duration) {
+        self.mobility_decision.observe(d.as_secs_f64());
     }
 }
 

@@ -51,7 +51,7 @@ pub struct Shared {
     /// Recorded edge and network usage, for placement's forecasts.
     pub usage: crate::usage::Usage,
     /// Wakes relocations waiting on apps (a MEC 021 registration changed).
-    pub mobility: tokio::sync::Notify,
+    pub mobility: crate::mobility::Mobility,
     /// The platform's derivation secret: app instances' tokens are derived from it.
     pub instance_secret: Vec<u8>,
     /// Telemetry pushed to app providers' webhooks.

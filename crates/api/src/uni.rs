@@ -521,6 +521,9 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
     let session_token = s.uni.signer.sign(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;
     follow_device(&s.uni, &device).await;
     s.uni.sessions.open(session_id.clone(), app.uid, device_key(&device), device_at, best.app_instance_id, claims.exp);
+    if let Some(ip) = device.ip {
+        s.uni.sessions.set_ip(&session_id, ip.to_string());
+    }
     Ok((
         StatusCode::CREATED,
         Json(Registration {
@@ -816,6 +819,7 @@ pub async fn events(
             op_uni::sessions::UniEvent::EdgeChanged { .. } => "edgeChanged",
             op_uni::sessions::UniEvent::IpChanged { .. } => "ipChanged",
             op_uni::sessions::UniEvent::NoEdge => "noEdge",
+            op_uni::sessions::UniEvent::RelocationCancelled { .. } => "relocationCancelled",
         };
         let data = serde_json::to_string(&ev).ok()?;
         Some(Ok(axum::response::sse::Event::default().event(name).data(data)))
@@ -878,8 +882,7 @@ pub async fn network_events(
             }
         }
     }
-    let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
-    s.uni.sessions.reevaluate(&ix, now());
+    crate::mobility::reevaluate(&s);
     Ok(StatusCode::NO_CONTENT)
 }
 

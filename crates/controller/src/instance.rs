@@ -210,6 +210,10 @@ impl Reconciler for InstanceReconciler {
             }
         }
         inst.observed.endpoints = endpoints;
+        inst.observed.internal_endpoints = match &info.address {
+            Some(a) => app.spec.component_spec.iter().flat_map(|c| &c.network_interfaces).map(|n| Endpoint { interface_id: n.interface_id.clone(), host: a.clone(), port: n.port }).collect(),
+            None => Vec::new(),
+        };
         let action = if reachable {
             inst.status.set_condition("EndpointReachable", true, "");
             inst.status.set_condition("Ready", true, "");

@@ -253,6 +253,12 @@ fn inspect_info(r: ContainerInspectResponse) -> ContainerInfo {
     if ports.is_empty() {
         ports = r.host_config.as_ref().and_then(|h| h.port_bindings.as_ref()).map(published).unwrap_or_default();
     }
+    let address = r.network_settings.as_ref().and_then(|n| {
+        n.ip_address
+            .clone()
+            .filter(|a| !a.is_empty())
+            .or_else(|| n.networks.as_ref()?.values().find_map(|e| e.ip_address.clone().filter(|a| !a.is_empty())))
+    });
     ContainerInfo {
         id: r.id.unwrap_or_default(),
         name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
@@ -260,6 +266,7 @@ fn inspect_info(r: ContainerInspectResponse) -> ContainerInfo {
         state,
         exit_code,
         ports,
+        address,
     }
 }
 
@@ -284,6 +291,10 @@ fn summary_info(s: ContainerSummary) -> ContainerInfo {
             Some(PublishedPort { container_port: p.private_port, host_ip, host_port })
         })
         .collect();
+    let address = s
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref()?.values().find_map(|e| e.ip_address.clone().filter(|a| !a.is_empty())));
     ContainerInfo {
         id: s.id.unwrap_or_default(),
         name: s.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
@@ -291,6 +302,7 @@ fn summary_info(s: ContainerSummary) -> ContainerInfo {
         state,
         exit_code,
         ports: normalize(ports),
+        address,
     }
 }
 

@@ -108,6 +108,8 @@ pub struct ContainerInfo {
     pub exit_code: Option<i64>,
     /// Published ports.
     pub ports: Vec<PublishedPort>,
+    /// The container's address on its network (where other containers reach it), when it has one.
+    pub address: Option<String>,
 }
 
 /// Driver errors. Each says whether retrying can help, so controllers pick their backoff

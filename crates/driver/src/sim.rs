@@ -77,6 +77,7 @@ impl SimDriver {
             state: c.state,
             exit_code: (c.state == ContainerState::Exited).then_some(0),
             ports: c.ports.clone(),
+            address: None,
         }
     }
 }

@@ -458,3 +458,65 @@ pub async fn run_readme_block(name: &str, p: &Platform) -> Result<BlockRun> {
     anyhow::ensure!(out.status.success(), "README block '{name}' failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nopd log:\n{}", p.log());
     Ok(BlockRun { stdout })
 }
+
+/// The lab scenario's Paris cells.
+pub const PARIS_CELLS: [&str; 4] = ["20801000000101", "20801000000102", "20801000000103", "20801000000104"];
+/// The lab scenario's Lyon cells.
+pub const LYON_CELLS: [&str; 3] = ["20801000000201", "20801000000202", "20801000000203"];
+
+/// A device-app token signed with the app provider's Ed25519 key (`key_pem`), for `sub`.
+pub fn app_token(key_pem: &str, sub: &str) -> String {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) + 300;
+    let enc = EncodingKey::from_ed_pem(key_pem.as_bytes()).expect("an Ed25519 private key in PEM");
+    encode(&Header::new(Algorithm::EdDSA), &json!({"sub": sub, "aud": "op-uni", "exp": exp}), &enc).expect("signing")
+}
+
+/// The emulator on its lab scenario, a platform using it (`--mcc 208 --mnc 01`, 2 device
+/// requests per second, plus `extra`), and two edge zones (Paris, Lyon, with their DNAIs),
+/// each with a cloudlet on this machine's runtime; returns the operator's API too.
+pub async fn uni_lab(extra: &[&str]) -> Result<(Netemu, Platform, Api)> {
+    let net = Netemu::start()?;
+    let mut args = vec!["--network-api", &net.url, "--network-client-secret", "op-platform-secret", "--mcc", "208", "--mnc", "01", "--device-rps", "2"];
+    args.extend_from_slice(extra);
+    let p = Platform::start_with(&args).await?;
+    let admin = p.admin().await?;
+    for (zone, cells, dnai, lat, lon) in [
+        ("zone-paris", &PARIS_CELLS[..], "dnai-paris", 48.8566, 2.3522),
+        ("zone-lyon", &LYON_CELLS[..], "dnai-lyon", 45.7578, 4.8320),
+    ] {
+        let (s, e) = admin
+            .post("/op/v1/zones", &json!({"name": zone, "spec": {"region": "default", "dnai": dnai,
+                "location": {"latitude": lat, "longitude": lon}, "serviceArea": {"cells": cells}}}))
+            .await?;
+        anyhow::ensure!(s == 201, "zone {zone}: {e}");
+        let (s, e) = admin
+            .post("/op/v1/cloudlets", &json!({"name": format!("{zone}-1"), "spec": {"zone": zone,
+                "location": {"latitude": lat, "longitude": lon}, "platformType": "docker", "driverEndpoint": docker_endpoint(),
+                "capacity": {"vcpus": 8, "memoryMb": 8192, "diskGb": 100}, "flavors": ["small"]}}))
+            .await?;
+        anyhow::ensure!(s == 201, "cloudlet of {zone}: {e}");
+    }
+    Ok((net, p, admin))
+}
+
+/// The `OP_INSTANCE_TOKEN` the platform gives instance `id` (derived from its data
+/// directory's secret, as the controller derives it).
+pub fn instance_token(p: &Platform, id: &str) -> Result<String> {
+    let secret = std::fs::read_to_string(p.data_dir().join("services.key"))?;
+    Ok(op_types::secret::instance_token(secret.trim().as_bytes(), id.parse()?))
+}
+
+impl Platform {
+    /// Runs `opctl` with `args` as the caller of `api` (its token in a throwaway config);
+    /// returns stdout, or fails with both outputs.
+    pub fn opctl_as(&self, api: &Api, args: &[&str]) -> Result<String> {
+        let dir = tempfile::tempdir()?;
+        let cfg = dir.path().join("opctl.json");
+        std::fs::write(&cfg, serde_json::to_vec(&json!({"server": self.url, "token": api.token}))?)?;
+        let out = Command::new(bin("opctl")).args(args).env("OPCTL_SERVER", &self.url).env("OPCTL_CONFIG", &cfg).output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        anyhow::ensure!(out.status.success(), "opctl {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        Ok(stdout)
+    }
+}

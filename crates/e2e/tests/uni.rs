@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use op_device::{DeviceClient, Resolver};
 use op_e2e::Api;
 use op_e2e::*;
@@ -14,14 +13,6 @@ use op_types::uni::{AppRef, ClaimedLocation, Device, RegisterRequest, UniEvent};
 use serde_json::json;
 
 const EVE: &str = "+33612340005"; // starts in Paris, cell 20801000000102
-const PARIS_CELLS: [&str; 4] = ["20801000000101", "20801000000102", "20801000000103", "20801000000104"];
-const LYON_CELLS: [&str; 3] = ["20801000000201", "20801000000202", "20801000000203"];
-
-fn app_token(key_pem: &str, sub: &str) -> String {
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 300;
-    let enc = EncodingKey::from_ed_pem(key_pem.as_bytes()).unwrap();
-    encode(&Header::new(Algorithm::EdDSA), &json!({"sub": sub, "aud": "op-uni", "exp": exp}), &enc).unwrap()
-}
 
 fn register(phone: &str, token: &str, claim: Option<&str>) -> RegisterRequest {
     RegisterRequest {
@@ -60,27 +51,7 @@ async fn lab() -> anyhow::Result<(Netemu, Platform, Api)> {
 
 /// [`lab`] with more `opd serve` arguments.
 async fn lab_with(extra: &[&str]) -> anyhow::Result<(Netemu, Platform, Api)> {
-    let net = Netemu::start()?;
-    let mut args = vec![
-        "--network-api", &net.url, "--network-client-secret", "op-platform-secret",
-        "--mcc", "208", "--mnc", "01", "--device-rps", "2",
-    ];
-    args.extend_from_slice(extra);
-    let p = Platform::start_with(&args).await?;
-    let admin = p.admin().await?;
-    for (zone, cells, dnai, lat, lon) in [
-        ("zone-paris", &PARIS_CELLS[..], "dnai-paris", 48.8566, 2.3522),
-        ("zone-lyon", &LYON_CELLS[..], "dnai-lyon", 45.7578, 4.8320),
-    ] {
-        let (s, e) = admin.post("/op/v1/zones", &json!({"name": zone, "spec": {"region": "default", "dnai": dnai,
-            "location": {"latitude": lat, "longitude": lon}, "serviceArea": {"cells": cells}}})).await?;
-        assert_eq!(s, 201, "{e}");
-        let (s, e) = admin.post("/op/v1/cloudlets", &json!({"name": format!("{zone}-1"), "spec": {"zone": zone,
-            "location": {"latitude": lat, "longitude": lon}, "platformType": "docker", "driverEndpoint": docker_endpoint(),
-            "capacity": {"vcpus": 8, "memoryMb": 8192, "diskGb": 100}, "flavors": ["small"]}})).await?;
-        assert_eq!(s, 201, "{e}");
-    }
-    Ok((net, p, admin))
+    uni_lab(extra).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,6 +3,7 @@
 mod config;
 mod device;
 mod output;
+mod relocation;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -90,6 +91,11 @@ enum Cmd {
     Instance {
         #[command(subcommand)]
         cmd: InstanceCmd,
+    },
+    /// Relocations of devices between instances (mobility) and their timelines.
+    Relocation {
+        #[command(subcommand)]
+        cmd: relocation::RelocationCmd,
     },
     /// Act as a device app against the UNI.
     Device {
@@ -348,12 +354,12 @@ enum InstanceCmd {
     },
 }
 
-struct Ctx {
-    client: Client,
+pub(crate) struct Ctx {
+    pub(crate) client: Client,
     config: Config,
     config_path: PathBuf,
     server: String,
-    out: Format,
+    pub(crate) out: Format,
 }
 
 #[tokio::main]
@@ -436,6 +442,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::User { cmd } => users(&ctx, cmd).await,
         Cmd::App { cmd } => apps(&ctx, cmd).await,
         Cmd::Instance { cmd } => instances(&ctx, cmd).await,
+        Cmd::Relocation { cmd } => relocation::run(&ctx, cmd).await,
         Cmd::Device { cmd } => device::run(cmd, ctx.out).await,
     }
 }

@@ -204,7 +204,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         mobility: Default::default(),
     });
 
-    tokio::spawn(push_session_changes(state.uni.clone(), feed.changes));
+    tokio::spawn(push_session_changes(state.clone(), feed.changes));
     if state.uni.network.is_some() {
         tokio::spawn(op_api::netview::run(state.clone(), std::time::Duration::from_millis(args.network_refresh_ms.max(100))));
     }
@@ -232,6 +232,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env, boot.service_secret.clone());
         tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
         tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1)));
+        tokio::spawn(op_api::ams::run(state.clone()));
         tokio::spawn(op_api::usage::run(state.clone(), std::time::Duration::from_millis(args.usage_sample_ms.max(100))));
         tokio::spawn(op_api::scale::run(
             state.clone(),
@@ -291,14 +292,13 @@ async fn apps_listener(args: &ServeArgs, main: SocketAddr) -> Option<(tokio::net
 
 /// Re-evaluates UNI sessions whenever the index changes (and every few seconds, to expire
 /// old ones), pushing edge changes to the devices concerned.
-async fn push_session_changes(uni: Arc<op_api::uni::UniState>, mut changes: tokio::sync::watch::Receiver<u64>) {
+async fn push_session_changes(state: AppState, mut changes: tokio::sync::watch::Receiver<u64>) {
     loop {
         if let Ok(Err(_)) = tokio::time::timeout(std::time::Duration::from_secs(5), changes.changed()).await {
             // The feed is gone (shutting down): fall back to the periodic pass.
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
-        let ix = uni.index.read().unwrap_or_else(|e| e.into_inner());
-        uni.sessions.reevaluate(&ix, op_uni::token::now());
+        op_api::mobility::reevaluate(&state);
     }
 }
 

@@ -1,11 +1,14 @@
 //! A tiny HTTP/1.1 server on std only, shared by the platform's small edge binaries (the sample
-//! app and the cloudlet connectivity probe), so each builds into a static binary and a
-//! `FROM scratch` image with nothing to pull.
+//! app, the stateful counter app and the cloudlet connectivity probe), so each builds into a
+//! static binary and a `FROM scratch` image with nothing to pull; [`client`] is its calling
+//! side.
 //!
 //! It listens on `0.0.0.0:$PORT` (default 8080), one thread per connection, with keep-alive and
 //! pipelining so a benchmark can reuse connections. SIGTERM (or any kill) ends the process at
 //! once: there is nothing to drain or save. Bad input gets a 4xx answer and a closed
 //! connection, never a panic. `HEAD` is answered like `GET`, without body.
+
+pub mod client;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -28,12 +31,22 @@ pub struct Request {
     pub query: String,
     /// The body (at most [`MAX_BODY`] bytes).
     pub body: Vec<u8>,
+    /// Header fields in arrival order: names lowercased, values trimmed.
+    pub headers: Vec<(String, String)>,
+    /// The request was a `HEAD` (its `method` says `GET`): a route with side effects should
+    /// not perform them.
+    pub head: bool,
 }
 
 impl Request {
-    /// The value of query parameter `name`, if given.
+    /// The value of query parameter `name`, if given (as sent: not percent-decoded).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// The value of the first header field `name` (case-insensitive), if given.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -56,6 +69,11 @@ impl Response {
         Self { status, content_type: "application/octet-stream", body, close: false }
     }
 
+    /// A JSON response (`application/json`).
+    pub fn json(status: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        Self { status, content_type: "application/json", body: body.into(), close: false }
+    }
+
     /// `404 Not Found`.
     pub fn not_found() -> Self {
         Self::new("404 Not Found", "not found\n")
@@ -66,18 +84,45 @@ impl Response {
     }
 }
 
+/// Whether `name` can be an environment variable name: `std::env::var` must never see an
+/// empty name or one with `=` or NUL.
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+/// `GET /env/NAME` of the sample apps (tests read a container's environment through it): 200
+/// with the value of the environment variable `name` and a newline, 404 if unset or not a
+/// variable name.
+pub fn env_var(name: &str) -> Response {
+    if !valid_env_name(name) {
+        return Response::new("404 Not Found", "no such variable\n");
+    }
+    match std::env::var(name) {
+        Ok(v) => Response::new("200 OK", format!("{v}\n")),
+        Err(_) => Response::new("404 Not Found", "no such variable\n"),
+    }
+}
+
 /// Writes the response in one write: head and body split over two small writes would meet
 /// Nagle's algorithm and delayed ACKs on keep-alive connections and cost ~40ms each.
 fn respond(stream: &mut TcpStream, r: &Response, keep_alive: bool, head_only: bool) -> std::io::Result<()> {
     let conn = if keep_alive && !r.close { "keep-alive" } else { "close" };
-    let mut out = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {conn}\r\n\r\n",
-        r.status,
-        r.content_type,
-        r.body.len()
-    )
+    // 204 and 304 carry neither a body nor a Content-Length (RFC 9110 8.6).
+    let bodiless = r.status.starts_with("204") || r.status.starts_with("304");
+    let mut out = if bodiless {
+        format!("HTTP/1.1 {}\r\nConnection: {conn}\r\n\r\n", r.status)
+    } else {
+        format!(
+            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {conn}\r\n\r\n",
+            r.status,
+            r.content_type,
+            r.body.len()
+        )
+    }
     .into_bytes();
-    if !head_only {
+    if !head_only && !bodiless {
         out.extend_from_slice(&r.body);
     }
     stream.write_all(&out)?;
@@ -104,6 +149,7 @@ struct Head {
     target: String,
     keep_alive: bool,
     content_length: u64,
+    headers: Vec<(String, String)>,
 }
 
 /// Reads a request head. `Ok(None)`: the client closed the connection between requests.
@@ -138,6 +184,7 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Option<Head>, Response
         Some(_) => return Err(bad()),
     };
     let mut content_length = 0u64;
+    let mut headers = Vec::new();
     loop {
         let line = match read_line(reader, MAX_HEAD.saturating_sub(used)) {
             Ok(Some(l)) => l,
@@ -150,8 +197,9 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Option<Head>, Response
         if line.is_empty() {
             break;
         }
-        let Some((k, v)) = line.split_once(':') else { return Err(bad()) };
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase());
+        let Some((k, raw)) = line.split_once(':') else { return Err(bad()) };
+        let (k, v) = (k.trim().to_ascii_lowercase(), raw.trim().to_ascii_lowercase());
+        headers.push((k.clone(), raw.trim().to_string()));
         match k.as_str() {
             "content-length" => match v.parse::<u64>() {
                 Ok(n) if n <= MAX_BODY => content_length = n,
@@ -173,10 +221,10 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Option<Head>, Response
             _ => {}
         }
     }
-    Ok(Some(Head { method: method.to_string(), target: target.to_string(), keep_alive, content_length }))
+    Ok(Some(Head { method: method.to_string(), target: target.to_string(), keep_alive, content_length, headers }))
 }
 
-fn serve(stream: TcpStream, route: fn(&Request) -> Response) -> std::io::Result<()> {
+fn serve_connection<F: Fn(&Request) -> Response>(stream: TcpStream, route: &F) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IDLE))?;
     stream.set_write_timeout(Some(IDLE))?;
     stream.set_nodelay(true)?;
@@ -202,6 +250,8 @@ fn serve(stream: TcpStream, route: fn(&Request) -> Response) -> std::io::Result<
             path: path.to_string(),
             query: query.to_string(),
             body,
+            headers: head.headers,
+            head: head_only,
         };
         let r = route(&req);
         respond(&mut writer, &r, head.keep_alive, head_only)?;
@@ -230,14 +280,18 @@ extern "C" fn on_term(_: i32) {
     unsafe { _exit(0) }
 }
 
-/// Serves `route` on `0.0.0.0:$PORT` (default 8080) until killed; `name` goes in the startup
-/// line (`<name> listening on ...`) that scripts and tests wait for.
-pub fn run(name: &str, route: fn(&Request) -> Response) {
+/// Makes SIGTERM end the process at once (see [`run`]).
+pub fn exit_on_sigterm() {
     const SIGTERM: i32 = 15;
     // SAFETY: installs a handler that only calls an async-signal-safe function.
     unsafe {
         signal(SIGTERM, on_term);
     }
+}
+
+/// Listens on `0.0.0.0:$PORT` (default 8080; `0`: any free port); exits the process when it
+/// cannot.
+pub fn listen() -> TcpListener {
     let port = match std::env::var("PORT") {
         Ok(p) => match p.trim().parse::<u16>() {
             Ok(p) => p,
@@ -248,19 +302,33 @@ pub fn run(name: &str, route: fn(&Request) -> Response) {
         },
         Err(_) => 8080,
     };
-    let listener = match TcpListener::bind(("0.0.0.0", port)) {
+    match TcpListener::bind(("0.0.0.0", port)) {
         Ok(l) => l,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "cannot listen on port {port}: {e}");
             std::process::exit(1);
         }
-    };
-    log(&format!("{name} listening on 0.0.0.0:{port}"));
+    }
+}
+
+/// Serves `route` on `listener` until the process ends, one thread per connection; first
+/// prints `<name> listening on <address>` (the bound port, also when asked for port 0), the
+/// line scripts and tests wait for.
+pub fn serve<F>(name: &str, listener: TcpListener, route: F)
+where
+    F: Fn(&Request) -> Response + Send + Sync + 'static,
+{
+    match listener.local_addr() {
+        Ok(a) => log(&format!("{name} listening on {a}")),
+        Err(_) => log(&format!("{name} listening")),
+    }
+    let route = std::sync::Arc::new(route);
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
+                let route = route.clone();
                 let spawned = std::thread::Builder::new().name("conn".into()).spawn(move || {
-                    let _ = serve(stream, route);
+                    let _ = serve_connection(stream, &*route);
                 });
                 if spawned.is_err() {
                     // Out of threads: this connection is dropped, the next may fare better.
@@ -271,4 +339,12 @@ pub fn run(name: &str, route: fn(&Request) -> Response) {
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
+}
+
+/// Serves `route` on `0.0.0.0:$PORT` (default 8080) until killed, SIGTERM ending the process at
+/// once; `name` goes in the startup line (`<name> listening on ...`) that scripts and tests
+/// wait for.
+pub fn run(name: &str, route: fn(&Request) -> Response) {
+    exit_on_sigterm();
+    serve(name, listen(), route);
 }

@@ -24,14 +24,6 @@ fn hostname() -> String {
     "unknown".into()
 }
 
-/// Whether `name` can be an environment variable name: `std::env::var` must never see an
-/// empty name or one with `=` or NUL.
-fn valid_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-}
-
 fn route(req: &Request) -> Response {
     if req.method != "GET" {
         return Response::not_found();
@@ -44,11 +36,7 @@ fn route(req: &Request) -> Response {
         }
         "/healthz" => Response::new("200 OK", "ok\n"),
         p => match p.strip_prefix("/env/") {
-            Some(name) if valid_env_name(name) => match std::env::var(name) {
-                Ok(v) => Response::new("200 OK", format!("{v}\n")),
-                Err(_) => Response::new("404 Not Found", "no such variable\n"),
-            },
-            Some(_) => Response::new("404 Not Found", "no such variable\n"),
+            Some(name) => op_sample_app::env_var(name),
             None => Response::not_found(),
         },
     }

@@ -6,8 +6,10 @@
 //! API's wire forms) and their validation, so the API layer, the store and the controllers agree
 //! on one vocabulary.
 
+pub mod ams;
 pub mod ids;
 pub mod meta;
+pub mod mobility;
 pub mod secret;
 pub mod specs;
 pub mod uni;

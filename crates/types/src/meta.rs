@@ -23,11 +23,14 @@ pub enum Kind {
     AppInstance,
     PlacementPolicy,
     PlatformService,
+    Relocation,
+    AmsRegistration,
+    AmsSubscription,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -38,6 +41,9 @@ impl Kind {
         Kind::AppInstance,
         Kind::PlacementPolicy,
         Kind::PlatformService,
+        Kind::Relocation,
+        Kind::AmsRegistration,
+        Kind::AmsSubscription,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -53,12 +59,15 @@ impl Kind {
             Kind::AppInstance => "appinstances",
             Kind::PlacementPolicy => "placementpolicies",
             Kind::PlatformService => "platformservices",
+            Kind::Relocation => "relocations",
+            Kind::AmsRegistration => "amsregistrations",
+            Kind::AmsSubscription => "amssubscriptions",
         }
     }
 
     /// Whether objects of this kind belong to a developer organization (and are isolated by it).
     pub fn org_scoped(self) -> bool {
-        matches!(self, Kind::App | Kind::AppInstance)
+        matches!(self, Kind::App | Kind::AppInstance | Kind::Relocation | Kind::AmsRegistration | Kind::AmsSubscription)
     }
 }
 
@@ -256,6 +265,7 @@ mod tests {
         assert!(Kind::App.org_scoped());
         assert!(Kind::AppInstance.org_scoped());
         assert!(!Kind::Zone.org_scoped());
+        assert!(Kind::AmsRegistration.org_scoped() && Kind::AmsSubscription.org_scoped());
         let plurals: std::collections::HashSet<_> = Kind::ALL.iter().map(|k| k.plural()).collect();
         assert_eq!(plurals.len(), Kind::ALL.len());
     }

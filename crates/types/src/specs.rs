@@ -1210,6 +1210,10 @@ pub struct InstanceObserved {
     /// One per external interface, once known.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
+    /// Where other instances reach it (its container's network address and the app's ports):
+    /// what MEC 021 gives an app moving a device's state to this instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub internal_endpoints: Vec<Endpoint>,
     /// Why the instance runs where it does (written at admission).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<PlacementNote>,

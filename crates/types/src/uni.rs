@@ -260,6 +260,12 @@ pub enum UniEvent {
     },
     /// No edge can serve the device any more; ask again later.
     NoEdge,
+    /// A better edge was found but the move did not happen (the app refused or was not ready
+    /// in time): the device stays where it is, possibly with degraded service.
+    RelocationCancelled {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Why the device is moved.

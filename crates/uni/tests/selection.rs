@@ -204,11 +204,11 @@ fn sessions_are_told_when_their_edge_goes_or_a_better_one_appears() {
     let on_paris = inst(&w.ix, &w.paris);
     sessions.open("s1".into(), w.app.metadata.uid, "+33600000001".into(), DeviceAt { cell: Some("c-paris".into()), point: None }, on_paris, u64::MAX);
     let mut rx = sessions.subscribe("s1").unwrap();
-    assert_eq!(sessions.reevaluate(&w.ix, 0), 0, "nothing to say while the edge is best");
+    assert_eq!(sessions.reevaluate(&w.ix, 0).len(), 0, "nothing to say while the edge is best");
 
     // The device moves to Berlin: Berlin's edge is clearly better.
     sessions.moved("+33600000001", DeviceAt { cell: Some("c-berlin".into()), point: None });
-    assert_eq!(sessions.reevaluate(&w.ix, 0), 1);
+    assert_eq!(sessions.reevaluate(&w.ix, 0).len(), 1);
     match rx.try_recv().unwrap() {
         UniEvent::EdgeChanged { reason, edge_cloud_zone_id, .. } => {
             assert_eq!(reason, ChangeReason::BetterEdge);
@@ -218,10 +218,10 @@ fn sessions_are_told_when_their_edge_goes_or_a_better_one_appears() {
     }
     // Berlin goes into maintenance: moved away with that reason.
     w.ix.upsert_cloudlet(&cloudlet("berlin-1", "berlin", true, true));
-    assert_eq!(sessions.reevaluate(&w.ix, 0), 1);
+    assert_eq!(sessions.reevaluate(&w.ix, 0).len(), 1);
     assert!(matches!(rx.try_recv().unwrap(), UniEvent::EdgeChanged { reason: ChangeReason::EdgeMaintenance, .. }));
     // Expired sessions are dropped.
-    assert_eq!(sessions.reevaluate(&w.ix, u64::MAX), 0);
+    assert_eq!(sessions.reevaluate(&w.ix, u64::MAX).len(), 0);
     assert!(sessions.subscribe("s1").is_none());
 }
 
@@ -362,9 +362,9 @@ fn the_hot_path_checks_qos_bounds_against_the_network_view() {
     };
     sessions.open("s1".into(), w.app.metadata.uid, "dev".into(), at.clone(), paris_inst, u64::MAX);
     let mut rx = sessions.subscribe("s1").unwrap();
-    assert_eq!(sessions.reevaluate(&w.ix, 0), 0, "paris meets the bound");
+    assert_eq!(sessions.reevaluate(&w.ix, 0).len(), 0, "paris meets the bound");
     w.ix.set_network(view(25.0), Default::default());
-    assert_eq!(sessions.reevaluate(&w.ix, 0), 1);
+    assert_eq!(sessions.reevaluate(&w.ix, 0).len(), 1);
     match rx.try_recv().unwrap() {
         op_uni::sessions::UniEvent::EdgeChanged { app_instance_id, reason, .. } => {
             assert_eq!(app_instance_id, lyon_inst);
@@ -458,8 +458,48 @@ fn apps_that_never_move_keep_their_devices_until_the_edge_goes() {
     sessions.open("s1".into(), w.app.metadata.uid, "+33600000001".into(), DeviceAt { cell: Some("c-paris".into()), point: None }, on_paris, u64::MAX);
     let mut rx = sessions.subscribe("s1").unwrap();
     sessions.moved("+33600000001", DeviceAt { cell: Some("c-berlin".into()), point: None });
-    assert_eq!(sessions.reevaluate(&w.ix, 0), 0, "a better edge does not move an app that never moves");
+    assert_eq!(sessions.reevaluate(&w.ix, 0).len(), 0, "a better edge does not move an app that never moves");
     w.ix.upsert_cloudlet(&cloudlet("paris-1", "paris", true, true));
-    assert_eq!(sessions.reevaluate(&w.ix, 0), 1, "its edge going into maintenance does");
+    assert_eq!(sessions.reevaluate(&w.ix, 0).len(), 1, "its edge going into maintenance does");
     assert!(matches!(rx.try_recv().unwrap(), UniEvent::EdgeChanged { reason: ChangeReason::EdgeMaintenance, .. }));
+}
+
+#[test]
+fn moves_with_prior_notice_wait_for_the_app_and_reports_move_devices() {
+    use op_uni::sessions::{ChangeReason, Sessions, UniEvent};
+    let w = world(Requirements { mobility_policy: MobilityPolicy::MoveWithPriorNotice, ..Default::default() });
+    let sessions = Sessions::default();
+    let id = |z: &Zone| w.ix.instances_in(w.app.metadata.uid, z.metadata.uid).next().unwrap().uid;
+    let (paris, berlin, lyon) = (id(&w.paris), id(&w.berlin), id(&w.lyon));
+    sessions.open("s1".into(), w.app.metadata.uid, "+33600000001".into(), DeviceAt { cell: Some("c-paris".into()), point: None }, paris, u64::MAX);
+    sessions.set_ip("s1", "10.45.0.1".into());
+    let mut rx = sessions.subscribe("s1").unwrap();
+    sessions.moved("+33600000001", DeviceAt { cell: Some("c-berlin".into()), point: None });
+    let moves = sessions.reevaluate(&w.ix, 0);
+    assert_eq!(moves.len(), 1);
+    let m = moves[0].clone();
+    assert!(m.with_notice && m.from == paris && m.to == berlin && m.reason == ChangeReason::BetterEdge, "{m:?}");
+    assert_eq!(m.ip.as_deref(), Some("10.45.0.1"));
+    assert!(rx.try_recv().is_err(), "the device is not told before the app is ready");
+    assert!(sessions.reevaluate(&w.ix, 0).is_empty(), "a pending move is not decided again");
+    assert!(sessions.complete(&m));
+    assert!(matches!(rx.try_recv().unwrap(), UniEvent::EdgeChanged { app_instance_id, .. } if app_instance_id == berlin));
+    assert!(!sessions.complete(&m), "completed once");
+    // Back toward Paris; the app refuses: the device stays and nothing is retried until the hold ends.
+    sessions.moved("+33600000001", DeviceAt { cell: Some("c-paris".into()), point: None });
+    let m = sessions.reevaluate(&w.ix, 0).pop().unwrap();
+    sessions.cancel(&m, 100, "the app refused");
+    assert!(matches!(rx.try_recv().unwrap(), UniEvent::RelocationCancelled { reason } if reason == "the app refused"));
+    assert!(sessions.reevaluate(&w.ix, 50).is_empty(), "held");
+    assert_eq!(sessions.reevaluate(&w.ix, 101).len(), 1, "tried again after the hold");
+    // The app reports degraded service in Lyon for this device: it is moved away.
+    let s2 = Sessions::default();
+    s2.open("s2".into(), w.app.metadata.uid, "+33600000002".into(), DeviceAt { cell: Some("c-lyon".into()), point: None }, lyon, u64::MAX);
+    s2.set_ip("s2", "10.45.0.2".into());
+    assert!(s2.reevaluate(&w.ix, 0).is_empty(), "lyon is its best edge");
+    assert_eq!(s2.degraded(lyon, "10.45.0.9"), 0, "another device");
+    assert_eq!(s2.degraded(lyon, "10.45.0.2"), 1);
+    let m = s2.reevaluate(&w.ix, 0).pop().expect("moved away from the reported instance");
+    assert_eq!((m.from, m.reason), (lyon, ChangeReason::QosUnmet));
+    assert_ne!(m.to, lyon);
 }
