@@ -876,6 +876,28 @@ pub async fn notify_mobility(
     Ok(futures::future::join_all(sends).await.into_iter().filter(|ok| *ok).count())
 }
 
+/// Tells the mobility procedure subscriptions of `instance` (as [`notify_mobility`] selects
+/// them for the device `old`) that the device's address is now `new`
+/// ([`op_types::ams::UeIpChangeNotification`]); returns how many callbacks answered 2xx.
+pub async fn notify_ip_change(s: &AppState, instance: Uid, old: AssociateId, new: AssociateId) -> Result<usize, ApiError> {
+    let org = s.repo.get::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance, instance).await?.and_then(|i| i.metadata.organization);
+    let subs = subscriptions(s).await?;
+    let targets = mobility_targets(&subs, org.as_ref(), instance, std::slice::from_ref(&old), MobilityStatus::InterhostMoveoutTriggered, Utc::now());
+    let sends = targets.into_iter().filter_map(|o| {
+        let cb = o.spec.subscription.callback()?.to_string();
+        let body = op_types::ams::UeIpChangeNotification {
+            notification_type: "UeIpChangeNotification".into(),
+            time_stamp: op_types::ams::TimeStamp::now(),
+            associate_id: vec![old.clone()],
+            new_associate_id: new.clone(),
+            links: op_types::ams::SubscriptionLink::to(o.spec.href()),
+        };
+        let id = o.metadata.uid;
+        Some(async move { deliver(id, &cb, &body).await })
+    });
+    Ok(futures::future::join_all(sends).await.into_iter().filter(|ok| *ok).count())
+}
+
 /// The app's say on one device: the appMobilityServiceLevel and contextTransferState that the
 /// registration of `instance` (serviceConsumerId.appInstanceId == instance) holds for
 /// `associate`, if it registered that device.

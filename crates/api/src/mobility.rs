@@ -68,6 +68,66 @@ pub fn registration_changed(s: &AppState) {
     s.mobility.changed.notify_waiters();
 }
 
+/// The network says `device` moved: its sessions follow, and for each of its apps that the
+/// platform instantiates dynamically an instance is started in its new zone if none runs
+/// there (the server side of mobility: the move to it happens once it is Ready).
+pub fn moved(s: &AppState, device: &str, at: op_uni::select::DeviceAt) {
+    s.uni.sessions.moved(device, at.clone());
+    let apps: Vec<op_uni::index::AppEntry> = {
+        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+        s.uni.sessions.apps_of(device).iter().filter_map(|a| ix.app(*a).cloned()).filter(|a| a.requirements.instantiation == op_types::specs::InstantiationType::Dynamic).collect()
+    };
+    for app in apps {
+        let (s, at) = (s.clone(), at.clone());
+        tokio::spawn(async move {
+            match crate::uni::start_near(&s, &app, &at, &Default::default()).await {
+                Ok(Some(st)) => tracing::info!(app = %app.uid, zone = %st.edge_cloud_zone_name, "starting an instance where a device moved"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(app = %app.uid, error = %e, "cannot start an instance where a device moved"),
+            }
+        });
+    }
+}
+
+/// The network says `device` has a new IP address: its sessions are told, and the apps
+/// serving it (a MEC 021 `UeIpChangeNotification`, the platform's extension).
+pub fn ip_changed(s: &AppState, device: &str, ip: std::net::IpAddr) {
+    for (_, instance, old) in s.uni.sessions.ip_changed(device, &ip.to_string()) {
+        let Some(old) = old.and_then(|o| o.parse::<std::net::IpAddr>().ok()) else { continue };
+        let s = s.clone();
+        tokio::spawn(async move {
+            match crate::ams::notify_ip_change(&s, instance, address(old), address(ip)).await {
+                Ok(n) => tracing::info!(%instance, told = n, "device address change notified to the app"),
+                Err(e) => tracing::warn!(%instance, error = %e, "cannot notify the app of a device's new address"),
+            }
+        });
+    }
+}
+
+/// A device's MEC 021 associate id from its address.
+fn address(ip: std::net::IpAddr) -> op_types::ams::AssociateId {
+    let kind = if ip.is_ipv6() { op_types::ams::AssociateIdType::UeIpv6Address } else { op_types::ams::AssociateIdType::UeIpv4Address };
+    op_types::ams::AssociateId { kind, value: ip.to_string() }
+}
+
+/// At start: relocations a previous run left half-done are closed as cancelled (sessions are
+/// soft state: their devices register again and are placed afresh), so no record stays open.
+pub async fn recover(s: &AppState) -> Result<usize, ApiError> {
+    let (all, _) = s.repo.list::<RelocationSpec, RelocationObserved>(Kind::Relocation).await?;
+    let mut closed = 0;
+    for mut r in all.into_iter().filter(|r| matches!(r.observed.phase, RelocationPhase::Decided | RelocationPhase::AppNotified)) {
+        r.observed.phase = RelocationPhase::Cancelled;
+        r.observed.timeline.push(RelocationStep {
+            at: stamp(),
+            phase: RelocationPhase::Cancelled,
+            detail: "the platform restarted during the relocation; the device stays where it was and is placed again when it registers".into(),
+        });
+        s.repo.update(&mut r).await?;
+        closed += 1;
+    }
+    Ok(closed)
+}
+
 /// Re-ranks every session and carries out the moves decided.
 pub fn reevaluate(s: &AppState) {
     let moves = {
@@ -172,9 +232,7 @@ async fn with_notice(s: &AppState, m: &Move, rec: &mut Record) {
 
 /// The device's MEC 021 associate id.
 fn associate(m: &Move) -> Option<op_types::ams::AssociateId> {
-    let ip = m.ip.as_ref()?;
-    let kind = if ip.contains(':') { op_types::ams::AssociateIdType::UeIpv6Address } else { op_types::ams::AssociateIdType::UeIpv4Address };
-    Some(op_types::ams::AssociateId { kind, value: ip.clone() })
+    m.ip.as_ref()?.parse().ok().map(address)
 }
 
 /// Tells the source instance's app about the move; returns what to record.

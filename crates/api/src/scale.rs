@@ -2,6 +2,9 @@
 //! `instantiation: capacityBased`, count its users (live UNI sessions) per zone where they are,
 //! plan with [`op_placement::scale::plan`], start the instances missing (through admission, like
 //! any deployment) and remove the ones serving nobody once they have been surplus for a while.
+//! For apps instantiated dynamically, the instances the platform started for devices (the UNI
+//! at registration, mobility as devices move) are released the same way once nobody uses them;
+//! the developer's own instances are never touched.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -18,6 +21,8 @@ struct AppWork {
     app: Uid,
     add: Vec<Uid>,
     surplus: Vec<Uid>,
+    /// A dynamic app: only the instances the platform started are released.
+    dynamic: bool,
 }
 
 /// Runs the scaler until the process ends: a tick every `every`; an instance is removed once
@@ -37,6 +42,13 @@ fn plan_all(s: &AppState) -> Vec<AppWork> {
     let now = op_uni::token::now();
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
     let mut work = Vec::new();
+    for app in ix.apps().filter(|a| a.requirements.instantiation == InstantiationType::Dynamic) {
+        let sessions = s.uni.sessions.users_of(app.uid, now);
+        let idle: Vec<Uid> = ix.instances_of(app.uid).filter(|i| !sessions.iter().any(|(_, _, u)| *u == i.uid)).map(|i| i.uid).collect();
+        if !idle.is_empty() {
+            work.push(AppWork { app: app.uid, add: Vec::new(), surplus: idle, dynamic: true });
+        }
+    }
     for app in ix.apps().filter(|a| a.requirements.instantiation == InstantiationType::CapacityBased) {
         let per = app.requirements.users_per_instance.unwrap_or(1);
         let mut zones: Vec<Uid> = Vec::new();
@@ -68,6 +80,7 @@ fn plan_all(s: &AppState) -> Vec<AppWork> {
                 app: app.uid,
                 add: p.add.iter().map(|z| zones[*z as usize]).collect(),
                 surplus: p.remove.iter().map(|k| instances[*k as usize]).collect(),
+                dynamic: false,
             });
         }
     }
@@ -88,6 +101,9 @@ async fn tick(s: &AppState, scale_in_after: Duration, surplus_since: &mut HashMa
             }
         }
         for inst in w.surplus {
+            if w.dynamic && !platform_started(s, &app.metadata.name, inst).await? {
+                continue;
+            }
             still_surplus.push(inst);
             let since = *surplus_since.entry(inst).or_insert_with(Instant::now);
             if since.elapsed() >= scale_in_after {
@@ -98,4 +114,12 @@ async fn tick(s: &AppState, scale_in_after: Duration, surplus_since: &mut HashMa
     }
     surplus_since.retain(|i, _| still_surplus.contains(i));
     Ok(())
+}
+
+/// Whether instance `inst` of app `app` was started by the platform for devices (its name is
+/// the one [`crate::camara::platform_instance_name`] gives dynamic instances).
+async fn platform_started(s: &AppState, app: &op_types::Name, inst: Uid) -> Result<bool, ApiError> {
+    let Some(i) = s.repo.get::<op_types::specs::AppInstanceSpec, serde_json::Value>(Kind::AppInstance, inst).await? else { return Ok(false) };
+    let expected = crate::camara::platform_instance_name(app, "dyn", i.spec.edge_cloud_zone_id)?;
+    Ok(i.metadata.name == expected)
 }

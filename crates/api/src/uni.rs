@@ -637,7 +637,7 @@ fn unmet_text(r: &Rejection) -> String {
 /// Dynamic instantiation (OPG.02): when the best zone for the device has no instance of the
 /// app, ask for one there. Idempotent: the instance's name is derived from app and zone, so
 /// devices registering together ask once. `None` when the best zone already has one.
-async fn start_near(
+pub(crate) async fn start_near(
     s: &AppState,
     app: &op_uni::index::AppEntry,
     at: &DeviceAt,
@@ -873,11 +873,11 @@ pub async fn network_events(
                         }
                     },
                 };
-                s.uni.sessions.moved(&key, at(&loc));
+                crate::mobility::moved(&s, &key, at(&loc));
             }
             op_network::NetworkEventKind::IpChange => {
                 if let Some(ip) = ev.ip {
-                    s.uni.sessions.ip_changed(&key, &ip.to_string());
+                    crate::mobility::ip_changed(&s, &key, ip);
                 }
             }
         }

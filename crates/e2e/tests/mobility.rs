@@ -209,3 +209,128 @@ async fn app_reports_move_the_device_and_over_reporting_is_throttled() -> anyhow
     assert_eq!(r["spec"]["reason"], "qosUnmet");
     Ok(())
 }
+
+/// A local receiver of MEC 021 notifications; returns its URL and what it receives.
+async fn receiver() -> anyhow::Result<(String, tokio::sync::mpsc::UnboundedReceiver<Value>)> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/notify", l.local_addr()?);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route("/notify", axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(v);
+            axum::http::StatusCode::NO_CONTENT
+        }
+    }));
+    tokio::spawn(async move { axum::serve(l, app).await });
+    Ok((url, rx))
+}
+
+/// Waits for a notification of `kind`.
+async fn notification(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>, kind: &str, within: Duration) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(v)) if v["notificationType"] == kind => return Ok(v),
+            Ok(Some(_)) => continue,
+            _ => anyhow::bail!("no {kind} within {within:?}"),
+        }
+    }
+}
+
+/// A dynamically instantiated app follows its device: an instance starts where the device went,
+/// the device is moved to it, the instance left behind is released; the app hears of the
+/// device's new address.
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamic_app_follows_its_device_and_releases_the_origin() -> anyhow::Result<()> {
+    let (net, p, _admin) = uni_lab(&["--scale-every-ms", "200", "--scale-in-after-secs", "1"]).await?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let dev = p.developer("move_games", "mona", "Manager").await?;
+    let mut m = sample_manifest("move_games", "roamer");
+    m["deviceAuth"] = json!({"publicKeyPem": key.public_key_pem()});
+    m["requirements"] = json!({"instantiation": "dynamic"});
+    let (s, b) = dev.post(&format!("{CAMARA}/apps"), &m).await?;
+    anyhow::ensure!(s == 201, "{b}");
+    let app = b["appId"].as_str().unwrap_or_default().to_string();
+    let uni = DeviceClient::new(&p.url);
+    let reg = uni.register(&register("roamer", &app_token(&key.serialize_pem(), "eve"))).await?;
+    let paris = p.zone_id(&dev, "zone-paris").await?;
+    let lyon = p.zone_id(&dev, "zone-lyon").await?;
+    assert_eq!(reg.endpoint.edge_cloud_zone_id.to_string(), paris, "started where the device is");
+    let origin = reg.endpoint.app_instance_id.to_string();
+    let mut events = Box::pin(uni.watch(&reg.session_id, &reg.session_token).await?);
+
+    net.move_device(EVE, "20801000000202").await?;
+    let to = match next_event(&mut events, Duration::from_secs(60)).await.map_err(|e| anyhow::anyhow!("{e}\n{}", p.log()))? {
+        UniEvent::EdgeChanged { app_instance_id, edge_cloud_zone_id, .. } => {
+            assert_eq!(edge_cloud_zone_id.to_string(), lyon, "an instance started in Lyon for the device");
+            app_instance_id.to_string()
+        }
+        e => panic!("{e:?}"),
+    };
+    dev.wait_gone(&origin, Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!("the Paris instance is released once unused: {e}"))?;
+    assert!(dev.instance(&to).await?.is_some(), "the one in use stays");
+
+    // The app serving the device hears of its new address.
+    let (url, mut rx) = receiver().await?;
+    let (s, e) = dev
+        .post("/amsi/v1/subscriptions", &json!({"subscriptionType": "MobilityProcedureSubscription", "callbackReference": url, "filterCriteria": {"appInstanceId": to}}))
+        .await?;
+    assert_eq!(s, 201, "{e}");
+    let r = reqwest::Client::new().post(format!("{}/emulator/v1/devices/eve/ip", net.url)).json(&json!({"ipv4Address": "10.45.1.5"})).send().await?;
+    assert!(r.status().is_success());
+    let n = notification(&mut rx, "UeIpChangeNotification", Duration::from_secs(10)).await?;
+    assert_eq!(n["associateId"][0]["value"], EVE_IP);
+    assert_eq!(n["newAssociateId"], json!({"type": "UE_IPv4_ADDRESS", "value": "10.45.1.5"}));
+    match next_event(&mut events, Duration::from_secs(5)).await? {
+        UniEvent::IpChanged { ip } => assert_eq!(ip, "10.45.1.5"),
+        e => panic!("{e:?}"),
+    }
+    let _ = app;
+    Ok(())
+}
+
+/// A relocation waiting on its app when the platform is killed is closed at restart, never
+/// left open.
+#[tokio::test(flavor = "multi_thread")]
+async fn relocations_left_open_by_a_crash_are_closed() -> anyhow::Result<()> {
+    let (net, mut p, _admin) = uni_lab(&[]).await?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let dev = p.developer("move_games", "mona", "Manager").await?;
+    let (app, in_paris, _) = app_in_both_zones(&p, &dev, &key.public_key_pem(), "waiter", "localhost/op-sample-app:latest", "moveWithPriorNotice", json!({})).await?;
+    // The app (here, the test with its instance's token) registers the device and subscribes,
+    // then never answers.
+    let (url, mut rx) = receiver().await?;
+    let token = instance_token(&p, &in_paris)?;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/amsi/v1/app_mobility_services", p.url))
+        .bearer_auth(&token)
+        .json(&json!({"serviceConsumerId": {"appInstanceId": in_paris}, "deviceInformation": [{"associateId": {"type": "UE_IPv4_ADDRESS", "value": EVE_IP}, "appMobilityServiceLevel": "APP_MOBILITY_WITH_CONFIRMATION", "contextTransferState": "NOT_TRANSFERRED"}]}))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await?);
+    let r = http
+        .post(format!("{}/amsi/v1/subscriptions", p.url))
+        .bearer_auth(&token)
+        .json(&json!({"subscriptionType": "MobilityProcedureSubscription", "callbackReference": url, "filterCriteria": {"appInstanceId": in_paris}}))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await?);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let uni = DeviceClient::new(&p.url);
+    let reg = uni.register(&register("waiter", &app_token(&key.serialize_pem(), "eve"))).await?;
+    assert_eq!(reg.endpoint.app_instance_id.to_string(), in_paris);
+    net.move_device(EVE, "20801000000201").await?;
+    let n = notification(&mut rx, "MobilityProcedureNotification", Duration::from_secs(10)).await?;
+    assert_eq!(n["mobilityStatus"], "INTERHOST_MOVEOUT_TRIGGERED");
+    assert_eq!(n["associateId"][0]["value"], EVE_IP);
+    assert!(n["targetAppInfo"]["commInterface"]["ipAddresses"].as_array().is_some_and(|a| !a.is_empty()), "{n}");
+    relocation_in(&dev, &app, "appNotified", Duration::from_secs(10)).await?;
+    p.kill9();
+    p.restart().await?;
+    let dev = p.api(dev.token.clone());
+    let r = relocation_in(&dev, &app, "cancelled", Duration::from_secs(10)).await?;
+    assert!(r["observed"]["timeline"].to_string().contains("restarted"), "{r}");
+    Ok(())
+}

@@ -204,6 +204,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         mobility: Default::default(),
     });
 
+    match op_api::mobility::recover(&state).await {
+        Ok(0) => {}
+        Ok(n) => info!(relocations = n, "closed relocations left open by the previous run"),
+        Err(e) => warn!(error = %e, "cannot close relocations left open by the previous run"),
+    }
     tokio::spawn(push_session_changes(state.clone(), feed.changes));
     if state.uni.network.is_some() {
         tokio::spawn(op_api::netview::run(state.clone(), std::time::Duration::from_millis(args.network_refresh_ms.max(100))));

@@ -685,6 +685,25 @@ impl MobilityProcedureNotification {
     }
 }
 
+/// The platform's extension to MEC 021 (which has no such notification): a device served by
+/// the instance got a new IP address (a new PDU session), so the app can re-key its state.
+/// Delivered to the instance's mobility procedure subscriptions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UeIpChangeNotification {
+    /// `UeIpChangeNotification`.
+    pub notification_type: String,
+    /// When.
+    pub time_stamp: TimeStamp,
+    /// The device as the app knew it.
+    pub associate_id: Vec<AssociateId>,
+    /// The device now.
+    pub new_associate_id: AssociateId,
+    /// The subscription.
+    #[serde(rename = "_links")]
+    pub links: SubscriptionLink,
+}
+
 /// `AdjacentAppInfoNotification.adjacentAppInfo[]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
