@@ -16,6 +16,7 @@ struct Cli {
     cmd: Cmd,
 }
 
+mod mobility;
 mod placement;
 mod uni;
 
@@ -32,6 +33,9 @@ enum Cmd {
     /// Solves a cover problem file exactly and prints the optimum's size (the placement
     /// benchmark's reference, run as a child so it can be given a time limit).
     ExactCover { file: std::path::PathBuf },
+    /// Mobility: a device moved across ten cells and three zones while it uses a stateless and
+    /// a stateful app; failed requests, longest gaps, decision times.
+    Mobility(mobility::MobilityArgs),
     /// Open-loop load at a fixed rate; prints the latency percentiles.
     Latency(uni::LatencyArgs),
     /// Time from create to first HTTP 200: through the NBI vs. directly through the runtime API.
@@ -155,6 +159,7 @@ async fn run(cmd: Cmd) -> Result<()> {
         Cmd::SeedUni(a) => uni::seed(a).await?,
         Cmd::Baseline(a) => uni::baseline(a).await?,
         Cmd::Latency(a) => uni::latency(a).await?,
+        Cmd::Mobility(a) => mobility::run(a).await?,
         Cmd::ExactCover { file } => placement::exact_cover(&file)?,
         Cmd::Placement(a) => {
             let (gap, ms, n) = placement::covers(&a)?;

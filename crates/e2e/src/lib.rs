@@ -16,10 +16,12 @@ pub fn docker_endpoint() -> String {
 /// The sample app image (built by scripts/build-images.sh).
 pub const SAMPLE_IMAGE: &str = "localhost/op-sample-app:latest";
 
-/// Where cargo put the workspace binaries (next to the test executable's `deps` folder).
+/// Where cargo put the workspace binaries: beside the running executable, or beside its
+/// `deps` folder for a test executable (so a release benchmark drives release binaries).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let parent = exe.parent().expect("executable's folder");
+    let dir = if parent.ends_with("deps") { parent.parent().expect("target dir") } else { parent };
     let p = dir.join(name);
     assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first", p.display());
     p
