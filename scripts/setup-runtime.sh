@@ -29,7 +29,9 @@ if ! curl -fsS --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1
   echo "==> starting the Podman API service on $SOCK"
   $SUDO mkdir -p "$(dirname "$SOCK")"
   $SUDO rm -f "$SOCK"
-  nohup $SUDO podman system service --time=0 "unix://$SOCK" >/tmp/podman-service.log 2>&1 &
+  # From /, so the service (and the conmon processes it starts) never sits in a folder that may
+  # be deleted later, such as a CI checkout.
+  (cd / && exec nohup $SUDO podman system service --time=0 "unix://$SOCK" </dev/null >/tmp/podman-service.log 2>&1) &
   for _ in $(seq 1 100); do
     curl -fsS --max-time 1 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break
     sleep 0.1

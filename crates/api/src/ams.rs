@@ -645,11 +645,17 @@ fn indexed_ready(s: &AppState, app: Uid) -> Vec<Uid> {
     v
 }
 
-/// Where an instance is reached: one interface per observed endpoint (an instance without
-/// one gets an interface with no address, as the spec wants at least one).
+/// Where an instance is reached: one interface per endpoint, those other instances reach
+/// (its container's network address) first, then its published ones (an instance without any
+/// gets an interface with no address, as the spec wants at least one).
 fn comm_links(i: &AppInstance) -> Vec<CommunicationInterface> {
-    let v: Vec<CommunicationInterface> =
-        i.observed.endpoints.iter().map(|e| CommunicationInterface { ip_addresses: vec![IpAddress { host: e.host.clone(), port: e.port }] }).collect();
+    let v: Vec<CommunicationInterface> = i
+        .observed
+        .internal_endpoints
+        .iter()
+        .chain(&i.observed.endpoints)
+        .map(|e| CommunicationInterface { ip_addresses: vec![IpAddress { host: e.host.clone(), port: e.port }] })
+        .collect();
     if v.is_empty() {
         vec![CommunicationInterface::default()]
     } else {

@@ -384,7 +384,14 @@ async fn subscriptions_and_notifications() -> Result<()> {
     assert_eq!(n["_links"]["subscription"]["href"], adj_href.as_str(), "{n}");
     let listed = n["adjacentAppInfo"].as_array().context("list")?;
     assert_eq!(listed.len(), 1, "only the other instance: {n}");
-    assert_eq!(listed[0]["commInterface"][0]["ipAddresses"][0], json!({"host": host, "port": port}), "{n}");
+    // Where other instances reach it (its container's address, the app's port) first, then
+    // its published endpoint.
+    let published = json!({"host": host, "port": port});
+    let links = |v: &serde_json::Value| v.as_array().into_iter().flatten().map(|c| c["ipAddresses"][0].clone()).collect::<Vec<_>>();
+    let got = links(&listed[0]["commInterface"]);
+    assert_eq!(got.len(), 2, "{n}");
+    assert_eq!((got[0]["port"].as_u64(), got[0]["host"] != "127.0.0.1"), (Some(8080), true), "{n}");
+    assert_eq!(got[1], published, "{n}");
     assert!(n["timeStamp"]["seconds"].as_u64().is_some(), "{n}");
 
     // ...and the query lists it, by zone, never by cloudlet.
@@ -394,7 +401,7 @@ async fn subscriptions_and_notifications() -> Result<()> {
     assert_eq!(l.len(), 1, "{adjacent}");
     assert_eq!(l[0]["appInstanceId"], i2.as_str());
     assert_eq!(l[0]["appDId"], app.as_str());
-    assert_eq!(l[0]["appInstanceCommLink"][0]["ipAddresses"][0], json!({"host": host, "port": port}));
+    assert_eq!(links(&l[0]["appInstanceCommLink"]), got);
     assert_eq!(l[0]["mecHostInformation"]["hostId"]["edgeCloudZoneId"], zone.as_str(), "{adjacent}");
     assert_eq!(l[0]["mecHostInformation"]["hostName"], "local");
     assert!(!adjacent.to_string().contains("local-docker"), "the cloudlet is never named: {adjacent}");
