@@ -160,6 +160,20 @@ async fn stateful_app_moves_its_state_with_prior_notice() -> anyhow::Result<()> 
     assert!(r["observed"]["timeline"].to_string().contains("APP_MOBILITY_NOT_ALLOWED"), "{r}");
     assert_eq!(count(&stubborn.endpoint.host, stubborn.endpoint.port).await?, 2, "still served where it was");
 
+    // The device gets a new address: the app serving it is told and keeps its count under it.
+    let r = reqwest::Client::new().post(format!("{}/emulator/v1/devices/eve/ip", net.url)).json(&json!({"ipv4Address": "10.45.1.5"})).send().await?;
+    assert!(r.status().is_success());
+    let peek = format!("http://{new_host}:{new_port}/peek?device=10.45.1.5");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v: Value = reqwest::get(&peek).await?.json().await.unwrap_or_default();
+        if v["count"] == 4 {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the count did not follow the new address: {v}\n{}", p.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // opctl shows the timeline.
     let id = relocations(&dev, &app).await?.pop().and_then(|r| r["metadata"]["uid"].as_str().map(str::to_string)).unwrap_or_default();
     let out = p.opctl_as(&dev, &["relocation", "get", &id])?;

@@ -196,6 +196,13 @@ impl App {
                 log("test notification received");
                 Response::new("204 No Content", "")
             }
+            Ok(Notification::Readdressed { old, new }) => {
+                if self.table.rename(&old, &new) {
+                    self.registrar.mark_dirty();
+                    log(&format!("{old} is now {new}"));
+                }
+                Response::new("204 No Content", "")
+            }
             Ok(Notification::Other(kind)) => {
                 log(&format!("{kind} ignored"));
                 Response::new("204 No Content", "")

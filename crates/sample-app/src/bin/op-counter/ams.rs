@@ -68,6 +68,13 @@ pub enum Notification {
     Test,
     /// Another notification type, ignored.
     Other(String),
+    /// The platform's `UeIpChangeNotification`: a device got a new address.
+    Readdressed {
+        /// Its address as known here.
+        old: String,
+        /// Its new address.
+        new: String,
+    },
     /// A `MobilityProcedureNotification`.
     Mobility {
         /// The devices concerned (normalized addresses); associate ids of other kinds are left out.
@@ -112,6 +119,12 @@ pub fn parse_notification(body: &[u8]) -> Result<Notification, String> {
     let kind = v.get("notificationType").and_then(Value::as_str).ok_or("no notificationType")?;
     match kind {
         "TestNotification" => return Ok(Notification::Test),
+        "UeIpChangeNotification" => {
+            let address = |v: Option<&Value>| v.and_then(|a| a.get("value")).and_then(Value::as_str).and_then(normalize_device);
+            let old = address(v.get("associateId").and_then(|a| a.get(0))).ok_or("associateId: no device address")?;
+            let new = address(v.get("newAssociateId")).ok_or("newAssociateId: no device address")?;
+            return Ok(Notification::Readdressed { old, new });
+        }
         "MobilityProcedureNotification" => {}
         other => return Ok(Notification::Other(other.to_string())),
     }
@@ -270,6 +283,12 @@ mod tests {
         let Ok(Notification::Mobility { devices, .. }) = parse(&v) else { panic!() };
         assert_eq!(devices, vec!["10.0.0.1".to_string()]);
         assert_eq!(parse(&json!({"notificationType": "TestNotification"})), Ok(Notification::Test));
+        assert_eq!(
+            parse(&json!({"notificationType": "UeIpChangeNotification", "associateId": [{"type": "UE_IPv4_ADDRESS", "value": "10.45.0.5"}],
+                "newAssociateId": {"type": "UE_IPv4_ADDRESS", "value": "10.45.1.5"}})),
+            Ok(Notification::Readdressed { old: "10.45.0.5".into(), new: "10.45.1.5".into() })
+        );
+        assert!(parse(&json!({"notificationType": "UeIpChangeNotification", "associateId": []})).is_err());
         assert_eq!(
             parse(&json!({"notificationType": "AdjacentAppInfoNotification"})),
             Ok(Notification::Other("AdjacentAppInfoNotification".into()))

@@ -150,6 +150,22 @@ impl Table {
         }
     }
 
+    /// The device now known by address `new` (its address changed): its entry moves there,
+    /// unless `new` is already served. `true` when it moved.
+    pub fn rename(&self, old: &str, new: &str) -> bool {
+        let mut slots = lock(&self.slots);
+        if slots.contains_key(new) {
+            return false;
+        }
+        match slots.remove(old) {
+            Some(s) => {
+                slots.insert(new.to_string(), s);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// What the registration lists: every device served.
     pub fn registration(&self) -> Vec<DeviceReg> {
         lock(&self.slots)
@@ -195,6 +211,20 @@ mod tests {
             Action::TakeBack { from: "http://b:1".into() }
         );
         assert_eq!(plan(Failed, &Mode::Local, &b, true), Action::Nothing);
+    }
+
+    #[test]
+    fn a_new_address_keeps_the_count() {
+        let t = Table::default();
+        let (a, _) = t.entry("10.0.0.1");
+        lock(&a).count = 7;
+        assert!(t.rename("10.0.0.1", "10.0.1.1"));
+        assert!(t.get("10.0.0.1").is_none());
+        assert_eq!(lock(&t.get("10.0.1.1").unwrap()).count, 7);
+        assert!(!t.rename("10.0.0.1", "10.0.2.1"), "no longer known by the old address");
+        t.entry("10.0.3.1");
+        assert!(!t.rename("10.0.1.1", "10.0.3.1"), "the new address is another device's");
+        assert_eq!(t.registration().len(), 2);
     }
 
     #[test]
