@@ -452,13 +452,29 @@ pub(crate) fn platform_instance_name(app: &Name, tag: &str, uid: Uid) -> Result<
 /// stores it; the instance controller does the rest. The one way instances are created, by a
 /// developer's request or by the UNI for a dynamically instantiated app.
 pub(crate) async fn create_instance(s: &AppState, app: &App, zone: &Object<ZoneSpec>, name: Name, by: &str) -> Result<AppInstance, ApiError> {
+    create_instance_labelled(s, app, zone, name, by, Default::default()).await
+}
+
+/// [`create_instance`] with labels on the instance (e.g. the federated instance it realises).
+pub(crate) async fn create_instance_labelled(
+    s: &AppState,
+    app: &App,
+    zone: &Object<ZoneSpec>,
+    name: Name,
+    by: &str,
+    labels: std::collections::BTreeMap<String, String>,
+) -> Result<AppInstance, ApiError> {
     let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
     zone_allowed(app, zone)?;
+    if let Some(fz) = &zone.spec.federated {
+        return crate::ewbi::peer::admit_federated(s, app, zone, fz, name, by).await;
+    }
     let _admission = s.admission.lock().await;
     let Admitted { cloudlet, flavor, note } = admit(s, app, zone).await?;
     check_image(s, app, &cloudlet).await?;
-    let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor };
+    let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor, federated: None };
     let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);
+    inst.metadata.labels = labels;
     inst.observed.placement = Some(note);
     s.repo.create(&mut inst).await?;
     tracing::info!(instance = %inst.metadata.uid, cloudlet = %inst.spec.cloudlet, by, "instance accepted");

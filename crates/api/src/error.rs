@@ -67,6 +67,11 @@ impl ApiError {
         ApiError::Invalid(FieldError::new(field, message))
     }
 
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),

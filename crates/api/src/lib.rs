@@ -6,6 +6,7 @@ pub mod ams;
 pub mod auth;
 pub mod camara;
 pub mod error;
+pub mod ewbi;
 pub mod infra;
 pub mod json;
 pub mod metrics;
@@ -70,6 +71,9 @@ impl Modify for BearerAuth {
         ams::list_registrations, ams::create_registration, ams::get_registration, ams::put_registration, ams::delete_registration,
         ams::deregister_task, ams::list_subscriptions, ams::create_subscription, ams::get_subscription, ams::put_subscription,
         ams::delete_subscription, ams::adjacent_app_instances,
+        ewbi::operator::create_partner, ewbi::operator::list_partners, ewbi::operator::get_partner, ewbi::operator::delete_partner,
+        ewbi::operator::list_contexts, ewbi::operator::create_peer, ewbi::operator::list_peers, ewbi::operator::get_peer,
+        ewbi::operator::delete_peer, ewbi::operator::usage,
     )
 )]
 pub struct ApiDoc;
@@ -163,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         .route("/optimal-edge-discovery/v0.1/regions", get(uni::regions))
         .route("/application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints", axum::routing::post(uni::optimal_app_endpoints))
         .merge(ams_routes())
+        .merge(ewbi::operator::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(RequestBodyLimitLayer::new(json::MAX_BODY))

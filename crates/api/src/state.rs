@@ -56,4 +56,6 @@ pub struct Shared {
     pub instance_secret: Vec<u8>,
     /// Telemetry pushed to app providers' webhooks.
     pub telemetry: crate::telemetry::Deliveries,
+    /// The federation interface (EWBI): tokens, listener URL, ingress, outbox wake-ups.
+    pub ewbi: Arc<crate::ewbi::EwbiState>,
 }

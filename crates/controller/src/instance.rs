@@ -153,9 +153,13 @@ impl Reconciler for InstanceReconciler {
     }
 
     async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
-        let Some(mut inst) = self.repo.get::<_, _>(Kind::AppInstance, uid).await? else {
+        let Some(mut inst): Option<AppInstance> = self.repo.get::<_, _>(Kind::AppInstance, uid).await? else {
             return Ok(Action::AwaitChange);
         };
+        if inst.spec.federated.is_some() {
+            // It runs on a partner's zone: the federation's reconciler deploys it there.
+            return Ok(Action::AwaitChange);
+        }
         let inst_before: AppInstance = inst.clone();
         if inst.metadata.deletion_requested.is_some() {
             return self.delete(inst).await;

@@ -12,6 +12,10 @@
 //! | start, host port taken | 500 `cannot listen on the TCP port: listen tcp4 127.0.0.1:P: bind: address already in use` | 500 `... Bind for 127.0.0.1:P failed: port is already allocated` | [`DriverError::PortInUse`]`(P)` |
 //! | start, already running | 304 | 304 | `Ok(())` |
 //! | any call, no such container | 404 `no container with name or ID "x" found: no such container` | 404 `No such container: x` | [`DriverError::NotFound`] (`inspect`: `None`, `remove`: `Ok`) |
+//! | export, image missing | 404 `failed to find image x: x: image not known` | an error status (text varies by version) | [`DriverError::ImageNotFound`] (any other export error is followed by an inspect, and a missing image wins) |
+//! | load, archive unreadable | 500 `failed to load image: payload does not match any of the supported image formats: ...` | 500, or an `error` in the progress stream | [`DriverError::Runtime`] with the message |
+//! | load, success (`quiet`) | `{"stream":"Loaded image: a:1,b:2"}` (one message, refs joined by `,`; `sha256:<id>` for an untagged archive) | `{"stream":"Loaded image: a:1\n"}` per ref, `Loaded image ID: sha256:...` when untagged | the refs |
+//! | tag, source missing | 404 | 404 | [`DriverError::ImageNotFound`] |
 //! | limits, cgroup controller missing | error mentioning cgroups | warning `... Limitation discarded.` | [`DriverError::Runtime`] naming the cause; warnings are logged |
 //!
 //! Random host ports: a [`crate::PortSpec`] without a host port is bound with an empty
@@ -28,6 +32,7 @@ use bollard::container::{
     StartContainerOptions, StopContainerOptions,
 };
 use bollard::errors::Error as BollardError;
+use bollard::image::{ImportImageOptions, TagImageOptions};
 use bollard::models::{
     ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary, HostConfig, PortBinding, PortMap,
     RestartPolicy, RestartPolicyNameEnum,
@@ -366,6 +371,39 @@ fn cgroup_hint(message: &str) -> Option<String> {
     })
 }
 
+/// The references an answer to `POST /images/load` names, in order, without duplicates.
+/// Docker writes one line per image, `Loaded image: name:tag` or `Loaded image ID:
+/// sha256:...`; Podman 4.3 writes one message, `Loaded image: a:1,b:2` (all refs joined by
+/// commas, no newline), or `Loaded image: sha256:...` for an archive without tags.
+fn loaded_refs(messages: &str, refs: &mut Vec<String>) {
+    for line in messages.lines() {
+        let line = line.trim();
+        let Some(rest) = line.strip_prefix("Loaded image ID:").or_else(|| line.strip_prefix("Loaded image:")) else {
+            continue;
+        };
+        for r in rest.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            if !refs.iter().any(|x| x == r) {
+                refs.push(r.to_string());
+            }
+        }
+    }
+}
+
+/// `registry/repo:tag` split into the repository and tag the tag API takes (`latest` when
+/// none is given). A port in the registry part is not a tag; a digest cannot be a tag target.
+fn split_reference(target: &str) -> Result<(&str, &str), DriverError> {
+    let target = target.trim();
+    if target.is_empty() || target.contains('@') {
+        return Err(DriverError::Runtime(format!("'{target}' is not a valid tag target (repo[:tag])")));
+    }
+    let name_start = target.rfind('/').map_or(0, |i| i + 1);
+    match target[name_start..].rfind(':') {
+        Some(i) if !target[name_start + i + 1..].is_empty() => Ok((&target[..name_start + i], &target[name_start + i + 1..])),
+        Some(_) => Err(DriverError::Runtime(format!("'{target}' has an empty tag"))),
+        None => Ok((target, "latest")),
+    }
+}
+
 /// Podman answers a taken name with 500 instead of Docker's 409.
 fn name_in_use(message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
@@ -402,6 +440,83 @@ impl Driver for DockerDriver {
         match self.client().await?.inspect_image(image).await {
             Ok(_) => Ok(true),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(self.map(e)),
+        }
+    }
+
+    /// Streams `GET /images/{image}/get` into memory (sample images are a few MB). A 404,
+    /// Podman's `image not known`, or any other refusal for an image that inspect then does not
+    /// find, is [`DriverError::ImageNotFound`] (Docker versions word this differently).
+    async fn export_image(&self, image: &str) -> Result<Vec<u8>, DriverError> {
+        let docker = self.client().await?;
+        let mut stream = docker.export_image(image);
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => out.extend_from_slice(&bytes),
+                Err(BollardError::DockerResponseServerError { status_code, message })
+                    if status_code == 404 || image_missing(&message) =>
+                {
+                    return Err(DriverError::ImageNotFound(image.to_string()))
+                }
+                Err(e @ BollardError::DockerResponseServerError { .. }) => {
+                    if matches!(self.image_exists(image).await, Ok(false)) {
+                        return Err(DriverError::ImageNotFound(image.to_string()));
+                    }
+                    return Err(self.map(e));
+                }
+                Err(e) => return Err(self.map(e)),
+            }
+        }
+        if out.is_empty() {
+            return Err(DriverError::Runtime(format!("the runtime exported an empty archive for {image}")));
+        }
+        Ok(out)
+    }
+
+    /// `POST /images/load?quiet=1` with the archive as the body; the refs come from the
+    /// `Loaded image...` messages (see [`loaded_refs`] for both runtimes' forms). Errors the
+    /// runtime reports, as a status or inside the stream, are [`DriverError::Runtime`] with
+    /// its message; so is a success that names no image, since the caller could not use it.
+    async fn load_image(&self, tar: Vec<u8>) -> Result<Vec<String>, DriverError> {
+        let docker = self.client().await?;
+        let mut stream = docker.import_image(ImportImageOptions { quiet: true }, tar.into(), None);
+        let (mut refs, mut said) = (Vec::new(), Vec::new());
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(err) = info.error.or_else(|| info.error_detail.and_then(|d| d.message)) {
+                        return Err(DriverError::Runtime(format!("image load failed: {err}")));
+                    }
+                    if let Some(msg) = info.stream.or(info.status) {
+                        loaded_refs(&msg, &mut refs);
+                        said.push(msg.trim().to_string());
+                    }
+                }
+                Err(BollardError::DockerResponseServerError { status_code, message }) => {
+                    return Err(DriverError::Runtime(format!("image load failed ({status_code}): {message}")))
+                }
+                Err(e) => return Err(self.map(e)),
+            }
+        }
+        if refs.is_empty() {
+            return Err(DriverError::Runtime(format!("the runtime named no loaded image: {:?}", said.join(" | "))));
+        }
+        Ok(refs)
+    }
+
+    /// `POST /images/{source}/tag?repo=&tag=`. Runtimes accept the same tag twice, so this
+    /// is idempotent; a 404 is [`DriverError::ImageNotFound`] for `source`.
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), DriverError> {
+        let (repo, tag) = split_reference(target)?;
+        let docker = self.client().await?;
+        match docker.tag_image(source, Some(TagImageOptions { repo, tag })).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code, message })
+                if status_code == 404 || image_missing(&message) =>
+            {
+                Err(DriverError::ImageNotFound(source.to_string()))
+            }
             Err(e) => Err(self.map(e)),
         }
     }
@@ -602,6 +717,35 @@ mod tests {
         assert!(!name_in_use("listen tcp4 0.0.0.0:80: bind: address already in use"));
         assert!(image_missing("no such image: localhost/x:1: image not known"));
         assert!(image_missing("No such image: x:1"));
+    }
+
+    #[test]
+    fn loaded_image_messages() {
+        let mut refs = Vec::new();
+        // Podman 4.3, verbatim: one message, refs joined by commas, no newline.
+        loaded_refs("Loaded image: localhost/op-sample-app:latest,localhost/op-tmpcheck:a", &mut refs);
+        assert_eq!(refs, ["localhost/op-sample-app:latest", "localhost/op-tmpcheck:a"]);
+        refs.clear();
+        loaded_refs("Loaded image: sha256:0ceaa381b87165861b49091920f0bfc6131e31b4dc59c093cbf8fddf95114ee5", &mut refs);
+        assert_eq!(refs, ["sha256:0ceaa381b87165861b49091920f0bfc6131e31b4dc59c093cbf8fddf95114ee5"]);
+        // Docker: one line per ref, possibly several per message; the ID form when untagged.
+        refs.clear();
+        loaded_refs("Loaded image: busybox:latest\nLoaded image: busybox:1\n", &mut refs);
+        loaded_refs("Loaded image ID: sha256:abc\n", &mut refs);
+        loaded_refs("Loaded image: busybox:1\n", &mut refs);
+        loaded_refs("Loading layer  1.2MB/1.2MB\n", &mut refs);
+        assert_eq!(refs, ["busybox:latest", "busybox:1", "sha256:abc"]);
+    }
+
+    #[test]
+    fn tag_targets() {
+        assert_eq!(split_reference("localhost/a/b:1").unwrap(), ("localhost/a/b", "1"));
+        assert_eq!(split_reference("localhost:5000/a").unwrap(), ("localhost:5000/a", "latest"));
+        assert_eq!(split_reference("localhost:5000/a:v2").unwrap(), ("localhost:5000/a", "v2"));
+        assert_eq!(split_reference("a").unwrap(), ("a", "latest"));
+        assert!(split_reference("a:").is_err());
+        assert!(split_reference("a@sha256:abc").is_err());
+        assert!(split_reference(" ").is_err());
     }
 
     #[test]

@@ -166,6 +166,21 @@ pub trait Driver: Send + Sync + 'static {
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, DriverError>;
     /// The last `tail` lines of a container's stdout and stderr.
     async fn logs(&self, id: &str, tail: usize) -> Result<String, DriverError>;
+    /// The image as a `docker save` archive (a tar with `manifest.json`, the config and the
+    /// layers), so a federation partner can load it into its own runtime: partners cannot pull
+    /// from the originating platform's cloudlets, and images may never have been in a registry.
+    /// An image the cloudlet does not have is [`DriverError::ImageNotFound`].
+    async fn export_image(&self, image: &str) -> Result<Vec<u8>, DriverError>;
+    /// Loads an archive made by [`Driver::export_image`] (or `docker save`) into the runtime,
+    /// returning the references the runtime reports as loaded (`name:tag`, or `sha256:...` for
+    /// an image saved without a tag), so the caller learns which names it can now run or tag.
+    /// An archive the runtime cannot read is [`DriverError::Runtime`] with the runtime's message.
+    async fn load_image(&self, tar: Vec<u8>) -> Result<Vec<String>, DriverError>;
+    /// Gives the image `source` the extra reference `target` (`repo[:tag]`, tag `latest` when
+    /// omitted), so a loaded image can run under the name the local platform gives it.
+    /// Tagging again with the same target is not an error. A missing `source` is
+    /// [`DriverError::ImageNotFound`].
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), DriverError>;
     /// Whether a published endpoint accepts connections (the app is up). The default connects
     /// over TCP; drivers that start nothing real answer from their model.
     async fn reachable(&self, host: &str, port: u16) -> bool {

@@ -5,8 +5,15 @@
 //!
 //! Endpoint: `sim://NAME[?startMs=N&failEvery=K]`: starts take N ms; every K-th create fails
 //! with a retryable runtime error.
+//!
+//! Images: a sim cloudlet has every image ([`Driver::image_exists`] is always true), so apps
+//! can be deployed on it without building anything. Image moves for federation are modelled:
+//! an export is a small JSON manifest naming the image, a load accepts that or a real
+//! `docker save` archive and reports its names, and loaded or tagged names are recorded
+//! ([`SimDriver::images`]).
 
 use std::collections::{BTreeMap, HashMap};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -32,6 +39,58 @@ pub struct SimDriver {
     creates: AtomicU64,
     next_port: AtomicU64,
     containers: Mutex<HashMap<String, SimContainer>>,
+    images: Mutex<Vec<String>>,
+}
+
+/// What a sim export contains: enough for a load on another cloudlet to know the names.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SimArchive {
+    format: String,
+    repo_tags: Vec<String>,
+}
+
+/// The `format` of a [`SimArchive`].
+const SIM_ARCHIVE_FORMAT: &str = "op-sim-image/v1";
+
+/// One entry of a `docker save` archive's `manifest.json`.
+#[derive(Debug, Deserialize)]
+struct SaveManifestEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+}
+
+/// The refs a `docker save` archive carries, as a runtime would report them on load: its
+/// `RepoTags`, or `sha256:<config digest>` for an entry without tags. `None` when `tar` is
+/// not a tar archive with a readable `manifest.json`.
+fn docker_archive_refs(tar: &[u8]) -> Option<Vec<String>> {
+    let mut at = 0usize;
+    while at + 512 <= tar.len() {
+        let header = &tar[at..at + 512];
+        if header.iter().all(|b| *b == 0) {
+            return None;
+        }
+        let name_end = header[..100].iter().position(|b| *b == 0).unwrap_or(100);
+        let name = std::str::from_utf8(&header[..name_end]).ok()?;
+        let size_field = std::str::from_utf8(&header[124..136]).ok()?;
+        let size = usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8).ok()?;
+        let data = tar.get(at + 512..at + 512 + size)?;
+        if name.trim_start_matches("./") == "manifest.json" {
+            let entries: Vec<SaveManifestEntry> = serde_json::from_slice(data).ok()?;
+            let refs: Vec<String> = entries
+                .into_iter()
+                .flat_map(|e| match e.repo_tags.filter(|t| !t.is_empty()) {
+                    Some(tags) => tags,
+                    None => vec![format!("sha256:{}", e.config.trim_end_matches(".json").trim_start_matches("blobs/sha256/"))],
+                })
+                .collect();
+            return (!refs.is_empty()).then_some(refs);
+        }
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    None
 }
 
 impl SimDriver {
@@ -58,7 +117,21 @@ impl SimDriver {
             creates: AtomicU64::new(0),
             next_port: AtomicU64::new(20_000),
             containers: Mutex::new(HashMap::new()),
+            images: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The image names loaded or tagged on this cloudlet, in the order they arrived, so tests
+    /// can see that federation moved an image here (every name counts as present anyway).
+    pub fn images(&self) -> Vec<String> {
+        self.images.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn record_image(&self, name: &str) {
+        let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
+        if !images.iter().any(|i| i == name) {
+            images.push(name.to_string());
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SimContainer>> {
@@ -88,8 +161,55 @@ impl Driver for SimDriver {
         Ok(())
     }
 
+    /// Every image is present on a sim cloudlet.
     async fn image_exists(&self, _image: &str) -> Result<bool, DriverError> {
         Ok(true)
+    }
+
+    /// A JSON manifest naming `image`, the same bytes for the same name. Every image is
+    /// present, so only an empty name is [`DriverError::ImageNotFound`].
+    async fn export_image(&self, image: &str) -> Result<Vec<u8>, DriverError> {
+        let image = image.trim();
+        if image.is_empty() {
+            return Err(DriverError::ImageNotFound(String::new()));
+        }
+        let archive = SimArchive { format: SIM_ARCHIVE_FORMAT.into(), repo_tags: vec![image.to_string()] };
+        serde_json::to_vec(&archive).map_err(|e| DriverError::Runtime(format!("sim export: {e}")))
+    }
+
+    /// Accepts a sim export or a real `docker save` archive (so a Docker cloudlet's export can
+    /// land on a sim one), records and returns its names. Anything else is
+    /// [`DriverError::Runtime`], as a runtime refuses an archive it cannot read.
+    async fn load_image(&self, tar: Vec<u8>) -> Result<Vec<String>, DriverError> {
+        let refs = match serde_json::from_slice::<SimArchive>(&tar) {
+            Ok(a) if a.format == SIM_ARCHIVE_FORMAT && !a.repo_tags.is_empty() => a.repo_tags,
+            _ => docker_archive_refs(&tar).ok_or_else(|| {
+                DriverError::Runtime("sim load: payload is neither a sim export nor a docker-archive with a manifest.json".into())
+            })?,
+        };
+        for r in &refs {
+            self.record_image(r);
+        }
+        Ok(refs)
+    }
+
+    /// Records `target` (tag `latest` when omitted). Every source is present; an empty name
+    /// or a digest target is refused like a runtime would.
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), DriverError> {
+        if source.trim().is_empty() {
+            return Err(DriverError::ImageNotFound(String::new()));
+        }
+        let target = target.trim();
+        let name_start = target.rfind('/').map_or(0, |i| i + 1);
+        if target.is_empty() || target.contains('@') || target.ends_with(':') {
+            return Err(DriverError::Runtime(format!("'{target}' is not a valid tag target (repo[:tag])")));
+        }
+        if target[name_start..].contains(':') {
+            self.record_image(target);
+        } else {
+            self.record_image(&format!("{target}:latest"));
+        }
+        Ok(())
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, DriverError> {
@@ -206,6 +326,59 @@ mod tests {
         d.remove("c1").await.unwrap();
         d.remove("c1").await.unwrap();
         assert!(d.inspect(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn images_move_between_sim_cloudlets() {
+        let origin = SimDriver::from_endpoint("sim://origin").unwrap();
+        let partner = SimDriver::from_endpoint("sim://partner").unwrap();
+        let archive = origin.export_image("localhost/app:1").await.unwrap();
+        assert_eq!(archive, origin.export_image("localhost/app:1").await.unwrap(), "deterministic");
+        assert_ne!(archive, origin.export_image("localhost/app:2").await.unwrap());
+        assert!(matches!(origin.export_image(" ").await, Err(DriverError::ImageNotFound(_))));
+        assert!(partner.images().is_empty());
+        assert_eq!(partner.load_image(archive.clone()).await.unwrap(), ["localhost/app:1"]);
+        assert_eq!(partner.load_image(archive).await.unwrap(), ["localhost/app:1"]);
+        assert!(partner.image_exists("localhost/app:1").await.unwrap());
+        partner.tag_image("localhost/app:1", "localhost/fed/x:1").await.unwrap();
+        partner.tag_image("localhost/app:1", "localhost/fed/x:1").await.unwrap();
+        partner.tag_image("localhost/app:1", "localhost:5000/fed/y").await.unwrap();
+        assert_eq!(partner.images(), ["localhost/app:1", "localhost/fed/x:1", "localhost:5000/fed/y:latest"]);
+        assert!(partner.image_exists("localhost/fed/x:1").await.unwrap());
+        assert!(matches!(partner.tag_image("a", "b@sha256:00").await, Err(DriverError::Runtime(_))));
+        assert!(matches!(partner.tag_image("a", "").await, Err(DriverError::Runtime(_))));
+        let e = partner.load_image(b"garbage".to_vec()).await.unwrap_err();
+        assert!(matches!(e, DriverError::Runtime(_)), "{e:?}");
+        assert!(matches!(partner.load_image(vec![0; 1024]).await, Err(DriverError::Runtime(_))));
+        assert!(matches!(partner.load_image(Vec::new()).await, Err(DriverError::Runtime(_))));
+        assert_eq!(partner.images().len(), 3, "failed loads record nothing");
+    }
+
+    /// A minimal tar: one entry per (name, data), then the two zero blocks.
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data) in entries {
+            let mut h = [0u8; 512];
+            h[..name.len()].copy_from_slice(name.as_bytes());
+            h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+            out.extend_from_slice(&h);
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.resize(out.len() + 1024, 0);
+        out
+    }
+
+    #[tokio::test]
+    async fn sim_loads_docker_save_archives() {
+        let d = SimDriver::from_endpoint("sim://p").unwrap();
+        let manifest = br#"[{"Config":"0cea.json","RepoTags":["localhost/a:1","localhost/b:2"],"Layers":["c399.tar"]}]"#;
+        let tar = tar_of(&[("c399.tar", &[7u8; 700]), ("0cea.json", b"{}"), ("manifest.json", manifest)]);
+        assert_eq!(d.load_image(tar).await.unwrap(), ["localhost/a:1", "localhost/b:2"]);
+        let untagged = tar_of(&[("manifest.json", br#"[{"Config":"0cea.json","RepoTags":null,"Layers":[]}]"#)]);
+        assert_eq!(d.load_image(untagged).await.unwrap(), ["sha256:0cea"]);
+        let no_manifest = tar_of(&[("c399.tar", &[7u8; 10])]);
+        assert!(matches!(d.load_image(no_manifest).await, Err(DriverError::Runtime(_))));
     }
 
     #[tokio::test]

@@ -571,6 +571,7 @@ fn zone_spec(_: &str, a: ZoneArgs) -> Result<ZoneSpec> {
         location: GeoPoint { latitude: a.lat, longitude: a.lon },
         service_area: ServiceArea { cells: a.cells, polygon },
         dnai: a.dnai,
+        federated: None,
     })
 }
 

@@ -66,6 +66,36 @@ pub fn prepare_dir(dir: &Path) -> anyhow::Result<Boot> {
     Ok(Boot { jwt_secret: jwt.into_bytes(), platform_id, admin_credential_path: cred, admin_password, service_secret: service_secret.into_bytes() })
 }
 
+/// The EWBI's TLS settings: the given certificate and key, else a certificate made on first
+/// start for `localhost` and `127.0.0.1`, signed by a CA of this platform's own
+/// (`ewbi-ca.pem`, the file to give partners; its key stays in `ewbi-ca.key`, mode 0600).
+pub fn ewbi_tls(dir: &Path, cert: &Option<PathBuf>, key: &Option<PathBuf>, client_ca: Option<PathBuf>, require: bool) -> anyhow::Result<op_api::ewbi::tls::TlsSettings> {
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => {
+            let (c, k) = (dir.join("ewbi-cert.pem"), dir.join("ewbi-key.pem"));
+            if !c.exists() || !k.exists() {
+                let ca_key = rcgen::KeyPair::generate()?;
+                let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+                ca.distinguished_name.push(rcgen::DnType::CommonName, "Operator Platform EWBI CA");
+                ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+                ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+                let ca_cert = ca.self_signed(&ca_key)?;
+                let leaf_key = rcgen::KeyPair::generate()?;
+                let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+                leaf.distinguished_name.push(rcgen::DnType::CommonName, "Operator Platform EWBI");
+                let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key)?;
+                fs::write(dir.join("ewbi-ca.pem"), ca_cert.pem())?;
+                secret_file(&dir.join("ewbi-ca.key"), || ca_key.serialize_pem())?;
+                secret_file(&k, || leaf_key.serialize_pem())?;
+                fs::write(&c, leaf_cert.pem())?;
+            }
+            (c, k)
+        }
+    };
+    Ok(op_api::ewbi::tls::TlsSettings { cert_pem_path: cert, key_pem_path: key, client_ca_pem_path: client_ca, require_client_cert: require })
+}
+
 /// The UNI session signing key, created (mode 0600) on first start.
 pub fn session_signer(dir: &Path) -> anyhow::Result<op_uni::token::SessionSigner> {
     let path = dir.join("uni-signing.pem");
@@ -121,6 +151,7 @@ pub async fn ensure_default_site(repo: &Repo, docker_endpoint: &str) -> anyhow::
         location: here,
         service_area: ServiceArea { cells: vec!["cell-0001".into()], polygon: vec![] },
         dnai: None,
+        federated: None,
     };
     create_once(repo, ready(Object::new(Kind::Zone, None, name("local")?, zone))).await?;
     let flavors = [("small", 1, 256), ("medium", 2, 1024), ("large", 4, 4096)];

@@ -115,6 +115,36 @@ struct ServeArgs {
     /// UNI requests per second allowed in all (burst twice that).
     #[arg(long, default_value_t = 50_000.0)]
     uni_rps: f64,
+    /// Address of the federation interface (GSMA EWBI, HTTPS only); none when absent.
+    #[arg(long, env = "OPD_EWBI_LISTEN")]
+    ewbi_listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM) of the EWBI; default one made on first start, signed by a
+    /// CA of its own (`ewbi-ca.pem` in the data directory: give it to partners).
+    #[arg(long, env = "OPD_EWBI_CERT", requires = "ewbi_key")]
+    ewbi_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the EWBI.
+    #[arg(long, env = "OPD_EWBI_KEY", requires = "ewbi_cert")]
+    ewbi_key: Option<PathBuf>,
+    /// CA (PEM) of partners' client certificates: enables mutual TLS on the EWBI.
+    #[arg(long, env = "OPD_EWBI_CLIENT_CA")]
+    ewbi_client_ca: Option<PathBuf>,
+    /// Refuse EWBI connections without a client certificate from `--ewbi-client-ca`.
+    #[arg(long, requires = "ewbi_client_ca")]
+    ewbi_require_client_cert: bool,
+    /// URL at which partners reach the EWBI (callbacks, `Location`); default `https://<ewbi-listen>`.
+    #[arg(long, env = "OPD_EWBI_PUBLIC_URL")]
+    ewbi_public_url: Option<String>,
+    /// Host partners' devices reach federated instances on (the zone ingress), and where its
+    /// relays listen.
+    #[arg(long, env = "OPD_EWBI_INGRESS_HOST", default_value = "127.0.0.1")]
+    ewbi_ingress_host: String,
+    /// This operator's federation id (`origOPFederationId` / `partnerOPFederationId`); default
+    /// the provider name.
+    #[arg(long, env = "OPD_FEDERATION_ID")]
+    federation_id: Option<String>,
+    /// This operator's country (ISO 3166-1 alpha-2), told to partners.
+    #[arg(long, env = "OPD_COUNTRY_CODE", default_value = "FR")]
+    country_code: String,
 }
 
 fn init_logs(format: &str) {
@@ -202,6 +232,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         telemetry: Default::default(),
         instance_secret: boot.service_secret.clone(),
         mobility: Default::default(),
+        ewbi: Arc::new(ewbi_state(&args, &boot)?),
     });
 
     match op_api::mobility::recover(&state).await {
@@ -228,7 +259,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(l, r).await });
         platform_url = Some(url);
     }
+    if let Some(addr) = args.ewbi_listen {
+        let settings = bootstrap::ewbi_tls(&args.data_dir, &args.ewbi_cert, &args.ewbi_key, args.ewbi_client_ca.clone(), args.ewbi_require_client_cert)?;
+        let config = op_api::ewbi::tls::server_config(&settings).map_err(|e| anyhow::anyhow!("EWBI TLS: {e}"))?;
+        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the EWBI on {addr}"))?;
+        info!(%addr, url = %state.ewbi.public_url, "federation interface (EWBI) listening");
+        println!("opd EWBI: {}", state.ewbi.public_url);
+        tokio::spawn(op_api::ewbi::tls::serve(l, config, op_api::ewbi::router(state.clone()), shutdown()));
+    }
     if !args.no_controllers {
+        let clients = op_api::ewbi::peer::Clients::default();
+        tokio::spawn(Runner::new(op_api::ewbi::peer::PeerReconciler::new(state.clone(), clients.clone()), repo.clone(), metrics.clone(), 2).run());
+        tokio::spawn(Runner::new(op_api::ewbi::peer::RemoteInstanceReconciler::new(state.clone(), clients), repo.clone(), metrics.clone(), 4).run());
+        tokio::spawn(Runner::new(op_api::ewbi::notify::InstanceNotifier::new(state.clone()), repo.clone(), metrics.clone(), 4).run());
+        tokio::spawn(op_api::ewbi::notify::deliver(state.clone()));
         let mut platform_env: std::collections::BTreeMap<String, String> =
             [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
         if let Some(url) = &platform_url {
@@ -253,6 +297,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("admin credential: {}", boot.admin_credential_path.display());
     axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
     Ok(())
+}
+
+/// The federation interface's shared state: its token key and id key derived from the
+/// platform's secrets (so NBI and EWBI tokens are never interchangeable), its public URL and
+/// the ingress.
+fn ewbi_state(args: &ServeArgs, boot: &bootstrap::Boot) -> anyhow::Result<op_api::ewbi::EwbiState> {
+    let token_key = op_types::secret::derive_hex_str(&boot.jwt_secret, "ewbi-token-key/", "");
+    let public_url = match (&args.ewbi_public_url, args.ewbi_listen) {
+        (Some(u), _) => u.trim_end_matches('/').to_string(),
+        (None, Some(a)) => format!("https://{a}"),
+        (None, None) => "https://localhost".to_string(),
+    };
+    if !public_url.starts_with("https://") {
+        anyhow::bail!("--ewbi-public-url must be an https:// URL: partners reach the EWBI over TLS only");
+    }
+    Ok(op_api::ewbi::EwbiState {
+        tokens: op_api::ewbi::oauth::EwbiTokens::new(token_key.into_bytes(), public_url.clone(), std::time::Duration::from_secs(3600)),
+        public_url,
+        files_dir: args.data_dir.join("ewbi-files"),
+        ingress_host: args.ewbi_ingress_host.clone(),
+        secret: op_types::secret::derive_hex_str(&boot.service_secret, "ewbi-ids/", "").into_bytes(),
+        federation_id: args.federation_id.clone().unwrap_or_else(|| args.provider.clone()),
+        country_code: args.country_code.clone(),
+        ingress: op_api::ewbi::ingress::Ingress::new(&args.ewbi_ingress_host),
+        wake: tokio::sync::Notify::new(),
+    })
 }
 
 /// The listener app instances call the platform on, and its URL: `--apps-listen` when given

@@ -7,6 +7,7 @@
 //! on one vocabulary.
 
 pub mod ams;
+pub mod ewbi;
 pub mod ids;
 pub mod meta;
 pub mod mobility;

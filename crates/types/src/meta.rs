@@ -26,11 +26,31 @@ pub enum Kind {
     Relocation,
     AmsRegistration,
     AmsSubscription,
+    /// An operator allowed to call our EWBI (partner role).
+    FederationPartner,
+    /// A federation context a partner created on our EWBI.
+    Federation,
+    /// A partner whose EWBI we call (originating role).
+    FederationPeer,
+    /// A file a partner uploaded.
+    EwbiFile,
+    /// An artefact a partner uploaded.
+    EwbiArtefact,
+    /// An app a partner onboarded.
+    EwbiApp,
+    /// An instance a partner installed.
+    EwbiInstance,
+    /// A resource pool a partner reserved.
+    EwbiPool,
+    /// One usage event recorded for settlement.
+    UsageLedger,
+    /// A callback to a partner, kept until it is delivered.
+    EwbiOutbox,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 23] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -44,6 +64,16 @@ impl Kind {
         Kind::Relocation,
         Kind::AmsRegistration,
         Kind::AmsSubscription,
+        Kind::FederationPartner,
+        Kind::Federation,
+        Kind::FederationPeer,
+        Kind::EwbiFile,
+        Kind::EwbiArtefact,
+        Kind::EwbiApp,
+        Kind::EwbiInstance,
+        Kind::EwbiPool,
+        Kind::UsageLedger,
+        Kind::EwbiOutbox,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -62,6 +92,16 @@ impl Kind {
             Kind::Relocation => "relocations",
             Kind::AmsRegistration => "amsregistrations",
             Kind::AmsSubscription => "amssubscriptions",
+            Kind::FederationPartner => "federationpartners",
+            Kind::Federation => "federations",
+            Kind::FederationPeer => "federationpeers",
+            Kind::EwbiFile => "ewbifiles",
+            Kind::EwbiArtefact => "ewbiartefacts",
+            Kind::EwbiApp => "ewbiapps",
+            Kind::EwbiInstance => "ewbiinstances",
+            Kind::EwbiPool => "ewbipools",
+            Kind::UsageLedger => "usageledger",
+            Kind::EwbiOutbox => "ewbioutbox",
         }
     }
 

@@ -22,6 +22,15 @@ pub fn derive_hex(secret: &[u8], label: &str, uid: Uid) -> String {
     mac(secret, label, uid).finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// HMAC-SHA256 of `label` then `data` under `secret`, in lower-case hex: for credentials
+/// keyed by something other than a uid (e.g. a roaming device's token in one federation).
+pub fn derive_hex_str(secret: &[u8], label: &str, data: &str) -> String {
+    let mut m = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| HmacSha256::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable!()));
+    m.update(label.as_bytes());
+    m.update(data.as_bytes());
+    m.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 const INSTANCE_LABEL: &str = "op-instance-token/";
 const INSTANCE_PREFIX: &str = "opi.";
 

@@ -93,6 +93,10 @@ pub struct ZoneSpec {
     /// network's traffic steering and path analytics name it by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dnai: Option<String>,
+    /// Set on a partner operator's zone: instances deployed here run on the partner's edge,
+    /// through federation. Only the platform makes such zones (from a federation peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated: Option<crate::ewbi::objects::FederatedZone>,
 }
 
 impl Validate for ZoneSpec {
@@ -101,6 +105,10 @@ impl Validate for ZoneSpec {
         if let Some(d) = &self.dnai {
             ensure(!d.is_empty(), "dnai", "must not be empty")?;
             max_len(d, 64, "dnai")?;
+        }
+        if self.federated.is_some() && self.service_area == ServiceArea::default() {
+            // A partner tells where its zone is, not which cells it serves.
+            return Ok(());
         }
         self.service_area.validate().map_err(|e| e.under("serviceArea"))
     }
@@ -1183,6 +1191,10 @@ pub struct AppInstanceSpec {
     pub cloudlet: Name,
     /// The flavor the instance runs with.
     pub flavor: Name,
+    /// Set when the zone is a partner's: the instance runs there, deployed through federation
+    /// (and `cloudlet` names the peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated: Option<crate::ewbi::objects::FederatedPlacement>,
 }
 
 /// What developers see in place of a cloudlet's name.
@@ -1221,6 +1233,9 @@ pub struct InstanceObserved {
     /// in the instance's environment).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<Name>,
+    /// How far deployment on a partner's zone has got (federated instances only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<crate::ewbi::objects::FederatedProgress>,
 }
 
 /// A placement decision explained (OPG.02: why this edge, why not that one).

@@ -17,6 +17,7 @@ fn zone(name: &str, region: &str, lat: f64, lon: f64, cells: &[&str]) -> Zone {
         location: GeoPoint { latitude: lat, longitude: lon },
         service_area: ServiceArea { cells: cells.iter().map(|c| c.to_string()).collect(), polygon: vec![] },
         dnai: None,
+        federated: None,
     })
 }
 
@@ -53,6 +54,7 @@ fn instance(app: &App, zone: &Zone, cloudlet: &str, ready: bool) -> AppInstance 
         edge_cloud_zone_id: zone.metadata.uid,
         cloudlet: n(cloudlet),
         flavor: n("small"),
+        federated: None,
     });
     if ready {
         i.status.state = State::Ready;

@@ -1,0 +1,224 @@
+//! The operator's side of federation on the NBI (`/op/v1/federation/...`): register partner
+//! operators that may call our EWBI (partner role) and the partners whose EWBI we call
+//! (originating role), see the federation contexts partners created, and read settlement.
+//! Secrets are shown once (a partner's client secret, at registration) and never again.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use op_types::ewbi::objects::{FederationPartnerSpec, FederationPeerObserved, FederationPeerSpec, FederationSpec};
+use op_types::specs::ZoneSpec;
+use op_types::{Kind, Name, Object, State as ObjState, Validate};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorInfo};
+use crate::infra::{path_name, CreateRequest};
+use crate::json::Body;
+use crate::state::AppState;
+
+/// A partner registration as answered: the secret hash is never returned.
+pub type PartnerView = Object<FederationPartnerSpec>;
+
+/// What registering a partner answers: the registration and, this once, its client secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerCreated {
+    /// The registration.
+    pub partner: PartnerView,
+    /// The OAuth2 client secret to give the partner operator. Shown only here.
+    pub client_secret: String,
+}
+
+fn redact_partner(mut p: PartnerView) -> PartnerView {
+    p.spec.secret_hash.clear();
+    p
+}
+
+/// Register a partner operator that may call our EWBI, with the zones offered to it.
+#[utoipa::path(post, path = "/op/v1/federation/partners", tag = "Federation", security(("bearer" = [])), request_body = CreateRequest<FederationPartnerSpec>,
+    responses((status = 201, body = PartnerCreated), (status = 400, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
+pub async fn create_partner(State(s): State<AppState>, c: Caller, Body(req): Body<CreateRequest<FederationPartnerSpec>>) -> Result<(StatusCode, Json<PartnerCreated>), ApiError> {
+    c.require_operator_admin()?;
+    let mut spec = req.spec;
+    if !spec.secret_hash.is_empty() {
+        return Err(ApiError::invalid("spec.secretHash", "the platform makes the client secret; omit it"));
+    }
+    spec.validate().map_err(|e| e.under("spec"))?;
+    for (i, z) in spec.zones.iter().enumerate() {
+        let zone = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &z.zone).await?;
+        match zone {
+            None => return Err(ApiError::invalid(format!("spec.zones[{i}].zone"), format!("zone '{}' does not exist", z.zone))),
+            Some(zone) if zone.spec.federated.is_some() => {
+                return Err(ApiError::invalid(format!("spec.zones[{i}].zone"), "a partner's zone cannot be offered to another partner"))
+            }
+            Some(_) => {}
+        }
+    }
+    if super::partner_by_client(&s, &spec.client_id).await?.is_some() {
+        return Err(ApiError::AlreadyExists(format!("spec.clientId: client '{}' is already registered", spec.client_id)));
+    }
+    let secret = super::oauth::new_secret();
+    spec.secret_hash = super::oauth::hash_secret(&secret).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut obj: PartnerView = Object::new(Kind::FederationPartner, None, req.name, spec);
+    obj.metadata.labels = req.labels;
+    obj.status.state = ObjState::Ready;
+    s.repo.create(&mut obj).await?;
+    tracing::info!(partner = %obj.metadata.name, user = %c.user, "federation partner registered");
+    Ok((StatusCode::CREATED, Json(PartnerCreated { partner: redact_partner(obj), client_secret: secret })))
+}
+
+/// List registered partner operators.
+#[utoipa::path(get, path = "/op/v1/federation/partners", tag = "Federation", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Object<FederationPartnerSpec>>), (status = 403, body = ErrorInfo)))]
+pub async fn list_partners(State(s): State<AppState>, c: Caller) -> Result<Json<Vec<PartnerView>>, ApiError> {
+    c.require_operator()?;
+    let (all, _) = s.repo.list::<FederationPartnerSpec, ()>(Kind::FederationPartner).await?;
+    Ok(Json(all.into_iter().map(redact_partner).collect()))
+}
+
+/// Read one partner registration.
+#[utoipa::path(get, path = "/op/v1/federation/partners/{name}", tag = "Federation", security(("bearer" = [])), params(("name" = String, Path)),
+    responses((status = 200, body = Object<FederationPartnerSpec>), (status = 404, body = ErrorInfo)))]
+pub async fn get_partner(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<PartnerView>, ApiError> {
+    c.require_operator()?;
+    let name = path_name(&name)?;
+    let p = s.repo.get_by_name::<FederationPartnerSpec, ()>(Kind::FederationPartner, None, &name).await?;
+    p.map(|p| Json(redact_partner(p))).ok_or_else(|| ApiError::NotFound(format!("partner '{name}' not found")))
+}
+
+/// Remove a partner: its token stops working at once; its federation contexts are ended.
+#[utoipa::path(delete, path = "/op/v1/federation/partners/{name}", tag = "Federation", security(("bearer" = [])), params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorInfo)))]
+pub async fn delete_partner(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    c.require_operator_admin()?;
+    let name = path_name(&name)?;
+    let p = s.repo.get_by_name::<FederationPartnerSpec, ()>(Kind::FederationPartner, None, &name).await?.ok_or_else(|| ApiError::NotFound(format!("partner '{name}' not found")))?;
+    let (feds, _) = s.repo.list::<FederationSpec, ()>(Kind::Federation).await?;
+    for mut f in feds.into_iter().filter(|f| f.spec.partner == name && f.metadata.deletion_requested.is_none()) {
+        f.metadata.deletion_requested = Some(chrono::Utc::now());
+        s.repo.update(&mut f).await?;
+    }
+    s.repo.delete(&p).await?;
+    tracing::info!(partner = %name, user = %c.user, "federation partner removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List the federation contexts partners created with us.
+#[utoipa::path(get, path = "/op/v1/federation/contexts", tag = "Federation", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Object<FederationSpec>>), (status = 403, body = ErrorInfo)))]
+pub async fn list_contexts(State(s): State<AppState>, c: Caller) -> Result<Json<Vec<Object<FederationSpec>>>, ApiError> {
+    c.require_operator()?;
+    let (all, _) = s.repo.list::<FederationSpec, ()>(Kind::Federation).await?;
+    Ok(Json(all))
+}
+
+/// A peer as answered: secrets removed.
+pub type PeerView = Object<FederationPeerSpec, FederationPeerObserved>;
+
+fn redact_peer(mut p: PeerView) -> PeerView {
+    p.spec = p.spec.redacted();
+    p.observed.callback_id = None;
+    p
+}
+
+/// Register a partner operator whose EWBI we call: the platform federates with it and makes
+/// its zones ours to deploy to.
+#[utoipa::path(post, path = "/op/v1/federation/peers", tag = "Federation", security(("bearer" = [])), request_body = CreateRequest<FederationPeerSpec>,
+    responses((status = 201, body = Object<FederationPeerSpec, FederationPeerObserved>), (status = 400, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
+pub async fn create_peer(State(s): State<AppState>, c: Caller, Body(req): Body<CreateRequest<FederationPeerSpec>>) -> Result<(StatusCode, Json<PeerView>), ApiError> {
+    c.require_operator_admin()?;
+    req.spec.validate().map_err(|e| e.under("spec"))?;
+    super::client::PeerClient::new(&req.spec).map_err(|e| ApiError::invalid("spec", e.to_string()))?;
+    let mut obj: PeerView = Object::new(Kind::FederationPeer, None, req.name, req.spec);
+    obj.metadata.labels = req.labels;
+    s.repo.create(&mut obj).await?;
+    tracing::info!(peer = %obj.metadata.name, user = %c.user, "federation peer registered");
+    Ok((StatusCode::CREATED, Json(redact_peer(obj))))
+}
+
+/// List the partners we federate with, with the federation's state and their zones.
+#[utoipa::path(get, path = "/op/v1/federation/peers", tag = "Federation", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Object<FederationPeerSpec, FederationPeerObserved>>), (status = 403, body = ErrorInfo)))]
+pub async fn list_peers(State(s): State<AppState>, c: Caller) -> Result<Json<Vec<PeerView>>, ApiError> {
+    c.require_operator()?;
+    let (all, _) = s.repo.list::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer).await?;
+    Ok(Json(all.into_iter().map(redact_peer).collect()))
+}
+
+/// Read one peer.
+#[utoipa::path(get, path = "/op/v1/federation/peers/{name}", tag = "Federation", security(("bearer" = [])), params(("name" = String, Path)),
+    responses((status = 200, body = Object<FederationPeerSpec, FederationPeerObserved>), (status = 404, body = ErrorInfo)))]
+pub async fn get_peer(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<Json<PeerView>, ApiError> {
+    c.require_operator()?;
+    let name = path_name(&name)?;
+    let p = s.repo.get_by_name::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer, None, &name).await?;
+    p.map(|p| Json(redact_peer(p))).ok_or_else(|| ApiError::NotFound(format!("peer '{name}' not found")))
+}
+
+/// End the federation with a peer: refused while instances run on its zones; otherwise the
+/// platform deletes the federation at the partner and removes the peer's zones here.
+#[utoipa::path(delete, path = "/op/v1/federation/peers/{name}", tag = "Federation", security(("bearer" = [])), params(("name" = String, Path)),
+    responses((status = 202), (status = 404, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
+pub async fn delete_peer(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    c.require_operator_admin()?;
+    let name = path_name(&name)?;
+    let mut p = s
+        .repo
+        .get_by_name::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer, None, &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("peer '{name}' not found")))?;
+    let (insts, _) = s.repo.list::<op_types::specs::AppInstanceSpec, serde_json::Value>(Kind::AppInstance).await?;
+    if insts.iter().any(|i| i.spec.federated.as_ref().is_some_and(|f| f.peer == name)) {
+        return Err(ApiError::Aborted(format!("instances still run on zones of peer '{name}'; delete them first")));
+    }
+    if p.metadata.deletion_requested.is_none() {
+        p.metadata.deletion_requested = Some(chrono::Utc::now());
+        s.repo.update(&mut p).await?;
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Filters of the settlement report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageQuery {
+    /// A peer's name (originating role) or a partner's name (partner role).
+    pub counterpart: String,
+    /// Start of the period (RFC 3339), inclusive; default 24 h before `to`.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// End of the period (RFC 3339), exclusive; default the start of the current hour.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// Settlement: usage records with a peer or partner for a period, as JSON (with totals and
+/// the digest both sides compare) or CSV.
+#[utoipa::path(get, path = "/op/v1/federation/usage", tag = "Federation", security(("bearer" = [])), params(UsageQuery),
+    responses((status = 200, description = "A usage report (JSON) or its records (CSV)"), (status = 400, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn usage(State(s): State<AppState>, c: Caller, Query(q): Query<UsageQuery>) -> Result<Response, ApiError> {
+    c.require_operator()?;
+    let who = Name::new(q.counterpart.clone()).map_err(|e| ApiError::invalid("counterpart", e.to_string()))?;
+    let (from, to) = super::settle::window(q.from, q.to)?;
+    let report = super::settle::local_report(&s, &who, from, to).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(report).into_response()),
+        "csv" => Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], op_types::ewbi::usage::to_csv(&report.records)).into_response()),
+        other => Err(ApiError::invalid("format", format!("'{other}' is not json or csv"))),
+    }
+}
+
+/// The operator routes, merged into the NBI router.
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/op/v1/federation/partners", get(list_partners).post(create_partner))
+        .route("/op/v1/federation/partners/{name}", get(get_partner).delete(delete_partner))
+        .route("/op/v1/federation/contexts", get(list_contexts))
+        .route("/op/v1/federation/peers", get(list_peers).post(create_peer))
+        .route("/op/v1/federation/peers/{name}", get(get_peer).delete(delete_peer))
+        .route("/op/v1/federation/usage", get(usage))
+}
