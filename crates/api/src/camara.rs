@@ -96,11 +96,15 @@ pub async fn submit_app(
         }
     }
     let own = s.uni.plmn();
+    // Partners: the configured ones and those of federation peers.
+    let mut partners = s.uni.partner_plmns.clone();
+    let (peers, _) = s.repo.list::<op_types::ewbi::objects::FederationPeerSpec, op_types::ewbi::objects::FederationPeerObserved>(Kind::FederationPeer).await?;
+    partners.extend(peers.into_iter().flat_map(|p| p.observed.network_codes));
     for (i, p) in spec.requirements.customer_reach.iter().enumerate() {
-        if *p != own && !s.uni.partner_plmns.contains(p) {
+        if *p != own && !partners.contains(p) {
             return Err(ApiError::invalid(
                 format!("requirements.customerReach[{i}]"),
-                format!("network {p} is neither this operator's ({own}) nor a partner's ({})", if s.uni.partner_plmns.is_empty() { "none".to_string() } else { s.uni.partner_plmns.join(", ") }),
+                format!("network {p} is neither this operator's ({own}) nor a partner's ({})", if partners.is_empty() { "none".to_string() } else { partners.join(", ") }),
             ));
         }
     }
@@ -692,7 +696,10 @@ pub async fn get_edge_cloud_zones(
         .filter(|z| q.region.as_ref().is_none_or(|r| z.spec.region.as_str() == r))
         .map(|z| {
             let mine: Vec<_> = cloudlets.iter().filter(|c| c.spec.zone == z.metadata.name).collect();
-            let status = if mine.is_empty() {
+            let status = if z.spec.federated.is_some() {
+                // A partner's zone: as the partner last said.
+                if z.status.state == ObjState::Ready { "active" } else { "inactive" }
+            } else if mine.is_empty() {
                 "unknown"
             } else if mine.iter().any(|c| c.status.state == ObjState::Ready && !c.spec.maintenance) {
                 "active"
@@ -703,7 +710,7 @@ pub async fn get_edge_cloud_zones(
                 edge_cloud_zone_id: z.metadata.uid,
                 edge_cloud_zone_name: z.metadata.name.to_string(),
                 edge_cloud_zone_status: status.to_string(),
-                edge_cloud_provider: s.provider.clone(),
+                edge_cloud_provider: z.spec.federated.as_ref().map_or_else(|| s.provider.clone(), |f| f.peer.to_string()),
                 edge_cloud_region: z.spec.region.to_string(),
             }
         })

@@ -71,9 +71,9 @@ impl Modify for BearerAuth {
         ams::list_registrations, ams::create_registration, ams::get_registration, ams::put_registration, ams::delete_registration,
         ams::deregister_task, ams::list_subscriptions, ams::create_subscription, ams::get_subscription, ams::put_subscription,
         ams::delete_subscription, ams::adjacent_app_instances,
-        ewbi::operator::create_partner, ewbi::operator::list_partners, ewbi::operator::get_partner, ewbi::operator::delete_partner,
+        ewbi::operator::create_partner, ewbi::operator::list_partners, ewbi::operator::get_partner, ewbi::operator::update_partner, ewbi::operator::delete_partner,
         ewbi::operator::list_contexts, ewbi::operator::create_peer, ewbi::operator::list_peers, ewbi::operator::get_peer,
-        ewbi::operator::delete_peer, ewbi::operator::usage,
+        ewbi::operator::delete_peer, ewbi::operator::usage, ewbi::operator::usage_check,
     )
 )]
 pub struct ApiDoc;

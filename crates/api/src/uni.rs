@@ -412,6 +412,17 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
             return Err(ApiError::Forbidden(format!("{why}; the app is not offered to this device")));
         }
     }
+    // Roaming in a federated partner's network: its edges serve the device (edge node sharing,
+    // local breakout), ranked by the partner for where the device is.
+    let shared = match (&refused, roams.roaming, roams.serving_plmn.as_deref()) {
+        (None, true, Some(plmn)) => crate::ewbi::peer::shared_edges(&s, app.uid, plmn, net.point).await?,
+        _ => None,
+    };
+    if let Some(mut offers) = shared {
+        let best = offers.remove(0);
+        offers.truncate(max_alt);
+        return open_session(&s, &app, &device, &net, Offers { best, alternatives: offers, area: ServiceAreaView { cells: Vec::new(), polygon: Vec::new() }, best_effort: false }, Ok(None)).await;
+    }
     if let Some(claim) = &req.location {
         check_claim(claim, &net)?;
     }
@@ -498,6 +509,21 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
             }
         }
     };
+    open_session(&s, &app, &device, &net, Offers { best, alternatives, area, best_effort }, starting).await
+}
+
+/// Opens a session on `offers` for `device` (signed token, revalidation timer, the device
+/// followed by the network) and answers the registration.
+async fn open_session(
+    s: &AppState,
+    app: &op_uni::index::AppEntry,
+    device: &DeviceRef,
+    net: &NetworkLocation,
+    offers: Offers,
+    starting: Result<Option<StartingInstance>, ApiError>,
+) -> Result<(StatusCode, Json<Registration>), ApiError> {
+    let Offers { best, alternatives, area, best_effort } = offers;
+    let device_at = at(net);
     let cloud_fallback = best.app_instance_id == Uid::nil();
     let starting = match starting {
         Ok(st) => st.filter(|st| st.app_instance_id != best.app_instance_id),
@@ -519,8 +545,8 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
         mac: String::new(),
     };
     let session_token = s.uni.signer.sign(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;
-    follow_device(&s.uni, &device).await;
-    s.uni.sessions.open(session_id.clone(), app.uid, device_key(&device), device_at, best.app_instance_id, claims.exp);
+    follow_device(&s.uni, device).await;
+    s.uni.sessions.open(session_id.clone(), app.uid, device_key(device), device_at, best.app_instance_id, claims.exp);
     if let Some(ip) = device.ip {
         s.uni.sessions.set_ip(&session_id, ip.to_string());
     }
@@ -539,6 +565,7 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
         }),
     ))
 }
+
 
 /// How long a registration waits for an instance started for it when nothing else can serve.
 const DYNAMIC_WAIT: std::time::Duration = std::time::Duration::from_secs(20);

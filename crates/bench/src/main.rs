@@ -62,6 +62,13 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         n: usize,
     },
+    /// Federation: create-to-first-200 of the sample app on a partner's zone (two opd over the
+    /// EWBI) against the same on the originating platform's own zone, interleaved.
+    Federation {
+        /// Samples per side.
+        #[arg(long, default_value_t = 10)]
+        n: usize,
+    },
 }
 
 const POLL: Duration = Duration::from_millis(5);
@@ -165,6 +172,28 @@ async fn run(cmd: Cmd) -> Result<()> {
             let (gap, ms, n) = placement::covers(&a)?;
             let rate = placement::decisions(&a, 3.0)?;
             println!("RESULT cover_gap_pct={gap:.2} cover_ms={ms:.1} decisions_per_s={rate:.0} compared={n}");
+        }
+        Cmd::Federation { n } => {
+            let pair = op_e2e::federation::Pair::start().await?;
+            let admin = pair.a.admin().await?;
+            let (remote, local) = (pair.a.zone_id(&admin, op_e2e::federation::ZONE_ON_A).await?, pair.a.zone_id(&admin, "local").await?);
+            let dev = pair.a.developer("bench_fed", "bench_fed_dev", "Manager").await?;
+            let app = dev.sample_app("bench_fed", "bench_fed_app", json!({})).await?;
+            let token = dev.token.clone().context("developer token")?;
+            let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+            // The first federated deployment carries the image to the partner: measured apart.
+            let first = op_once(&http, &pair.a.url, &token, &app, &remote, 1000).await?.as_secs_f64() * 1000.0;
+            eprintln!("first federated deployment (uploads the image): {first:.1} ms");
+            let (mut fed, mut own) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                own.push(op_once(&http, &pair.a.url, &token, &app, &local, i).await?.as_secs_f64() * 1000.0);
+                fed.push(op_once(&http, &pair.a.url, &token, &app, &remote, n + i).await?.as_secs_f64() * 1000.0);
+                eprintln!("sample {i}: local {:.1} ms, federated {:.1} ms", own[i], fed[i]);
+            }
+            own.sort_by(f64::total_cmp);
+            fed.sort_by(f64::total_cmp);
+            let (l50, f50) = (pct(&own, 0.5), pct(&fed, 0.5));
+            println!("RESULT federated_deploy_ratio={:.3} federated_p50_ms={f50:.1} local_p50_ms={l50:.1} first_federated_ms={first:.1}", f50 / l50);
         }
         Cmd::Deploy { api, token, app, zone, docker, image, n } => {
             let d = DockerDriver::connect(&docker)?;

@@ -4,7 +4,8 @@
 use op_types::specs::{AppInstance, Role};
 use op_types::{Object, Uid};
 pub use op_types::views::{AppInstanceInfo, AppManifest, EdgeCloudZone, TokenResponse, UserView};
-use reqwest::{Method, StatusCode};
+pub use reqwest::Method;
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -56,7 +56,8 @@ impl Pair {
         Ok(pair)
     }
 
-    async fn add_peer(&self) -> Result<()> {
+    /// A registers B as a peer (with the client secret B made for it).
+    pub async fn add_peer(&self) -> Result<()> {
         let admin = self.a.admin().await?;
         let ca = std::fs::read_to_string(self.b.data_dir().join("ewbi-ca.pem"))?;
         let (s, body) = admin

@@ -2,6 +2,7 @@
 
 mod config;
 mod device;
+mod federation;
 mod output;
 mod relocation;
 
@@ -96,6 +97,11 @@ enum Cmd {
     Relocation {
         #[command(subcommand)]
         cmd: relocation::RelocationCmd,
+    },
+    /// Federation with other operators (GSMA EWBI): partners, peers, settlement (operator).
+    Federation {
+        #[command(subcommand)]
+        cmd: federation::FederationCmd,
     },
     /// Act as a device app against the UNI.
     Device {
@@ -443,6 +449,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::App { cmd } => apps(&ctx, cmd).await,
         Cmd::Instance { cmd } => instances(&ctx, cmd).await,
         Cmd::Relocation { cmd } => relocation::run(&ctx, cmd).await,
+        Cmd::Federation { cmd } => federation::run(&ctx, cmd).await,
         Cmd::Device { cmd } => device::run(cmd, ctx.out).await,
     }
 }

@@ -268,11 +268,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(op_api::ewbi::tls::serve(l, config, op_api::ewbi::router(state.clone()), shutdown()));
     }
     if !args.no_controllers {
-        let clients = op_api::ewbi::peer::Clients::default();
+        let clients = state.ewbi.clients.clone();
         tokio::spawn(Runner::new(op_api::ewbi::peer::PeerReconciler::new(state.clone(), clients.clone()), repo.clone(), metrics.clone(), 2).run());
         tokio::spawn(Runner::new(op_api::ewbi::peer::RemoteInstanceReconciler::new(state.clone(), clients), repo.clone(), metrics.clone(), 4).run());
         tokio::spawn(Runner::new(op_api::ewbi::notify::InstanceNotifier::new(state.clone()), repo.clone(), metrics.clone(), 4).run());
         tokio::spawn(op_api::ewbi::notify::deliver(state.clone()));
+        tokio::spawn(op_api::ewbi::zones::run(state.clone()));
         let mut platform_env: std::collections::BTreeMap<String, String> =
             [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
         if let Some(url) = &platform_url {
@@ -322,6 +323,7 @@ fn ewbi_state(args: &ServeArgs, boot: &bootstrap::Boot) -> anyhow::Result<op_api
         country_code: args.country_code.clone(),
         ingress: op_api::ewbi::ingress::Ingress::new(&args.ewbi_ingress_host),
         wake: tokio::sync::Notify::new(),
+        clients: Default::default(),
     })
 }
 

@@ -46,11 +46,13 @@ pub enum Kind {
     UsageLedger,
     /// A callback to a partner, kept until it is delivered.
     EwbiOutbox,
+    /// What a partner was last told about its zones.
+    EwbiZoneView,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 24] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -74,6 +76,7 @@ impl Kind {
         Kind::EwbiPool,
         Kind::UsageLedger,
         Kind::EwbiOutbox,
+        Kind::EwbiZoneView,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -102,6 +105,7 @@ impl Kind {
             Kind::EwbiPool => "ewbipools",
             Kind::UsageLedger => "usageledger",
             Kind::EwbiOutbox => "ewbioutbox",
+            Kind::EwbiZoneView => "ewbizoneviews",
         }
     }
 

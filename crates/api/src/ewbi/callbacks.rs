@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use op_types::ewbi::objects::{FederationPeerObserved, FederationPeerSpec};
 use op_types::ewbi::wire;
-use op_types::specs::{AppInstanceSpec, InstanceObserved};
 use op_types::Kind;
 
 use super::{EwbiError, EwbiResult};
@@ -31,7 +30,7 @@ pub async fn receive(State(s): State<AppState>, Path((cb, kind)): Path<(String, 
         "instance-status" => {
             let ev: wire::InstanceStatusEvent = crate::json::parse(&raw)?;
             super::peer::record_instance_event(&s, &peer, &ev).await?;
-            touch_instance(&s, &ev.app_inst_identifier).await?;
+            super::peer::apply_instance_event(&s, &peer, &ev).await?;
             Ok(StatusCode::NO_CONTENT)
         }
         "app-status" => {
@@ -40,7 +39,8 @@ pub async fn receive(State(s): State<AppState>, Path((cb, kind)): Path<(String, 
             Ok(StatusCode::NO_CONTENT)
         }
         "partner-status" => {
-            let _ev: wire::PartnerStatusEvent = crate::json::parse(&raw)?;
+            let ev: wire::PartnerStatusEvent = crate::json::parse(&raw)?;
+            zone_status(&s, &peer, &ev).await?;
             wake_peer(&s, peer).await?;
             Ok(StatusCode::NO_CONTENT)
         }
@@ -58,14 +58,27 @@ pub async fn receive(State(s): State<AppState>, Path((cb, kind)): Path<(String, 
     }
 }
 
-/// Makes the instance's reconciler look at the partner now (a store write is what wakes it).
-async fn touch_instance(s: &AppState, remote_id: &str) -> Result<(), ApiError> {
-    let (all, _) = s.repo.list::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance).await?;
-    if let Some(mut inst) = all.into_iter().find(|i| i.observed.federation.as_ref().and_then(|f| f.instance_id.as_deref()) == Some(remote_id)) {
-        inst.metadata.labels.insert("op.federation.notified".into(), chrono::Utc::now().timestamp_micros().to_string());
-        match s.repo.update(&mut inst).await {
-            Ok(()) | Err(op_store::RepoError::Conflict) => {}
-            Err(e) => return Err(e.into()),
+/// Applies a partner's zone availability to our copies of its zones: a zone the partner says
+/// is not available shows `inactive` to developers, and deploying there is refused.
+async fn zone_status(s: &AppState, peer: &super::peer::Peer, ev: &wire::PartnerStatusEvent) -> Result<(), ApiError> {
+    use op_types::specs::ZoneSpec;
+    let (zones, _) = s.repo.list::<ZoneSpec, ()>(Kind::Zone).await?;
+    let mine = |id: &str| zones.iter().find(|z| z.spec.federated.as_ref().is_some_and(|f| f.peer == peer.metadata.name && f.zone_id == id)).cloned();
+    for st in ev.zone_status.iter().flatten() {
+        let Some(mut z) = mine(&st.zone_id) else { continue };
+        let text = serde_json::to_value(st.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let (state, msg) = if text == "AVAILABLE" { (op_types::State::Ready, "available".to_string()) } else { (op_types::State::Failed, format!("the partner reports the zone {text}")) };
+        if z.status.state != state {
+            z.status.state = state;
+            z.status.message = Some(msg);
+            s.repo.update(&mut z).await?;
+        }
+    }
+    for id in ev.remove_zones.iter().flatten() {
+        if let Some(mut z) = mine(id) {
+            z.status.state = op_types::State::Failed;
+            z.status.message = Some("the partner no longer offers this zone".into());
+            s.repo.update(&mut z).await?;
         }
     }
     Ok(())

@@ -63,6 +63,8 @@ pub struct Reply {
     pub body: Option<Value>,
     /// The `Location` header.
     pub location: Option<String>,
+    /// The `Date` header: the partner's clock, which settlement records use.
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A client of one peer's EWBI.
@@ -134,13 +136,14 @@ impl PeerClient {
     async fn finish(&self, r: reqwest::Response) -> Result<Reply, ClientError> {
         let status = r.status().as_u16();
         let location = r.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let date = r.headers().get(reqwest::header::DATE).and_then(|v| v.to_str().ok()).and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok()).map(|d| d.with_timezone(&chrono::Utc));
         let bytes = r.bytes().await.map_err(transport)?;
         let body = if bytes.is_empty() { None } else { serde_json::from_slice(&bytes).ok() };
         if status == 401 {
             *self.token.lock().await = None;
         }
         if (200..300).contains(&status) {
-            return Ok(Reply { status, body, location });
+            return Ok(Reply { status, body, location, date });
         }
         let detail = body
             .as_ref()

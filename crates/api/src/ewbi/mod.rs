@@ -29,6 +29,7 @@ pub mod partner;
 pub mod peer;
 pub mod settle;
 pub mod tls;
+pub mod zones;
 
 use std::path::PathBuf;
 
@@ -70,8 +71,10 @@ pub struct EwbiState {
     pub country_code: String,
     /// Relays from the ingress to federated instances.
     pub ingress: ingress::Ingress,
-    /// Wakes the originating controllers when a callback arrives.
+    /// Wakes the outbox when a callback is queued.
     pub wake: tokio::sync::Notify,
+    /// Clients of our peers' EWBIs, with their cached tokens.
+    pub clients: peer::Clients,
 }
 
 /// A GSMA `ProblemDetails` body: `title`, `detail`, `invalidParams`, plus `status` (extra

@@ -58,10 +58,16 @@ pub fn state_name(s: InstanceState) -> &'static str {
 
 /// Queues `body` for `url` under federation `fed`; queuing the same body again is a no-op.
 pub async fn enqueue(s: &AppState, fed: &Name, callback: &str, url: &str, body: Value, seq: DateTime<Utc>) -> Result<(), op_store::RepoError> {
+    enqueue_billed(s, fed, callback, url, body, seq, None).await
+}
+
+/// [`enqueue`] of a callback that reports a settlement event: the event enters our ledger
+/// when the partner has acknowledged the callback.
+pub async fn enqueue_billed(s: &AppState, fed: &Name, callback: &str, url: &str, body: Value, seq: DateTime<Utc>, usage: Option<UsageEvent>) -> Result<(), op_store::RepoError> {
     let bytes = serde_json::to_vec(&(callback, url, &body)).unwrap_or_default();
     let hex: String = Sha256::digest(&bytes).iter().take(24).map(|b| format!("{b:02x}")).collect();
     let Ok(name) = Name::new(format!("o{hex}")) else { return Ok(()) };
-    let spec = EwbiOutboxSpec { federation: fed.clone(), callback: callback.into(), url: url.into(), body, seq: seq.timestamp_micros() };
+    let spec = EwbiOutboxSpec { federation: fed.clone(), callback: callback.into(), url: url.into(), body, seq: seq.timestamp_micros(), usage };
     let mut obj: Object<EwbiOutboxSpec> = Object::new(Kind::EwbiOutbox, None, name, spec);
     match s.repo.create(&mut obj).await {
         Ok(()) | Err(op_store::RepoError::AlreadyExists { .. }) => {
@@ -148,14 +154,28 @@ pub async fn usage_event<X>(s: &AppState, ctx: &str, fi: &EwbiInstanceSpec, loca
 
 #[async_trait]
 impl Reconciler for InstanceNotifier {
+    /// Driven by the local instances: their changes are what partners are told about.
     fn kind(&self) -> Kind {
-        Kind::EwbiInstance
+        Kind::AppInstance
     }
 
     async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
         let s = &self.state;
-        let Some(mut fi) = s.repo.get::<EwbiInstanceSpec, EwbiInstanceObserved>(Kind::EwbiInstance, uid).await? else { return Ok(Action::AwaitChange) };
-        let local = s.repo.get::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance, fi.spec.local_instance).await?;
+        let local = s.repo.get::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance, uid).await?;
+        let fi = match local.as_ref().map(|l| l.metadata.labels.get(LABEL_EWBI_INSTANCE)) {
+            // Not a partner's instance.
+            Some(None) => return Ok(Action::AwaitChange),
+            Some(Some(id)) => match id.parse::<Uid>() {
+                Ok(id) => s.repo.get::<EwbiInstanceSpec, EwbiInstanceObserved>(Kind::EwbiInstance, id).await?,
+                Err(_) => None,
+            },
+            // Gone: which federated instance was it?
+            None => {
+                let (all, _) = s.repo.list::<EwbiInstanceSpec, EwbiInstanceObserved>(Kind::EwbiInstance).await?;
+                all.into_iter().find(|f| f.spec.local_instance == uid)
+            }
+        };
+        let Some(mut fi) = fi else { return Ok(Action::AwaitChange) };
         let now_state = gsma_state(local.as_ref());
         let ctx = fi.spec.federation.as_str().strip_prefix("f-").unwrap_or_default().to_string();
         let before = fi.clone();
@@ -166,26 +186,16 @@ impl Reconciler for InstanceNotifier {
         let sent = fi.observed.last_sent.clone();
         let changed = sent.as_deref() != Some(state_name(now_state)) || (now_state == InstanceState::Ready && fi.observed.ingress_ports != before.observed.ingress_ports);
         if changed {
-            // The time of the change, kept across a crash: the first attempt stamps it.
-            let at = match fi.metadata.labels.get("op.ewbi.pending").and_then(|v| v.split_once('@')) {
-                Some((st, t)) if st == state_name(now_state) => t.parse::<DateTime<Utc>>().unwrap_or_else(|_| Utc::now().trunc_subsecs(0)),
-                _ => {
-                    let at = Utc::now().trunc_subsecs(0);
-                    fi.metadata.labels.insert("op.ewbi.pending".into(), format!("{}@{}", state_name(now_state), at.to_rfc3339()));
-                    s.repo.update(&mut fi).await?;
-                    at
-                }
-            };
-            let partner = s.repo.get_by_name::<FederationSpec, ()>(Kind::Federation, None, &fi.spec.federation).await?;
-            if let Some(f) = partner {
-                if sent.as_deref() != Some(state_name(now_state)) {
-                    let ev = usage_event(s, &ctx, &fi.spec, local.as_ref(), now_state, at).await?;
-                    super::settle::record(s, &f.spec.partner, ev).await.map_err(|e| ReconcileError::Service(e.to_string()))?;
-                }
+            // Settlement holds exactly what the partner was told: the event goes out with the
+            // callback and enters our ledger when the partner acknowledges it. A crash before
+            // `last_sent` is written repeats the callback with a later time; both sides then
+            // record both, alike.
+            let at = Utc::now().trunc_subsecs(0);
+            if s.repo.get_by_name::<FederationSpec, ()>(Kind::Federation, None, &fi.spec.federation).await?.is_some() {
+                let usage = if sent.as_deref() != Some(state_name(now_state)) { Some(usage_event(s, &ctx, &fi.spec, local.as_ref(), now_state, at).await?) } else { None };
                 let body = instance_event_body(&ctx, &fi.spec, now_state, &points, at);
-                enqueue(s, &fi.spec.federation, "onInstanceStatusEvent", &fi.spec.callback_link, body, at).await?;
+                enqueue_billed(s, &fi.spec.federation, "onInstanceStatusEvent", &fi.spec.callback_link, body, at, usage).await?;
             }
-            fi.metadata.labels.remove("op.ewbi.pending");
             fi.observed.last_sent = Some(state_name(now_state).to_string());
             s.repo.update(&mut fi).await?;
         }
@@ -194,8 +204,7 @@ impl Reconciler for InstanceNotifier {
             s.repo.delete(&fi).await?;
             return Ok(Action::AwaitChange);
         }
-        // Local instances change without touching this object: look again soon.
-        Ok(Action::Requeue(Duration::from_millis(250)))
+        Ok(Action::AwaitChange)
     }
 
     fn error_policy(&self, _err: &ReconcileError, failures: u32) -> Duration {
@@ -239,6 +248,12 @@ async fn deliver_once(s: &AppState, failures: &mut HashMap<Name, (u32, tokio::ti
             match r {
                 Ok(r) if r.status().is_success() => {
                     failures.remove(&fed);
+                    if let Some(ev) = o.spec.usage.clone() {
+                        if let Err(e) = record_delivered(s, &fed, ev).await {
+                            tracing::warn!(error = %e, "EWBI outbox: cannot record the delivered event; retrying");
+                            break;
+                        }
+                    }
                     s.repo.delete(&o).await?;
                 }
                 other => {
@@ -256,6 +271,15 @@ async fn deliver_once(s: &AppState, failures: &mut HashMap<Name, (u32, tokio::ti
         }
     }
     Ok(())
+}
+
+/// Records a delivered event with the federation's partner.
+async fn record_delivered(s: &AppState, fed: &Name, ev: UsageEvent) -> Result<(), crate::error::ApiError> {
+    let f = s.repo.get_by_name::<FederationSpec, ()>(Kind::Federation, None, fed).await?;
+    match f {
+        Some(f) => super::settle::record(s, &f.spec.partner, ev).await,
+        None => Ok(()),
+    }
 }
 
 /// An HTTPS client trusting the partner's CA.

@@ -47,16 +47,7 @@ pub async fn create_partner(State(s): State<AppState>, c: Caller, Body(req): Bod
         return Err(ApiError::invalid("spec.secretHash", "the platform makes the client secret; omit it"));
     }
     spec.validate().map_err(|e| e.under("spec"))?;
-    for (i, z) in spec.zones.iter().enumerate() {
-        let zone = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &z.zone).await?;
-        match zone {
-            None => return Err(ApiError::invalid(format!("spec.zones[{i}].zone"), format!("zone '{}' does not exist", z.zone))),
-            Some(zone) if zone.spec.federated.is_some() => {
-                return Err(ApiError::invalid(format!("spec.zones[{i}].zone"), "a partner's zone cannot be offered to another partner"))
-            }
-            Some(_) => {}
-        }
-    }
+    check_zones(&s, &spec).await?;
     if super::partner_by_client(&s, &spec.client_id).await?.is_some() {
         return Err(ApiError::AlreadyExists(format!("spec.clientId: client '{}' is already registered", spec.client_id)));
     }
@@ -87,6 +78,53 @@ pub async fn get_partner(State(s): State<AppState>, c: Caller, Path(name): Path<
     let name = path_name(&name)?;
     let p = s.repo.get_by_name::<FederationPartnerSpec, ()>(Kind::FederationPartner, None, &name).await?;
     p.map(|p| Json(redact_partner(p))).ok_or_else(|| ApiError::NotFound(format!("partner '{name}' not found")))
+}
+
+/// What replacing a partner's registration takes: the spec (its secret stays).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerUpdate {
+    /// The new spec; `clientId` cannot change.
+    pub spec: FederationPartnerSpec,
+}
+
+/// Replace what a partner is offered (zones, reservations, network codes, certificate pin);
+/// the partner is told about added, removed and changed zones.
+#[utoipa::path(put, path = "/op/v1/federation/partners/{name}", tag = "Federation", security(("bearer" = [])), params(("name" = String, Path)), request_body = PartnerUpdate,
+    responses((status = 200, body = Object<FederationPartnerSpec>), (status = 400, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn update_partner(State(s): State<AppState>, c: Caller, Path(name): Path<String>, Body(req): Body<PartnerUpdate>) -> Result<Json<PartnerView>, ApiError> {
+    c.require_operator_admin()?;
+    let name = path_name(&name)?;
+    let mut p = s.repo.get_by_name::<FederationPartnerSpec, ()>(Kind::FederationPartner, None, &name).await?.ok_or_else(|| ApiError::NotFound(format!("partner '{name}' not found")))?;
+    let mut spec = req.spec;
+    if spec.client_id != p.spec.client_id {
+        return Err(ApiError::invalid("spec.clientId", "cannot change; register a new partner instead"));
+    }
+    if !spec.secret_hash.is_empty() {
+        return Err(ApiError::invalid("spec.secretHash", "the platform keeps the client secret; omit it"));
+    }
+    spec.validate().map_err(|e| e.under("spec"))?;
+    check_zones(&s, &spec).await?;
+    spec.secret_hash = std::mem::take(&mut p.spec.secret_hash);
+    p.spec = spec;
+    s.repo.update(&mut p).await?;
+    tracing::info!(partner = %name, user = %c.user, "federation partner offer changed");
+    Ok(Json(redact_partner(p)))
+}
+
+/// Every offered zone exists and is ours (a partner's zone is never re-offered).
+async fn check_zones(s: &AppState, spec: &FederationPartnerSpec) -> Result<(), ApiError> {
+    for (i, z) in spec.zones.iter().enumerate() {
+        let zone = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &z.zone).await?;
+        match zone {
+            None => return Err(ApiError::invalid(format!("spec.zones[{i}].zone"), format!("zone '{}' does not exist", z.zone))),
+            Some(zone) if zone.spec.federated.is_some() => {
+                return Err(ApiError::invalid(format!("spec.zones[{i}].zone"), "a partner's zone cannot be offered to another partner"))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Remove a partner: its token stops working at once; its federation contexts are ended.
@@ -211,14 +249,60 @@ pub async fn usage(State(s): State<AppState>, c: Caller, Query(q): Query<UsageQu
     }
 }
 
+/// Our report and the partner's for the same window, and where they differ.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageCheck {
+    /// Whether both sides computed the same records.
+    pub agreed: bool,
+    /// Our digest.
+    pub local_digest: String,
+    /// The partner's digest.
+    pub partner_digest: String,
+    /// Our report.
+    #[schema(value_type = Object)]
+    pub local: op_types::ewbi::usage::UsageReport,
+    /// Every difference (empty when agreed).
+    #[schema(value_type = Vec<Object>)]
+    pub mismatches: Vec<op_types::ewbi::usage::UsageMismatch>,
+}
+
+/// Settlement check with a peer (originating role): fetches the partner's report over the
+/// EWBI extension `usage-v1` and compares it with ours, record by record.
+#[utoipa::path(get, path = "/op/v1/federation/peers/{name}/usage-check", tag = "Federation", security(("bearer" = [])), params(("name" = String, Path), UsageQuery),
+    responses((status = 200, body = UsageCheck), (status = 404, body = ErrorInfo), (status = 503, body = ErrorInfo)))]
+pub async fn usage_check(State(s): State<AppState>, c: Caller, Path(name): Path<String>, Query(q): Query<UsageQuery>) -> Result<Json<UsageCheck>, ApiError> {
+    c.require_operator()?;
+    let name = path_name(&name)?;
+    let peer = s
+        .repo
+        .get_by_name::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer, None, &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("peer '{name}' not found")))?;
+    if !peer.observed.extensions.iter().any(|e| e == "usage-v1") {
+        return Err(ApiError::Unprocessable("NO_EXTENSION", format!("peer '{name}' does not publish usage (extension usage-v1)")));
+    }
+    let (from, to) = super::settle::window(q.from, q.to)?;
+    let local = super::settle::local_report(&s, &name, from, to).await?;
+    let ctx = peer.observed.context_id.clone().unwrap_or_default();
+    let client = s.ewbi.clients.of(&peer).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let path = format!("/{ctx}/x-op/usage?from={}&to={}", from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let reply = client.call(reqwest::Method::GET, &path, None).await.map_err(|e| ApiError::Unavailable(format!("the partner's report: {e}")))?;
+    let theirs: op_types::ewbi::usage::UsageReport =
+        serde_json::from_value(reply.body.unwrap_or_default()).map_err(|e| ApiError::Unavailable(format!("the partner's report does not parse: {e}")))?;
+    let mismatches = op_types::ewbi::usage::diff(&local, &theirs);
+    Ok(Json(UsageCheck { agreed: mismatches.is_empty(), local_digest: local.digest.clone(), partner_digest: theirs.digest, local, mismatches }))
+}
+
 /// The operator routes, merged into the NBI router.
 pub fn routes() -> axum::Router<AppState> {
     use axum::routing::get;
     axum::Router::new()
         .route("/op/v1/federation/partners", get(list_partners).post(create_partner))
-        .route("/op/v1/federation/partners/{name}", get(get_partner).delete(delete_partner))
+        .route("/op/v1/federation/partners/{name}", get(get_partner).delete(delete_partner).put(update_partner))
         .route("/op/v1/federation/contexts", get(list_contexts))
         .route("/op/v1/federation/peers", get(list_peers).post(create_peer))
         .route("/op/v1/federation/peers/{name}", get(get_peer).delete(delete_peer))
         .route("/op/v1/federation/usage", get(usage))
+        .route("/op/v1/federation/peers/{name}/usage-check", get(usage_check))
 }

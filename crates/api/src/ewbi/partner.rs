@@ -34,7 +34,35 @@ pub const MAX_UPLOAD: usize = 512 * 1024 * 1024;
 
 /// Parses a JSON body, naming the failing field in a 400 `ProblemDetails`.
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> EwbiResult<T> {
-    crate::json::parse(bytes).map_err(EwbiError)
+    crate::json::parse(bytes).map_err(|e| EwbiError(name_missing_field(e)))
+}
+
+/// A missing member is reported at its parent's path (`body` at the top): name the member
+/// itself in `invalidParams[].param`, e.g. `initialDate` or `appMetaData.version`.
+fn name_missing_field(e: ApiError) -> ApiError {
+    if let ApiError::Invalid(f) = &e {
+        if let Some(missing) = f.message.split("missing field `").nth(1).and_then(|rest| rest.split('`').next()) {
+            let field = if f.field == "body" { missing.to_string() } else { format!("{}.{missing}", f.field) };
+            return ApiError::invalid(field, f.message.clone());
+        }
+    }
+    e
+}
+
+/// Checks an `AppProviderId` or `AppIdentifier` a partner sends: the official pattern
+/// `^[A-Za-z][A-Za-z0-9_]{7,63}$` or the katalis one `^[a-z0-9]([-a-z0-9]{0,62}[a-z0-9])?$`
+/// (ids are hashed into our names, never used verbatim). `check_identifier` (the
+/// `FederationIdentifier` pattern) refused the official ids' underscores.
+fn check_app_id(s: &str, field: &str) -> EwbiResult<()> {
+    let b = s.as_bytes();
+    let official = (8..=64).contains(&b.len()) && b[0].is_ascii_alphabetic() && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    let dns = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let katalis = (1..=64).contains(&b.len()) && dns(&b[0]) && dns(&b[b.len() - 1]) && b.iter().all(|c| dns(c) || *c == b'-');
+    if official || katalis {
+        Ok(())
+    } else {
+        Err(EwbiError(ApiError::invalid(field, "must match ^[A-Za-z][A-Za-z0-9_]{7,63}$ (or be a DNS label)")))
+    }
 }
 
 fn not_found(what: &str) -> EwbiError {
@@ -418,7 +446,7 @@ pub async fn upload_file(State(s): State<AppState>, caller: PartnerCaller, Path(
 async fn store_file(s: &AppState, caller: &PartnerCaller, fed: &Object<FederationSpec>, m: Multipart, tmp: &std::path::Path) -> EwbiResult<StatusCode> {
     let (texts, size) = read_multipart(m, "file", Some(tmp)).await?;
     let up: wire::FileUpload = parts_as(&texts)?;
-    wire::check_identifier(&up.app_provider_id, "appProviderId")?;
+    check_app_id(&up.app_provider_id, "appProviderId")?;
     if up.file_id.is_empty() || up.file_id.len() > 64 {
         return Err(EwbiError(ApiError::invalid("fileId", "must be 1 to 64 characters")));
     }
@@ -528,7 +556,7 @@ pub async fn upload_artefact(State(s): State<AppState>, caller: PartnerCaller, P
     let fed = caller.federation(&s, &ctx).await?;
     let (texts, _) = read_multipart(m, "artefactFile", None).await?;
     let up: wire::ArtefactUpload = parts_as(&texts)?;
-    wire::check_identifier(&up.app_provider_id, "appProviderId")?;
+    check_app_id(&up.app_provider_id, "appProviderId")?;
     if up.artefact_id.is_empty() || up.artefact_id.len() > 64 {
         return Err(EwbiError(ApiError::invalid("artefactId", "must be 1 to 64 characters")));
     }
@@ -699,8 +727,8 @@ fn manifest(org: &Name, meta: &wire::AppMetaData, qos: &wire::AppQoSProfile, c: 
 pub async fn onboard_app(State(s): State<AppState>, caller: PartnerCaller, Path(ctx): Path<String>, raw: Bytes) -> EwbiResult<StatusCode> {
     let fed = caller.federation(&s, &ctx).await?;
     let req: wire::OnboardApplicationRequest = body(&raw)?;
-    wire::check_identifier(&req.app_id, "appId")?;
-    wire::check_identifier(&req.app_provider_id, "appProviderId")?;
+    check_app_id(&req.app_id, "appId")?;
+    check_app_id(&req.app_provider_id, "appProviderId")?;
     req.app_meta_data.validate(fed.spec.dialect)?;
     if !req.app_status_callback_link.starts_with("https://") {
         return Err(EwbiError(ApiError::invalid("appStatusCallbackLink", "must be an https:// URL")));
@@ -760,6 +788,11 @@ pub async fn onboard_app(State(s): State<AppState>, caller: PartnerCaller, Path(
 
 /// Queues an `onApplicationOnboardStatusEvent` for `zones`.
 async fn onboard_status(s: &AppState, fed: &Object<FederationSpec>, app: &EwbiAppSpec, zones: &[String], status: wire::OnboardStatus) -> EwbiResult<()> {
+    // `statusInfo` needs at least one zone: nothing changed (zones added again, or an app
+    // deleted after being deboarded everywhere) means nothing to tell.
+    if zones.is_empty() {
+        return Ok(());
+    }
     let ctx = fed.metadata.name.as_str().trim_start_matches("f-").to_string();
     let ev = wire::AppOnboardStatusEvent {
         federation_context_id: Some(ctx),
@@ -1114,7 +1147,7 @@ async fn pool_status(s: &AppState, fed: &Object<FederationSpec>, p: &Pool) -> Ew
 pub async fn create_pool(State(s): State<AppState>, caller: PartnerCaller, Path((ctx, zone, provider)): Path<(String, String, String)>, raw: Bytes) -> EwbiResult<(StatusCode, Json<Value>)> {
     let fed = caller.federation(&s, &ctx).await?;
     let z = offered(&caller.partner, &zone)?;
-    wire::check_identifier(&provider, "appProviderId")?;
+    check_app_id(&provider, "appProviderId")?;
     let req: wire::CreateResourcePoolsRequest = body(&raw)?;
     req.res_request.reserve_duration.validate("resRequest.reserveDuration")?;
     if req.res_request.flavours.is_empty() {

@@ -32,16 +32,17 @@ use crate::state::AppState;
 /// A peer as stored.
 pub type Peer = Object<FederationPeerSpec, FederationPeerObserved>;
 
-/// Clients per peer (uid and revision: a changed registration gets a new client).
+/// Clients per peer (uid and registration: a changed registration gets a new client, a
+/// changed status keeps the client and its token).
 #[derive(Clone, Default)]
 pub struct Clients(Arc<Mutex<ClientMap>>);
 
-type ClientMap = HashMap<(Uid, u64), Arc<PeerClient>>;
+type ClientMap = HashMap<(Uid, String), Arc<PeerClient>>;
 
 impl Clients {
     /// The client of `peer`.
     pub fn of(&self, peer: &Peer) -> Result<Arc<PeerClient>, ReconcileError> {
-        let key = (peer.metadata.uid, peer.metadata.revision);
+        let key = (peer.metadata.uid, serde_json::to_string(&peer.spec).unwrap_or_default());
         let mut m = self.0.lock().map_err(|_| ReconcileError::Service("client cache poisoned".into()))?;
         if let Some(c) = m.get(&key) {
             return Ok(c.clone());
@@ -116,6 +117,11 @@ impl PeerReconciler {
         p.observed.context_id = Some(ctx);
         p.observed.partner_federation_id = Some(resp.partner_op_federation_id.clone());
         p.observed.extensions = resp.x_op_extensions.clone().unwrap_or_default();
+        p.observed.network_codes = resp
+            .partner_op_mobile_network_codes
+            .as_ref()
+            .map(|m| m.mncs.iter().flatten().map(|n| format!("{}{n}", m.mcc.clone().unwrap_or_default())).collect())
+            .unwrap_or_default();
         p.observed.offered_zones = offered(resp.offered_availability_zones.as_deref().unwrap_or_default());
         p.status.state = State::Creating;
         p.status.message = Some("federated; subscribing to zones".into());
@@ -183,6 +189,40 @@ impl PeerReconciler {
         self.save(p).await
     }
 
+    /// Apps deleted here are deleted at the partner: deboarded from each zone, then deleted
+    /// (the official revision has no DeleteApp; deboarding is then all there is).
+    async fn forget_deleted_apps(&self, p: &mut Peer, c: &PeerClient) -> Result<(), ReconcileError> {
+        let s = &self.state;
+        let ctx = p.observed.context_id.clone().unwrap_or_default();
+        let mut gone = Vec::new();
+        for (app, zones) in &p.observed.onboarded {
+            if s.repo.get::<AppSpec, ()>(Kind::App, *app).await?.is_some() {
+                continue;
+            }
+            let app_id = federated_id(&peer_key(s, &p.metadata.name), 'a', "app/", *app);
+            for z in zones {
+                match c.call(Method::DELETE, &format!("/{ctx}/application/onboarding/app/{app_id}/zone/{z}"), None).await {
+                    Ok(_) => {}
+                    Err(e) if e.status() == Some(404) => {}
+                    Err(e) => return Err(remote(e)),
+                }
+            }
+            match c.call(Method::DELETE, &format!("/{ctx}/application/onboarding/app/{app_id}"), None).await {
+                Ok(_) => {}
+                Err(e) if matches!(e.status(), Some(404) | Some(405) | Some(501)) => {}
+                Err(e) => return Err(remote(e)),
+            }
+            gone.push(*app);
+        }
+        if !gone.is_empty() {
+            for a in gone {
+                p.observed.onboarded.remove(&a);
+            }
+            self.save(p).await?;
+        }
+        Ok(())
+    }
+
     async fn delete(&self, mut p: Peer, c: Option<Arc<PeerClient>>) -> Result<Action, ReconcileError> {
         let s = &self.state;
         if let (Some(ctx), Some(c)) = (p.observed.context_id.clone(), c) {
@@ -236,6 +276,7 @@ impl Reconciler for PeerReconciler {
                 self.create_federation(&mut p, &c).await?;
             }
             self.subscribe(&mut p, &c).await?;
+            self.forget_deleted_apps(&mut p, &c).await?;
             // Heal: the partner's zone list as it is now.
             let ctx = p.observed.context_id.clone().unwrap_or_default();
             let r = c.call(Method::GET, &format!("/{ctx}/partner"), None).await.map_err(remote)?;
@@ -250,7 +291,7 @@ impl Reconciler for PeerReconciler {
         }
         .await;
         match result {
-            Ok(()) => Ok(Action::Requeue(Duration::from_secs(30))),
+            Ok(()) => Ok(Action::Requeue(Duration::from_secs(10))),
             Err(e) => {
                 if let Ok(Some(mut fresh)) = s.repo.get::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer, uid).await {
                     let msg = format!("partner unreachable or refusing: {e}; retrying");
@@ -297,6 +338,9 @@ pub async fn admit_federated(s: &AppState, app: &App, zone: &Object<ZoneSpec>, f
         .await?
         .filter(|p| p.metadata.deletion_requested.is_none() && p.observed.subscribed.contains_key(&fz.zone_id))
         .ok_or_else(|| ApiError::invalid("edgeCloudZoneId", format!("zone {} is a partner's and the federation is not active; try another zone", zone.metadata.name)))?;
+    if zone.status.state != State::Ready {
+        return Err(ApiError::invalid("edgeCloudZoneId", format!("partner zone {} is not available now ({}); try another zone", zone.metadata.name, zone.status.message.clone().unwrap_or_default())));
+    }
     let offered = peer.observed.flavours.get(&fz.zone_id).map(Vec::as_slice).unwrap_or_default();
     let f = pick_flavour(app, offered).ok_or_else(|| {
         let field = if app.spec.flavor.is_some() { "flavor" } else { "requiredResources" };
@@ -394,6 +438,25 @@ impl RemoteInstanceReconciler {
             .get_by_name::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer, None, name)
             .await?
             .ok_or_else(|| ReconcileError::Dangling(format!("federation peer '{name}' no longer exists")))
+    }
+
+    /// Records on the peer that `app` is onboarded on `zone` there (retrying a lost race with
+    /// the peer's own reconciler).
+    async fn mark_onboarded(&self, peer: &Name, app: Uid, zone: &str) -> Result<(), ReconcileError> {
+        for _ in 0..8 {
+            let mut p = self.peer(peer).await?;
+            let zones = p.observed.onboarded.entry(app).or_default();
+            if zones.iter().any(|z| z == zone) {
+                return Ok(());
+            }
+            zones.push(zone.to_string());
+            match self.state.repo.update(&mut p).await {
+                Ok(()) => return Ok(()),
+                Err(op_store::RepoError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ReconcileError::Service("the peer changed too often; retrying".into()))
     }
 
     async fn save(&self, inst: &mut Remote) -> Result<(), ReconcileError> {
@@ -556,12 +619,7 @@ impl RemoteInstanceReconciler {
         let d: wire::InstanceStatusInfo = serde_json::from_value(body).map_err(|e| ReconcileError::Service(format!("the partner's instance details: {e}")))?;
         let state = d.app_instance_state.map(|s| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).unwrap_or_default();
         let before = (inst.status.clone(), inst.observed.endpoints.clone());
-        let mut endpoints = Vec::new();
-        for ap in d.access_point_info.iter().flatten() {
-            let Some(local) = app.spec.component_spec.iter().flat_map(|c| c.network_interfaces.iter()).find(|n| interface_id(k, app.metadata.uid, &n.interface_id) == ap.interface_id) else { continue };
-            let host = ap.access_points.fqdn.clone().or_else(|| ap.access_points.ipv4_addresses.as_ref().and_then(|a| a.first().cloned())).unwrap_or_default();
-            endpoints.push(Endpoint { interface_id: local.interface_id.clone(), host, port: ap.access_points.port });
-        }
+        let endpoints = endpoints_of(app, k, d.access_point_info.as_deref().unwrap_or_default());
         let (st, msg, again) = match state.as_str() {
             "READY" if !endpoints.is_empty() || app.spec.external_interfaces().next().is_none() => (State::Ready, "running on the partner's zone".to_string(), Duration::from_secs(15)),
             "READY" | "PENDING" | "" => (State::Creating, "the partner is starting the instance".to_string(), Duration::from_millis(250)),
@@ -586,25 +644,6 @@ impl RemoteInstanceReconciler {
             match c.call(Method::DELETE, &format!("/{ctx}/application/lcm/app/{}/instance/{remote_id}/zone/{}", ids.app, fed.zone_id), None).await {
                 Ok(_) => {}
                 Err(e) if e.status() == Some(404) => {}
-                Err(e) => return Err(remote(e)),
-            }
-        }
-        // The app's last instance on this peer: the partner may forget the app.
-        let (all, _) = s.repo.list::<AppInstanceSpec, Value>(Kind::AppInstance).await?;
-        let others = all.iter().any(|o| o.metadata.uid != inst.metadata.uid && o.spec.app_id == inst.spec.app_id && o.spec.federated.as_ref().is_some_and(|f| f.peer == fed.peer));
-        if !others && inst.observed.federation.as_ref().is_some_and(|f| f.app_id.is_some()) {
-            // Wait until the partner has let the instance go, or it refuses to deboard.
-            match c.call(Method::DELETE, &format!("/{ctx}/application/onboarding/app/{}/zone/{}", ids.app, fed.zone_id), None).await {
-                Ok(_) => {}
-                Err(e) if e.status() == Some(404) => {}
-                Err(e) if e.status() == Some(409) => return Ok(Action::Requeue(Duration::from_millis(500))),
-                Err(e) => return Err(remote(e)),
-            }
-            match c.call(Method::DELETE, &format!("/{ctx}/application/onboarding/app/{}", ids.app), None).await {
-                Ok(_) => {}
-                // The official revision has no DeleteApp: deboarding was enough.
-                Err(e) if matches!(e.status(), Some(404) | Some(405) | Some(501)) => {}
-                Err(e) if e.status() == Some(409) => return Ok(Action::Requeue(Duration::from_millis(500))),
                 Err(e) => return Err(remote(e)),
             }
         }
@@ -638,37 +677,185 @@ impl Reconciler for RemoteInstanceReconciler {
         if inst.metadata.deletion_requested.is_some() {
             return self.remove(&c, &ctx, &ids, &fed, &inst).await;
         }
-        let mut progress = inst.observed.federation.clone().unwrap_or_default();
-        if progress.file_id.is_none() {
-            inst.status.state = State::Creating;
-            inst.status.message = Some("uploading the app's image to the partner".into());
-            self.upload_file(&c, &ctx, &ids, &app).await?;
-            progress.file_id = Some(ids.file.clone());
+        match self.deploy(&c, &ctx, &ids, &fed, &peer, &app, &mut inst).await {
+            Ok(a) => Ok(a),
+            Err(e) => {
+                // Say why it waits; the runner retries with backoff.
+                if let Ok(Some(mut fresh)) = s.repo.get::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance, uid).await {
+                    let msg = format!("waiting for partner {}: {e}; retrying", fed.peer);
+                    if fresh.status.message.as_deref() != Some(msg.as_str()) && fresh.status.state != State::Ready {
+                        fresh.status.message = Some(msg);
+                        let _ = s.repo.update(&mut fresh).await;
+                    }
+                }
+                Err(e)
+            }
         }
-        if progress.artefact_id.is_none() {
-            self.upload_artefact(&c, &ctx, &ids, &app).await?;
-            progress.artefact_id = Some(ids.artefact.clone());
-            inst.observed.federation = Some(progress.clone());
-            self.save(&mut inst).await?;
-        }
-        if progress.app_id.is_none() {
-            self.onboard(&c, &ctx, &ids, &app, &fed.zone_id, &peer).await?;
-            progress.app_id = Some(ids.app.clone());
-            inst.observed.federation = Some(progress.clone());
-            inst.status.message = Some("onboarded at the partner; installing".into());
-            self.save(&mut inst).await?;
-        }
-        if progress.instance_id.is_none() {
-            let id = self.install(&c, &ctx, &ids, &app, &fed, &peer).await?;
-            progress.instance_id = Some(id);
-            inst.observed.federation = Some(progress.clone());
-            self.save(&mut inst).await?;
-        }
-        self.poll(&c, &ctx, &ids, &fed, &mut inst, &app).await
     }
 
     fn error_policy(&self, _err: &ReconcileError, failures: u32) -> Duration {
         op_controller::backoff(failures)
+    }
+}
+
+impl RemoteInstanceReconciler {
+    /// One step further along: image, artefact, onboarding, installation, then the partner's view.
+    #[allow(clippy::too_many_arguments)]
+    async fn deploy(&self, c: &PeerClient, ctx: &str, ids: &Ids, fed: &FederatedPlacement, peer: &Peer, app: &Object<AppSpec>, inst: &mut Remote) -> Result<Action, ReconcileError> {
+        let mut progress = inst.observed.federation.clone().unwrap_or_default();
+        if progress.instance_id.is_none() && peer.observed.onboarded.get(&app.metadata.uid).is_some_and(|z| z.contains(&fed.zone_id)) {
+            // Another instance onboarded the app there: install straight away.
+            progress.file_id = Some(ids.file.clone());
+            progress.artefact_id = Some(ids.artefact.clone());
+            progress.app_id = Some(ids.app.clone());
+        }
+        if progress.file_id.is_none() {
+            inst.status.state = State::Creating;
+            // Another instance of the app may have carried the image there already.
+            if c.call(Method::GET, &format!("/{ctx}/files/{}", ids.file), None).await.is_err() {
+                inst.status.message = Some("uploading the app's image to the partner".into());
+                self.upload_file(c, ctx, ids, app).await?;
+            }
+            progress.file_id = Some(ids.file.clone());
+        }
+        if progress.artefact_id.is_none() {
+            if c.call(Method::GET, &format!("/{ctx}/artefact/{}", ids.artefact), None).await.is_err() {
+                self.upload_artefact(c, ctx, ids, app).await?;
+            }
+            progress.artefact_id = Some(ids.artefact.clone());
+        }
+        if progress.app_id.is_none() {
+            self.onboard(c, ctx, ids, app, &fed.zone_id, peer).await?;
+            self.mark_onboarded(&peer.metadata.name, app.metadata.uid, &fed.zone_id).await?;
+            progress.app_id = Some(ids.app.clone());
+        }
+        if progress.instance_id.is_none() {
+            let id = self.install(c, ctx, ids, app, fed, peer).await?;
+            progress.instance_id = Some(id);
+            // One write for every step: each is idempotent at the partner (same ids), so a
+            // crash before it only repeats them.
+            inst.observed.federation = Some(progress.clone());
+            inst.status.state = State::Creating;
+            inst.status.message = Some("installed at the partner; starting".into());
+            self.save(inst).await?;
+        }
+        self.poll(c, ctx, ids, fed, inst, app).await
+    }
+}
+
+/// How long registration waits for a partner's edge discovery before serving in the order it
+/// knows.
+const SHARING_BUDGET: Duration = Duration::from_millis(300);
+
+/// Edge node sharing (originating role): a device of ours roaming in network `plmn` of a
+/// peer is served by the peer's edges. The Ready instances of `app` on that peer's zones, in
+/// the order the partner ranks its zones for the device's location (GetCandidateZones); `None`
+/// when `plmn` is no peer's or the app runs on none of its zones.
+pub async fn shared_edges(s: &AppState, app: Uid, plmn: &str, at: GeoPoint) -> Result<Option<Vec<op_types::uni::EdgeOffer>>, ApiError> {
+    let (peers, _) = s.repo.list::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer).await?;
+    let Some(peer) = peers.into_iter().find(|p| p.metadata.deletion_requested.is_none() && p.observed.network_codes.iter().any(|c| c == plmn)) else { return Ok(None) };
+    let (insts, _) = s.repo.list::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance).await?;
+    let mut mine: Vec<_> = insts
+        .into_iter()
+        .filter(|i| i.spec.app_id == app && i.status.state == State::Ready && i.metadata.deletion_requested.is_none())
+        .filter(|i| i.spec.federated.as_ref().is_some_and(|f| f.peer == peer.metadata.name) && !i.observed.endpoints.is_empty())
+        .collect();
+    if mine.is_empty() {
+        return Ok(None);
+    }
+    let Some(app_obj) = s.repo.get::<AppSpec, ()>(Kind::App, app).await? else { return Ok(None) };
+    // The partner's ranking for where the device is; its order of preference.
+    let ids = ids(s, &peer.metadata.name, &app_obj, Uid::nil());
+    let body = json!({"appProviderId": ids.provider, "appId": ids.app, "edgeDiscoveryFilters": {"location": {"geo_location": format!("{:.4},{:.4}", at.latitude, at.longitude)}}});
+    let ctx = peer.observed.context_id.clone().unwrap_or_default();
+    let order: Vec<String> = match s.ewbi.clients.of(&peer) {
+        Ok(c) => match tokio::time::timeout(SHARING_BUDGET, c.call(Method::POST, &format!("/{ctx}/edgenodesharing/edgeDiscovery"), Some(&body))).await {
+            Ok(Ok(r)) => {
+                let zones: Vec<String> = r.body.and_then(|b| serde_json::from_value::<Vec<wire::DiscoveredEdgeNode>>(b).ok()).unwrap_or_default().into_iter().map(|n| n.zone_id).collect();
+                // The partner bills the discovery at the time it states: record the same.
+                if let (Some(at), Some(first)) = (r.date, zones.first()) {
+                    let ev = op_types::ewbi::usage::UsageEvent::ServiceCalls(op_types::ewbi::usage::ServiceCalls {
+                        federation_context_id: ctx.clone(),
+                        app_provider_id: ids.provider.clone(),
+                        app_id: ids.app.clone(),
+                        zone_id: first.clone(),
+                        flavour_id: None,
+                        service: "edgeDiscovery".into(),
+                        count: 1,
+                        at,
+                    });
+                    super::settle::record(s, &peer.metadata.name, ev).await?;
+                }
+                zones
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %peer.metadata.name, error = %e, "edge discovery at the partner failed; serving in our order");
+                vec![]
+            }
+            Err(_) => vec![],
+        },
+        Err(_) => vec![],
+    };
+    let rank = |zone: &str| order.iter().position(|z| z == zone).unwrap_or(usize::MAX);
+    mine.sort_by_key(|i| i.spec.federated.as_ref().map_or(usize::MAX, |f| rank(&f.zone_id)));
+    let (zones, _) = s.repo.list::<ZoneSpec, ()>(Kind::Zone).await?;
+    Ok(Some(
+        mine.into_iter()
+            .map(|i| {
+                let ep = &i.observed.endpoints[0];
+                let zone = zones.iter().find(|z| z.metadata.uid == i.spec.edge_cloud_zone_id);
+                op_types::uni::EdgeOffer {
+                    app_instance_id: i.metadata.uid,
+                    edge_cloud_zone_id: i.spec.edge_cloud_zone_id,
+                    edge_cloud_zone_name: zone.map(|z| z.metadata.name.to_string()).unwrap_or_default(),
+                    host: ep.host.clone(),
+                    port: ep.port,
+                    expected_qos: None,
+                    distance_km: zone.map(|z| op_uni::geo::distance_km(at, z.spec.location)),
+                    probe_url: None,
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// Our app's endpoints from the partner's access points (its interface ids are federated).
+fn endpoints_of(app: &Object<AppSpec>, k: &[u8], points: &[wire::AccessPointInfo]) -> Vec<Endpoint> {
+    let mut endpoints = Vec::new();
+    for ap in points {
+        let Some(local) = app.spec.component_spec.iter().flat_map(|c| c.network_interfaces.iter()).find(|n| interface_id(k, app.metadata.uid, &n.interface_id) == ap.interface_id) else { continue };
+        let host = ap.access_points.fqdn.clone().or_else(|| ap.access_points.ipv4_addresses.as_ref().and_then(|a| a.first().cloned())).unwrap_or_default();
+        endpoints.push(Endpoint { interface_id: local.interface_id.clone(), host, port: ap.access_points.port });
+    }
+    endpoints
+}
+
+/// Applies a partner's instance-status callback to our instance (one write): `READY` with its
+/// access points makes it Ready at once; anything else wakes its reconciler, which asks the
+/// partner.
+pub async fn apply_instance_event(s: &AppState, peer: &Peer, ev: &wire::InstanceStatusEvent) -> Result<(), ApiError> {
+    let (all, _) = s.repo.list::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance).await?;
+    let Some(mut inst) = all.into_iter().find(|i| {
+        i.spec.federated.as_ref().is_some_and(|f| f.peer == peer.metadata.name) && i.observed.federation.as_ref().and_then(|f| f.instance_id.as_deref()) == Some(ev.app_inst_identifier.as_str())
+    }) else {
+        return Ok(());
+    };
+    let ready = ev.app_instance_info.app_instance_state.and_then(|st| serde_json::to_value(st).ok()).and_then(|v| v.as_str().map(str::to_string));
+    let app = s.repo.get::<AppSpec, ()>(Kind::App, inst.spec.app_id).await?;
+    let endpoints = app.as_ref().map(|a| endpoints_of(a, &peer_key(s, &peer.metadata.name), ev.app_instance_info.access_point_info.as_deref().unwrap_or_default())).unwrap_or_default();
+    if ready.as_deref() == Some("READY") && !endpoints.is_empty() && inst.metadata.deletion_requested.is_none() {
+        inst.status.state = State::Ready;
+        inst.status.message = Some("running on the partner's zone".into());
+        inst.observed.endpoints = endpoints;
+        if let Some(f) = inst.observed.federation.as_mut() {
+            f.remote_state = ready;
+        }
+    } else {
+        inst.metadata.labels.insert("op.federation.notified".into(), chrono::Utc::now().timestamp_micros().to_string());
+    }
+    match s.repo.update(&mut inst).await {
+        Ok(()) | Err(op_store::RepoError::Conflict) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -679,29 +866,33 @@ pub async fn record_instance_event(s: &AppState, peer: &Peer, ev: &wire::Instanc
     let Some(at) = ev.modification_date else { return Ok(()) };
     let ctx = peer.observed.context_id.clone().unwrap_or_default();
     let (all, _) = s.repo.list::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance).await?;
-    let Some(inst) = all.iter().find(|i| i.observed.federation.as_ref().and_then(|f| f.instance_id.as_deref()) == Some(ev.app_inst_identifier.as_str())) else {
-        return Ok(());
-    };
-    let Some(fed) = &inst.spec.federated else { return Ok(()) };
-    let app = s.repo.get::<AppSpec, ()>(Kind::App, inst.spec.app_id).await?;
-    let Some(app) = app else { return Ok(()) };
-    let f = peer.observed.flavours.get(&fed.zone_id).and_then(|fs| fs.iter().find(|f| f.flavour_id == fed.flavour_id)).cloned().unwrap_or_default();
     let state = match ev.app_instance_info.app_instance_state.map(|s| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).as_deref() {
         Some("READY") => InstanceState::Ready,
         Some("FAILED") => InstanceState::Failed,
         Some("TERMINATING") => InstanceState::Terminating,
         _ => InstanceState::Pending,
     };
-    let ids = ids(s, &peer.metadata.name, &app, inst.metadata.uid);
+    // The billing key: from our instance while it exists, else (its end is reported after we
+    // let it go) from the instance's earlier events in our ledger.
+    let inst = all.iter().find(|i| i.observed.federation.as_ref().and_then(|f| f.instance_id.as_deref()) == Some(ev.app_inst_identifier.as_str()));
+    let key = match inst.and_then(|i| i.spec.federated.as_ref().map(|f| (i, f))) {
+        Some((inst, fed)) => {
+            let Some(app) = s.repo.get::<AppSpec, ()>(Kind::App, inst.spec.app_id).await? else { return Ok(()) };
+            let f = peer.observed.flavours.get(&fed.zone_id).and_then(|fs| fs.iter().find(|f| f.flavour_id == fed.flavour_id)).cloned().unwrap_or_default();
+            Some((ids(s, &peer.metadata.name, &app, inst.metadata.uid).provider, fed.flavour_id.clone(), f.vcpu_milli, f.memory_mb))
+        }
+        None => super::settle::instance_key(s, &peer.metadata.name, &ctx, &ev.app_inst_identifier).await?,
+    };
+    let Some((provider, flavour, vcpu_milli, memory_mb)) = key else { return Ok(()) };
     let event = UsageEvent::InstanceStateChanged(InstanceStateChanged {
         federation_context_id: ctx,
-        app_provider_id: ids.provider,
+        app_provider_id: provider,
         app_id: ev.app_id.clone(),
         app_instance_id: ev.app_inst_identifier.clone(),
         zone_id: ev.zone_id.clone(),
-        flavour_id: fed.flavour_id.clone(),
-        vcpu_milli: f.vcpu_milli,
-        memory_mb: f.memory_mb,
+        flavour_id: flavour,
+        vcpu_milli,
+        memory_mb,
         state,
         at,
     });

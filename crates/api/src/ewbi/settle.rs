@@ -45,6 +45,15 @@ async fn events(s: &AppState, counterpart: &Name, ctx: &str) -> Result<Vec<Usage
     Ok(all.into_iter().filter(|e| &e.spec.counterpart == counterpart && e.spec.federation == ctx).map(|e| e.spec.event).collect())
 }
 
+/// The billing key (provider, flavour, milli-vCPUs, MiB) of instance `instance` from its
+/// earlier events with `counterpart`: what its later events carry once the instance is gone.
+pub async fn instance_key(s: &AppState, counterpart: &Name, ctx: &str, instance: &str) -> Result<Option<(String, String, u64, u64)>, ApiError> {
+    Ok(events(s, counterpart, ctx).await?.into_iter().find_map(|e| match e {
+        UsageEvent::InstanceStateChanged(i) if i.app_instance_id == instance => Some((i.app_provider_id, i.flavour_id, i.vcpu_milli, i.memory_mb)),
+        _ => None,
+    }))
+}
+
 /// The settlement window from a query: `to` defaults to the start of the current hour, `from`
 /// to 24 h before `to`.
 pub fn window(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {

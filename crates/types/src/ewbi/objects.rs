@@ -336,9 +336,17 @@ pub struct FederationPeerObserved {
     /// Extensions both sides speak.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<String>,
+    /// The partner's mobile networks (MCC+MNC): our devices roaming there are served by its
+    /// edges (edge node sharing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_codes: Vec<String>,
     /// The flavours the partner supports per subscribed zone (sizes only).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub flavours: BTreeMap<String, Vec<PartnerFlavour>>,
+    /// Our apps onboarded at the partner: app uid -> the partner zone ids it is onboarded on.
+    /// Onboarding is per app: it stays while the app exists, and goes when the app is deleted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub onboarded: BTreeMap<Uid, Vec<String>>,
     /// The unguessable part of our callback URLs for this peer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_id: Option<String>,
@@ -426,10 +434,24 @@ pub struct UsageLedgerSpec {
     pub event: super::usage::UsageEvent,
 }
 
+/// What a partner was last told about the zones offered to it (partner role), per zone id:
+/// the JSON of its details, status and resources. The zone pusher compares the zones as they
+/// are now with it and notifies the differences. Named like the federation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EwbiZoneViewSpec {
+    /// Zone id -> details (`ZoneDetails` JSON).
+    pub details: BTreeMap<String, serde_json::Value>,
+    /// Zone id -> status (`AVAILABLE`, ...).
+    pub status: BTreeMap<String, String>,
+    /// Subscribed zone id -> resources (`ZoneResUpdInfo` JSON).
+    pub resources: BTreeMap<String, serde_json::Value>,
+}
+
 /// A callback to a partner's (or peer's) endpoint, stored in the same step as the change it
 /// reports and deleted once delivered: at-least-once delivery that survives restarts, in
 /// creation order per federation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EwbiOutboxSpec {
     /// The federation context (partner role).
@@ -442,6 +464,10 @@ pub struct EwbiOutboxSpec {
     pub body: serde_json::Value,
     /// Order within the federation: microseconds since the epoch at creation.
     pub seq: i64,
+    /// The settlement event this callback reports, recorded in our ledger once the partner
+    /// has it (so both ledgers hold exactly the delivered events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<super::usage::UsageEvent>,
 }
 
 /// A federated identifier: what crosses to a partner in place of a local name or uid.
