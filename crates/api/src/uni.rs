@@ -415,13 +415,14 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
     // Roaming in a federated partner's network: its edges serve the device (edge node sharing,
     // local breakout), ranked by the partner for where the device is.
     let shared = match (&refused, roams.roaming, roams.serving_plmn.as_deref()) {
-        (None, true, Some(plmn)) => crate::ewbi::peer::shared_edges(&s, app.uid, plmn, net.point).await?,
+        (None, true, Some(plmn)) => crate::ewbi::peer::shared_edges(&s, app.uid, plmn, net.point, &device_key(&device)).await?,
         _ => None,
     };
-    if let Some(mut offers) = shared {
+    if let Some((mut offers, auth)) = shared {
         let best = offers.remove(0);
         offers.truncate(max_alt);
-        return open_session(&s, &app, &device, &net, Offers { best, alternatives: offers, area: ServiceAreaView { cells: Vec::new(), polygon: Vec::new() }, best_effort: false }, Ok(None)).await;
+        let offers = Offers { best, alternatives: offers, area: ServiceAreaView { cells: Vec::new(), polygon: Vec::new() }, best_effort: false };
+        return open_session(&s, &app, &device, &net, offers, Ok(None), Some(auth)).await;
     }
     if let Some(claim) = &req.location {
         check_claim(claim, &net)?;
@@ -509,7 +510,7 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
             }
         }
     };
-    open_session(&s, &app, &device, &net, Offers { best, alternatives, area, best_effort }, starting).await
+    open_session(&s, &app, &device, &net, Offers { best, alternatives, area, best_effort }, starting, None).await
 }
 
 /// Opens a session on `offers` for `device` (signed token, revalidation timer, the device
@@ -521,6 +522,7 @@ async fn open_session(
     net: &NetworkLocation,
     offers: Offers,
     starting: Result<Option<StartingInstance>, ApiError>,
+    roaming_auth: Option<op_types::uni::RoamingAuth>,
 ) -> Result<(StatusCode, Json<Registration>), ApiError> {
     let Offers { best, alternatives, area, best_effort } = offers;
     let device_at = at(net);
@@ -562,6 +564,7 @@ async fn open_session(
             starting,
             best_effort,
             cloud_fallback,
+            roaming_auth,
         }),
     ))
 }

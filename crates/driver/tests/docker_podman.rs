@@ -14,6 +14,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bollard::image::RemoveImageOptions;
 use op_driver::docker::DockerDriver;
 use op_driver::{
     ContainerSpec, ContainerState, Driver, DriverError, PortProtocol, PortSpec, LABEL_INSTANCE, LABEL_MANAGED,
@@ -422,4 +423,103 @@ async fn unreachable_runtime_is_unavailable() {
     let err = refused.ping().await.expect_err("nothing listens");
     assert!(matches!(err, DriverError::Unavailable(_)) && err.retryable(), "{err:?}");
     assert!(matches!(refused.inspect("x").await, Err(DriverError::Unavailable(_))));
+}
+
+// Image export, load and tag (what federation uses to move an app's image to a partner).
+// The shared sample tag is never removed or reloaded: each test works on its own tags
+// `localhost/op-test-fed/<random>:...`, removed at the end (also when the test fails).
+
+/// Removes one tag (never the image's layers, never a container's image: `noprune`, no force).
+async fn untag(name: &str) -> Result<(), bollard::errors::Error> {
+    let opts = RemoveImageOptions { force: false, noprune: true };
+    match raw_docker().remove_image(name, Some(opts), None).await {
+        Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the named tags when dropped, also when the test panics. Drop cannot await, so the
+/// removal runs on its own thread and runtime.
+struct Untag(Vec<String>);
+
+impl Drop for Untag {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut self.0);
+        let done = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                for n in names {
+                    if let Err(e) = untag(&n).await {
+                        eprintln!("cleanup: could not remove the tag {n}: {e}");
+                    }
+                }
+            });
+        });
+        let _ = done.join();
+    }
+}
+
+/// Whether `tar` is a tar archive (ustar magic in the first header) holding `manifest.json`,
+/// as `docker save` writes it.
+fn looks_like_docker_save(tar: &[u8]) -> bool {
+    tar.len() > 1024 && &tar[257..262] == b"ustar" && tar.windows(13).any(|w| w == b"manifest.json")
+}
+
+/// Tag a unique name, export it, drop the tag, load the archive: the name is back, and the
+/// runtime reported it. Also tags idempotently and with an implicit `latest`.
+#[tokio::test]
+async fn export_then_load_restores_the_name() {
+    let d = driver().await;
+    let unique = suffix();
+    let name = format!("localhost/op-test-fed/{unique}:1");
+    let bare = format!("localhost/op-test-fed/{unique}");
+    let _cleanup = Untag(vec![name.clone(), format!("{bare}:latest")]);
+
+    assert!(!d.image_exists(&name).await.unwrap(), "a fresh name must not exist yet");
+    d.tag_image(IMAGE, &name).await.unwrap();
+    d.tag_image(IMAGE, &name).await.expect("tagging again is not an error");
+    assert!(d.image_exists(&name).await.unwrap(), "tag_image must create {name}");
+    d.tag_image(&name, &bare).await.unwrap();
+    assert!(d.image_exists(&format!("{bare}:latest")).await.unwrap(), "a target without a tag means :latest");
+
+    let tar = d.export_image(&name).await.unwrap();
+    assert!(looks_like_docker_save(&tar), "export is not a docker-save tar ({} bytes)", tar.len());
+    assert!(tar.len() < 64 * 1024 * 1024, "the sample image exported as {} bytes", tar.len());
+
+    untag(&name).await.unwrap();
+    assert!(!d.image_exists(&name).await.unwrap(), "the tag should be gone before the load");
+    let refs = d.load_image(tar).await.unwrap();
+    assert!(refs.contains(&name), "load reported {refs:?}, not {name}");
+    assert!(d.image_exists(&name).await.unwrap(), "load must bring {name} back");
+    assert!(d.image_exists(IMAGE).await.unwrap(), "the sample tag must be untouched");
+}
+
+/// Bytes that are no image archive: the runtime's refusal, as a Runtime error with its message.
+#[tokio::test]
+async fn loading_garbage_is_a_runtime_error() {
+    let d = driver().await;
+    for (what, bytes) in [("text", b"not an image archive".to_vec()), ("an empty tar", vec![0u8; 1024])] {
+        match d.load_image(bytes).await {
+            Err(DriverError::Runtime(msg)) => assert!(!msg.trim().is_empty(), "{what}: empty message"),
+            other => panic!("loading {what} gave {other:?}, not a Runtime error"),
+        }
+    }
+}
+
+/// A missing image cannot be exported or tagged: ImageNotFound, naming it.
+#[tokio::test]
+async fn missing_images_are_image_not_found() {
+    let d = driver().await;
+    let missing = format!("localhost/op-test-fed/missing-{}:1", suffix());
+    match d.export_image(&missing).await {
+        Err(DriverError::ImageNotFound(n)) => assert_eq!(n, missing),
+        other => panic!("exporting {missing} gave {:?}, not ImageNotFound", other.map(|b| b.len())),
+    }
+    let target = format!("localhost/op-test-fed/never-{}:1", suffix());
+    let _cleanup = Untag(vec![target.clone()]);
+    match d.tag_image(&missing, &target).await {
+        Err(DriverError::ImageNotFound(n)) => assert_eq!(n, missing),
+        other => panic!("tagging {missing} gave {other:?}, not ImageNotFound"),
+    }
+    assert!(!d.image_exists(&target).await.unwrap());
 }

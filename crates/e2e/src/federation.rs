@@ -99,16 +99,18 @@ pub fn tail(log: &str) -> String {
 /// Registers `origin` as a partner of `partner` with client `client_id` and federation id
 /// `fed_id`, offering `partner`'s `local` zone; returns the client secret.
 pub async fn register_partner(partner: &Platform, origin: &Platform, client_id: &str, fed_id: &str) -> Result<String> {
-    let admin = partner.admin().await?;
     let ca = std::fs::read_to_string(origin.data_dir().join("ewbi-ca.pem"))?;
+    let offer = json!({"zone": "local", "alias": PARTNER_ZONE, "geography": "Paris, east bank",
+                       "reservedVcpus": 4, "reservedMemoryMb": 8192, "quotaVcpus": 8, "quotaMemoryMb": 16384});
+    register_partner_offering(partner, &ca, client_id, fed_id, offer).await
+}
+
+/// Registers a partner of `partner` whose callbacks are signed by `ca_pem`, offering `zone`
+/// (an `OfferedZone`); returns the client secret.
+pub async fn register_partner_offering(partner: &Platform, ca_pem: &str, client_id: &str, fed_id: &str, zone: Value) -> Result<String> {
+    let admin = partner.admin().await?;
     let (s, body) = admin
-        .post(
-            "/op/v1/federation/partners",
-            &json!({"name": fed_id, "spec": {
-                "clientId": client_id, "federationId": fed_id, "caPem": ca,
-                "zones": [{"zone": "local", "alias": PARTNER_ZONE, "geography": "Paris, east bank",
-                           "reservedVcpus": 4, "reservedMemoryMb": 8192, "quotaVcpus": 8, "quotaMemoryMb": 16384}]}}),
-        )
+        .post("/op/v1/federation/partners", &json!({"name": fed_id, "spec": {"clientId": client_id, "federationId": fed_id, "caPem": ca_pem, "zones": [zone]}}))
         .await?;
     anyhow::ensure!(s == 201, "partner create: {s} {body}");
     body["clientSecret"].as_str().map(str::to_string).context("clientSecret")

@@ -102,18 +102,9 @@ async fn start_receiver(pki: &TestPki, inbox: Inbox) -> Result<String> {
 /// Registers the test as a partner of `b` (trusting the test CA for callbacks); returns the
 /// client secret.
 async fn register(b: &Platform, ca_pem: &str, client_id: &str, fed_id: &str) -> Result<String> {
-    let admin = b.admin().await?;
-    let (s, body) = admin
-        .post(
-            "/op/v1/federation/partners",
-            &json!({"name": fed_id, "spec": {
-                "clientId": client_id, "federationId": fed_id, "caPem": ca_pem,
-                "zones": [{"zone": "local", "alias": PARTNER_ZONE, "geography": "Paris, east bank",
-                           "reservedVcpus": RESERVED_VCPUS, "reservedMemoryMb": RESERVED_MB, "quotaVcpus": QUOTA_VCPUS, "quotaMemoryMb": QUOTA_MB}]}}),
-        )
-        .await?;
-    ensure!(s == 201, "partner create: {s} {body}");
-    body["clientSecret"].as_str().map(str::to_string).context("clientSecret")
+    let offer = json!({"zone": "local", "alias": PARTNER_ZONE, "geography": "Paris, east bank",
+                       "reservedVcpus": RESERVED_VCPUS, "reservedMemoryMb": RESERVED_MB, "quotaVcpus": QUOTA_VCPUS, "quotaMemoryMb": QUOTA_MB});
+    register_partner_offering(b, ca_pem, client_id, fed_id, offer).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,7 +524,7 @@ async fn drive(b: &Platform, b_ewbi: &str, e: &Ewbi, inbox: &Inbox, recv: &str, 
     let services_key = std::fs::read_to_string(b.data_dir().join("services.key"))?;
     let ewbi_secret = op_types::secret::derive_hex_str(services_key.trim().as_bytes(), "ewbi-ids/", "");
     let device = "device_0001";
-    let good = op_api::ewbi::partner::roaming_token(ewbi_secret.as_bytes(), &ctx, device);
+    let good = op_api::ewbi::partner::roaming_token(ewbi_secret.as_bytes(), device);
     let auth = |dev: &str, t: &str| format!("/{ctx}/roaminguserauth/device/{dev}/token/{t}");
     e.call("AuthenticateDevice", M::GET, &auth("device_9999", &good), Req::None, 404).await?;
     e.call("AuthenticateDevice", M::GET, &auth(device, "wrongtoken0123"), Req::None, 404).await?;

@@ -284,12 +284,50 @@ async fn a_device_roaming_in_b_is_served_by_bs_edge() -> anyhow::Result<()> {
     assert_eq!(r["endpoint"]["edgeCloudZoneName"], ZONE_ON_A);
     let url = format!("http://{}:{}/", r["endpoint"]["host"].as_str().unwrap_or_default(), r["endpoint"]["port"]);
     http_get_ok(&url, Duration::from_secs(10)).await?;
+    // Roaming user authentication: the device shows B's edge what A gave it; B checks with A
+    // over the reverse federation (B originating, A partner).
+    let auth = r["roamingAuth"].clone();
+    assert_eq!(auth["homeOperator"], "opa", "{r}");
+    assert!(!auth.to_string().contains("3361234"), "no phone number crosses: {auth}");
+    let reverse = register_partner(&pair.a, &pair.b, "opb-client", "opb").await?;
+    let admin_b = pair.b.admin().await?;
+    let a_ca = std::fs::read_to_string(pair.a.data_dir().join("ewbi-ca.pem"))?;
+    let (s, e) = admin_b
+        .post("/op/v1/federation/peers", &json!({"name": "opa", "spec": {"url": format!("{}/operatorplatform/federation/v1", pair.a_ewbi),
+            "clientId": "opb-client", "clientSecret": reverse, "caPem": a_ca, "federationId": "opb", "region": "partner-a"}}))
+        .await?;
+    assert_eq!(s, 201, "{e}");
+    let check = |token: String| {
+        let (admin_b, auth) = (admin_b.clone(), auth.clone());
+        async move {
+            let body = json!({"homeOperator": auth["homeOperator"], "deviceId": auth["deviceId"], "token": token});
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (s, v) = admin_b.post("/op/v1/federation/roaming-check", &body).await?;
+                if s == 200 {
+                    return Ok::<_, anyhow::Error>(v["authenticated"].clone());
+                }
+                // B is still federating with A.
+                anyhow::ensure!(Instant::now() < deadline, "roaming check: {s} {v}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(check(auth["token"].as_str().unwrap_or_default().to_string()).await?, true);
+    let mut forged = auth["token"].as_str().unwrap_or_default().to_string();
+    forged.replace_range(0..1, if forged.starts_with('0') { "1" } else { "0" });
+    assert_eq!(check(forged).await?, false, "a forged token is refused by the home operator");
+
     // Both count the edge discovery B did for A (an additional service, settled like the rest).
     let now = chrono::Utc::now();
     let window = format!("from={}&to={}", (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:00:00Z"), (now + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:00:00Z"));
-    let (ua, ub) = (usage(&pair.a, "opb", &window).await?, usage(&pair.b, "opa", &window).await?);
+    let (ua, ub) = (usage(&pair.a, "opb", &format!("{window}&role=peer")).await?, usage(&pair.b, "opa", &format!("{window}&role=partner")).await?);
     assert!(ub["totals"]["serviceCalls"]["edgeDiscovery"].as_u64().unwrap_or(0) >= 1, "{ub}");
-    assert_eq!(ua["totals"]["serviceCalls"], ub["totals"]["serviceCalls"], "A: {ua}\nB: {ub}");
+    assert_eq!(ua["digest"], ub["digest"], "A: {ua}\nB: {ub}");
+    // And the roaming check, billed by A as B's partner, the same on both sides.
+    let (ra, rb) = (usage(&pair.a, "opb", &format!("{window}&role=partner")).await?, usage(&pair.b, "opa", &format!("{window}&role=peer")).await?);
+    assert_eq!(ra["totals"]["serviceCalls"]["roamingAuth"], 1, "{ra}");
+    assert_eq!(ra["digest"], rb["digest"], "A: {ra}\nB: {rb}");
 
     roam("23415").await?;
     let (s, r) = register().await?;

@@ -163,6 +163,23 @@ pub struct Registration {
     /// (`onUnmet: fallbackToCloud`): `endpoint` is that cloud endpoint (zone `cloud`, nil ids).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cloud_fallback: bool,
+    /// Set when a partner operator's edge serves the device while it roams in that partner's
+    /// network: what the device shows the app there, which the partner checks with us.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roaming_auth: Option<RoamingAuth>,
+}
+
+/// Roaming user authentication (GSMA EWBI): the device's federated id and token, and its home
+/// operator's federation id, for a visited partner to check with the home operator.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoamingAuth {
+    /// The home operator's federation id.
+    pub home_operator: String,
+    /// The device's id towards that partner (not its phone number).
+    pub device_id: String,
+    /// The token the partner checks with the home operator.
+    pub token: String,
 }
 
 /// An instance the platform started on a device's request (dynamic instantiation).

@@ -231,6 +231,19 @@ pub struct UsageQuery {
     pub to: Option<chrono::DateTime<chrono::Utc>>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// `peer` (we deploy at the counterpart) or `partner` (it deploys here), when it is both;
+    /// default the peer's.
+    pub role: Option<String>,
+}
+
+fn role_of(q: &UsageQuery) -> Result<super::settle::Role, ApiError> {
+    use super::settle::Role;
+    match q.role.as_deref() {
+        None => Ok(Role::Either),
+        Some("peer") => Ok(Role::Peer),
+        Some("partner") => Ok(Role::Partner),
+        Some(other) => Err(ApiError::invalid("role", format!("'{other}' is not peer or partner"))),
+    }
 }
 
 /// Settlement: usage records with a peer or partner for a period, as JSON (with totals and
@@ -241,7 +254,7 @@ pub async fn usage(State(s): State<AppState>, c: Caller, Query(q): Query<UsageQu
     c.require_operator()?;
     let who = Name::new(q.counterpart.clone()).map_err(|e| ApiError::invalid("counterpart", e.to_string()))?;
     let (from, to) = super::settle::window(q.from, q.to)?;
-    let report = super::settle::local_report(&s, &who, from, to).await?;
+    let report = super::settle::local_report(&s, &who, role_of(&q)?, from, to).await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(report).into_response()),
         "csv" => Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], op_types::ewbi::usage::to_csv(&report.records)).into_response()),
@@ -283,7 +296,7 @@ pub async fn usage_check(State(s): State<AppState>, c: Caller, Path(name): Path<
         return Err(ApiError::Unprocessable("NO_EXTENSION", format!("peer '{name}' does not publish usage (extension usage-v1)")));
     }
     let (from, to) = super::settle::window(q.from, q.to)?;
-    let local = super::settle::local_report(&s, &name, from, to).await?;
+    let local = super::settle::local_report(&s, &name, super::settle::Role::Peer, from, to).await?;
     let ctx = peer.observed.context_id.clone().unwrap_or_default();
     let client = s.ewbi.clients.of(&peer).map_err(|e| ApiError::Internal(e.to_string()))?;
     let path = format!("/{ctx}/x-op/usage?from={}&to={}", from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -292,6 +305,82 @@ pub async fn usage_check(State(s): State<AppState>, c: Caller, Path(name): Path<
         serde_json::from_value(reply.body.unwrap_or_default()).map_err(|e| ApiError::Unavailable(format!("the partner's report does not parse: {e}")))?;
     let mismatches = op_types::ewbi::usage::diff(&local, &theirs);
     Ok(Json(UsageCheck { agreed: mismatches.is_empty(), local_digest: local.digest.clone(), partner_digest: theirs.digest, local, mismatches }))
+}
+
+/// A roaming user to check with its home operator.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RoamingCheck {
+    /// The home operator's federation id (as the device shows it).
+    pub home_operator: String,
+    /// The device's federated id.
+    pub device_id: String,
+    /// The token it shows.
+    pub token: String,
+}
+
+/// The home operator's answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoamingVerdict {
+    /// Whether the home operator vouches for the device.
+    pub authenticated: bool,
+}
+
+/// Roaming user authentication (visited side): an app instance running here (its
+/// `OP_INSTANCE_TOKEN`) or the operator asks whether a device roaming in our network is a user
+/// of a federated home operator; the platform asks that operator (AuthenticateDevice), so apps
+/// never talk to partners themselves.
+#[utoipa::path(post, path = "/op/v1/federation/roaming-check", tag = "Federation", security(("bearer" = [])), request_body = RoamingCheck,
+    responses((status = 200, body = RoamingVerdict), (status = 401, body = ErrorInfo), (status = 404, body = ErrorInfo), (status = 503, body = ErrorInfo)))]
+pub async fn roaming_check(
+    State(s): State<AppState>,
+    instance: Result<crate::auth::InstanceCaller, ApiError>,
+    caller: Result<Caller, ApiError>,
+    Body(req): Body<RoamingCheck>,
+) -> Result<Json<RoamingVerdict>, ApiError> {
+    match (instance, caller) {
+        (Ok(_), _) => {}
+        (_, Ok(c)) => c.require_operator()?,
+        (Err(e), Err(_)) => return Err(e),
+    }
+    let ok_id = |v: &str| !v.is_empty() && v.len() <= 130 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok_id(&req.device_id) {
+        return Err(ApiError::invalid("deviceId", "letters, digits and '_' only"));
+    }
+    if !ok_id(&req.token) {
+        return Err(ApiError::invalid("token", "letters, digits and '_' only"));
+    }
+    let (peers, _) = s.repo.list::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer).await?;
+    let peer = peers
+        .into_iter()
+        .find(|p| p.metadata.deletion_requested.is_none() && p.observed.partner_federation_id.as_deref() == Some(req.home_operator.as_str()))
+        .ok_or_else(|| ApiError::NotFound(format!("homeOperator: we do not federate with '{}'", req.home_operator)))?;
+    let ctx = peer.observed.context_id.clone().unwrap_or_default();
+    let client = s.ewbi.clients.of(&peer).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let path = format!("/{ctx}/roaminguserauth/device/{}/token/{}", req.device_id, req.token);
+    let authenticated = match client.call(reqwest::Method::GET, &path, None).await {
+        Ok(r) => {
+            // The home operator bills the check at the time it states: record the same.
+            if let Some(at) = r.date {
+                let ev = op_types::ewbi::usage::UsageEvent::ServiceCalls(op_types::ewbi::usage::ServiceCalls {
+                    federation_context_id: ctx.clone(),
+                    app_provider_id: "roaming".into(),
+                    app_id: "roaming".into(),
+                    zone_id: "home".into(),
+                    flavour_id: None,
+                    service: "roamingAuth".into(),
+                    count: 1,
+                    at,
+                });
+                super::settle::record(&s, &peer.metadata.name, ev).await?;
+            }
+            true
+        }
+        Err(e) if e.status() == Some(404) => false,
+        Err(e) => return Err(ApiError::Unavailable(format!("the home operator could not be asked: {e}"))),
+    };
+    Ok(Json(RoamingVerdict { authenticated }))
 }
 
 /// The operator routes, merged into the NBI router.
@@ -304,5 +393,6 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/op/v1/federation/peers", get(list_peers).post(create_peer))
         .route("/op/v1/federation/peers/{name}", get(get_peer).delete(delete_peer))
         .route("/op/v1/federation/usage", get(usage))
+        .route("/op/v1/federation/roaming-check", axum::routing::post(roaming_check))
         .route("/op/v1/federation/peers/{name}/usage-check", get(usage_check))
 }

@@ -1323,10 +1323,11 @@ pub fn httpdate(t: chrono::DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-/// The roaming token a device of ours presents to a visited partner: derived from our secret,
-/// the federation and the device, so nothing is stored and a token is valid only there.
-pub fn roaming_token(secret: &[u8], ctx: &str, device: &str) -> String {
-    op_types::secret::derive_hex_str(secret, "ewbi-roaming/", &format!("{ctx}/{device}"))[..48].to_string()
+/// The roaming token of device `device` (its federated id): what a device of ours roaming in
+/// a partner's network presents there, and what the partner checks with us (AuthenticateDevice).
+/// Derived from our secret, so nothing is stored; it says nothing of the subscriber.
+pub fn roaming_token(secret: &[u8], device: &str) -> String {
+    op_types::secret::derive_hex_str(secret, "ewbi-roaming/", device)[..48].to_string()
 }
 
 /// `GET /{ctx}/roaminguserauth/device/{deviceId}/token/{authToken}` (AuthenticateDevice): is
@@ -1338,7 +1339,7 @@ pub async fn authenticate_device(State(s): State<AppState>, caller: PartnerCalle
     if !ok_id {
         return Err(EwbiError(ApiError::Unprocessable("INVALID_DEVICE", "deviceId: 8 to 130 letters, digits or '_'".into())));
     }
-    let want = roaming_token(&s.ewbi.secret, &ctx, &device);
+    let want = roaming_token(&s.ewbi.secret, &device);
     let same = want.len() == token.len() && want.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
     if !same {
         return Err(not_found("device with this token"));

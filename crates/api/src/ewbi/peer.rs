@@ -751,7 +751,7 @@ const SHARING_BUDGET: Duration = Duration::from_millis(300);
 /// peer is served by the peer's edges. The Ready instances of `app` on that peer's zones, in
 /// the order the partner ranks its zones for the device's location (GetCandidateZones); `None`
 /// when `plmn` is no peer's or the app runs on none of its zones.
-pub async fn shared_edges(s: &AppState, app: Uid, plmn: &str, at: GeoPoint) -> Result<Option<Vec<op_types::uni::EdgeOffer>>, ApiError> {
+pub async fn shared_edges(s: &AppState, app: Uid, plmn: &str, at: GeoPoint, device: &str) -> Result<Option<(Vec<op_types::uni::EdgeOffer>, op_types::uni::RoamingAuth)>, ApiError> {
     let (peers, _) = s.repo.list::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer).await?;
     let Some(peer) = peers.into_iter().find(|p| p.metadata.deletion_requested.is_none() && p.observed.network_codes.iter().any(|c| c == plmn)) else { return Ok(None) };
     let (insts, _) = s.repo.list::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance).await?;
@@ -799,7 +799,10 @@ pub async fn shared_edges(s: &AppState, app: Uid, plmn: &str, at: GeoPoint) -> R
     let rank = |zone: &str| order.iter().position(|z| z == zone).unwrap_or(usize::MAX);
     mine.sort_by_key(|i| i.spec.federated.as_ref().map_or(usize::MAX, |f| rank(&f.zone_id)));
     let (zones, _) = s.repo.list::<ZoneSpec, ()>(Kind::Zone).await?;
-    Ok(Some(
+    // What the device shows the partner's edge, for the partner to check with us.
+    let device_id = format!("d{}", &op_types::secret::derive_hex_str(&ids.key, "device/", device)[..31]);
+    let auth = op_types::uni::RoamingAuth { home_operator: s.ewbi.federation_id.clone(), token: super::partner::roaming_token(&s.ewbi.secret, &device_id), device_id };
+    Ok(Some((
         mine.into_iter()
             .map(|i| {
                 let ep = &i.observed.endpoints[0];
@@ -816,7 +819,8 @@ pub async fn shared_edges(s: &AppState, app: Uid, plmn: &str, at: GeoPoint) -> R
                 }
             })
             .collect(),
-    ))
+        auth,
+    )))
 }
 
 /// Our app's endpoints from the partner's access points (its interface ids are federated).

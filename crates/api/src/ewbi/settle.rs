@@ -73,9 +73,14 @@ pub fn window(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<
 
 /// The federation context with `who`: the one a peer gave us (originating role) or the newest
 /// one a partner created (partner role).
-async fn context_with(s: &AppState, who: &Name) -> Result<String, ApiError> {
-    if let Some(p) = s.repo.get_by_name::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer, None, who).await? {
-        return p.observed.context_id.ok_or_else(|| ApiError::NotFound(format!("peer '{who}' has no federation yet")));
+async fn context_with(s: &AppState, who: &Name, role: Role) -> Result<String, ApiError> {
+    if role != Role::Partner {
+        if let Some(p) = s.repo.get_by_name::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer, None, who).await? {
+            return p.observed.context_id.ok_or_else(|| ApiError::NotFound(format!("peer '{who}' has no federation yet")));
+        }
+        if role == Role::Peer {
+            return Err(ApiError::NotFound(format!("no peer '{who}'")));
+        }
     }
     let (feds, _) = s.repo.list::<FederationSpec, ()>(Kind::Federation).await?;
     feds.into_iter()
@@ -85,9 +90,21 @@ async fn context_with(s: &AppState, who: &Name) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no peer or partner '{who}' with a federation")))
 }
 
+/// Which side of a federation with a counterpart a report is about: an operator may be both
+/// our peer (we deploy there) and our partner (it deploys here) under the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The federation where we originate.
+    Peer,
+    /// The federation where we are the partner.
+    Partner,
+    /// The peer's if there is one, else the partner's.
+    Either,
+}
+
 /// Our report of usage with `who` over `[from, to)`.
-pub async fn local_report(s: &AppState, who: &Name, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<UsageReport, ApiError> {
-    let ctx = context_with(s, who).await?;
+pub async fn local_report(s: &AppState, who: &Name, role: Role, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<UsageReport, ApiError> {
+    let ctx = context_with(s, who, role).await?;
     let evs = events(s, who, &ctx).await?;
     Ok(report(&ctx, &evs, from, to))
 }
