@@ -74,6 +74,7 @@ impl Modify for BearerAuth {
         ewbi::operator::create_partner, ewbi::operator::list_partners, ewbi::operator::get_partner, ewbi::operator::update_partner, ewbi::operator::delete_partner,
         ewbi::operator::list_contexts, ewbi::operator::create_peer, ewbi::operator::list_peers, ewbi::operator::get_peer,
         ewbi::operator::delete_peer, ewbi::operator::usage, ewbi::operator::usage_check, ewbi::operator::roaming_check,
+        ewbi::operator::list_federated_cloudlets, ewbi::operator::reserve_cloudlet,
     )
 )]
 pub struct ApiDoc;

@@ -431,6 +431,12 @@ pub struct BlockRun {
 /// against platform `p` with the built `opctl` and `op-netemu` on the `PATH`; fails with both
 /// outputs and opd's log when a command fails.
 pub async fn run_readme_block(name: &str, p: &Platform) -> Result<BlockRun> {
+    run_readme_block_with(name, p, &[]).await
+}
+
+/// [`run_readme_block`] with more environment (e.g. a second platform's URLs).
+pub async fn run_readme_block_with(name: &str, p: &Platform, env: &[(&str, String)]) -> Result<BlockRun> {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Command::new("bash")
         .arg(root.join("scripts/readme-block.sh"))
@@ -453,6 +459,7 @@ pub async fn run_readme_block(name: &str, p: &Platform) -> Result<BlockRun> {
                 .env("OPCTL_SERVER", url)
                 .env("OPCTL_CONFIG", cfg)
                 .env_remove("OP_UNI_RESOLVE")
+                .envs(env)
                 .output()
         }
     })

@@ -71,7 +71,9 @@ async fn a_developer_of_a_deploys_on_a_zone_of_b_and_both_sides_bill_the_same() 
     let org = at_b[0]["metadata"]["organization"].as_str().unwrap_or_default();
     assert!(!org.contains("acme"), "no developer name crosses: {org}");
 
-    // Deleting at A removes it at B.
+    // Deleting at A removes it at B, once it has run a billable time (settlement counts whole
+    // seconds from the READY callback).
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let (s, b) = dev.delete(&format!("{CAMARA}/appinstances/{inst}")).await?;
     assert!(s == 202 || s == 204, "{s} {b}");
     dev.wait_gone(&inst, Duration::from_secs(30)).await?;
@@ -113,7 +115,7 @@ async fn a_developer_of_a_deploys_on_a_zone_of_b_and_both_sides_bill_the_same() 
             assert!(ub["totals"]["vcpuMilliSeconds"].as_u64().unwrap_or(0) >= secs * 1000, "{ub}");
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "usage differs:\nA: {ua}\nB: {ub}");
+        anyhow::ensure!(Instant::now() < deadline, "usage differs:\nA: {ua}\nB: {ub}\nA log:\n{}\nB log:\n{}", tail(&pair.a.log()), tail(&pair.b.log()));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // The operators see it with opctl: the peer, and the settlement check against B's report.

@@ -274,6 +274,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(Runner::new(op_api::ewbi::notify::InstanceNotifier::new(state.clone()), repo.clone(), metrics.clone(), 4).run());
         tokio::spawn(op_api::ewbi::notify::deliver(state.clone()));
         tokio::spawn(op_api::ewbi::zones::run(state.clone()));
+        tokio::spawn(Runner::new(op_api::ewbi::cloudlets::CloudletFederationReconciler::new(state.clone()), repo.clone(), metrics.clone(), 2).run());
         let mut platform_env: std::collections::BTreeMap<String, String> =
             [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
         if let Some(url) = &platform_url {

@@ -48,11 +48,14 @@ pub enum Kind {
     EwbiOutbox,
     /// What a partner was last told about its zones.
     EwbiZoneView,
+    /// A cloudlet a partner operator federated with us (`/api/v1/auth/create/cloudlet`), and
+    /// how far its onboarding workflow (reserve … compliance) has got.
+    FederatedCloudlet,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -77,6 +80,7 @@ impl Kind {
         Kind::UsageLedger,
         Kind::EwbiOutbox,
         Kind::EwbiZoneView,
+        Kind::FederatedCloudlet,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -106,6 +110,7 @@ impl Kind {
             Kind::UsageLedger => "usageledger",
             Kind::EwbiOutbox => "ewbioutbox",
             Kind::EwbiZoneView => "ewbizoneviews",
+            Kind::FederatedCloudlet => "federatedcloudlets",
         }
     }
 

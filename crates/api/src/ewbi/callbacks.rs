@@ -41,7 +41,7 @@ pub async fn receive(State(s): State<AppState>, Path((cb, kind)): Path<(String, 
         "partner-status" => {
             let ev: wire::PartnerStatusEvent = crate::json::parse(&raw)?;
             zone_status(&s, &peer, &ev).await?;
-            wake_peer(&s, peer).await?;
+            remember_zone_status(&s, peer, &ev).await?;
             Ok(StatusCode::NO_CONTENT)
         }
         "zone-resource" => {
@@ -82,6 +82,35 @@ async fn zone_status(s: &AppState, peer: &super::peer::Peer, ev: &wire::PartnerS
         }
     }
     Ok(())
+}
+
+/// Keeps the partner's latest status per zone on the peer (and wakes its reconciler): a zone
+/// we have not made our copy of yet (its `ADD` came just before) starts from that status.
+async fn remember_zone_status(s: &AppState, mut peer: super::peer::Peer, ev: &wire::PartnerStatusEvent) -> Result<(), ApiError> {
+    let statuses: Vec<(String, String)> = ev
+        .zone_status
+        .iter()
+        .flatten()
+        .map(|st| (st.zone_id.clone(), serde_json::to_value(st.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()))
+        .collect();
+    for _ in 0..10 {
+        for (id, st) in &statuses {
+            peer.observed.zone_status.insert(id.clone(), st.clone());
+        }
+        // A zone offered again later starts afresh (available, as its `ADD` says).
+        for id in ev.remove_zones.iter().flatten() {
+            peer.observed.zone_status.remove(id);
+        }
+        peer.metadata.labels.insert("op.federation.notified".into(), chrono::Utc::now().timestamp_micros().to_string());
+        match s.repo.update(&mut peer).await {
+            Ok(()) => return Ok(()),
+            Err(op_store::RepoError::Conflict) => {
+                peer = s.repo.get(Kind::FederationPeer, peer.metadata.uid).await?.ok_or_else(|| ApiError::NotFound("the peer is gone".into()))?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict("the peer keeps changing; retry the callback".into()))
 }
 
 async fn wake_peer(s: &AppState, mut peer: super::peer::Peer) -> Result<(), ApiError> {

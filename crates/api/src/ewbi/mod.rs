@@ -16,11 +16,15 @@
 //! ([`op_types::ewbi::objects::federated_id`]). Errors are the spec's `ProblemDetails`, and a
 //! 5xx says nothing about our internals.
 //!
+//! Cloudlet federation ([`cloudlets`], `/api/v1/auth/{create,show,update,delete}/cloudlet`): a
+//! partner hands us a cloudlet of its own; it joins placement once it passed compliance.
+//!
 //! Settlement ([`settle`]): both sides record the same usage events and compute the same
 //! records with [`op_types::ewbi::usage`].
 
 pub mod callbacks;
 pub mod client;
+pub mod cloudlets;
 pub mod ingress;
 pub mod notify;
 pub mod oauth;
@@ -237,6 +241,10 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{b}/{{ctx}}/roaminguserauth/device/{{device}}/token/{{token}}"), get(authenticate_device))
         .route(&format!("{b}/{{ctx}}/x-op/usage"), get(settle::partner_usage))
         .route("/ewbi/callbacks/{cb}/{kind}", post(callbacks::receive))
+        .route(cloudlets::CREATE_PATH, post(cloudlets::create_cloudlet))
+        .route(cloudlets::SHOW_PATH, get(cloudlets::show_cloudlets))
+        .route(cloudlets::UPDATE_PATH, post(cloudlets::update_cloudlet))
+        .route(cloudlets::DELETE_PATH, post(cloudlets::delete_cloudlet))
         .fallback(|| async { EwbiError(ApiError::NotFound("no such EWBI path; see the GSMA federation API".into())) })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(partner::MAX_UPLOAD))
         .with_state(state)
@@ -258,5 +266,20 @@ impl oauth::ClientStore for Partners {
             scopes: vec![op_types::ewbi::objects::SCOPE_FED_MGMT.to_string()],
             enabled: true,
         })
+    }
+}
+
+/// Creates global object `name` of `kind` (Ready) with `spec` unless it exists: what the
+/// federation sets up on first use (a partner's region, an app provider's organization). Safe
+/// when two tasks race to it.
+pub(crate) async fn ensure_global<S: Serialize>(s: &AppState, kind: Kind, name: &Name, spec: S) -> Result<(), op_store::RepoError> {
+    if s.repo.get_by_name::<serde_json::Value, serde_json::Value>(kind, None, name).await?.is_some() {
+        return Ok(());
+    }
+    let mut o: Object<S> = Object::new(kind, None, name.clone(), spec);
+    o.status.state = op_types::State::Ready;
+    match s.repo.create(&mut o).await {
+        Ok(()) | Err(op_store::RepoError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
     }
 }

@@ -118,7 +118,7 @@ async fn check_zones(s: &AppState, spec: &FederationPartnerSpec) -> Result<(), A
         let zone = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &z.zone).await?;
         match zone {
             None => return Err(ApiError::invalid(format!("spec.zones[{i}].zone"), format!("zone '{}' does not exist", z.zone))),
-            Some(zone) if zone.spec.federated.is_some() => {
+            Some(zone) if zone.spec.federated.is_some() || zone.metadata.labels.contains_key(super::cloudlets::LABEL_PARTNER) => {
                 return Err(ApiError::invalid(format!("spec.zones[{i}].zone"), "a partner's zone cannot be offered to another partner"))
             }
             Some(_) => {}
@@ -383,6 +383,34 @@ pub async fn roaming_check(
     Ok(Json(RoamingVerdict { authenticated }))
 }
 
+/// A partner's federated cloudlet as the operator sees it (no credentials).
+pub type FederatedCloudletView = Object<op_types::ewbi::objects::FederatedCloudletSpec, op_types::ewbi::objects::FederatedCloudletObserved>;
+
+/// List the cloudlets partners federated with us, with their onboarding phases and
+/// compliance reports (never their control-endpoint credentials).
+#[utoipa::path(get, path = "/op/v1/federation/cloudlets", tag = "Federation", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Object<op_types::ewbi::objects::FederatedCloudletSpec, op_types::ewbi::objects::FederatedCloudletObserved>>), (status = 403, body = ErrorInfo)))]
+pub async fn list_federated_cloudlets(State(s): State<AppState>, c: Caller) -> Result<Json<Vec<FederatedCloudletView>>, ApiError> {
+    c.require_operator()?;
+    let (all, _) = s.repo.list::<op_types::ewbi::objects::FederatedCloudletSpec, op_types::ewbi::objects::FederatedCloudletObserved>(Kind::FederatedCloudlet).await?;
+    Ok(Json(all.into_iter().map(super::cloudlets::redacted).collect()))
+}
+
+/// Reserve aggregate resources on a partner's federated cloudlet (the workflow's reserve
+/// step): the local cloudlet's capacity becomes the reservation, and onboarding (inventory,
+/// catalogue, sizes, compliance) goes on.
+#[utoipa::path(post, path = "/op/v1/federation/cloudlets/{name}/reservation", tag = "Federation", security(("bearer" = [])), params(("name" = String, Path)),
+    request_body = op_types::specs::Resources,
+    responses((status = 200, body = Object<op_types::ewbi::objects::FederatedCloudletSpec, op_types::ewbi::objects::FederatedCloudletObserved>), (status = 400, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn reserve_cloudlet(State(s): State<AppState>, c: Caller, Path(name): Path<String>, Body(res): Body<op_types::specs::Resources>) -> Result<Json<FederatedCloudletView>, ApiError> {
+    c.require_operator_admin()?;
+    let name = path_name(&name)?;
+    res.validate()?;
+    let rec = super::cloudlets::reserve(&s, &name, res).await?;
+    tracing::info!(cloudlet = %name, user = %c.user, reservation = %res, "partner cloudlet reserved");
+    Ok(Json(rec))
+}
+
 /// The operator routes, merged into the NBI router.
 pub fn routes() -> axum::Router<AppState> {
     use axum::routing::get;
@@ -395,4 +423,6 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/op/v1/federation/usage", get(usage))
         .route("/op/v1/federation/roaming-check", axum::routing::post(roaming_check))
         .route("/op/v1/federation/peers/{name}/usage-check", get(usage_check))
+        .route("/op/v1/federation/cloudlets", get(list_federated_cloudlets))
+        .route("/op/v1/federation/cloudlets/{name}/reservation", axum::routing::post(reserve_cloudlet))
 }

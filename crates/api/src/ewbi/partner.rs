@@ -641,15 +641,7 @@ async fn provider_org(s: &AppState, fed: &Name, provider: &str) -> EwbiResult<Na
     use op_types::specs::OrganizationSpec;
     let name = record_name(fed, &format!("provider/{provider}"))?;
     let org = Name::new(format!("fed-{}", &name.as_str()[1..21])).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if s.repo.get_by_name::<OrganizationSpec, ()>(Kind::Organization, None, &org).await?.is_none() {
-        let spec = OrganizationSpec { description: Some(format!("app provider of federation {fed}")) };
-        let mut o: Object<OrganizationSpec> = Object::new(Kind::Organization, None, org.clone(), spec);
-        o.status.state = ObjState::Ready;
-        match s.repo.create(&mut o).await {
-            Ok(()) | Err(op_store::RepoError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    super::ensure_global(s, Kind::Organization, &org, OrganizationSpec { description: Some(format!("app provider of federation {fed}")) }).await?;
     Ok(org)
 }
 

@@ -136,14 +136,7 @@ impl PeerReconciler {
         if let Some(z) = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &name).await? {
             return Ok(z.metadata.uid);
         }
-        if s.repo.get_by_name::<RegionSpec, ()>(Kind::Region, None, &p.spec.region).await?.is_none() {
-            let mut r: Object<RegionSpec> = Object::new(Kind::Region, None, p.spec.region.clone(), RegionSpec { description: Some(format!("zones of partner {}", p.metadata.name)) });
-            r.status.state = State::Ready;
-            match s.repo.create(&mut r).await {
-                Ok(()) | Err(op_store::RepoError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        super::ensure_global(s, Kind::Region, &p.spec.region, RegionSpec { description: Some(format!("zones of partner {}", p.metadata.name)) }).await?;
         let view = p.observed.offered_zones.get(id).cloned().unwrap_or_default();
         let (lat, lon) = wire::check_geolocation(&view.geolocation, "geolocation").unwrap_or((0.0, 0.0));
         let spec = ZoneSpec {
@@ -155,8 +148,17 @@ impl PeerReconciler {
         };
         let mut z: Object<ZoneSpec> = Object::new(Kind::Zone, None, name, spec);
         z.metadata.labels.insert("op.federation.peer".into(), p.metadata.name.to_string());
-        z.status.state = State::Ready;
-        z.status.message = Some(view.geography_details);
+        // A status the partner sent before we made our copy (right after its `ADD`) applies.
+        match p.observed.zone_status.get(id).map(String::as_str) {
+            None | Some("AVAILABLE") => {
+                z.status.state = State::Ready;
+                z.status.message = Some(view.geography_details);
+            }
+            Some(other) => {
+                z.status.state = State::Failed;
+                z.status.message = Some(format!("the partner reports the zone {other}"));
+            }
+        }
         s.repo.create(&mut z).await?;
         Ok(z.metadata.uid)
     }

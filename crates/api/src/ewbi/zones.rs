@@ -124,7 +124,8 @@ async fn notify(s: &AppState, fed: &Object<FederationSpec>, before: &EwbiZoneVie
     let changed: Vec<Value> = now
         .status
         .iter()
-        .filter(|(id, st)| before.details.contains_key(*id) && before.status.get(*id) != Some(*st))
+        // A partner takes a zone it has just been told of (`ADD`) as available.
+        .filter(|(id, st)| before.status.get(*id).map_or("AVAILABLE", String::as_str) != st.as_str())
         .map(|(id, st)| json!({"zoneId": id, "status": st}))
         .collect();
     let mut events = Vec::new();

@@ -470,6 +470,146 @@ pub struct EwbiOutboxSpec {
     pub usage: Option<super::usage::UsageEvent>,
 }
 
+/// A cloudlet a partner operator federated with us through `/api/v1/auth/create/cloudlet`
+/// (the requirement's cloudlet federation): what it sent, minus the control-endpoint
+/// credentials in clear, and the local objects that realise it (an ordinary cloudlet in a zone
+/// of its own). Named like the local cloudlet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FederatedCloudletSpec {
+    /// The registered partner that created it.
+    pub partner: Name,
+    /// `cloudlet_key.organization` as sent (the partner's name or federation id).
+    pub organization: String,
+    /// `cloudlet_key.name` as sent.
+    pub name: String,
+    /// `cloudlet_location`, parsed.
+    pub location: crate::specs::GeoPoint,
+    /// `Platform_type`: the driver that runs it.
+    pub platform_type: crate::specs::PlatformType,
+    /// `IP_support`: `Static` or `DHCP`.
+    pub ip_support: String,
+    /// `Static_IPs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub static_ips: Vec<String>,
+    /// `Resource_Map`: specialised resource tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_map: BTreeMap<String, String>,
+    /// `Maintenance_State` is `offline`: the partner wants no instances placed there.
+    #[serde(default)]
+    pub offline: bool,
+    /// `Access_vars`, sealed with AES-256-GCM under a key of the platform's (base64 of
+    /// nonce ‖ ciphertext ‖ tag). Never returned, never logged.
+    #[schema(value_type = String)]
+    pub access_vars_sealed: String,
+    /// HMAC of the creation request under the platform's key: the same request again is the
+    /// same cloudlet (idempotent create) without keeping a guessable digest of the credentials.
+    pub request_mac: String,
+    /// The local cloudlet.
+    pub cloudlet: Name,
+    /// The local zone made for it.
+    pub zone: Name,
+    /// The aggregate resources the operator reserved on it (the workflow's reserve step);
+    /// `None` until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<crate::specs::Resources>,
+}
+
+/// One step of a federated cloudlet's onboarding workflow as it went.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseRecord {
+    /// Whether the step passed.
+    pub ok: bool,
+    /// When it last ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    /// What it found (or why it failed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// One timed step of a compliance run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComplianceStep {
+    /// The step (`createApp`, `createInstance`, `ready`, `qoeTest`, `metrics`, `deleteInstance`).
+    pub step: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// How long it took, milliseconds.
+    pub millis: u64,
+    /// What it found.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// What the compliance run measured on the cloudlet (the requirement's cpu, mem, disk,
+/// bandwidth), from the runtime when it reports it, else from the flavor's reservation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComplianceMetrics {
+    /// vCPUs of the test instance.
+    pub vcpus: u32,
+    /// Memory of the test instance, MiB.
+    pub memory_mb: u64,
+    /// Disk of the test instance, GiB.
+    pub disk_gb: u64,
+    /// Bytes per second the QoE test's response came at (0 when not measured).
+    pub bandwidth_bps: u64,
+    /// The QoE test's latency, milliseconds.
+    pub latency_ms: f64,
+    /// Where the figures come from (`flavor`, `runtime`, `model`).
+    pub source: String,
+}
+
+/// The compliance report of a federated cloudlet: the NBI flow run on it, step by step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComplianceReport {
+    /// Whether every step passed: the cloudlet may take developers' instances.
+    pub passed: bool,
+    /// When the run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    /// The steps, in order.
+    pub steps: Vec<ComplianceStep>,
+    /// What was measured.
+    pub metrics: ComplianceMetrics,
+}
+
+/// How far a federated cloudlet's onboarding has got, written by its workflow so a restart
+/// resumes where it stopped.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FederatedCloudletObserved {
+    /// The current phase: `reserve`, `discoverInventory`, `catalogue`, `sizes`, `compliance`,
+    /// `compliant` or `failed`.
+    #[serde(default)]
+    pub phase: String,
+    /// Each phase's last outcome.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub phases: BTreeMap<String, PhaseRecord>,
+    /// Images present on the cloudlet (the catalogue).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalogue: Vec<String>,
+    /// The compliance test's app (operator-owned organization `compliance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_app: Option<Uid>,
+    /// The compliance test's instance while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_instance: Option<Uid>,
+    /// When the current compliance run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_started: Option<DateTime<Utc>>,
+    /// Steps of the current run so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub running_steps: Vec<ComplianceStep>,
+    /// The last finished compliance run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<ComplianceReport>,
+}
+
 /// A federated identifier: what crosses to a partner in place of a local name or uid.
 /// `prefix` + the first 31 hex digits of HMAC-SHA256(`secret`, `label` ‖ `local`), so it is
 /// stable across restarts, valid in both revisions' id patterns (lower-case alphanumerics),
