@@ -33,6 +33,25 @@ async fn partner_instances(b: &Platform) -> anyhow::Result<Vec<Value>> {
     Ok(out)
 }
 
+/// A's developer's view of `inst` once it shows what the partner reported: `traffic` or
+/// `relocations`.
+async fn partner_view(pair: &Pair, dev: &Api, inst: &str, want: &str) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, d) = dev.get(&format!("/op/v1/appinstances/{inst}")).await?;
+        let f = &d["observed"]["federation"];
+        let done = match want {
+            "traffic" => f["statistics"]["connections"].as_u64().unwrap_or(0) >= 1 && f["statistics"]["bytesOut"].as_u64().unwrap_or(0) > 0,
+            _ => f["relocations"].as_array().is_some_and(|r| !r.is_empty()),
+        };
+        if done {
+            return Ok(d);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "A's developer never saw the partner's {want}: {d}\nA log:\n{}\nB log:\n{}", tail(&pair.a.log()), tail(&pair.b.log()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 async fn usage(p: &Platform, counterpart: &str, window: &str) -> anyhow::Result<Value> {
     let admin = p.admin().await?;
     let q = format!("/op/v1/federation/usage?counterpart={counterpart}&{window}");
@@ -70,6 +89,22 @@ async fn a_developer_of_a_deploys_on_a_zone_of_b_and_both_sides_bill_the_same() 
     assert_ne!(container_port, &ep["port"], "A sees B's ingress port, not B's container port");
     let org = at_b[0]["metadata"]["organization"].as_str().unwrap_or_default();
     assert!(!org.contains("acme"), "no developer name crosses: {org}");
+
+    // Statistics flow back: A's developer sees the traffic B's ingress carried.
+    let detail = |want: &'static str| partner_view(&pair, &dev, &inst, want);
+    detail("traffic").await?;
+
+    // B moves the instance (its container is gone; B's controller starts another): the relay
+    // follows, A's developer is told of the relocation, and the same endpoint answers.
+    let cid = at_b[0]["observed"]["containerId"].as_str().unwrap_or_default().to_string();
+    assert!(!cid.is_empty(), "{}", at_b[0]);
+    let rm = std::process::Command::new("podman").args(["--url", &docker_endpoint(), "rm", "-f", "-t", "0", &cid]).output()?;
+    assert!(rm.status.success(), "podman rm: {}", String::from_utf8_lossy(&rm.stderr));
+    let d = detail("relocations").await?;
+    let r = &d["observed"]["federation"]["relocations"][0];
+    assert_eq!(r["interfaceId"], "http", "{d}");
+    assert_eq!(d["observed"]["endpoints"][0]["port"], ep["port"], "the access point stays: {d}");
+    http_get_ok(&url, Duration::from_secs(20)).await?;
 
     // Deleting at A removes it at B, once it has run a billable time (settlement counts whole
     // seconds from the READY callback).
@@ -110,7 +145,9 @@ async fn a_developer_of_a_deploys_on_a_zone_of_b_and_both_sides_bill_the_same() 
     loop {
         let (ua, ub) = (usage(&pair.a, "opb", &window).await?, usage(&pair.b, "opa", &window).await?);
         let secs = ub["totals"]["instanceSeconds"].as_u64().unwrap_or(0);
-        if ua["digest"] == ub["digest"] && secs > 0 {
+        // Sessions served: the connections B's ingress carried (the two calls above at least).
+        let sessions = ub["totals"]["sessionsServed"].as_u64().unwrap_or(0);
+        if ua["digest"] == ub["digest"] && secs > 0 && sessions >= 2 {
             assert_eq!(ua["records"], ub["records"]);
             assert!(ub["totals"]["vcpuMilliSeconds"].as_u64().unwrap_or(0) >= secs * 1000, "{ub}");
             break;

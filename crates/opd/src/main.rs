@@ -273,6 +273,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(Runner::new(op_api::ewbi::peer::RemoteInstanceReconciler::new(state.clone(), clients), repo.clone(), metrics.clone(), 4).run());
         tokio::spawn(Runner::new(op_api::ewbi::notify::InstanceNotifier::new(state.clone()), repo.clone(), metrics.clone(), 4).run());
         tokio::spawn(op_api::ewbi::notify::deliver(state.clone()));
+        tokio::spawn(op_api::ewbi::notify::report_all_sessions(state.clone()));
         tokio::spawn(op_api::ewbi::zones::run(state.clone()));
         tokio::spawn(Runner::new(op_api::ewbi::cloudlets::CloudletFederationReconciler::new(state.clone()), repo.clone(), metrics.clone(), 2).run());
         let mut platform_env: std::collections::BTreeMap<String, String> =

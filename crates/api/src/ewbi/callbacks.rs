@@ -50,6 +50,15 @@ pub async fn receive(State(s): State<AppState>, Path((cb, kind)): Path<(String, 
             // The only callback the spec answers with 200.
             Ok(StatusCode::OK)
         }
+        super::notify::SESSIONS_CALLBACK => {
+            // Our `x-op` extension: sessions the partner's ingress served for our instances.
+            let ev: op_types::ewbi::usage::SessionsServed = crate::json::parse(&raw)?;
+            if peer.observed.context_id.as_deref() != Some(ev.federation_context_id.as_str()) {
+                return Err(EwbiError(ApiError::invalid("federationContextId", "not this federation's context")));
+            }
+            super::settle::record(&s, &peer.metadata.name, op_types::ewbi::usage::UsageEvent::SessionsServed(ev)).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
         "resource-status" => {
             let _ev: wire::ResourceStatusChangeEvent = crate::json::parse(&raw)?;
             Ok(StatusCode::NO_CONTENT)

@@ -4,8 +4,10 @@
 //! port is recorded with the instance, so after a restart the same port serves again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use op_types::ewbi::objects::InstanceStatistics;
 use op_types::Uid;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -13,7 +15,19 @@ use tokio::task::JoinHandle;
 struct Relay {
     port: u16,
     target: Arc<RwLock<String>>,
+    counters: Arc<Counters>,
     task: JoinHandle<()>,
+}
+
+/// A relay's traffic, counted as it flows (no lock on the data path).
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    active: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// Connections already reported as sessions served.
+    reported: AtomicU64,
 }
 
 /// The relays this process runs.
@@ -54,27 +68,62 @@ impl Ingress {
         };
         let port = listener.local_addr()?.port();
         let target = Arc::new(RwLock::new(target));
-        let t = target.clone();
+        let counters = Arc::new(Counters::default());
+        let (t, c) = (target.clone(), counters.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else { continue };
                 let to = t.read().map(|g| g.clone()).unwrap_or_default();
+                let c = c.clone();
+                c.connections.fetch_add(1, Ordering::Relaxed);
+                c.active.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     let _ = inbound.set_nodelay(true);
                     match TcpStream::connect(&to).await {
                         Ok(mut outbound) => {
                             let _ = outbound.set_nodelay(true);
-                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            if let Ok((up, down)) = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await {
+                                c.bytes_in.fetch_add(up, Ordering::Relaxed);
+                                c.bytes_out.fetch_add(down, Ordering::Relaxed);
+                            }
                         }
                         Err(e) => tracing::debug!(error = %e, "ingress relay: instance unreachable"),
                     }
+                    c.active.fetch_sub(1, Ordering::Relaxed);
                 });
             }
         });
         if let Ok(mut relays) = self.relays.lock() {
-            relays.insert(key, Relay { port, target, task });
+            relays.insert(key, Relay { port, target, counters, task });
         }
         Ok(port)
+    }
+
+    /// The traffic through every relay of instance `uid` since they started in this process.
+    pub fn statistics(&self, uid: Uid) -> InstanceStatistics {
+        let mut st = InstanceStatistics::default();
+        if let Ok(relays) = self.relays.lock() {
+            for r in relays.iter().filter(|((u, _), _)| *u == uid).map(|(_, r)| &r.counters) {
+                st.connections += r.connections.load(Ordering::Relaxed);
+                st.active_connections += r.active.load(Ordering::Relaxed);
+                st.bytes_in += r.bytes_in.load(Ordering::Relaxed);
+                st.bytes_out += r.bytes_out.load(Ordering::Relaxed);
+            }
+        }
+        st
+    }
+
+    /// Connections to instance `uid` not reported yet, now counted as reported: what the
+    /// partner is told as sessions served.
+    pub fn take_sessions(&self, uid: Uid) -> u64 {
+        let mut n = 0;
+        if let Ok(relays) = self.relays.lock() {
+            for r in relays.iter().filter(|((u, _), _)| *u == uid).map(|(_, r)| &r.counters) {
+                let total = r.connections.load(Ordering::Relaxed);
+                n += total.saturating_sub(r.reported.swap(total, Ordering::Relaxed));
+            }
+        }
+        n
     }
 
     /// Stops every relay of instance `uid`.
@@ -123,6 +172,18 @@ mod tests {
             b
         };
         assert_eq!(&talk().await, &[1, b'a', b'b', b'c']);
+        let mut st = ingress.statistics(uid);
+        for _ in 0..100 {
+            if st.active_connections == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            st = ingress.statistics(uid);
+        }
+        assert_eq!((st.connections, st.active_connections, st.bytes_in, st.bytes_out), (1, 0, 4, 4), "{st:?}");
+        assert_eq!(ingress.statistics(Uid::random()), InstanceStatistics::default());
+        assert_eq!(ingress.take_sessions(uid), 1, "one connection to report");
+        assert_eq!(ingress.take_sessions(uid), 0, "reported once");
         let again = ingress.ensure(uid, "http", echo(2).await, None).await.unwrap();
         assert_eq!(again, port, "a moved target keeps its port");
         assert_eq!(talk().await[0], 2);

@@ -234,6 +234,7 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{b}/{{ctx}}/application/onboarding/app/{{app}}/zoneForbid"), post(zone_forbid))
         .route(&format!("{b}/{{ctx}}/application/lcm"), post(install_app))
         .route(&format!("{b}/{{ctx}}/application/lcm/app/{{app}}/instance/{{inst}}/zone/{{zone}}"), get(instance_details).delete(remove_instance))
+        .route(&format!("{b}/{{ctx}}/application/lcm/app/{{app}}/instance/{{inst}}/zone/{{zone}}/x-op/insights"), get(partner::instance_insights))
         .route(&format!("{b}/{{ctx}}/application/lcm/app/{{app}}/appProvider/{{provider}}"), get(all_instances))
         .route(&format!("{b}/{{ctx}}/isv/resource/zone/{{zone}}/appProvider/{{provider}}"), post(create_pool).get(view_pools))
         .route(&format!("{b}/{{ctx}}/isv/resource/zone/{{zone}}/appProvider/{{provider}}/pool/{{pool}}"), patch(update_pool).delete(remove_pool))

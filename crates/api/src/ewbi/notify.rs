@@ -17,8 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use op_controller::{Action, ReconcileError, Reconciler};
-use op_types::ewbi::objects::{EwbiInstanceObserved, EwbiInstanceSpec, EwbiOutboxSpec, FederationPartnerSpec, FederationSpec};
-use op_types::ewbi::usage::{InstanceState, InstanceStateChanged, UsageEvent};
+use op_types::ewbi::objects::{EwbiInstanceObserved, EwbiInstanceSpec, EwbiOutboxSpec, FederationPartnerSpec, FederationSpec, InstanceRelocation, MAX_RELOCATIONS};
+use op_types::ewbi::usage::{InstanceState, InstanceStateChanged, SessionsServed, UsageEvent};
 use op_types::specs::{AppInstanceSpec, FlavorSpec, InstanceObserved};
 use op_types::{Kind, Name, Object, State, Uid};
 use serde_json::{json, Value};
@@ -95,7 +95,20 @@ impl InstanceNotifier {
         let mut points = Vec::new();
         for ep in &observed.endpoints {
             let known = fi.observed.ingress_ports.get(&ep.interface_id).copied();
-            match ewbi.ingress.ensure(local, &ep.interface_id, format!("{}:{}", ep.host, ep.port), known).await {
+            let target = format!("{}:{}", ep.host, ep.port);
+            if fi.observed.targets.get(&ep.interface_id).is_some_and(|t| *t != target) {
+                // We moved the instance (a new container, another cloudlet of the zone); the
+                // relay follows it, and the partner hears of it.
+                fi.observed.relocations.push(InstanceRelocation {
+                    at: Utc::now().trunc_subsecs(0),
+                    interface_id: ep.interface_id.clone(),
+                    reason: "the instance was moved within the zone by the serving platform; its access point is unchanged".into(),
+                });
+                let extra = fi.observed.relocations.len().saturating_sub(MAX_RELOCATIONS);
+                fi.observed.relocations.drain(..extra);
+            }
+            fi.observed.targets.insert(ep.interface_id.clone(), target.clone());
+            match ewbi.ingress.ensure(local, &ep.interface_id, target, known).await {
                 Ok(port) => {
                     fi.observed.ingress_ports.insert(ep.interface_id.clone(), port);
                     let mut sep = json!({"port": port});
@@ -184,7 +197,8 @@ impl Reconciler for InstanceNotifier {
             _ => vec![],
         };
         let sent = fi.observed.last_sent.clone();
-        let changed = sent.as_deref() != Some(state_name(now_state)) || (now_state == InstanceState::Ready && fi.observed.ingress_ports != before.observed.ingress_ports);
+        let moved = fi.observed.relocations != before.observed.relocations;
+        let changed = sent.as_deref() != Some(state_name(now_state)) || (now_state == InstanceState::Ready && (moved || fi.observed.ingress_ports != before.observed.ingress_ports));
         if changed {
             // Settlement holds exactly what the partner was told: the event goes out with the
             // callback and enters our ledger when the partner acknowledges it. A crash before
@@ -197,9 +211,12 @@ impl Reconciler for InstanceNotifier {
                 enqueue_billed(s, &fi.spec.federation, "onInstanceStatusEvent", &fi.spec.callback_link, body, at, usage).await?;
             }
             fi.observed.last_sent = Some(state_name(now_state).to_string());
+        }
+        if fi.observed != before.observed {
             s.repo.update(&mut fi).await?;
         }
         if local.is_none() {
+            report_sessions(s, &fi).await?;
             s.ewbi.ingress.remove(fi.spec.local_instance);
             s.repo.delete(&fi).await?;
             return Ok(Action::AwaitChange);
@@ -210,6 +227,57 @@ impl Reconciler for InstanceNotifier {
     fn error_policy(&self, _err: &ReconcileError, failures: u32) -> Duration {
         op_controller::backoff(failures)
     }
+}
+
+/// How often sessions served are reported.
+pub const SESSIONS_PERIOD: Duration = Duration::from_secs(5);
+
+/// The callback kind, beside `instance-status`, that carries sessions served (an `x-op`
+/// extension: the GSMA file has no callback for them).
+pub const SESSIONS_CALLBACK: &str = "sessions";
+
+/// Reports the connections partners' devices opened through our ingress as sessions served,
+/// every [`SESSIONS_PERIOD`], until the process ends.
+pub async fn report_all_sessions(s: AppState) {
+    loop {
+        tokio::time::sleep(SESSIONS_PERIOD).await;
+        let all = match s.repo.list::<EwbiInstanceSpec, EwbiInstanceObserved>(Kind::EwbiInstance).await {
+            Ok((all, _)) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "sessions served: cannot list instances");
+                continue;
+            }
+        };
+        for fi in &all {
+            if let Err(e) = report_sessions(&s, fi).await {
+                tracing::warn!(error = %e, "sessions served not queued");
+            }
+        }
+    }
+}
+
+/// Queues the sessions instance `fi` served since the last report (connections through our
+/// ingress), billed like instance status: the event enters our ledger when the partner
+/// acknowledged it, and the partner records the same. Only toward a platform whose instance
+/// callback link is ours in shape (`…/instance-status`): another partner has no receiver.
+/// Connections accepted in the last period before a crash are not reported.
+pub async fn report_sessions(s: &AppState, fi: &EwbiInstance) -> Result<(), op_store::RepoError> {
+    let Some(url) = fi.spec.callback_link.strip_suffix("/instance-status").map(|b| format!("{b}/{SESSIONS_CALLBACK}")) else { return Ok(()) };
+    let n = s.ewbi.ingress.take_sessions(fi.spec.local_instance);
+    if n == 0 {
+        return Ok(());
+    }
+    let ev = SessionsServed {
+        federation_context_id: fi.spec.federation.as_str().strip_prefix("f-").unwrap_or_default().to_string(),
+        app_provider_id: fi.spec.app_provider_id.clone(),
+        app_id: fi.spec.app_id.clone(),
+        zone_id: fi.spec.zone_id.clone(),
+        flavour_id: Some(fi.spec.flavour_id.clone()),
+        sessions: n,
+        at: Utc::now().trunc_subsecs(0),
+    };
+    let body = serde_json::to_value(&ev).unwrap_or_default();
+    enqueue_billed(s, &fi.spec.federation, "x-op sessionsServed", &url, body, ev.at, Some(UsageEvent::SessionsServed(ev))).await
 }
 
 /// Delivers queued callbacks until the process ends.

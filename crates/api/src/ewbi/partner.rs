@@ -1049,6 +1049,15 @@ pub async fn instance_details(State(s): State<AppState>, caller: PartnerCaller, 
     Ok(Json(v))
 }
 
+/// `GET .../lcm/app/{appId}/instance/{appInstanceId}/zone/{zoneId}/x-op/insights` (our
+/// extension): the instance's traffic through our ingress and the relocations we made, for the
+/// originating platform to pass on to its developer. Zone-level only: no address, no cloudlet.
+pub async fn instance_insights(State(s): State<AppState>, caller: PartnerCaller, Path((ctx, app, inst, zone)): Path<(String, String, String, String)>) -> EwbiResult<Json<op_types::ewbi::objects::InstanceInsights>> {
+    let fed = caller.federation(&s, &ctx).await?;
+    let fi = ewbi_instance(&s, &fed, &app, &inst, &zone).await?;
+    Ok(Json(op_types::ewbi::objects::InstanceInsights { statistics: s.ewbi.ingress.statistics(fi.spec.local_instance), relocations: fi.observed.relocations.clone() }))
+}
+
 /// `DELETE .../lcm/app/{appId}/instance/{appInstanceId}/zone/{zoneId}` (RemoveApp): the
 /// instance terminates; its status callbacks say when it is gone.
 pub async fn remove_instance(State(s): State<AppState>, caller: PartnerCaller, Path((ctx, app, inst, zone)): Path<(String, String, String, String)>) -> EwbiResult<StatusCode> {

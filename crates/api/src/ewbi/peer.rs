@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use op_controller::{Action, ReconcileError, Reconciler};
 use op_types::ewbi::objects::{
-    federated_id, federated_uuid, FederatedPlacement, FederatedProgress, FederatedZone, FederationPeerObserved, FederationPeerSpec, OfferedZoneView, PartnerFlavour,
+    federated_id, federated_uuid, FederatedPlacement, FederatedProgress, FederatedZone, FederationPeerObserved, FederationPeerSpec, InstanceInsights, OfferedZoneView, PartnerFlavour,
 };
 use op_types::ewbi::wire;
 use op_types::specs::{App, AppInstance, AppInstanceSpec, AppSpec, CloudletSpec, Endpoint, GeoPoint, InstanceObserved, PlacementNote, PlatformType, RegionSpec, ServiceArea, ZoneSpec};
@@ -388,6 +388,9 @@ impl RemoteInstanceReconciler {
     }
 }
 
+/// How often a Ready instance on a partner's zone is read back (state, statistics,
+/// relocations) when no callback came.
+const READY_POLL: Duration = Duration::from_secs(5);
 /// How long an image upload may take.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -603,7 +606,8 @@ impl RemoteInstanceReconciler {
         Ok(r.body.as_ref().and_then(|b| b.get("appInstIdentifier")).and_then(Value::as_str).unwrap_or(&ids.instance).to_string())
     }
 
-    /// The partner's view of the instance, as our instance's status and endpoints.
+    /// The partner's view of the instance, as our instance's status, endpoints, statistics and
+    /// relocations.
     async fn poll(&self, c: &PeerClient, ctx: &str, ids: &Ids, fed: &FederatedPlacement, inst: &mut Remote, app: &Object<AppSpec>) -> Result<Action, ReconcileError> {
         let k = &ids.key;
         let remote_id = inst.observed.federation.as_ref().and_then(|f| f.instance_id.clone()).unwrap_or_default();
@@ -620,10 +624,11 @@ impl RemoteInstanceReconciler {
         };
         let d: wire::InstanceStatusInfo = serde_json::from_value(body).map_err(|e| ReconcileError::Service(format!("the partner's instance details: {e}")))?;
         let state = d.app_instance_state.map(|s| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).unwrap_or_default();
-        let before = (inst.status.clone(), inst.observed.endpoints.clone());
+        let before = (inst.status.clone(), inst.observed.endpoints.clone(), inst.observed.federation.clone());
         let endpoints = endpoints_of(app, k, d.access_point_info.as_deref().unwrap_or_default());
+        let insights = if state == "READY" { self.insights(c, ctx, ids, fed, &remote_id).await } else { None };
         let (st, msg, again) = match state.as_str() {
-            "READY" if !endpoints.is_empty() || app.spec.external_interfaces().next().is_none() => (State::Ready, "running on the partner's zone".to_string(), Duration::from_secs(15)),
+            "READY" if !endpoints.is_empty() || app.spec.external_interfaces().next().is_none() => (State::Ready, "running on the partner's zone".to_string(), READY_POLL),
             "READY" | "PENDING" | "" => (State::Creating, "the partner is starting the instance".to_string(), Duration::from_millis(250)),
             "FAILED" => (State::Failed, "the partner reports the instance failed".to_string(), Duration::from_secs(5)),
             _ => (State::Deleting, "the partner is terminating the instance".to_string(), Duration::from_secs(2)),
@@ -633,11 +638,41 @@ impl RemoteInstanceReconciler {
         inst.observed.endpoints = endpoints;
         if let Some(f) = inst.observed.federation.as_mut() {
             f.remote_state = Some(state);
+            if let Some(i) = insights {
+                if i.relocations.len() > f.relocations.len() {
+                    tracing::info!(instance = %inst.metadata.uid, peer = %fed.peer, relocations = i.relocations.len(), "the partner relocated the instance");
+                }
+                f.statistics = Some(i.statistics);
+                // The developer's own interface ids, as for the endpoints.
+                f.relocations = i
+                    .relocations
+                    .into_iter()
+                    .map(|mut r| {
+                        if let Some(n) = app.spec.component_spec.iter().flat_map(|c| c.network_interfaces.iter()).find(|n| interface_id(k, app.metadata.uid, &n.interface_id) == r.interface_id) {
+                            r.interface_id = n.interface_id.clone();
+                        }
+                        r
+                    })
+                    .collect();
+            }
         }
-        if (inst.status.clone(), inst.observed.endpoints.clone()) != before {
+        if (inst.status.clone(), inst.observed.endpoints.clone(), inst.observed.federation.clone()) != before {
             self.save(inst).await?;
         }
         Ok(Action::Requeue(again))
+    }
+
+    /// The partner's statistics and relocations of the instance (our `x-op` extension; a
+    /// partner without it answers 404 and we go on without).
+    async fn insights(&self, c: &PeerClient, ctx: &str, ids: &Ids, fed: &FederatedPlacement, remote_id: &str) -> Option<InstanceInsights> {
+        let path = format!("/{ctx}/application/lcm/app/{}/instance/{remote_id}/zone/{}/x-op/insights", ids.app, fed.zone_id);
+        match c.call(Method::GET, &path, None).await {
+            Ok(r) => serde_json::from_value(r.body.unwrap_or(Value::Null)).map_err(|e| tracing::warn!(error = %e, "the partner's insights do not parse")).ok(),
+            Err(e) => {
+                tracing::debug!(error = %e, "no insights from the partner");
+                None
+            }
+        }
     }
 
     async fn remove(&self, c: &PeerClient, ctx: &str, ids: &Ids, fed: &FederatedPlacement, inst: &Remote) -> Result<Action, ReconcileError> {
@@ -856,9 +891,10 @@ pub async fn apply_instance_event(s: &AppState, peer: &Peer, ev: &wire::Instance
         if let Some(f) = inst.observed.federation.as_mut() {
             f.remote_state = ready;
         }
-    } else {
-        inst.metadata.labels.insert("op.federation.notified".into(), chrono::Utc::now().timestamp_micros().to_string());
     }
+    // Wakes the instance's reconciler, which reads the partner's view (and its insights: a
+    // READY with the same access points may be a relocation).
+    inst.metadata.labels.insert("op.federation.notified".into(), chrono::Utc::now().timestamp_micros().to_string());
     match s.repo.update(&mut inst).await {
         Ok(()) | Err(op_store::RepoError::Conflict) => Ok(()),
         Err(e) => Err(e.into()),

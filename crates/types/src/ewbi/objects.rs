@@ -233,6 +233,57 @@ pub struct EwbiInstanceObserved {
     /// Ingress port per interface id: where the partner's devices reach the instance.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ingress_ports: BTreeMap<String, u16>,
+    /// The instance's own address per interface id behind the ingress (ours; never sent): a
+    /// change is a relocation the partner is told of.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, String>,
+    /// The relocations we made (newest last, at most [`MAX_RELOCATIONS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relocations: Vec<InstanceRelocation>,
+}
+
+/// How many relocations of one instance are kept.
+pub const MAX_RELOCATIONS: usize = 20;
+
+/// A relocation the partner made of an instance it runs for the originating platform (it is in
+/// charge of the instance's mobility, OPG.02 EWBI application management b.iv), forwarded to
+/// the originating platform and its developer (c). Zone-level: no address crosses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceRelocation {
+    /// When the instance was found at its new place.
+    pub at: DateTime<Utc>,
+    /// The interface that moved.
+    pub interface_id: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Traffic through the partner's ingress to one instance (OPG.02 EWBI d: statistics shared
+/// with the application provider on the leading platform).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatistics {
+    /// Connections accepted since the relay started.
+    pub connections: u64,
+    /// Connections open now.
+    pub active_connections: u64,
+    /// Bytes from devices to the instance, over closed connections.
+    pub bytes_in: u64,
+    /// Bytes from the instance to devices, over closed connections.
+    pub bytes_out: u64,
+}
+
+/// The partner's answer at `GET …/instance/{appInstanceId}/zone/{zoneId}/x-op/insights` (an
+/// extension outside the GSMA file): statistics and relocations of one instance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceInsights {
+    /// Traffic through the ingress.
+    pub statistics: InstanceStatistics,
+    /// The relocations made, newest last.
+    #[serde(default)]
+    pub relocations: Vec<InstanceRelocation>,
 }
 
 /// A resource pool a partner reserved for an app provider in a zone (partner role).
@@ -419,6 +470,12 @@ pub struct FederatedProgress {
     /// The partner's instance state as last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_state: Option<String>,
+    /// What the partner last reported of the instance's traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<InstanceStatistics>,
+    /// The relocations the partner made of the instance, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relocations: Vec<InstanceRelocation>,
 }
 
 /// One usage event either side records for settlement (see [`super::usage`]), stored one
