@@ -104,7 +104,7 @@ async fn partner_cloudlet_passes_compliance_then_takes_instances() -> Result<()>
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    for phase in ["reserve", "discoverInventory", "catalogue", "sizes"] {
+    for phase in ["reserve", "discoverInventory", "networking", "catalogue", "sizes"] {
         assert_eq!(report["phases"][phase]["ok"], true, "{phase}: {report}");
     }
     let steps: Vec<&str> = report["compliance"]["steps"].as_array().context("steps")?.iter().filter_map(|s| s["step"].as_str()).collect();

@@ -783,6 +783,25 @@ impl CloudletFederationReconciler {
         }
         let has_image = driver.image_exists(CATALOGUE_IMAGE).await.unwrap_or(false);
         phase(rec, "discoverInventory", true, format!("runtime answers; {CATALOGUE_IMAGE} {}", if has_image { "present" } else { "missing" }));
+        // Networking: devices reach the cloudlet at its public address (the partner's static IP,
+        // or DHCP), and its connectivity probe answers there.
+        let public = &cl.spec.public_host;
+        if rec.spec.ip_support.eq_ignore_ascii_case("static") && !rec.spec.static_ips.contains(public) {
+            phase(rec, "networking", false, format!("public host {public} is not among the static IPs"));
+            return Ok(Action::Requeue(Duration::from_secs(10)));
+        }
+        match &cl.observed.probe {
+            Some(p) if driver.reachable(&p.host, p.port).await => phase(rec, "networking", true, format!("{} public addressing; connectivity probe answers", rec.spec.ip_support)),
+            Some(_) => {
+                phase(rec, "networking", false, "the connectivity probe does not answer at the cloudlet's address");
+                return Ok(Action::Requeue(Duration::from_secs(5)));
+            }
+            None if cl.spec.platform_type == PlatformType::Sim => phase(rec, "networking", true, format!("{} public addressing; simulated network", rec.spec.ip_support)),
+            None => {
+                phase(rec, "networking", false, "waiting for the cloudlet's connectivity probe");
+                return Ok(Action::Requeue(Duration::from_secs(2)));
+            }
+        }
         // Catalogue: the platform's certified image is there (loaded from one of our cloudlets
         // when missing).
         let has_image = has_image || self.load_catalogue(&cl).await;
