@@ -483,6 +483,17 @@ async fn drive(b: &Platform, b_ewbi: &str, e: &Ewbi, inbox: &Inbox, recv: &str, 
     let url = format!("http://{}:{}/", ap["ipv4Addresses"][0].as_str().context("ipv4")?, ap["port"]);
     http_get_ok(&url, Duration::from_secs(15)).await?;
     inbox.wait("off", "inst", Duration::from_secs(15), |v| v["appInstIdentifier"] == json!(inst) && v["appInstanceInfo"]["appInstanceState"] == "READY").await?;
+    // The running instance takes part of the reservation: the partner is told what is left
+    // (awaited now, while it runs: the pusher compares once a second).
+    inbox
+        .wait("off", "zone", Duration::from_secs(15), |v| {
+            let n = &v["zoneResUpdInfo"][0]["availableCompResources"][0]["numCPU"];
+            // Written as a number or a string, by the partner's revision of the spec.
+            let left = n.as_u64().or_else(|| n.as_str().and_then(|s| s.parse().ok()));
+            left.is_some_and(|l| l < RESERVED_VCPUS)
+        })
+        .await
+        .context("onZoneResourceUpdateEvent for the running instance never received")?;
 
     // --- GetAllAppInstances ---
     e.call("GetAllAppInstances", M::GET, &format!("/{ctx}/application/lcm/app/{app_id}/appProvider/prov_other01"), Req::None, 404).await?;
@@ -581,9 +592,7 @@ async fn drive(b: &Platform, b_ewbi: &str, e: &Ewbi, inbox: &Inbox, recv: &str, 
     // --- A katalis-dialect partner (section 5), while the zone still has its edge ---
     katalis(b, b_ewbi, recv, ca_pem, e).await?;
 
-    // --- The zone's resources and status as pushed to the partner ---
-    // The instance took (then gave back) part of the reservation: a zone resource update.
-    let zone_cb = inbox.wait("off", "zone", Duration::from_secs(10), |_| true).await;
+    // --- The zone's status as pushed to the partner ---
     // The operator retires the zone's only edge: the zone becomes unavailable to the partner.
     let (s, body) = admin.delete("/op/v1/cloudlets/local-docker").await?;
     ensure!(s == 200 || s == 202 || s == 204, "delete cloudlet: {s} {body}");
@@ -594,7 +603,6 @@ async fn drive(b: &Platform, b_ewbi: &str, e: &Ewbi, inbox: &Inbox, recv: &str, 
     e.call("DeleteFederationDetails", M::DELETE, &format!("/{ctx}/partner"), Req::None, 200).await?;
     e.call("DeleteFederationDetails", M::DELETE, &format!("/{ctx}/partner"), Req::None, 404).await?;
     e.call("GetFederationDetails", M::GET, &format!("/{ctx}/partner"), Req::None, 404).await?;
-    zone_cb.context("onZoneResourceUpdateEvent never received")?;
     status_cb.context("onPartnerStatusEvent never received")?;
     Ok(host_ports)
 }

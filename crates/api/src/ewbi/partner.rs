@@ -223,6 +223,7 @@ pub async fn create_federation(State(s): State<AppState>, caller: PartnerCaller,
             let mut f: Object<FederationSpec> = Object::new(Kind::Federation, None, federation_name(&ctx)?, spec);
             f.status.state = ObjState::Ready;
             s.repo.create(&mut f).await?;
+            super::zones::baseline(&s, partner, &f).await?;
             tracing::info!(partner = %partner.metadata.name, context = %ctx, "federation created");
             f
         }

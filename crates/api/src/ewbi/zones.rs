@@ -44,23 +44,46 @@ pub async fn push_once(s: &AppState) -> Result<usize, ApiError> {
         let now = view(s, &partner, &fed).await?;
         let stored = s.repo.get_by_name::<EwbiZoneViewSpec, ()>(Kind::EwbiZoneView, None, &fed.metadata.name).await?;
         let Some(mut stored) = stored else {
-            // The partner learnt the zones when it federated: this is the baseline.
-            let mut o: Object<EwbiZoneViewSpec> = Object::new(Kind::EwbiZoneView, None, fed.metadata.name.clone(), now);
-            o.status.state = State::Ready;
-            match s.repo.create(&mut o).await {
-                Ok(()) | Err(op_store::RepoError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+            // A federation created before baselines were written at creation.
+            baseline(s, &partner, &fed).await?;
             continue;
         };
         if stored.spec == now {
             continue;
         }
-        queued += notify(s, &fed, &stored.spec, &now).await?;
+        let before = told(s, &partner, &stored.spec, &now).await?;
+        queued += notify(s, &fed, &before, &now).await?;
         stored.spec = now;
         s.repo.update(&mut stored).await?;
     }
     Ok(queued)
+}
+
+/// Records what the partner learnt of the zones when it federated (the answer to
+/// CreateFederation): the baseline later changes are told against. Written when the
+/// federation is created, so that a change in the pusher's first second is not lost.
+pub async fn baseline(s: &AppState, partner: &Object<FederationPartnerSpec>, fed: &Object<FederationSpec>) -> Result<(), ApiError> {
+    let mut told = view(s, partner, fed).await?;
+    // Resources are told at subscription, not at federation.
+    told.resources.clear();
+    let mut o: Object<EwbiZoneViewSpec> = Object::new(Kind::EwbiZoneView, None, fed.metadata.name.clone(), told);
+    o.status.state = State::Ready;
+    match s.repo.create(&mut o).await {
+        Ok(()) | Err(op_store::RepoError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `stored` completed with what the partner was told of each zone it subscribed to since:
+/// the ZoneSubscribe answer shows the whole reservation as left.
+async fn told(s: &AppState, partner: &Object<FederationPartnerSpec>, stored: &EwbiZoneViewSpec, now: &EwbiZoneViewSpec) -> Result<EwbiZoneViewSpec, ApiError> {
+    let mut before = stored.clone();
+    for id in now.resources.keys().filter(|id| !stored.resources.contains_key(*id)) {
+        if let Some(oz) = partner.spec.zones.iter().find(|z| z.remote_id() == *id) {
+            before.resources.insert(id.clone(), left(s, oz, 0, 0).await?);
+        }
+    }
+    Ok(before)
 }
 
 /// The zones of `partner`'s offer as it may see them now.
@@ -90,7 +113,6 @@ async fn view(s: &AppState, partner: &Object<FederationPartnerSpec>, fed: &Objec
 /// What is left of the federation's reservation in zone `oz` (reserved minus what its
 /// instances there take), and the flavours it may use: a `ZoneResUpdInfo`.
 async fn resources(s: &AppState, fed: &Object<FederationSpec>, oz: &op_types::ewbi::objects::OfferedZone) -> Result<Value, ApiError> {
-    let reg = super::partner::zone_registered(s, oz).await.map_err(|e| e.0)?;
     let (insts, _) = s.repo.list::<EwbiInstanceSpec, EwbiInstanceObserved>(Kind::EwbiInstance).await?;
     let (mut cpu, mut mem) = (0u64, 0u64);
     for fi in insts.iter().filter(|i| i.spec.federation == fed.metadata.name && i.spec.zone_id == oz.remote_id()) {
@@ -103,8 +125,14 @@ async fn resources(s: &AppState, fed: &Object<FederationSpec>, oz: &op_types::ew
             mem += f.spec.memory_mb;
         }
     }
-    let left_cpu = (u64::from(oz.reserved_vcpus) * 1000).saturating_sub(cpu);
-    let left_mem = oz.reserved_memory_mb.saturating_sub(mem);
+    left(s, oz, cpu, mem).await
+}
+
+/// The reservation in zone `oz` less `cpu_milli` and `mem_mb` taken, with the zone's flavours.
+async fn left(s: &AppState, oz: &op_types::ewbi::objects::OfferedZone, cpu_milli: u64, mem_mb: u64) -> Result<Value, ApiError> {
+    let reg = super::partner::zone_registered(s, oz).await.map_err(|e| e.0)?;
+    let left_cpu = (u64::from(oz.reserved_vcpus) * 1000).saturating_sub(cpu_milli);
+    let left_mem = oz.reserved_memory_mb.saturating_sub(mem_mb);
     let flavours: Vec<&str> = reg.flavours_supported.iter().map(|f| f.flavour_id.as_str()).collect();
     Ok(json!({
         "availableCompResources": [{"cpuArchType": "ISA_X86_64", "numCPU": left_cpu / 1000, "memory": left_mem, "diskStorage": 0}],
