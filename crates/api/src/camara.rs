@@ -68,7 +68,7 @@ pub async fn submit_app(
     };
     obj.remove("appId");
     let bytes = serde_json::to_vec(&raw).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let spec: AppSpec = parse(&bytes)?;
+    let mut spec: AppSpec = parse(&bytes)?;
     spec.validate()?;
     if let Some(d) = &spec.device_auth {
         op_uni::token::AppKey::from_pem(&d.public_key_pem)
@@ -107,6 +107,11 @@ pub async fn submit_app(
                 format!("network {p} is neither this operator's ({own}) nor a partner's ({})", if partners.is_empty() { "none".to_string() } else { partners.join(", ") }),
             ));
         }
+    }
+    if spec.requirements.instantiation == op_types::specs::InstantiationType::Serverless {
+        let mut p = spec.requirements.serverless.take().unwrap_or_default();
+        crate::serverless::admit_policy(&s, &spec, &org, &name, None, &mut p, "requirements.serverless").await?;
+        spec.requirements.serverless = Some(p);
     }
     let mut app: App = Object::new(Kind::App, Some(org), name, spec);
     app.status.state = ObjState::Ready;
@@ -189,9 +194,12 @@ pub(crate) struct Admitted {
 /// weights prefer among those that are out of maintenance, offer it and have the room left;
 /// a cloudlet where a fixed port of the app is taken is passed over. Errors name the field a
 /// developer can change; the decision is explained in the instance.
-async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>) -> Result<Admitted, ApiError> {
+async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, only: Option<&Name>) -> Result<Admitted, ApiError> {
     use op_placement::decide::{decide, Need, Point, Site, Sites};
     let mut cloudlets = cloudlets_in(s, &zone.metadata.name).await?;
+    if let Some(only) = only {
+        cloudlets.retain(|c| &c.metadata.name == only);
+    }
     cloudlets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     if cloudlets.iter().all(|c| c.spec.maintenance) {
         return Err(ApiError::invalid("edgeCloudZoneId", "the zone has no cloudlet accepting instances"));
@@ -468,13 +476,27 @@ pub(crate) async fn create_instance_labelled(
     by: &str,
     labels: std::collections::BTreeMap<String, String>,
 ) -> Result<AppInstance, ApiError> {
+    create_instance_on(s, app, zone, None, name, by, labels).await
+}
+
+/// [`create_instance_labelled`] on cloudlet `only` of the zone when given (a serverless
+/// point of presence), through the same admission.
+pub(crate) async fn create_instance_on(
+    s: &AppState,
+    app: &App,
+    zone: &Object<ZoneSpec>,
+    only: Option<&Name>,
+    name: Name,
+    by: &str,
+    labels: std::collections::BTreeMap<String, String>,
+) -> Result<AppInstance, ApiError> {
     let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
     zone_allowed(app, zone)?;
     if let Some(fz) = &zone.spec.federated {
         return crate::ewbi::peer::admit_federated(s, app, zone, fz, name, by).await;
     }
     let _admission = s.admission.lock().await;
-    let Admitted { cloudlet, flavor, note } = admit(s, app, zone).await?;
+    let Admitted { cloudlet, flavor, note } = admit(s, app, zone, only).await?;
     check_image(s, app, &cloudlet).await?;
     let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor, federated: None };
     let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);

@@ -15,6 +15,7 @@ pub mod placement;
 pub mod scale;
 pub mod netview;
 pub mod state;
+pub mod serverless;
 pub mod telemetry;
 pub mod uni;
 pub mod usage;
@@ -65,7 +66,7 @@ impl Modify for BearerAuth {
         infra::list_platform_services, infra::create_platform_service, infra::get_platform_service, infra::delete_platform_service, infra::update_platform_service,
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
-        camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones, placement::place, telemetry::get, mobility::report, mobility::list_relocations, mobility::get_relocation,
+        camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones, placement::place, telemetry::get, serverless::pops, serverless::status, serverless::put_policy, mobility::report, mobility::list_relocations, mobility::get_relocation,
         uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::close, uni::keys, uni::well_known, uni::closest_edge_zone,
         uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
         ams::list_registrations, ams::create_registration, ams::get_registration, ams::put_registration, ams::delete_registration,
@@ -146,6 +147,8 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/appinstances/{id}", get(get_instance_detail))
         .route("/op/v1/apps/{appId}/placements", axum::routing::post(placement::place))
         .route("/op/v1/apps/{appId}/telemetry", axum::routing::get(telemetry::get))
+        .route("/op/v1/apps/{appId}/serverless", axum::routing::get(serverless::status).put(serverless::put_policy))
+        .route("/op/v1/serverless/pops", axum::routing::get(serverless::pops))
         .route("/op/v1/mobility/reports", axum::routing::post(mobility::report))
         .route("/op/v1/relocations", get(mobility::list_relocations))
         .route("/op/v1/relocations/{id}", get(mobility::get_relocation))

@@ -58,4 +58,6 @@ pub struct Shared {
     pub telemetry: crate::telemetry::Deliveries,
     /// The federation interface (EWBI): tokens, listener URL, ingress, outbox wake-ups.
     pub ewbi: Arc<crate::ewbi::EwbiState>,
+    /// Serverless apps: points of presence, their ingress and the orchestrator.
+    pub serverless: Arc<crate::serverless::Serverless>,
 }

@@ -544,6 +544,7 @@ async fn open_session(
         iat,
         exp: iat + s.uni.session_ttl,
         iss: SESSION_ISSUER.into(),
+        dev: s.uni.signer.pseudonym(&device_key(device)),
         mac: String::new(),
     };
     let session_token = s.uni.signer.sign(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -125,6 +125,7 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
             iat,
             exp: iat + 6 * 3600,
             iss: SESSION_ISSUER.into(),
+            dev: String::new(),
             mac: String::new(),
         };
         writeln!(tokens, "{}", signer.sign(&c)?)?;

@@ -5,6 +5,7 @@ mod device;
 mod federation;
 mod output;
 mod relocation;
+mod serverless;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -102,6 +103,11 @@ enum Cmd {
     Federation {
         #[command(subcommand)]
         cmd: federation::FederationCmd,
+    },
+    /// Serverless apps: create in one command, see where they run and why, change policies.
+    Serverless {
+        #[command(subcommand)]
+        cmd: serverless::ServerlessCmd,
     },
     /// Act as a device app against the UNI.
     Device {
@@ -272,47 +278,47 @@ enum AppCmd {
 }
 
 #[derive(Args)]
-struct AppCreate {
+pub(crate) struct AppCreate {
     /// App name (not needed with --file).
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// A CAMARA AppManifest, JSON or YAML.
     #[arg(long, conflicts_with_all = ["version", "image", "port", "device_key_file", "instantiation", "footprint_regions", "platform_services"])]
-    file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
     #[arg(long)]
-    version: Option<String>,
+    pub(crate) version: Option<String>,
     /// Image reference, e.g. localhost/op-sample-app:latest.
     #[arg(long)]
-    image: Option<String>,
+    pub(crate) image: Option<String>,
     /// Container port exposed to clients.
     #[arg(long)]
-    port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Organization (default: yours).
     #[arg(long)]
-    provider: Option<String>,
+    pub(crate) provider: Option<String>,
     #[arg(long, default_value = "500m")]
-    cpu: String,
+    pub(crate) cpu: String,
     #[arg(long, default_value_t = 128)]
-    memory_mb: u32,
+    pub(crate) memory_mb: u32,
     #[arg(long)]
-    flavor: Option<String>,
+    pub(crate) flavor: Option<String>,
     /// KEY=VALUE, repeatable.
     #[arg(long = "env")]
-    env: Vec<String>,
+    pub(crate) env: Vec<String>,
     /// Public key (PEM: Ed25519, P-256 or RSA) that the app's device clients' tokens are
     /// signed with: lets its devices register with the UNI.
     #[arg(long)]
-    device_key_file: Option<PathBuf>,
+    pub(crate) device_key_file: Option<PathBuf>,
     /// When instances start: `static` (where you deploy them) or `dynamic` (the platform
     /// starts one near a device that asks).
     #[arg(long, value_parser = ["static", "dynamic"])]
-    instantiation: Option<String>,
+    pub(crate) instantiation: Option<String>,
     /// Regions the app may run in (its footprint), repeatable; default: anywhere.
     #[arg(long = "footprint-region")]
-    footprint_regions: Vec<String>,
+    pub(crate) footprint_regions: Vec<String>,
     /// A platform service each instance needs (see `opctl service list`), repeatable: e.g. a
     /// managed database, given to the instance as DATABASE_URL.
     #[arg(long = "platform-service")]
-    platform_services: Vec<String>,
+    pub(crate) platform_services: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -450,6 +456,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Instance { cmd } => instances(&ctx, cmd).await,
         Cmd::Relocation { cmd } => relocation::run(&ctx, cmd).await,
         Cmd::Federation { cmd } => federation::run(&ctx, cmd).await,
+        Cmd::Serverless { cmd } => serverless::run(&ctx, cmd).await,
         Cmd::Device { cmd } => device::run(cmd, ctx.out).await,
     }
 }
@@ -647,7 +654,7 @@ async fn users(ctx: &Ctx, cmd: UserCmd) -> Result<()> {
 }
 
 /// Resolves an app name or id to its id.
-async fn app_id(ctx: &Ctx, app: &str) -> Result<Uid> {
+pub(crate) async fn app_id(ctx: &Ctx, app: &str) -> Result<Uid> {
     if let Ok(id) = app.parse::<Uid>() {
         return Ok(id);
     }
@@ -688,7 +695,7 @@ async fn instance_id(ctx: &Ctx, inst: &str) -> Result<Uid> {
 }
 
 /// Builds a manifest from `opctl app create` flags.
-fn manifest_from_flags(a: &AppCreate, provider: String) -> Result<Value> {
+pub(crate) fn manifest_from_flags(a: &AppCreate, provider: String) -> Result<Value> {
     let name = a.name.clone().ok_or_else(|| anyhow!("give the app's name, or --file"))?;
     let version = a.version.clone().ok_or_else(|| anyhow!("--version is required"))?;
     let image = a.image.clone().ok_or_else(|| anyhow!("--image is required"))?;
@@ -807,7 +814,7 @@ async fn apps(ctx: &Ctx, cmd: AppCmd) -> Result<()> {
 }
 
 impl Ctx {
-    fn client_org(&self) -> Option<String> {
+    pub(crate) fn client_org(&self) -> Option<String> {
         self.config.token.as_deref().and_then(config::token_org)
     }
 }

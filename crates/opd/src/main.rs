@@ -75,6 +75,15 @@ struct ServeArgs {
     /// How often the network's view (paths from cells to zones, cell loads) is refreshed, ms.
     #[arg(long, default_value_t = 5_000)]
     network_refresh_ms: u64,
+    /// The HTTP port of the first serverless point of presence (one per Docker cloudlet, on
+    /// 127.0.0.1; the next ones take the ports after it). 0: any free port (see
+    /// `GET /op/v1/serverless/pops`).
+    #[arg(long, env = "OP_SERVERLESS_PORT", default_value_t = 0)]
+    serverless_port: u16,
+    /// How long a serverless point of presence holds a connection while an instance starts
+    /// from zero, ms.
+    #[arg(long, default_value_t = 30_000)]
+    serverless_hold_ms: u64,
     /// Where app instances reach the platform's APIs (given to them as `OP_PLATFORM_URL`):
     /// an address, or `none`; default the container runtime's bridge gateway on the API port.
     #[arg(long)]
@@ -233,6 +242,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         instance_secret: boot.service_secret.clone(),
         mobility: Default::default(),
         ewbi: Arc::new(ewbi_state(&args, &boot)?),
+        serverless: Arc::new(op_api::serverless::Serverless::new(std::time::Duration::from_millis(args.serverless_hold_ms), args.serverless_port)),
     });
 
     match op_api::mobility::recover(&state).await {
@@ -240,6 +250,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(n) => info!(relocations = n, "closed relocations left open by the previous run"),
         Err(e) => warn!(error = %e, "cannot close relocations left open by the previous run"),
     }
+    op_api::serverless::start(&state, feed.changes.clone());
     tokio::spawn(push_session_changes(state.clone(), feed.changes));
     if state.uni.network.is_some() {
         tokio::spawn(op_api::netview::run(state.clone(), std::time::Duration::from_millis(args.network_refresh_ms.max(100))));

@@ -11,3 +11,4 @@ pub mod cover;
 pub mod decide;
 pub mod forecast;
 pub mod scale;
+pub mod serverless;

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod meta;
 pub mod mobility;
 pub mod secret;
+pub mod serverless;
 pub mod specs;
 pub mod uni;
 pub mod validate;

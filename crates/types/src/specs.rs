@@ -326,6 +326,9 @@ pub struct PlacementPolicySpec {
     /// access identifier, refused at UNI registration.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub barred_devices: Vec<String>,
+    /// Bounds on developers' serverless policies (read from the `default` policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<crate::serverless::ServerlessBounds>,
 }
 
 impl Validate for PlacementPolicySpec {
@@ -851,6 +854,9 @@ pub enum InstantiationType {
     Dynamic,
     /// One instance per `usersPerInstance` users.
     CapacityBased,
+    /// Where its users are, only while they are there: behind the ingress of every point of
+    /// presence, started from zero and scaled by the policies in `serverless`.
+    Serverless,
 }
 
 /// Mobility policy (OPG.02): may the platform move the app's server as devices move?
@@ -923,6 +929,9 @@ pub struct Requirements {
     /// For capacity-based instantiation: users per instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users_per_instance: Option<u32>,
+    /// For serverless instantiation: the developer's policies (defaults when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<crate::serverless::ServerlessPolicy>,
     /// May the server move with its devices?
     #[serde(default)]
     pub mobility_policy: MobilityPolicy,
@@ -1002,9 +1011,14 @@ impl Validate for Requirements {
             (InstantiationType::CapacityBased, None | Some(0)) => {
                 return Err(FieldError::new("usersPerInstance", "capacity-based instantiation needs usersPerInstance >= 1"))
             }
-            (InstantiationType::Static | InstantiationType::Dynamic, Some(_)) => {
+            (InstantiationType::Static | InstantiationType::Dynamic | InstantiationType::Serverless, Some(_)) => {
                 return Err(FieldError::new("usersPerInstance", "only applies to capacityBased instantiation"))
             }
+            _ => {}
+        }
+        match (self.instantiation, &self.serverless) {
+            (InstantiationType::Serverless, Some(p)) => p.validate().map_err(|e| e.under("serverless"))?,
+            (_, Some(_)) => return Err(FieldError::new("serverless", "only applies to serverless instantiation")),
             _ => {}
         }
         for (i, p) in self.customer_reach.iter().enumerate() {

@@ -64,6 +64,8 @@ pub struct InstanceEntry {
     pub ready: bool,
     /// First external endpoint.
     pub endpoint: Option<Endpoint>,
+    /// Being removed: takes no new connections.
+    pub deleting: bool,
 }
 
 /// An app as discovery needs it.
@@ -292,6 +294,7 @@ impl EdgeIndex {
             slot,
             ready: i.status.state == State::Ready && i.metadata.deletion_requested.is_none(),
             endpoint: i.observed.endpoints.first().cloned(),
+            deleting: i.metadata.deletion_requested.is_some(),
         };
         self.instances_by_app.entry(e.app).or_default().push(e.uid);
         self.instances_by_app_zone.entry((e.app, e.zone)).or_default().push(e.uid);

@@ -44,6 +44,10 @@ pub struct SessionClaims {
     pub exp: u64,
     /// Issuer.
     pub iss: String,
+    /// A pseudonym of the device (keyed hash: the same device, the same pseudonym; never its
+    /// number or address), so that an edge counts distinct devices without learning who they are.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dev: String,
     /// HMAC of the other claims under the platform's own key (set by [`SessionSigner::sign`]).
     #[serde(default)]
     pub mac: String,
@@ -52,7 +56,12 @@ pub struct SessionClaims {
 impl SessionClaims {
     /// The bytes the MAC covers: every claim but `mac`, in a fixed order.
     fn mac_input(&self) -> String {
-        format!("{}|{}|{}|{}|{}|{}|{}", self.sub, self.app, self.inst, self.zone, self.iat, self.exp, self.iss)
+        let base = format!("{}|{}|{}|{}|{}|{}|{}", self.sub, self.app, self.inst, self.zone, self.iat, self.exp, self.iss);
+        if self.dev.is_empty() {
+            base
+        } else {
+            format!("{base}|{}", self.dev)
+        }
     }
 }
 
@@ -86,6 +95,12 @@ impl SessionSigner {
         let seed = ring::digest::digest(&ring::digest::SHA256, &material);
         let mac_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, seed.as_ref());
         Ok(Self { enc, public_pem: kp.public_key_pem(), mac_key })
+    }
+
+    /// The pseudonym of device `key` in session tokens (16 hex digits of a keyed hash).
+    pub fn pseudonym(&self, key: &str) -> String {
+        let tag = ring::hmac::sign(&self.mac_key, format!("device|{key}").as_bytes());
+        tag.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
     /// The public key (SPKI PEM) that cloudlets verify with.
@@ -189,6 +204,7 @@ mod tests {
             iat: now(),
             exp,
             iss: SESSION_ISSUER.into(),
+            dev: String::new(),
             mac: String::new(),
         }
     }

@@ -1,0 +1,455 @@
+//! Serverless apps (OPG.02 serverless): a point of presence (an [`op_ingress`] listener) at
+//! every Docker cloudlet, its routing table rebuilt from the UNI index whenever it changes, the
+//! orchestrator that starts and stops instances on the developer's policies
+//! ([`op_placement::serverless::plan`]), and the developer's API: policy (validated, bounded by
+//! the operator, versioned), where the app runs now and why, connection events.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::Utc;
+use op_ingress::{AppRoute, Backend, Mesh, PopHandle, Table, Wake};
+use op_placement::serverless::{plan, Inst, Policy, Pop, Step};
+use op_types::serverless::{PointOfPresence, PopTraffic, ServerlessBounds, ServerlessEvent, ServerlessInstance, ServerlessPolicy, ServerlessProtocol, ServerlessStatus, ZoneTraffic};
+use op_types::specs::{AppSpec, CloudletSpec, InstantiationType, PlacementPolicySpec, PlatformType, ZoneSpec};
+use op_types::validate::Validate;
+use op_types::{Kind, Name, Uid};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorInfo};
+use crate::json::Body;
+use crate::state::AppState;
+
+/// How often the orchestrator looks at every serverless app (and at once when a connection
+/// waits for an instance).
+const TICK: Duration = Duration::from_millis(250);
+/// Events kept per app.
+const EVENTS_KEPT: usize = 200;
+/// The label on the instances the orchestrator starts.
+pub const LABEL: &str = "op.serverless";
+
+/// A running point of presence.
+struct PopEntry {
+    handle: PopHandle,
+    zone: Name,
+    zone_id: Uid,
+}
+
+/// The serverless side of the platform.
+pub struct Serverless {
+    /// The routing state of every point of presence.
+    pub mesh: Arc<Mesh>,
+    wakes: Mutex<Option<UnboundedReceiver<Wake>>>,
+    pops: tokio::sync::Mutex<BTreeMap<Name, PopEntry>>,
+    /// Public view of the points of presence (for reads that must not wait on `pops`).
+    view: Mutex<Vec<(Name, PointOfPresence)>>,
+    events: Mutex<HashMap<Uid, VecDeque<ServerlessEvent>>>,
+    reasons: Mutex<HashMap<Uid, String>>,
+    /// The port of the first point of presence's HTTP listener (0: any), then the next ones.
+    http_port: u16,
+}
+
+impl Serverless {
+    /// Points of presence hold a connection for `hold` while an instance starts; the first
+    /// listens for HTTP on `http_port` (0: any free port), the next ones on the ports after.
+    pub fn new(hold: Duration, http_port: u16) -> Self {
+        let (mesh, wakes) = Mesh::new(hold);
+        Self {
+            mesh,
+            wakes: Mutex::new(Some(wakes)),
+            pops: tokio::sync::Mutex::default(),
+            view: Mutex::default(),
+            events: Mutex::default(),
+            reasons: Mutex::default(),
+            http_port,
+        }
+    }
+
+    fn record(&self, app: Uid, kind: &str, zone: Option<Name>, inst: Option<Uid>, reason: String) {
+        let mut ev = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let q = ev.entry(app).or_default();
+        if q.len() >= EVENTS_KEPT {
+            q.pop_front();
+        }
+        q.push_back(ServerlessEvent { at: Utc::now(), kind: kind.to_string(), zone, app_instance_id: inst, reason });
+    }
+}
+
+/// The operator's bounds (from its `default` placement policy).
+async fn bounds(s: &AppState) -> Result<ServerlessBounds, ApiError> {
+    let name = Name::new("default").map_err(|e| ApiError::Internal(e.to_string()))?;
+    let p = s.repo.get_by_name::<PlacementPolicySpec, ()>(Kind::PlacementPolicy, None, &name).await?;
+    Ok(p.and_then(|p| p.spec.serverless).unwrap_or_default())
+}
+
+/// Checks a serverless policy for app `name` of `org` (new when `current` is `None`): its
+/// rules, the operator's bounds, the homebase zone, a host no other app answers on; sets its
+/// version. Field names in errors are under `prefix`.
+pub(crate) async fn admit_policy(
+    s: &AppState,
+    spec: &AppSpec,
+    org: &Name,
+    name: &Name,
+    current: Option<(Uid, &ServerlessPolicy)>,
+    p: &mut ServerlessPolicy,
+    prefix: &str,
+) -> Result<(), ApiError> {
+    let field = |f: &str| if prefix.is_empty() { f.to_string() } else { format!("{prefix}.{f}") };
+    p.validate().map_err(|e| ApiError::invalid(field(&e.field), e.message))?;
+    p.within(&bounds(s).await?).map_err(|e| ApiError::invalid(field(&e.field), e.message))?;
+    if p.protocol == ServerlessProtocol::Tcp && p.require_session {
+        return Err(ApiError::invalid(field("requireSession"), "a plain TCP app cannot carry a session token; use protocol http"));
+    }
+    if spec.external_interfaces().next().is_none() {
+        return Err(ApiError::invalid("componentSpec", "a serverless app needs an external network interface for its ingress to reach"));
+    }
+    if let Some(z) = &p.homebase {
+        if s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, z).await?.is_none() {
+            return Err(ApiError::invalid(field("homebase"), format!("zone '{z}' does not exist (see GET /edge-application-management/v0.1alpha1/edge-cloud-zones)")));
+        }
+    }
+    let host = p.host_for(org, name);
+    let (apps, _) = s.repo.list::<AppSpec, ()>(Kind::App).await?;
+    let clash = apps.iter().find(|a| {
+        current.is_none_or(|(uid, _)| uid != a.metadata.uid)
+            && a.spec.requirements.serverless.as_ref().is_some_and(|o| {
+                let same_app = a.metadata.organization.as_ref() == Some(org) && &a.metadata.name == name;
+                !same_app && a.metadata.organization.as_ref().is_some_and(|ao| o.host_for(ao, &a.metadata.name) == host) && o.path_prefix == p.path_prefix
+            })
+    });
+    if clash.is_some() {
+        return Err(ApiError::AlreadyExists(format!("another serverless app already answers on host {host}; choose another host or pathPrefix")));
+    }
+    p.version = current.map_or(1, |(_, c)| c.version + 1);
+    Ok(())
+}
+
+/// Starts the points of presence, the table feed, the orchestrator and the health checks.
+pub fn start(s: &AppState, changes: tokio::sync::watch::Receiver<u64>) {
+    if let Ok(v) = op_uni::token::SessionVerifier::from_public_pem(s.uni.signer.public_pem()) {
+        s.serverless.mesh.set_verifier(v);
+    }
+    tokio::spawn(feed(s.clone(), changes));
+    let wakes = s.serverless.wakes.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(w) = wakes {
+        tokio::spawn(orchestrate(s.clone(), w));
+    }
+    tokio::spawn(op_ingress::proxy::health(s.serverless.mesh.clone(), Duration::from_secs(2)));
+}
+
+/// Rebuilds the points of presence and the routing table whenever the index changes.
+async fn feed(s: AppState, mut changes: tokio::sync::watch::Receiver<u64>) {
+    loop {
+        if let Err(e) = sync(&s).await {
+            tracing::warn!(error = %e, "serverless ingress: cannot sync with the index; retrying");
+        }
+        // Also every few seconds: cloudlets come and go without an index change of their own.
+        let _ = tokio::time::timeout(Duration::from_secs(3), changes.changed()).await;
+    }
+}
+
+/// Points of presence for the Docker cloudlets accepting instances, TCP ports for TCP apps,
+/// and the table.
+async fn sync(s: &AppState) -> Result<(), ApiError> {
+    let (cloudlets, _) = s.repo.list::<CloudletSpec, serde_json::Value>(Kind::Cloudlet).await?;
+    let (zones, _) = s.repo.list::<ZoneSpec, ()>(Kind::Zone).await?;
+    let wanted: Vec<_> = cloudlets.iter().filter(|c| c.spec.platform_type == PlatformType::Docker && c.metadata.deletion_requested.is_none()).collect();
+    let (apps, backends) = {
+        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+        let mut apps = Vec::new();
+        let mut backends: HashMap<Uid, Vec<Backend>> = HashMap::new();
+        for a in ix.apps().filter(|a| a.requirements.instantiation == InstantiationType::Serverless) {
+            let p = a.requirements.serverless.clone().unwrap_or_default();
+            apps.push(AppRoute {
+                app: a.uid,
+                label: format!("{}/{}", a.org, a.name),
+                host: p.host_for(&a.org, &a.name).to_ascii_lowercase(),
+                path_prefix: p.path_prefix.clone(),
+                protocol: p.protocol,
+                require_session: p.require_session,
+                concurrency: p.concurrency_per_instance,
+            });
+            let bs = ix
+                .instances_of(a.uid)
+                .filter(|i| !i.deleting)
+                .filter_map(|i| i.endpoint.as_ref().map(|e| Backend { instance: i.uid, pop: i.cloudlet.to_string(), addr: format!("{}:{}", e.host, e.port), ready: i.ready }))
+                .collect();
+            backends.insert(a.uid, bs);
+        }
+        (apps, backends)
+    };
+    let mut pops = s.serverless.pops.lock().await;
+    pops.retain(|name, _| wanted.iter().any(|c| &c.metadata.name == name));
+    for c in &wanted {
+        if pops.contains_key(&c.metadata.name) {
+            continue;
+        }
+        let Some(zone) = zones.iter().find(|z| z.metadata.name == c.spec.zone) else { continue };
+        let port = match s.serverless.http_port {
+            0 => 0,
+            p => p.saturating_add(pops.len() as u16),
+        };
+        let handle = match PopHandle::start(s.serverless.mesh.clone(), c.metadata.name.as_str(), "127.0.0.1", port).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(cloudlet = %c.metadata.name, port, error = %e, "cannot open the point of presence's ingress; retrying");
+                continue;
+            }
+        };
+        tracing::info!(cloudlet = %c.metadata.name, http = %handle.http, "point of presence open");
+        pops.insert(c.metadata.name.clone(), PopEntry { handle, zone: zone.metadata.name.clone(), zone_id: zone.metadata.uid });
+    }
+    let tcp: Vec<Uid> = apps.iter().filter(|a| a.protocol == ServerlessProtocol::Tcp).map(|a| a.app).collect();
+    for p in pops.values() {
+        p.handle.retain_tcp(&tcp);
+        for app in &tcp {
+            if let Err(e) = p.handle.ensure_tcp(*app).await {
+                tracing::warn!(app = %app, error = %e, "cannot open a TCP port for the app");
+            }
+        }
+    }
+    let view = pops.iter().map(|(n, p)| (n.clone(), PointOfPresence { name: Some(n.clone()), zone: p.zone.clone(), zone_id: p.zone_id, http: p.handle.http.to_string() })).collect();
+    *s.serverless.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
+    drop(pops);
+    s.serverless.mesh.set_table(Table { apps, backends });
+    Ok(())
+}
+
+/// Instances the orchestrator started that the index may not show yet.
+type Pending = HashMap<Uid, (Uid, Name, tokio::time::Instant)>;
+
+/// Runs the orchestrator until the process ends.
+async fn orchestrate(s: AppState, mut wakes: UnboundedReceiver<Wake>) {
+    let mut waiting: HashSet<(Uid, String)> = HashSet::new();
+    let mut pending: Pending = HashMap::new();
+    loop {
+        tokio::select! {
+            w = wakes.recv() => {
+                let Some(w) = w else { return };
+                waiting.insert((w.app, w.pop));
+                while let Ok(w) = wakes.try_recv() {
+                    waiting.insert((w.app, w.pop));
+                }
+            }
+            _ = tokio::time::sleep(TICK) => {}
+        }
+        if let Err(e) = tick(&s, &mut waiting, &mut pending).await {
+            tracing::warn!(error = %e, "serverless orchestrator: this round failed; retrying");
+        }
+    }
+}
+
+/// One look at every serverless app: plan, then carry the steps out.
+async fn tick(s: &AppState, waiting: &mut HashSet<(Uid, String)>, pending: &mut Pending) -> Result<(), ApiError> {
+    let sv = &s.serverless;
+    for ev in sv.mesh.stats.drain_events() {
+        let zone = sv.view.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(n, _)| n.as_str() == ev.pop).map(|(_, p)| p.zone.clone());
+        let (kind, what) = match ev.kind {
+            op_ingress::EventKind::SessionStarted => ("sessionStarted", "a session opened its first connection"),
+            op_ingress::EventKind::SessionEnded => ("sessionEnded", "a session closed its last connection"),
+        };
+        sv.record(ev.app, kind, zone, None, format!("{what}; {} concurrent sessions there", ev.sessions));
+    }
+    let default_home = bounds(s).await?.default_homebase;
+    let pops: Vec<(Name, Name)> = sv.view.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(n, p)| (n.clone(), p.zone.clone())).collect();
+    if pops.is_empty() {
+        return Ok(());
+    }
+    let traffic = sv.mesh.stats.snapshot();
+    let now = tokio::time::Instant::now();
+    let now_ms = sv.mesh.now_ms();
+    // Facts from the index, outside its lock for the awaits below.
+    struct AppFacts {
+        uid: Uid,
+        policy: ServerlessPolicy,
+        instances: Vec<(Uid, Name)>,
+    }
+    let facts: Vec<AppFacts> = {
+        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+        pending.retain(|uid, (_, _, at)| ix.instance(*uid).is_none() && now.duration_since(*at) < Duration::from_secs(60));
+        ix.apps()
+            .filter(|a| a.requirements.instantiation == InstantiationType::Serverless)
+            .map(|a| {
+                let mut instances: Vec<(Uid, Name)> = ix.instances_of(a.uid).filter(|i| !i.deleting).map(|i| (i.uid, i.cloudlet.clone())).collect();
+                instances.extend(pending.iter().filter(|(_, (app, _, _))| *app == a.uid).map(|(u, (_, c, _))| (*u, c.clone())));
+                AppFacts { uid: a.uid, policy: a.requirements.serverless.clone().unwrap_or_default(), instances }
+            })
+            .collect()
+    };
+    waiting.retain(|(app, _)| facts.iter().any(|f| f.uid == *app && f.instances.is_empty()));
+    for f in facts {
+        let home = f.policy.homebase.clone().or_else(|| default_home.clone());
+        let mut ids: Vec<Uid> = Vec::new();
+        let input: Vec<Pop> = pops
+            .iter()
+            .map(|(pop, zone)| {
+                let instances = f
+                    .instances
+                    .iter()
+                    .filter(|(_, c)| c == pop)
+                    .map(|(u, _)| {
+                        ids.push(*u);
+                        let (active, last) = sv.mesh.load(*u).unwrap_or((0, now_ms));
+                        Inst { id: (ids.len() - 1) as u32, connections: active, idle_ms: if active > 0 { 0 } else { now_ms.saturating_sub(last) } }
+                    })
+                    .collect();
+                let sessions = traffic.iter().find(|(a, p, _)| *a == f.uid && p == pop.as_str()).map_or(0, |(_, _, t)| t.sessions);
+                Pop { instances, sessions, waiting: waiting.contains(&(f.uid, pop.to_string())), homebase: home.as_ref() == Some(zone) }
+            })
+            .collect();
+        let p = Policy {
+            concurrency: f.policy.concurrency_per_instance,
+            trigger: f.policy.pop_session_trigger,
+            min: f.policy.min_instances,
+            max: f.policy.max_instances,
+            idle_ms: u64::from(f.policy.idle_seconds) * 1000,
+        };
+        for step in plan(&p, &input) {
+            match step {
+                Step::Start { pop, why } => {
+                    let (cloudlet, zone) = &pops[pop];
+                    match start_instance(s, f.uid, cloudlet, zone).await {
+                        Ok(uid) => {
+                            sv.mesh.touch(uid);
+                            pending.insert(uid, (f.uid, cloudlet.clone(), now));
+                            sv.reasons.lock().unwrap_or_else(|e| e.into_inner()).insert(uid, why.to_string());
+                            sv.record(f.uid, why.kind(), Some(zone.clone()), Some(uid), why.to_string());
+                            tracing::info!(app = %f.uid, zone = %zone, instance = %uid, reason = %why, "serverless instance started");
+                        }
+                        Err(e) => {
+                            tracing::warn!(app = %f.uid, zone = %zone, error = %e, "serverless instance could not start");
+                            sv.record(f.uid, "startFailed", Some(zone.clone()), None, format!("{why}, but: {e}"));
+                        }
+                    }
+                }
+                Step::Stop { id, why } => {
+                    let Some(uid) = ids.get(id as usize).copied() else { continue };
+                    let zone = f.instances.iter().find(|(u, _)| *u == uid).and_then(|(_, c)| pops.iter().find(|(p, _)| p == c)).map(|(_, z)| z.clone());
+                    crate::camara::request_deletion(s, uid, "serverless orchestrator").await?;
+                    pending.remove(&uid);
+                    sv.record(f.uid, why.kind(), zone, Some(uid), why.to_string());
+                    tracing::info!(app = %f.uid, instance = %uid, reason = %why, "serverless instance stopped");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts an instance of `app` on point of presence `cloudlet` (in `zone`), through admission.
+async fn start_instance(s: &AppState, app: Uid, cloudlet: &Name, zone: &Name) -> Result<Uid, ApiError> {
+    let a = s.repo.get::<AppSpec, ()>(Kind::App, app).await?.ok_or_else(|| ApiError::NotFound("the app is gone".into()))?;
+    let z = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, zone).await?.ok_or_else(|| ApiError::NotFound(format!("zone {zone} is gone")))?;
+    let name = crate::camara::platform_instance_name(&a.metadata.name, "sl", Uid::random())?;
+    let labels = [(LABEL.to_string(), cloudlet.to_string())].into();
+    let inst = crate::camara::create_instance_on(s, &a, &z, Some(cloudlet), name, "serverless orchestrator", labels).await?;
+    Ok(inst.metadata.uid)
+}
+
+/// The serverless app `id` as `c` may see it.
+async fn serverless_app(s: &AppState, c: &Caller, id: &str) -> Result<op_types::specs::App, ApiError> {
+    let id: Uid = id.parse().map_err(|_| ApiError::invalid("appId", "not an app id"))?;
+    let app = s.repo.get::<AppSpec, ()>(Kind::App, id).await?.filter(|a| c.can_read(a.metadata.organization.as_ref())).ok_or_else(|| ApiError::NotFound("App not found".into()))?;
+    if app.spec.requirements.instantiation != InstantiationType::Serverless {
+        return Err(ApiError::invalid("requirements.instantiation", "the app is not serverless; onboard it with instantiation: serverless"));
+    }
+    Ok(app)
+}
+
+/// The points of presence: where devices send a serverless app's traffic (zones and
+/// addresses; the cloudlet behind each is shown to the operator only).
+#[utoipa::path(get, path = "/op/v1/serverless/pops", tag = "serverless", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PointOfPresence>), (status = 401, body = ErrorInfo)))]
+pub async fn pops(State(s): State<AppState>, c: Caller) -> Json<Vec<PointOfPresence>> {
+    let operator = c.require_operator().is_ok();
+    let view = s.serverless.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Json(view.into_iter().map(|(_, mut p)| {
+        if !operator {
+            p.name = None;
+        }
+        p
+    }).collect())
+}
+
+/// Where a serverless app runs now and why: its instances (with the orchestrator's reason
+/// for each), its traffic at each point of presence, and the latest events.
+#[utoipa::path(get, path = "/op/v1/apps/{appId}/serverless", tag = "serverless", security(("bearer" = [])),
+    params(("appId" = String, Path)),
+    responses((status = 200, body = ServerlessStatus), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
+pub async fn status(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<ServerlessStatus>, ApiError> {
+    let app = serverless_app(&s, &c, &id).await?;
+    let uid = app.metadata.uid;
+    let policy = app.spec.requirements.serverless.clone().unwrap_or_default();
+    let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
+    let view = s.serverless.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let zone_of = |cloudlet: &str| view.iter().find(|(n, _)| n.as_str() == cloudlet).map(|(_, p)| p.zone.clone());
+    let instances: Vec<ServerlessInstance> = {
+        let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+        let reasons = s.serverless.reasons.lock().unwrap_or_else(|e| e.into_inner());
+        ix.instances_of(uid)
+            .filter_map(|i| {
+                let zone = zone_of(i.cloudlet.as_str()).or_else(|| ix.zone(i.zone).map(|z| z.name.clone()))?;
+                Some(ServerlessInstance {
+                    app_instance_id: i.uid,
+                    zone,
+                    state: if i.deleting { "stopping" } else if i.ready { "ready" } else { "pending" }.into(),
+                    connections: s.serverless.mesh.load(i.uid).map_or(0, |(a, _)| a),
+                    reason: reasons.get(&i.uid).cloned().unwrap_or_else(|| "started before the platform's last restart".into()),
+                })
+            })
+            .collect()
+    };
+    let mut by_zone: BTreeMap<Name, PopTraffic> = BTreeMap::new();
+    for (a, pop, t) in s.serverless.mesh.stats.snapshot() {
+        let Some(zone) = zone_of(&pop).filter(|_| a == uid) else { continue };
+        let z = by_zone.entry(zone).or_default();
+        z.connections += t.connections;
+        z.connections_total += t.connections_total;
+        z.sessions += t.sessions;
+        z.devices += t.devices;
+        z.held_total += t.held_total;
+        z.forwarded_total += t.forwarded_total;
+    }
+    let events = s.serverless.events.lock().unwrap_or_else(|e| e.into_inner()).get(&uid).map(|q| q.iter().cloned().collect()).unwrap_or_default();
+    let homebase = match &policy.homebase {
+        Some(h) => Some(h.clone()),
+        None => bounds(&s).await?.default_homebase,
+    };
+    Ok(Json(ServerlessStatus {
+        app_id: uid,
+        host: policy.host_for(&org, &app.metadata.name),
+        homebase,
+        policy,
+        instances,
+        traffic: by_zone.into_iter().map(|(zone, traffic)| ZoneTraffic { zone, traffic }).collect(),
+        events,
+    }))
+}
+
+/// Replaces a serverless app's policy. `version` must be the current one (another change in
+/// between is a conflict, not a silent overwrite); the answer carries the new version.
+#[utoipa::path(put, path = "/op/v1/apps/{appId}/serverless", tag = "serverless", security(("bearer" = [])),
+    params(("appId" = String, Path)), request_body = ServerlessPolicy,
+    responses((status = 200, body = ServerlessPolicy), (status = 400, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 404, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
+pub async fn put_policy(State(s): State<AppState>, c: Caller, Path(id): Path<String>, Body(mut p): Body<ServerlessPolicy>) -> Result<Json<ServerlessPolicy>, ApiError> {
+    let mut app = serverless_app(&s, &c, &id).await?;
+    let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
+    c.require_write(&org)?;
+    let current = app.spec.requirements.serverless.clone().unwrap_or_default();
+    if p.version != current.version {
+        return Err(ApiError::Aborted(format!("the policy is at version {}, not {}: read it again and apply your change to it", current.version, p.version)));
+    }
+    admit_policy(&s, &app.spec, &org, &app.metadata.name, Some((app.metadata.uid, &current)), &mut p, "").await?;
+    app.spec.requirements.serverless = Some(p.clone());
+    s.repo.update(&mut app).await.map_err(|e| match e {
+        op_store::RepoError::Conflict => ApiError::Conflict("the app changed meanwhile; retry".into()),
+        e => e.into(),
+    })?;
+    s.serverless.record(app.metadata.uid, "policyChanged", None, None, format!("policy version {} by {}", p.version, c.user));
+    tracing::info!(app = %app.metadata.uid, version = p.version, user = %c.user, "serverless policy changed");
+    Ok(Json(p))
+}

@@ -1,0 +1,193 @@
+//! The serverless lifecycle on the real binaries and Podman: a developer creates a serverless
+//! app with `opctl` (no zone, no size); a device's first request reaches its point of presence
+//! with no instance anywhere and is answered by one started from zero; devices at a second
+//! point of presence are served from the first until their sessions reach the policy's
+//! trigger, when an instance starts there and that ingress serves locally; everything goes
+//! quiet and every instance scales back to zero. Bad policies and unknown hosts get their
+//! standard errors.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use op_e2e::*;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A device's keep-alive connection to a point of presence, from its own loopback address
+/// (so that the ingress sees distinct devices).
+struct DeviceConn {
+    stream: TcpStream,
+}
+
+impl DeviceConn {
+    async fn open(device: u8, pop: SocketAddr) -> Result<Self> {
+        let s = TcpSocket::new_v4()?;
+        s.bind(format!("127.0.0.{device}:0").parse()?)?;
+        Ok(Self { stream: s.connect(pop).await? })
+    }
+
+    /// Sends `GET path` for `host` and reads the answer: status and body.
+    async fn get(&mut self, host: &str, path: &str) -> Result<(u16, String)> {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n");
+        self.stream.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let read = async {
+            loop {
+                let mut chunk = [0u8; 4096];
+                let n = self.stream.read(&mut chunk).await?;
+                if n == 0 {
+                    bail!("connection closed: {}", String::from_utf8_lossy(&buf));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+                    if body.len() >= len {
+                        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                        return Ok((status, body[..len].to_string()));
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), read).await.context("no answer in 60 s")?
+    }
+}
+
+async fn status(dev: &Api, app: &str) -> Result<Value> {
+    let (s, b) = dev.get(&format!("/op/v1/apps/{app}/serverless")).await?;
+    ensure!(s == 200, "serverless status: {s} {b}");
+    Ok(b)
+}
+
+/// Waits until `pred` holds of the app's serverless status.
+async fn wait_status(dev: &Api, app: &str, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let st = status(dev, app).await?;
+        if pred(&st) {
+            return Ok(st);
+        }
+        if Instant::now() > deadline {
+            bail!("{what} not seen in {timeout:?}: {st:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn instances_in<'a>(st: &'a Value, zone: &str) -> Vec<&'a Value> {
+    st["instances"].as_array().into_iter().flatten().filter(|i| i["zone"] == zone).collect()
+}
+
+fn traffic<'a>(st: &'a Value, zone: &str) -> &'a Value {
+    st["traffic"].as_array().and_then(|t| t.iter().find(|z| z["zone"] == zone)).unwrap_or(&Value::Null)
+}
+
+fn has_event(st: &Value, kind: &str) -> bool {
+    st["events"].as_array().is_some_and(|e| e.iter().any(|x| x["kind"] == kind))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serverless_lifecycle_from_zero_to_where_the_sessions_are_and_back_to_zero() -> Result<()> {
+    let (_net, p, _admin) = uni_lab(&[]).await?;
+    let dev = p.developer("edge_fn_org", "sam", "Manager").await?;
+
+    // The points of presence: one per edge, known by zone (never by cloudlet) to developers.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pops = loop {
+        let (s, b) = dev.get("/op/v1/serverless/pops").await?;
+        ensure!(s == 200, "pops: {s} {b}");
+        let zones: Vec<&str> = b.as_array().into_iter().flatten().filter_map(|p| p["zone"].as_str()).collect();
+        if zones.contains(&"zone-paris") && zones.contains(&"zone-lyon") {
+            break b;
+        }
+        ensure!(Instant::now() < deadline, "points of presence at Paris and Lyon expected: {b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let pop = |zone: &str| -> Result<SocketAddr> {
+        let p = pops.as_array().and_then(|a| a.iter().find(|p| p["zone"] == zone)).context("pop of zone")?;
+        ensure!(p.get("name").is_none(), "a developer sees the cloudlet of a point of presence: {p}");
+        Ok(p["http"].as_str().context("http")?.parse()?)
+    };
+    let (paris, lyon) = (pop("zone-paris")?, pop("zone-lyon")?);
+
+    // One command: image and policies; no zone, no size.
+    let out = p.opctl_as(&dev, &["serverless", "create", "echo", "--image", SAMPLE_IMAGE, "--port", "8080", "--session-trigger", "2", "--idle", "3", "--max", "3"])?;
+    ensure!(out.contains("echo.edge-fn-org.serverless"), "opctl shows the host: {out}");
+    let (_, apps) = dev.get(&format!("{CAMARA}/apps")).await?;
+    let app = apps.as_array().and_then(|a| a.iter().find(|x| x["name"] == "echo")).and_then(|x| x["appId"].as_str()).context("app id")?.to_string();
+    let host = "echo.edge-fn-org.serverless";
+    let st = status(&dev, &app).await?;
+    ensure!(st["instances"].as_array().is_some_and(Vec::is_empty) && st["policy"]["version"] == 1, "nothing runs before the first request: {st}");
+
+    // Bad policies: named field, stale version; an unknown host at the ingress.
+    let mut bad = st["policy"].clone();
+    bad["maxInstances"] = json!(0);
+    let (s, b) = dev.put(&format!("/op/v1/apps/{app}/serverless"), &bad).await?;
+    ensure!(s == 400 && b["message"].as_str().is_some_and(|m| m.contains("maxInstances")), "maxInstances 0: {s} {b}");
+    let mut stale = st["policy"].clone();
+    stale["version"] = json!(7);
+    let (s, b) = dev.put(&format!("/op/v1/apps/{app}/serverless"), &stale).await?;
+    ensure!(s == 409, "stale version: {s} {b}");
+    let (s, b) = DeviceConn::open(9, paris).await?.get("nobody.example", "/").await?;
+    ensure!(s == 404 && b.contains("NOT_FOUND"), "unknown host: {s} {b}");
+
+    // A first device at Paris: no instance anywhere; the ingress holds it, one starts, it answers.
+    let t = Instant::now();
+    let mut d1 = DeviceConn::open(2, paris).await?;
+    let (s, first) = d1.get(host, "/").await?;
+    ensure!(s == 200, "first request: {s} {first}");
+    let cold = t.elapsed();
+    let st = status(&dev, &app).await?;
+    let in_paris = instances_in(&st, "zone-paris");
+    ensure!(in_paris.len() == 1 && instances_in(&st, "zone-lyon").is_empty(), "one instance, at Paris: {st:#}");
+    let x = in_paris[0]["appInstanceId"].as_str().context("id")?.to_string();
+    ensure!(first.contains(&x), "answered by the instance started for it ({x}): {first}");
+    ensure!(in_paris[0]["reason"].as_str().is_some_and(|r| r.contains("no instance ran anywhere")), "why: {st:#}");
+    ensure!(has_event(&st, "scaleFromZero") && traffic(&st, "zone-paris")["heldTotal"].as_u64() >= Some(1), "from zero, held: {st:#}");
+    drop(d1);
+
+    // Devices at Lyon: served from Paris (forwarded) while below the trigger...
+    let mut d2 = DeviceConn::open(3, lyon).await?;
+    let (s, b) = d2.get(host, "/").await?;
+    ensure!(s == 200 && b.contains(&x), "Lyon served from Paris: {s} {b}");
+    let st = status(&dev, &app).await?;
+    ensure!(traffic(&st, "zone-lyon")["forwardedTotal"].as_u64() >= Some(1) && instances_in(&st, "zone-lyon").is_empty(), "forwarded: {st:#}");
+    // ...until their concurrent sessions reach it: an instance starts at Lyon.
+    let mut d3 = DeviceConn::open(4, lyon).await?;
+    let (s, _) = d3.get(host, "/").await?;
+    ensure!(s == 200, "second Lyon device: {s}");
+    let st = wait_status(&dev, &app, "a ready instance at Lyon", Duration::from_secs(60), |st| instances_in(st, "zone-lyon").iter().any(|i| i["state"] == "ready")).await?;
+    ensure!(has_event(&st, "migrate"), "the start at Lyon is a migration to the sessions: {st:#}");
+    ensure!(traffic(&st, "zone-lyon")["sessions"].as_u64() >= Some(2) && traffic(&st, "zone-lyon")["devices"].as_u64() >= Some(2), "sessions and devices at Lyon: {st:#}");
+    let y = instances_in(&st, "zone-lyon")[0]["appInstanceId"].as_str().context("id")?.to_string();
+    // The Lyon ingress now serves locally.
+    let mut d4 = DeviceConn::open(5, lyon).await?;
+    let (s, b) = d4.get(host, "/").await?;
+    ensure!(s == 200 && b.contains(&y), "served at Lyon by its own instance {y}: {s} {b}");
+    let shown = p.opctl_as(&dev, &["serverless", "show", "echo"])?;
+    ensure!(shown.contains("zone-lyon") && shown.contains("reached the policy's trigger"), "opctl shows where and why: {shown}");
+
+    // All quiet: every instance scales back to zero.
+    drop((d2, d3, d4));
+    let st = wait_status(&dev, &app, "zero instances", Duration::from_secs(60), |st| st["instances"].as_array().is_some_and(Vec::is_empty)).await?;
+    ensure!(has_event(&st, "scaleIn") && has_event(&st, "sessionEnded"), "scale-in and session events: {st:#}");
+    for id in [&x, &y] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while containers_of(id).await? > 0 {
+            ensure!(Instant::now() < deadline, "container of {id} still there");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let shown = p.opctl_as(&dev, &["serverless", "show", "echo"])?;
+    ensure!(shown.contains("scaled to zero"), "{shown}");
+
+    // A new policy version; the next cold start follows it.
+    let out = p.opctl_as(&dev, &["serverless", "policy", "echo", "--idle", "5"])?;
+    ensure!(out.contains('2'), "version 2: {out}");
+    let st = status(&dev, &app).await?;
+    ensure!(st["policy"]["version"] == 2 && st["policy"]["idleSeconds"] == 5 && has_event(&st, "policyChanged"), "{st:#}");
+    eprintln!("cold start through the ingress (debug build, first image use): {cold:?}");
+    Ok(())
+}
