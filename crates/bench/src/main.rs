@@ -18,6 +18,7 @@ struct Cli {
 
 mod mobility;
 mod placement;
+mod serverless;
 mod uni;
 
 #[derive(Subcommand)]
@@ -38,6 +39,9 @@ enum Cmd {
     Mobility(mobility::MobilityArgs),
     /// Open-loop load at a fixed rate; prints the latency percentiles.
     Latency(uni::LatencyArgs),
+    /// Serverless: cold start through a point of presence vs. the runtime directly; warm
+    /// latency through the ingress vs. straight to the instance.
+    Serverless(serverless::ServerlessArgs),
     /// Time from create to first HTTP 200: through the NBI vs. directly through the runtime API.
     Deploy {
         /// opd API URL.
@@ -195,6 +199,7 @@ async fn run(cmd: Cmd) -> Result<()> {
             let (l50, f50) = (pct(&own, 0.5), pct(&fed, 0.5));
             println!("RESULT federated_deploy_ratio={:.3} federated_p50_ms={f50:.1} local_p50_ms={l50:.1} first_federated_ms={first:.1}", f50 / l50);
         }
+        Cmd::Serverless(a) => serverless::run(a).await?,
         Cmd::Deploy { api, token, app, zone, docker, image, n } => {
             let d = DockerDriver::connect(&docker)?;
             let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Serverless, in one run: (a) cold start, the first answer through a point of presence with
+# zero instances, against the same container started directly through the runtime API and
+# polled (N samples each, interleaved); (b) warm path, latency p50/p99 of sequential requests
+# on a kept-alive connection and throughput (wrk, 16 connections) through the ingress against
+# straight to the instance.
+# Last line: RESULT cold_ratio=<x> warm_p50_overhead_us=<x> warm_p99_overhead_us=<x> rps_ratio=<x>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-10}
+REQUESTS=${REQUESTS:-5000}
+scripts/setup-runtime.sh >/dev/null
+command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null); }
+cargo build --release -q -p opd -p op-bench
+scripts/build-images.sh >/dev/null
+
+dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+api="http://127.0.0.1:$port"
+target/release/opd serve --data-dir "$dir/data" --listen "127.0.0.1:$port" >/dev/null 2>"$dir/opd.log" &
+opd_pid=$!
+trap 'kill $opd_pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+for _ in $(seq 1 100); do curl -fsS "$api/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+pw=$(cut -d: -f2 "$dir/data/admin-credential")
+admin=$(curl -fsS "$api/op/v1/auth/token" -H 'content-type: application/json' -d "{\"username\":\"admin\",\"password\":\"$pw\"}" | j "['access_token']")
+H=(-H "authorization: Bearer $admin" -H 'content-type: application/json')
+curl -fsS "${H[@]}" "$api/op/v1/organizations" -d '{"name":"bench_org","spec":{}}' >/dev/null
+curl -fsS "${H[@]}" "$api/op/v1/users" -d '{"name":"bencher","organization":"bench_org","role":"Manager","password":"bench-password-1"}' >/dev/null
+dev=$(curl -fsS "$api/op/v1/auth/token" -H 'content-type: application/json' -d '{"username":"bencher","password":"bench-password-1"}' | j "['access_token']")
+D=(-H "authorization: Bearer $dev" -H 'content-type: application/json')
+app=$(curl -fsS "${D[@]}" "$api/edge-application-management/v0.1alpha1/apps" -d '{"name":"bench_fn","version":"1","appProvider":"bench_org","packageType":"CONTAINER","flavor":"small",
+  "appRepo":{"type":"PUBLICREPO","imagePath":"localhost/op-sample-app:latest"},
+  "requiredResources":{"infraKind":"container","numCPU":"1","memory":256},
+  "requirements":{"instantiation":"serverless","serverless":{"idleSeconds":1,"maxInstances":1}},
+  "componentSpec":[{"componentName":"web","networkInterfaces":[{"interfaceId":"http","protocol":"TCP","port":8080,"visibilityType":"VISIBILITY_EXTERNAL"}]}]}' | j "['appId']")
+host=$(curl -fsS "${D[@]}" "$api/op/v1/apps/$app/serverless" | j "['host']")
+pop=""
+for _ in $(seq 1 100); do
+  pop=$(curl -fsS "${D[@]}" "$api/op/v1/serverless/pops" | python3 -c "import json,sys; p=json.load(sys.stdin); print(p[0]['http'] if p else '')")
+  [ -n "$pop" ] && break; sleep 0.1
+done
+
+line=$(target/release/op-bench serverless --api "$api" --token "$dev" --app "$app" --pop "$pop" --host "$host" --n "$N" --requests "$REQUESTS")
+echo "$line"
+straight=$(echo "$line" | sed 's/.*straight=//')
+# Throughput: keep the instance warm with a held connection while wrk runs both ways.
+exec 3<>"/dev/tcp/${pop%:*}/${pop#*:}"
+printf 'GET / HTTP/1.1\r\nHost: %s\r\n\r\n' "$host" >&3
+rps() { wrk -t2 -c16 -d5s -H "Host: $host" "http://$1/" | awk '/Requests\/sec/ {print $2}'; }
+rps "$pop" >/dev/null  # warm-up
+d1=$(rps "$straight"); v1=$(rps "$pop"); d2=$(rps "$straight"); v2=$(rps "$pop")
+exec 3>&-
+ratio=$(python3 -c "print(f'{($v1+$v2)/($d1+$d2):.3f}')")
+echo "rps direct=$d1,$d2 via_ingress=$v1,$v2"
+get() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k {print $2}'; }
+echo "RESULT cold_ratio=$(get cold_ratio) warm_p50_overhead_us=$(get warm_p50_overhead_us) warm_p99_overhead_us=$(get warm_p99_overhead_us) rps_ratio=$ratio"
