@@ -1,0 +1,19 @@
+# Shared by the benchmarks: starts a release opd on a fresh data directory and makes a
+# developer of organization bench_org. Sets dir, api, admin, H (admin curl headers), dev and D
+# (developer curl headers); the platform stops and the directory goes on exit.
+dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+api="http://127.0.0.1:$port"
+target/release/opd serve --data-dir "$dir/data" --listen "127.0.0.1:$port" >/dev/null 2>"$dir/opd.log" &
+opd_pid=$!
+trap 'kill $opd_pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+for _ in $(seq 1 100); do curl -fsS "$api/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+pw=$(cut -d: -f2 "$dir/data/admin-credential")
+admin=$(curl -fsS "$api/op/v1/auth/token" -H 'content-type: application/json' -d "{\"username\":\"admin\",\"password\":\"$pw\"}" | j "['access_token']")
+H=(-H "authorization: Bearer $admin" -H 'content-type: application/json')
+curl -fsS "${H[@]}" "$api/op/v1/organizations" -d '{"name":"bench_org","spec":{}}' >/dev/null
+curl -fsS "${H[@]}" "$api/op/v1/users" -d '{"name":"bencher","organization":"bench_org","role":"Manager","password":"bench-password-1"}' >/dev/null
+dev=$(curl -fsS "$api/op/v1/auth/token" -H 'content-type: application/json' -d '{"username":"bencher","password":"bench-password-1"}' | j "['access_token']")
+D=(-H "authorization: Bearer $dev" -H 'content-type: application/json')
