@@ -1,6 +1,6 @@
 //! Reading just enough of a connection to route it: the head of the first HTTP/1.1 request, or
 //! the first HEADERS frame of an HTTP/2 connection with prior knowledge. The bytes read are
-//! passed on to the instance unchanged.
+//! passed on to the instance (an HTTP/1.1 head with one header added, [`with_header`]).
 
 /// The connection preface of HTTP/2 (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
