@@ -132,7 +132,15 @@ async fn partner_cloudlet_passes_compliance_then_takes_instances() -> Result<()>
     let upd = format!("{ewbi}/api/v1/auth/update/cloudlet");
     let (s, b) = call(&http, &tok, reqwest::Method::POST, &upd, Some(&json!({"cloudlet_key": {"organization": "opa", "name": "edge1"}, "Maintenance_State": "offline"}))).await?;
     assert_eq!(s, 200, "{b}");
-    let (_, cl) = admin.get("/op/v1/cloudlets/p-opa-edge1").await?;
+    // The workflow's reconciler may be mid-pass with the record it read before: it converges.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cl = loop {
+        let (_, cl) = admin.get("/op/v1/cloudlets/p-opa-edge1").await?;
+        if cl["spec"]["maintenance"] == true || Instant::now() > deadline {
+            break cl;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(cl["spec"]["maintenance"], true, "{cl}");
     answers.push_str(&cl.to_string());
     let (_, all) = admin.get("/op/v1/federation/cloudlets").await?;
