@@ -13,7 +13,7 @@ use axum::Json;
 use chrono::Utc;
 use op_ingress::{AppRoute, Backend, Mesh, PopHandle, Table, Wake};
 use op_placement::serverless::{plan, Inst, Policy, Pop, Step};
-use op_types::serverless::{PointOfPresence, PopTraffic, ServerlessBounds, ServerlessEvent, ServerlessInstance, ServerlessPolicy, ServerlessProtocol, ServerlessStatus, ZoneTraffic};
+use op_types::serverless::{PointOfPresence, PopTraffic, ServerlessBounds, ServerlessEvent, ServerlessInstance, ServerlessPolicy, ServerlessProtocol, ServerlessStatus, ZoneEndpoint, ZoneTraffic};
 use op_types::specs::{AppSpec, CloudletSpec, InstantiationType, PlacementPolicySpec, PlatformType, ZoneSpec};
 use op_types::validate::Validate;
 use op_types::{Kind, Name, Uid};
@@ -94,7 +94,7 @@ pub(crate) async fn admit_policy(
     spec: &AppSpec,
     org: &Name,
     name: &Name,
-    current: Option<(Uid, &ServerlessPolicy)>,
+    current: Option<&ServerlessPolicy>,
     p: &mut ServerlessPolicy,
     prefix: &str,
 ) -> Result<(), ApiError> {
@@ -114,17 +114,14 @@ pub(crate) async fn admit_policy(
     }
     let host = p.host_for(org, name);
     let (apps, _) = s.repo.list::<AppSpec, ()>(Kind::App).await?;
-    let clash = apps.iter().find(|a| {
-        current.is_none_or(|(uid, _)| uid != a.metadata.uid)
-            && a.spec.requirements.serverless.as_ref().is_some_and(|o| {
-                let same_app = a.metadata.organization.as_ref() == Some(org) && &a.metadata.name == name;
-                !same_app && a.metadata.organization.as_ref().is_some_and(|ao| o.host_for(ao, &a.metadata.name) == host) && o.path_prefix == p.path_prefix
-            })
+    let clash = apps.iter().any(|a| {
+        let (Some(ao), Some(o)) = (&a.metadata.organization, &a.spec.requirements.serverless) else { return false };
+        (ao, &a.metadata.name) != (org, name) && o.host_for(ao, &a.metadata.name) == host && o.path_prefix == p.path_prefix
     });
-    if clash.is_some() {
+    if clash {
         return Err(ApiError::AlreadyExists(format!("another serverless app already answers on host {host}; choose another host or pathPrefix")));
     }
-    p.version = current.map_or(1, |(_, c)| c.version + 1);
+    p.version = current.map_or(1, |c| c.version + 1);
     Ok(())
 }
 
@@ -331,6 +328,7 @@ async fn tick(s: &AppState, waiting: &mut HashSet<(Uid, String)>, pending: &mut 
                     let zone = f.instances.iter().find(|(u, _)| *u == uid).and_then(|(_, c)| pops.iter().find(|(p, _)| p == c)).map(|(_, z)| z.clone());
                     crate::camara::request_deletion(s, uid, "serverless orchestrator").await?;
                     pending.remove(&uid);
+                    sv.reasons.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
                     sv.record(f.uid, why.kind(), zone, Some(uid), why.to_string());
                     tracing::info!(app = %f.uid, instance = %uid, reason = %why, "serverless instance stopped");
                 }
@@ -414,6 +412,20 @@ pub async fn status(State(s): State<AppState>, c: Caller, Path(id): Path<String>
         z.held_total += t.held_total;
         z.forwarded_total += t.forwarded_total;
     }
+    let endpoints = s
+        .serverless
+        .pops
+        .lock()
+        .await
+        .values()
+        .filter_map(|p| {
+            let address = match policy.protocol {
+                ServerlessProtocol::Http => p.handle.http.to_string(),
+                ServerlessProtocol::Tcp => format!("{}:{}", p.handle.http.ip(), p.handle.tcp_port(uid)?),
+            };
+            Some(ZoneEndpoint { zone: p.zone.clone(), address })
+        })
+        .collect();
     let events = s.serverless.events.lock().unwrap_or_else(|e| e.into_inner()).get(&uid).map(|q| q.iter().cloned().collect()).unwrap_or_default();
     let homebase = match &policy.homebase {
         Some(h) => Some(h.clone()),
@@ -424,6 +436,7 @@ pub async fn status(State(s): State<AppState>, c: Caller, Path(id): Path<String>
         host: policy.host_for(&org, &app.metadata.name),
         homebase,
         policy,
+        endpoints,
         instances,
         traffic: by_zone.into_iter().map(|(zone, traffic)| ZoneTraffic { zone, traffic }).collect(),
         events,
@@ -443,7 +456,7 @@ pub async fn put_policy(State(s): State<AppState>, c: Caller, Path(id): Path<Str
     if p.version != current.version {
         return Err(ApiError::Aborted(format!("the policy is at version {}, not {}: read it again and apply your change to it", current.version, p.version)));
     }
-    admit_policy(&s, &app.spec, &org, &app.metadata.name, Some((app.metadata.uid, &current)), &mut p, "").await?;
+    admit_policy(&s, &app.spec, &org, &app.metadata.name, Some(&current), &mut p, "").await?;
     app.spec.requirements.serverless = Some(p.clone());
     s.repo.update(&mut app).await.map_err(|e| match e {
         op_store::RepoError::Conflict => ApiError::Conflict("the app changed meanwhile; retry".into()),

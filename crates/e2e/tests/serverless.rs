@@ -120,6 +120,10 @@ async fn serverless_lifecycle_from_zero_to_where_the_sessions_are_and_back_to_ze
     let host = "echo.edge-fn-org.serverless";
     let st = status(&dev, &app).await?;
     ensure!(st["instances"].as_array().is_some_and(Vec::is_empty) && st["policy"]["version"] == 1, "nothing runs before the first request: {st}");
+    ensure!(
+        st["endpoints"].as_array().is_some_and(|e| e.iter().any(|x| x["zone"] == "zone-paris" && x["address"] == json!(paris.to_string()))),
+        "the app is reached at Paris's point of presence: {st}"
+    );
 
     // Bad policies: named field, stale version; an unknown host at the ingress.
     let mut bad = st["policy"].clone();

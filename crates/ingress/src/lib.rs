@@ -31,6 +31,9 @@ use tokio::sync::{mpsc, watch};
 pub use proxy::PopHandle;
 pub use stats::{AppPopStats, Event, EventKind};
 
+/// How long the load of an instance not in the table is kept after it was last busy.
+const KEEP_LOAD_MS: u64 = 60_000;
+
 /// Who caused a connection to fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Blame {
@@ -135,8 +138,6 @@ pub struct Table {
 pub struct Load {
     /// Open connections.
     pub active: AtomicU64,
-    /// Connections since it appeared.
-    pub total: AtomicU64,
     /// When it last had a connection open (ms since the mesh started).
     pub last_busy_ms: AtomicU64,
     /// Not tried again before this (ms since the mesh started), after a failure.
@@ -171,7 +172,6 @@ pub struct Mesh {
 #[derive(Default)]
 pub(crate) struct Compiled {
     pub(crate) by_host: HashMap<String, Vec<Arc<AppRoute>>>,
-    pub(crate) by_app: HashMap<Uid, Arc<AppRoute>>,
     pub(crate) backends: HashMap<Uid, Vec<(Backend, Arc<Load>)>>,
 }
 
@@ -213,7 +213,6 @@ impl Mesh {
         let mut c = Compiled::default();
         for a in t.apps {
             let a = Arc::new(a);
-            c.by_app.insert(a.app, a.clone());
             if a.protocol == ServerlessProtocol::Http {
                 let v = c.by_host.entry(a.host.clone()).or_default();
                 v.push(a);
@@ -224,7 +223,10 @@ impl Mesh {
         {
             let mut loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
             let live: std::collections::HashSet<Uid> = t.backends.values().flatten().map(|b| b.instance).collect();
-            loads.retain(|k, l| live.contains(k) || l.active.load(Ordering::Relaxed) > 0);
+            // An instance just started is touched before it is in the table: its load (and idle
+            // clock) is kept until it appears.
+            let now = self.now_ms();
+            loads.retain(|k, l| live.contains(k) || l.active.load(Ordering::Relaxed) > 0 || now.saturating_sub(l.last_busy_ms.load(Ordering::Relaxed)) < KEEP_LOAD_MS);
             for (app, bs) in t.backends {
                 let v = bs.into_iter().map(|b| {
                     let l = loads.entry(b.instance).or_default().clone();

@@ -224,7 +224,6 @@ struct Busy<'a> {
 impl<'a> Busy<'a> {
     fn new(mesh: &'a Mesh, load: Arc<Load>) -> Self {
         load.active.fetch_add(1, Ordering::Relaxed);
-        load.total.fetch_add(1, Ordering::Relaxed);
         load.last_busy_ms.store(mesh.now_ms(), Ordering::Relaxed);
         Self { mesh, load }
     }

@@ -197,6 +197,9 @@ pub async fn run(ctx: &Ctx, cmd: ServerlessCmd) -> Result<()> {
                         p.concurrency_per_instance, p.pop_session_trigger, p.min_instances, p.max_instances, p.idle_seconds
                     ),
                 ]);
+                for e in &st.endpoints {
+                    t.add_row(vec!["endpoint".into(), e.zone.to_string(), e.address.clone(), "where devices in this zone connect".into()]);
+                }
                 if st.instances.is_empty() {
                     t.add_row(vec!["no instance".into(), String::new(), "scaled to zero".into(), "the next connection starts one".into()]);
                 }

@@ -234,12 +234,25 @@ pub struct ServerlessStatus {
     /// The homebase zone, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub homebase: Option<Name>,
+    /// Where devices reach it: at each zone's point of presence, the shared HTTP port or, for
+    /// a TCP app, its own port.
+    pub endpoints: Vec<ZoneEndpoint>,
     /// Its instances.
     pub instances: Vec<ServerlessInstance>,
     /// Its traffic per zone of a point of presence.
     pub traffic: Vec<ZoneTraffic>,
     /// The orchestrator's last decisions, newest last.
     pub events: Vec<ServerlessEvent>,
+}
+
+/// Where a serverless app is reached in one zone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneEndpoint {
+    /// The zone.
+    pub zone: Name,
+    /// `host:port`.
+    pub address: String,
 }
 
 /// Traffic at the points of presence of one zone.
