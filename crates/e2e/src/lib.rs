@@ -92,10 +92,29 @@ impl Platform {
                 }
             }
             if Instant::now() > deadline {
-                bail!("opd did not become ready; log:\n{}", self.log());
+                bail!("opd did not become ready; log:\n{}\n{}", self.log(), self.where_it_waits());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Where opd's threads are (kernel wait channel and state of each) and the machine's load:
+    /// what a platform that does not start is waiting for.
+    fn where_it_waits(&self) -> String {
+        let Some(pid) = self.child.as_ref().map(Child::id) else { return String::new() };
+        let mut out = format!("load: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default());
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for t in tasks.flatten() {
+                let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+                let state = read("stat").rsplit(") ").next().and_then(|r| r.split(' ').next()).unwrap_or("?").to_string();
+                out += &format!("thread {} {} state={state} wchan={}\n", t.file_name().to_string_lossy(), read("comm").trim(), read("wchan"));
+                let stack = read("stack");
+                if !stack.is_empty() {
+                    out += &stack;
+                }
+            }
+        }
+        out
     }
 
     /// opd's log so far.

@@ -18,7 +18,7 @@ use op_api::AppState;
 use op_controller::{CloudletReconciler, Drivers, InstanceReconciler, Metrics, Runner};
 use op_store::{RedbEngine, Repo};
 use prometheus_client::registry::Registry;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 #[derive(Parser)]
 #[command(name = "opd", version, about = "Operator Platform daemon")]
@@ -156,6 +156,38 @@ struct ServeArgs {
     country_code: String,
 }
 
+/// A startup step slower than this is logged as a warning: a platform that takes long to
+/// start (a slow disk, a runtime that does not answer) says which step held it.
+const SLOW_STEP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Times opd's startup steps (see [`SLOW_STEP`]).
+struct Stopwatch {
+    begun: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        let now = std::time::Instant::now();
+        Self { begun: now, last: now }
+    }
+
+    /// Ends the step `what` that began when the previous one ended.
+    fn step(&mut self, what: &'static str) {
+        let took = self.last.elapsed();
+        self.last = std::time::Instant::now();
+        if took > SLOW_STEP {
+            warn!(step = what, ms = took.as_millis(), "slow startup step");
+        } else {
+            debug!(step = what, ms = took.as_millis(), "startup step");
+        }
+    }
+
+    fn total(&self) -> std::time::Duration {
+        self.begun.elapsed()
+    }
+}
+
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -181,20 +213,26 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logs(&args.log_format);
+    let mut watch = Stopwatch::start();
+    info!(version = env!("CARGO_PKG_VERSION"), data_dir = %args.data_dir.display(), "opd starting");
     let boot = bootstrap::prepare_dir(&args.data_dir)?;
+    watch.step("preparing the data directory");
     let engine = RedbEngine::open(&args.data_dir.join("store.redb"))
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     let repo = Repo::new(engine);
+    watch.step("opening the store");
     bootstrap::ensure_admin(&repo, &boot).await?;
     if !args.no_default_cloudlet {
         bootstrap::ensure_default_site(&repo, &args.docker_endpoint).await?;
     }
+    watch.step("writing the first objects");
 
     let mut registry = Registry::with_prefix("");
     let metrics = Metrics::register(&mut registry);
     let http = HttpMetrics::register(&mut registry);
     let drivers = Drivers::default();
     let feed = op_uni::feed::start(repo.clone()).await?;
+    watch.step("loading the UNI index");
     let signer = bootstrap::session_signer(&args.data_dir)?;
     let network: Option<Arc<dyn op_network::NetworkAdapter>> = match &args.network_api {
         Some(api) => {
@@ -245,6 +283,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         serverless: Arc::new(op_api::serverless::Serverless::new(std::time::Duration::from_millis(args.serverless_hold_ms), args.serverless_port)),
     });
 
+    watch.step("loading keys, usage and federation settings");
     match op_api::mobility::recover(&state).await {
         Ok(0) => {}
         Ok(n) => info!(relocations = n, "closed relocations left open by the previous run"),
@@ -261,7 +300,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // Where app instances reach the platform (their containers cannot reach the host's
     // loopback): the runtime's bridge gateway, on the same port.
+    watch.step("recovering relocations and binding the API");
     let apps_listener = apps_listener(&args, addr).await;
+    watch.step("asking the runtime for its bridge gateway");
     let router = op_api::router(state.clone());
     let mut platform_url = None;
     if let Some((l, url)) = apps_listener {
@@ -306,7 +347,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics, 2).run());
     }
 
-    info!(%addr, "opd listening");
+    info!(%addr, startup_ms = watch.total().as_millis(), "opd listening");
     println!("opd API: http://{addr}");
     println!("admin credential: {}", boot.admin_credential_path.display());
     axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
