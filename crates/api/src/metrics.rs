@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::auth::Caller;
 use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,8 +70,11 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     resp
 }
 
-/// `GET /metrics`.
-pub async fn render(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: the operator's (series name apps and zones).
+pub async fn render(State(state): State<AppState>, c: Caller) -> Response {
+    if let Err(e) = c.require_operator() {
+        return e.into_response();
+    }
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &state.registry) {
         Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response(),

@@ -39,14 +39,34 @@ struct PopEntry {
     zone_id: Uid,
 }
 
+/// A point of presence as reads see it.
+#[derive(Clone)]
+struct PopView {
+    cloudlet: Name,
+    pop: PointOfPresence,
+    http: std::net::SocketAddr,
+    /// The port of each TCP app.
+    tcp: HashMap<Uid, u16>,
+}
+
+impl PopView {
+    /// Where devices send `app`'s traffic here (`None`: a TCP app with no port yet).
+    fn address(&self, app: Uid, protocol: ServerlessProtocol) -> Option<std::net::SocketAddr> {
+        match protocol {
+            ServerlessProtocol::Http => Some(self.http),
+            ServerlessProtocol::Tcp => self.tcp.get(&app).map(|p| std::net::SocketAddr::new(self.http.ip(), *p)),
+        }
+    }
+}
+
 /// The serverless side of the platform.
 pub struct Serverless {
     /// The routing state of every point of presence.
     pub mesh: Arc<Mesh>,
     wakes: Mutex<Option<UnboundedReceiver<Wake>>>,
     pops: tokio::sync::Mutex<BTreeMap<Name, PopEntry>>,
-    /// Public view of the points of presence (for reads that must not wait on `pops`).
-    view: Mutex<Vec<(Name, PointOfPresence)>>,
+    /// The points of presence as reads see them (the UNI hot path, status): never waits on `pops`.
+    view: Mutex<Vec<PopView>>,
     events: Mutex<HashMap<Uid, VecDeque<ServerlessEvent>>>,
     reasons: Mutex<HashMap<Uid, String>>,
     /// The port of the first point of presence's HTTP listener (0: any), then the next ones.
@@ -209,7 +229,15 @@ async fn sync(s: &AppState) -> Result<(), ApiError> {
             }
         }
     }
-    let view = pops.iter().map(|(n, p)| (n.clone(), PointOfPresence { name: Some(n.clone()), zone: p.zone.clone(), zone_id: p.zone_id, http: p.handle.http.to_string() })).collect();
+    let view = pops
+        .iter()
+        .map(|(n, p)| PopView {
+            cloudlet: n.clone(),
+            pop: PointOfPresence { name: Some(n.clone()), zone: p.zone.clone(), zone_id: p.zone_id, http: p.handle.http.to_string() },
+            http: p.handle.http,
+            tcp: tcp.iter().filter_map(|a| Some((*a, p.handle.tcp_port(*a)?))).collect(),
+        })
+        .collect();
     *s.serverless.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
     drop(pops);
     s.serverless.mesh.set_table(Table { apps, backends });
@@ -244,7 +272,7 @@ async fn orchestrate(s: AppState, mut wakes: UnboundedReceiver<Wake>) {
 async fn tick(s: &AppState, waiting: &mut HashSet<(Uid, String)>, pending: &mut Pending) -> Result<(), ApiError> {
     let sv = &s.serverless;
     for ev in sv.mesh.stats.drain_events() {
-        let zone = sv.view.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(n, _)| n.as_str() == ev.pop).map(|(_, p)| p.zone.clone());
+        let zone = sv.view.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|v| v.cloudlet.as_str() == ev.pop).map(|v| v.pop.zone.clone());
         let (kind, what) = match ev.kind {
             op_ingress::EventKind::SessionStarted => ("sessionStarted", "a session opened its first connection"),
             op_ingress::EventKind::SessionEnded => ("sessionEnded", "a session closed its last connection"),
@@ -252,7 +280,7 @@ async fn tick(s: &AppState, waiting: &mut HashSet<(Uid, String)>, pending: &mut 
         sv.record(ev.app, kind, zone, None, format!("{what}; {} concurrent sessions there", ev.sessions));
     }
     let default_home = bounds(s).await?.default_homebase;
-    let pops: Vec<(Name, Name)> = sv.view.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(n, p)| (n.clone(), p.zone.clone())).collect();
+    let pops: Vec<(Name, Name)> = sv.view.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|v| (v.cloudlet.clone(), v.pop.zone.clone())).collect();
     if pops.is_empty() {
         return Ok(());
     }
@@ -365,12 +393,51 @@ async fn serverless_app(s: &AppState, c: &Caller, id: &str) -> Result<op_types::
 pub async fn pops(State(s): State<AppState>, c: Caller) -> Json<Vec<PointOfPresence>> {
     let operator = c.require_operator().is_ok();
     let view = s.serverless.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    Json(view.into_iter().map(|(_, mut p)| {
+    Json(view.into_iter().map(|v| {
+        let mut p = v.pop;
         if !operator {
             p.name = None;
         }
         p
     }).collect())
+}
+
+/// The points of presence a device at `at` sends serverless `app`'s traffic to, closest first,
+/// one per zone, at most `n`: zones whose service area holds the device, then the operator's
+/// ranking (footprint, data geography, path bounds) with deployment left out, since every point
+/// of presence reaches every instance. No instance is named: the ingress picks or starts one.
+pub(crate) fn offers(
+    s: &AppState,
+    ix: &op_uni::index::EdgeIndex,
+    app: &op_uni::index::AppEntry,
+    at: &op_uni::select::DeviceAt,
+    path: &dyn Fn(&op_uni::index::ZoneEntry) -> Option<op_types::uni::PathInfo>,
+    n: usize,
+) -> Vec<op_types::uni::EdgeOffer> {
+    let protocol = app.requirements.serverless.as_ref().map(|p| p.protocol).unwrap_or_default();
+    let weights = op_uni::select::Weights { not_deployed: 0.0, ..op_uni::select::weights_at(ix, app, at) };
+    let mut zones = op_uni::select::rank_zones(ix, app, at, &weights, path);
+    let local = ix.zones_serving(at.cell.as_deref(), at.point);
+    zones.sort_by_key(|(z, _)| !local.contains(&z.uid));
+    let point = op_uni::select::device_point(ix, at);
+    let view = s.serverless.view.lock().unwrap_or_else(|e| e.into_inner());
+    zones
+        .into_iter()
+        .filter_map(|(z, _)| {
+            let addr = view.iter().filter(|v| v.pop.zone_id == z.uid).find_map(|v| v.address(app.uid, protocol))?;
+            Some(op_types::uni::EdgeOffer {
+                app_instance_id: Uid::nil(),
+                edge_cloud_zone_id: z.uid,
+                edge_cloud_zone_name: z.name.to_string(),
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                expected_qos: path(z),
+                distance_km: point.map(|p| op_uni::geo::distance_km(p, z.location)),
+                probe_url: None,
+            })
+        })
+        .take(n)
+        .collect()
 }
 
 /// Where a serverless app runs now and why: its instances (with the orchestrator's reason
@@ -384,7 +451,7 @@ pub async fn status(State(s): State<AppState>, c: Caller, Path(id): Path<String>
     let policy = app.spec.requirements.serverless.clone().unwrap_or_default();
     let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
     let view = s.serverless.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let zone_of = |cloudlet: &str| view.iter().find(|(n, _)| n.as_str() == cloudlet).map(|(_, p)| p.zone.clone());
+    let zone_of = |cloudlet: &str| view.iter().find(|v| v.cloudlet.as_str() == cloudlet).map(|v| v.pop.zone.clone());
     let instances: Vec<ServerlessInstance> = {
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
         let reasons = s.serverless.reasons.lock().unwrap_or_else(|e| e.into_inner());
@@ -412,20 +479,7 @@ pub async fn status(State(s): State<AppState>, c: Caller, Path(id): Path<String>
         z.held_total += t.held_total;
         z.forwarded_total += t.forwarded_total;
     }
-    let endpoints = s
-        .serverless
-        .pops
-        .lock()
-        .await
-        .values()
-        .filter_map(|p| {
-            let address = match policy.protocol {
-                ServerlessProtocol::Http => p.handle.http.to_string(),
-                ServerlessProtocol::Tcp => format!("{}:{}", p.handle.http.ip(), p.handle.tcp_port(uid)?),
-            };
-            Some(ZoneEndpoint { zone: p.zone.clone(), address })
-        })
-        .collect();
+    let endpoints = view.iter().filter_map(|v| Some(ZoneEndpoint { zone: v.pop.zone.clone(), address: v.address(uid, policy.protocol)?.to_string() })).collect();
     let events = s.serverless.events.lock().unwrap_or_else(|e| e.into_inner()).get(&uid).map(|q| q.iter().cloned().collect()).unwrap_or_default();
     let homebase = match &policy.homebase {
         Some(h) => Some(h.clone()),
@@ -465,4 +519,76 @@ pub async fn put_policy(State(s): State<AppState>, c: Caller, Path(id): Path<Str
     s.serverless.record(app.metadata.uid, "policyChanged", None, None, format!("policy version {} by {}", p.version, c.user));
     tracing::info!(app = %app.metadata.uid, version = p.version, user = %c.user, "serverless policy changed");
     Ok(Json(p))
+}
+
+/// Labels of the serverless traffic series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct TrafficLabels {
+    /// `org/name`.
+    app: String,
+    app_id: String,
+    zone: String,
+    pop: String,
+}
+
+/// The ingresses' counts per app and point of presence on `/metrics` (connections, sessions
+/// and distinct devices now; connections, held and forwarded ones in all), read from the
+/// ingress's counters at each scrape.
+pub struct TrafficMetrics(pub Arc<Serverless>);
+
+impl std::fmt::Debug for TrafficMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TrafficMetrics")
+    }
+}
+
+impl prometheus_client::collector::Collector for TrafficMetrics {
+    fn encode(&self, mut enc: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        use prometheus_client::metrics::MetricType;
+        let zones: HashMap<String, String> =
+            self.0.view.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|v| (v.cloudlet.to_string(), v.pop.zone.to_string())).collect();
+        let rows: Vec<(TrafficLabels, PopTraffic)> = self
+            .0
+            .mesh
+            .stats
+            .snapshot()
+            .into_iter()
+            .map(|(app, pop, t)| {
+                let labels = TrafficLabels {
+                    app: self.0.mesh.label(app).unwrap_or_default(),
+                    app_id: app.to_string(),
+                    zone: zones.get(&pop).cloned().unwrap_or_default(),
+                    pop,
+                };
+                (labels, t)
+            })
+            .collect();
+        type Read = fn(&PopTraffic) -> u64;
+        let gauges: [(&str, &str, Read); 3] = [
+            ("op_serverless_connections", "Open connections of a serverless app at a point of presence", |t| t.connections),
+            ("op_serverless_sessions", "Concurrent sessions of a serverless app at a point of presence", |t| t.sessions),
+            ("op_serverless_devices", "Distinct devices connected to a serverless app at a point of presence", |t| t.devices),
+        ];
+        for (name, help, read) in gauges {
+            let mut d = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (l, t) in &rows {
+                ConstGauge::new(i64::try_from(read(t)).unwrap_or(i64::MAX)).encode(d.encode_family(l)?)?;
+            }
+        }
+        let counters: [(&str, &str, Read); 3] = [
+            ("op_serverless_connections_opened", "Connections a point of presence took for a serverless app", |t| t.connections_total),
+            ("op_serverless_held", "Connections held while an instance started", |t| t.held_total),
+            ("op_serverless_forwarded", "Connections forwarded to another point of presence", |t| t.forwarded_total),
+        ];
+        for (name, help, read) in counters {
+            let mut d = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (l, t) in &rows {
+                ConstCounter::new(read(t)).encode(d.encode_family(l)?)?;
+            }
+        }
+        Ok(())
+    }
 }

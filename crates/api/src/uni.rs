@@ -442,9 +442,10 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
     // Dynamic apps start where their devices are; capacity-based ones too for their first
     // users (the scaler adds the rest as users come).
     let dynamic = matches!(app.requirements.instantiation, InstantiationType::Dynamic | InstantiationType::CapacityBased);
+    let serverless = app.requirements.instantiation == InstantiationType::Serverless;
     let zones: Vec<(Uid, String)> = {
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
-        let local = if dynamic { ix.zones_serving(device_at.cell.as_deref(), device_at.point) } else { Vec::new() };
+        let local = if dynamic || serverless { ix.zones_serving(device_at.cell.as_deref(), device_at.point) } else { Vec::new() };
         let mut z: Vec<Uid> = ix.instances_of(app.uid).map(|i| i.zone).chain(local).collect();
         z.sort();
         z.dedup();
@@ -472,6 +473,22 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
                 paths.insert(uid, PathInfo { latency_ms: p.latency_ms, jitter_ms: p.jitter_ms, bandwidth_mbps: p.bandwidth_mbps });
             }
         }
+    }
+    // A serverless app is reached at the point of presence closest to the device, whether or
+    // not an instance runs anywhere: its ingress starts or finds one.
+    if serverless && refused.is_none() {
+        let (offers, area) = {
+            let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
+            let offers = crate::serverless::offers(&s, &ix, &app, &device_at, &|z| paths.get(&z.uid).copied(), max_alt + 1);
+            let area = offers.first().and_then(|o| ix.zone(o.edge_cloud_zone_id)).map(|z| ServiceAreaView { cells: z.cells.clone(), polygon: z.polygon.clone() });
+            (offers, area)
+        };
+        let mut offers = offers.into_iter();
+        let (Some(best), Some(area)) = (offers.next(), area) else {
+            return Err(ApiError::NotFound("no point of presence serves this device's area (the app's footprint, data regions and path bounds rule every zone out); try again later".into()));
+        };
+        let offers = Offers { best, alternatives: offers.collect(), area, best_effort: false };
+        return open_session(&s, &app, &device, &net, offers, Ok(None), None).await;
     }
     let starting = if dynamic && refused.is_none() { start_near(&s, &app, &device_at, &paths).await } else { Ok(None) };
     let deadline = tokio::time::Instant::now() + DYNAMIC_WAIT;
@@ -526,7 +543,11 @@ async fn open_session(
 ) -> Result<(StatusCode, Json<Registration>), ApiError> {
     let Offers { best, alternatives, area, best_effort } = offers;
     let device_at = at(net);
-    let cloud_fallback = best.app_instance_id == Uid::nil();
+    let cloud_fallback = best.edge_cloud_zone_id == Uid::nil();
+    let serverless_host = match (&app.requirements.serverless, cloud_fallback) {
+        (Some(p), false) if app.requirements.instantiation == InstantiationType::Serverless => Some(p.host_for(&app.org, &app.name)),
+        _ => None,
+    };
     let starting = match starting {
         Ok(st) => st.filter(|st| st.app_instance_id != best.app_instance_id),
         Err(e) => {
@@ -566,6 +587,7 @@ async fn open_session(
             best_effort,
             cloud_fallback,
             roaming_auth,
+            serverless_host,
         }),
     ))
 }
@@ -780,8 +802,13 @@ pub async fn discover(
     let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
     in_coverage(&ix, &at)?;
     let app = ix.app(claims.app).ok_or_else(|| ApiError::NotFound("the session's app is no longer onboarded".into()))?;
-    let best = op_uni::select::best_near(&ix, app, &at, &op_uni::select::weights_at(&ix, app, &at), max_alt + 1);
-    let mut offers = best.iter().filter_map(|c| offer(&ix, c));
+    let offers: Vec<EdgeOffer> = if app.requirements.instantiation == InstantiationType::Serverless {
+        crate::serverless::offers(&s, &ix, app, &at, &op_uni::select::network_path(&ix, &at), max_alt + 1)
+    } else {
+        let best = op_uni::select::best_near(&ix, app, &at, &op_uni::select::weights_at(&ix, app, &at), max_alt + 1);
+        best.iter().filter_map(|c| offer(&ix, c)).collect()
+    };
+    let mut offers = offers.into_iter();
     let endpoint = match (offers.next(), &app.requirements.on_unmet, &app.requirements.fallback_endpoint) {
         (Some(o), _, _) => o,
         (None, UnmetPolicy::FallbackToCloud, Some(url)) => cloud_offer(url)?,

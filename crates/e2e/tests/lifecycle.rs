@@ -62,10 +62,15 @@ async fn health_metrics_and_openapi() -> anyhow::Result<()> {
     let (s, doc) = anon.get("/openapi.json").await?;
     assert_eq!(s, 200);
     assert!(doc["paths"][format!("{CAMARA}/appinstances")]["post"].is_object());
-    let (_, m) = anon.get("/metrics").await?;
+    let (s, e) = anon.get("/metrics").await?;
+    assert_eq!(s, 401, "metrics are the operator's: {e}");
+    let dev = p.developer("metrics_org", "mia", "Manager").await?;
+    let (s, e) = dev.get("/metrics").await?;
+    assert_eq!(s, 403, "a developer does not read the operator's metrics: {e}");
+    let (_, m) = p.admin().await?.get("/metrics").await?;
     let m = m.as_str().unwrap_or_default().to_string();
-    assert!(m.contains("op_http_requests"), "{m}");
-    assert!(m.contains("op_reconciles"), "{m}");
+    assert!(m.lines().any(|l| l.starts_with("op_http_requests_total{")), "{m}");
+    assert!(m.lines().any(|l| l.starts_with("op_reconciles_total{")), "{m}");
     Ok(())
 }
 

@@ -173,6 +173,8 @@ pub struct Mesh {
 pub(crate) struct Compiled {
     pub(crate) by_host: HashMap<String, Vec<Arc<AppRoute>>>,
     pub(crate) backends: HashMap<Uid, Vec<(Backend, Arc<Load>)>>,
+    /// `org/name` of every app, HTTP or TCP.
+    labels: HashMap<Uid, String>,
 }
 
 impl Mesh {
@@ -208,10 +210,17 @@ impl Mesh {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// The `org/name` of a routed app (for metrics and logs).
+    pub fn label(&self, app: Uid) -> Option<String> {
+        let t = self.table.read().unwrap_or_else(|e| e.into_inner()).clone();
+        t.labels.get(&app).cloned()
+    }
+
     /// Replaces the routing table; waiting connections look again.
     pub fn set_table(&self, t: Table) {
         let mut c = Compiled::default();
         for a in t.apps {
+            c.labels.insert(a.app, a.label.clone());
             let a = Arc::new(a);
             if a.protocol == ServerlessProtocol::Http {
                 let v = c.by_host.entry(a.host.clone()).or_default();

@@ -117,3 +117,131 @@ async fn sessions_are_verified_with_the_public_key_alone() {
     let t = mesh.stats.snapshot();
     assert_eq!(t.iter().find(|(a, _, _)| *a == app).map(|x| x.2.devices), Some(2), "two devices by their pseudonyms");
 }
+
+/// A server that says `name` on each connection, then echoes every byte it reads (an HTTP/2
+/// or plain TCP peer as far as a byte pipe can tell).
+async fn echo(name: &'static str) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let _ = s.write_all(format!("{name}\n").as_bytes()).await;
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Reads exactly `n` bytes.
+async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut out)).await.expect("answer in time").unwrap();
+    out
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_is_routed_by_its_authority_and_passed_unchanged() {
+    let (mesh, _wakes) = Mesh::new(Duration::from_secs(30));
+    let (a, b) = (Uid::random(), Uid::random());
+    let mut ra = route(a, false);
+    ra.host = "a.test".into();
+    let mut rb = route(b, false);
+    rb.host = "b.test".into();
+    let be = |app, addr: SocketAddr| (app, vec![Backend { instance: Uid::random(), pop: "p1".into(), addr: addr.to_string(), ready: true }]);
+    mesh.set_table(Table { apps: vec![ra, rb], backends: [be(a, echo("A").await), be(b, echo("B").await)].into() });
+    let p = PopHandle::start(mesh.clone(), "p1", "127.0.0.1", 0).await.unwrap();
+
+    // Preface, an empty SETTINGS frame, then HEADERS (END_HEADERS | END_STREAM) on stream 1.
+    let block = hpack::Encoder::new().encode(vec![(&b":method"[..], &b"GET"[..]), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"b.test")]);
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    let len = u32::try_from(block.len()).unwrap().to_be_bytes();
+    bytes.extend_from_slice(&[len[1], len[2], len[3], 0x1, 0x5, 0, 0, 0, 1]);
+    bytes.extend_from_slice(&block);
+    let mut s = TcpStream::connect(p.http).await.unwrap();
+    s.write_all(&bytes).await.unwrap();
+    assert_eq!(read_n(&mut s, 2).await, b"B\n", "routed by :authority to app b");
+    assert_eq!(read_n(&mut s, bytes.len()).await, bytes, "the HTTP/2 bytes reach the instance unchanged");
+    // Later frames go through too (a PING, echoed).
+    let ping = [0, 0, 8, 0x6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+    s.write_all(&ping).await.unwrap();
+    assert_eq!(read_n(&mut s, ping.len()).await, ping);
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_becomes_a_two_way_pipe_counted_while_open() {
+    let (mesh, _wakes) = Mesh::new(Duration::from_secs(30));
+    let app = Uid::random();
+    // The instance answers the upgrade, then echoes frames.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut c = [0u8; 1];
+            s.read_exact(&mut c).await.unwrap();
+            head.push(c[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.contains("Upgrade: websocket") && head.contains("X-Forwarded-For: 127.0.0.1"), "{head}");
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").await.unwrap();
+        let (mut r, mut w) = s.split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+    });
+    mesh.set_table(backend(app, "p1", addr));
+    let p = PopHandle::start(mesh.clone(), "p1", "127.0.0.1", 0).await.unwrap();
+    let mut s = TcpStream::connect(p.http).await.unwrap();
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: echo.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
+    let answer = read_n(&mut s, 77).await;
+    assert!(answer.starts_with(b"HTTP/1.1 101 Switching Protocols") && answer.ends_with(b"\r\n\r\n"), "{}", String::from_utf8_lossy(&answer));
+    // A masked text frame "hi", both ways, several times on the same connection.
+    for _ in 0..3 {
+        let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+        s.write_all(&frame).await.unwrap();
+        assert_eq!(read_n(&mut s, frame.len()).await, frame);
+    }
+    let open = |mesh: &Mesh| mesh.stats.snapshot().iter().find(|(a, _, _)| *a == app).map_or(0, |x| x.2.connections);
+    assert_eq!(open(&mesh), 1, "counted while open");
+    drop(s);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while open(&mesh) != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "still counted after the client left");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_tcp_app_gets_a_port_of_its_own_at_each_point_of_presence() {
+    let (mesh, _wakes) = Mesh::new(Duration::from_secs(30));
+    let app = Uid::random();
+    let mut r = route(app, false);
+    r.protocol = ServerlessProtocol::Tcp;
+    let addr = echo("T").await;
+    mesh.set_table(Table { apps: vec![r], backends: [(app, vec![Backend { instance: Uid::random(), pop: "p1".into(), addr: addr.to_string(), ready: true }])].into() });
+    let p1 = PopHandle::start(mesh.clone(), "p1", "127.0.0.1", 0).await.unwrap();
+    let p2 = PopHandle::start(mesh.clone(), "p2", "127.0.0.1", 0).await.unwrap();
+    let port = p1.ensure_tcp(app).await.unwrap();
+    assert_eq!(p1.ensure_tcp(app).await.unwrap(), port, "the same port when asked again");
+    assert_ne!(port, p1.http.port());
+    // Any bytes, no HTTP: straight to the instance at p1, forwarded from p2.
+    for pop in [&p1, &p2] {
+        let port = pop.ensure_tcp(app).await.unwrap();
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        assert_eq!(read_n(&mut s, 2).await, b"T\n");
+        let bytes = b"\x00\x01binary\xff";
+        s.write_all(bytes).await.unwrap();
+        assert_eq!(read_n(&mut s, bytes.len()).await, bytes);
+    }
+    let t = mesh.stats.snapshot();
+    let at = |pop: &str| t.iter().find(|(a, p, _)| *a == app && p == pop).map(|x| x.2.clone()).unwrap_or_default();
+    assert_eq!((at("p1").connections_total, at("p2").forwarded_total), (1, 1));
+    assert_eq!(mesh.label(app).as_deref(), Some("org/echo"), "named for metrics");
+    // An app no longer TCP loses its port.
+    p1.retain_tcp(&[]);
+    assert_eq!(p1.tcp_port(app), None);
+}

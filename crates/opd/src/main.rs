@@ -227,9 +227,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     watch.step("writing the first objects");
 
-    let mut registry = Registry::with_prefix("");
+    let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let http = HttpMetrics::register(&mut registry);
+    let serverless = Arc::new(op_api::serverless::Serverless::new(std::time::Duration::from_millis(args.serverless_hold_ms), args.serverless_port));
+    registry.register_collector(Box::new(op_api::serverless::TrafficMetrics(serverless.clone())));
     let drivers = Drivers::default();
     let feed = op_uni::feed::start(repo.clone()).await?;
     watch.step("loading the UNI index");
@@ -280,7 +282,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         instance_secret: boot.service_secret.clone(),
         mobility: Default::default(),
         ewbi: Arc::new(ewbi_state(&args, &boot)?),
-        serverless: Arc::new(op_api::serverless::Serverless::new(std::time::Duration::from_millis(args.serverless_hold_ms), args.serverless_port)),
+        serverless,
     });
 
     watch.step("loading keys, usage and federation settings");

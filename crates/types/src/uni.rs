@@ -167,6 +167,11 @@ pub struct Registration {
     /// network: what the device shows the app there, which the partner checks with us.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roaming_auth: Option<RoamingAuth>,
+    /// For a serverless app: `endpoint` and `alternatives` are points of presence (ingresses,
+    /// nil instance ids: the ingress picks or starts the instance), and this is the HTTP `Host`
+    /// they route the app by. Send `sessionToken` as `Authorization: Bearer` there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless_host: Option<String>,
 }
 
 /// Roaming user authentication (GSMA EWBI): the device's federated id and token, and its home
