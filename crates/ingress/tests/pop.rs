@@ -176,22 +176,33 @@ async fn http2_prior_knowledge_is_routed_by_its_authority_and_passed_unchanged()
 async fn a_websocket_upgrade_becomes_a_two_way_pipe_counted_while_open() {
     let (mesh, _wakes) = Mesh::new(Duration::from_secs(30));
     let app = Uid::random();
-    // The instance answers the upgrade, then echoes frames.
+    // The instance answers the upgrade, then echoes frames (anything else that connects to its
+    // port is not the test's and is dropped).
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
+    let (heads, mut got) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let (mut s, _) = l.accept().await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut c = [0u8; 1];
-            s.read_exact(&mut c).await.unwrap();
-            head.push(c[0]);
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut c = [0u8; 1];
+                if s.read_exact(&mut c).await.is_err() {
+                    break;
+                }
+                head.push(c[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            if !head.contains("Upgrade: websocket") {
+                continue;
+            }
+            heads.send(head).unwrap();
+            tokio::spawn(async move {
+                s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").await.unwrap();
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
         }
-        let head = String::from_utf8(head).unwrap();
-        assert!(head.contains("Upgrade: websocket") && head.contains("X-Forwarded-For: 127.0.0.1"), "{head}");
-        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").await.unwrap();
-        let (mut r, mut w) = s.split();
-        let _ = tokio::io::copy(&mut r, &mut w).await;
     });
     mesh.set_table(backend(app, "p1", addr));
     let p = PopHandle::start(mesh.clone(), "p1", "127.0.0.1", 0).await.unwrap();
@@ -199,6 +210,8 @@ async fn a_websocket_upgrade_becomes_a_two_way_pipe_counted_while_open() {
     s.write_all(b"GET /chat HTTP/1.1\r\nHost: echo.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
     let answer = read_n(&mut s, 77).await;
     assert!(answer.starts_with(b"HTTP/1.1 101 Switching Protocols") && answer.ends_with(b"\r\n\r\n"), "{}", String::from_utf8_lossy(&answer));
+    let head = got.recv().await.unwrap();
+    assert!(head.starts_with("GET /chat HTTP/1.1\r\n") && head.contains("X-Forwarded-For: 127.0.0.1"), "the instance sees the upgrade and who asked: {head}");
     // A masked text frame "hi", both ways, several times on the same connection.
     for _ in 0..3 {
         let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
