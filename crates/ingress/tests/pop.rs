@@ -18,21 +18,31 @@ fn route(app: Uid, require_session: bool) -> AppRoute {
     AppRoute { app, label: "org/echo".into(), host: "echo.test".into(), path_prefix: None, protocol: ServerlessProtocol::Http, require_session, concurrency: 10 }
 }
 
-/// A one-answer-per-connection HTTP server that says `name`.
-async fn instance(name: &'static str) -> SocketAddr {
+/// A server on a free port that runs `on` for each connection.
+async fn server<F, Fut>(on: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{name}", name.len()).as_bytes()).await;
-            });
+            let (s, _) = l.accept().await.unwrap();
+            tokio::spawn(on(s));
         }
     });
     addr
+}
+
+/// A one-answer-per-connection HTTP server that says `name`.
+async fn instance(name: &'static str) -> SocketAddr {
+    server(move |mut s| async move {
+        let mut buf = vec![0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{name}", name.len()).as_bytes()).await;
+    })
+    .await
 }
 
 async fn get(pop: SocketAddr, extra: &str) -> String {
@@ -121,19 +131,12 @@ async fn sessions_are_verified_with_the_public_key_alone() {
 /// A server that says `name` on each connection, then echoes every byte it reads (an HTTP/2
 /// or plain TCP peer as far as a byte pipe can tell).
 async fn echo(name: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            tokio::spawn(async move {
-                let _ = s.write_all(format!("{name}\n").as_bytes()).await;
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
+    server(move |mut s| async move {
+        let _ = s.write_all(format!("{name}\n").as_bytes()).await;
+        let (mut r, mut w) = s.split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+    })
+    .await
 }
 
 /// Reads exactly `n` bytes.
