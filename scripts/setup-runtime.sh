@@ -40,4 +40,17 @@ if ! curl -fsS --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1
 fi
 echo "==> container runtime ready: unix://$SOCK"
 
+# Podman's netavark sometimes leaves the port-forwarding (DNAT) rules of a removed container
+# behind; a process that later listens on such a port of this host then has its loopback
+# connections sent to a container that is gone (they hang or are refused). Drop the rules of
+# containers that no longer exist.
+if command -v iptables >/dev/null 2>&1; then
+  live=$($SUDO podman ps -a --no-trunc -q)
+  for id in $($SUDO iptables -t nat -S 2>/dev/null | grep -o 'podman id: [0-9a-f]\{64\}' | awk '{print $3}' | sort -u); do
+    grep -q "$id" <<<"$live" && continue
+    $SUDO iptables -t nat -S | grep -- "id: $id" | sed 's/^-A /-D /' | while read -r rule; do eval "$SUDO iptables -t nat $rule"; done
+    echo "==> dropped the port-forwarding rules left by removed container ${id:0:12}"
+  done
+fi
+
 bash "$(dirname "$0")/setup-postgres.sh"

@@ -86,7 +86,7 @@ impl Platform {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).timeout(Duration::from_secs(2)).send().await {
                 if r.status().is_success() {
                     return Ok(());
                 }
