@@ -10,10 +10,7 @@ cargo build --release -q -p opd -p op-bench
 scripts/build-images.sh >/dev/null
 
 . bench/platform.sh
-app=$(curl -fsS "${D[@]}" "$api/edge-application-management/v0.1alpha1/apps" -d '{"name":"bench_app","version":"1","appProvider":"bench_org","packageType":"CONTAINER","flavor":"small",
-  "appRepo":{"type":"PUBLICREPO","imagePath":"localhost/op-sample-app:latest"},
-  "requiredResources":{"infraKind":"container","numCPU":"1","memory":256},
-  "componentSpec":[{"componentName":"web","networkInterfaces":[{"interfaceId":"http","protocol":"TCP","port":8080,"visibilityType":"VISIBILITY_EXTERNAL"}]}]}' | j "['appId']")
+app=$(sample_app bench_app)
 zone=$(curl -fsS "${D[@]}" "$api/edge-application-management/v0.1alpha1/edge-cloud-zones" | j "[0]['edgeCloudZoneId']")
 
 target/release/op-bench deploy --api "$api" --token "$dev" --app "$app" --zone "$zone" --n "$N"

@@ -15,11 +15,7 @@ cargo build --release -q -p opd -p op-bench
 scripts/build-images.sh >/dev/null
 
 . bench/platform.sh
-app=$(curl -fsS "${D[@]}" "$api/edge-application-management/v0.1alpha1/apps" -d '{"name":"bench_fn","version":"1","appProvider":"bench_org","packageType":"CONTAINER","flavor":"small",
-  "appRepo":{"type":"PUBLICREPO","imagePath":"localhost/op-sample-app:latest"},
-  "requiredResources":{"infraKind":"container","numCPU":"1","memory":256},
-  "requirements":{"instantiation":"serverless","serverless":{"idleSeconds":1,"maxInstances":1}},
-  "componentSpec":[{"componentName":"web","networkInterfaces":[{"interfaceId":"http","protocol":"TCP","port":8080,"visibilityType":"VISIBILITY_EXTERNAL"}]}]}' | j "['appId']")
+app=$(sample_app bench_fn '{"instantiation":"serverless","serverless":{"idleSeconds":1,"maxInstances":1}}')
 host=$(curl -fsS "${D[@]}" "$api/op/v1/apps/$app/serverless" | j "['host']")
 pop=""
 for _ in $(seq 1 100); do

@@ -43,7 +43,8 @@ struct PopEntry {
 #[derive(Clone)]
 struct PopView {
     cloudlet: Name,
-    pop: PointOfPresence,
+    zone: Name,
+    zone_id: Uid,
     http: std::net::SocketAddr,
     /// The port of each TCP app.
     tcp: HashMap<Uid, u16>,
@@ -233,7 +234,8 @@ async fn sync(s: &AppState) -> Result<(), ApiError> {
         .iter()
         .map(|(n, p)| PopView {
             cloudlet: n.clone(),
-            pop: PointOfPresence { name: Some(n.clone()), zone: p.zone.clone(), zone_id: p.zone_id, http: p.handle.http.to_string() },
+            zone: p.zone.clone(),
+            zone_id: p.zone_id,
             http: p.handle.http,
             tcp: tcp.iter().filter_map(|a| Some((*a, p.handle.tcp_port(*a)?))).collect(),
         })
@@ -272,7 +274,7 @@ async fn orchestrate(s: AppState, mut wakes: UnboundedReceiver<Wake>) {
 async fn tick(s: &AppState, waiting: &mut HashSet<(Uid, String)>, pending: &mut Pending) -> Result<(), ApiError> {
     let sv = &s.serverless;
     for ev in sv.mesh.stats.drain_events() {
-        let zone = sv.view.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|v| v.cloudlet.as_str() == ev.pop).map(|v| v.pop.zone.clone());
+        let zone = sv.view.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|v| v.cloudlet.as_str() == ev.pop).map(|v| v.zone.clone());
         let (kind, what) = match ev.kind {
             op_ingress::EventKind::SessionStarted => ("sessionStarted", "a session opened its first connection"),
             op_ingress::EventKind::SessionEnded => ("sessionEnded", "a session closed its last connection"),
@@ -280,7 +282,7 @@ async fn tick(s: &AppState, waiting: &mut HashSet<(Uid, String)>, pending: &mut 
         sv.record(ev.app, kind, zone, None, format!("{what}; {} concurrent sessions there", ev.sessions));
     }
     let default_home = bounds(s).await?.default_homebase;
-    let pops: Vec<(Name, Name)> = sv.view.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|v| (v.cloudlet.clone(), v.pop.zone.clone())).collect();
+    let pops: Vec<(Name, Name)> = sv.view.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|v| (v.cloudlet.clone(), v.zone.clone())).collect();
     if pops.is_empty() {
         return Ok(());
     }
@@ -393,13 +395,7 @@ async fn serverless_app(s: &AppState, c: &Caller, id: &str) -> Result<op_types::
 pub async fn pops(State(s): State<AppState>, c: Caller) -> Json<Vec<PointOfPresence>> {
     let operator = c.require_operator().is_ok();
     let view = s.serverless.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    Json(view.into_iter().map(|v| {
-        let mut p = v.pop;
-        if !operator {
-            p.name = None;
-        }
-        p
-    }).collect())
+    Json(view.into_iter().map(|v| PointOfPresence { name: operator.then_some(v.cloudlet), zone: v.zone, zone_id: v.zone_id, http: v.http.to_string() }).collect())
 }
 
 /// The points of presence a device at `at` sends serverless `app`'s traffic to, closest first,
@@ -424,7 +420,7 @@ pub(crate) fn offers(
     zones
         .into_iter()
         .filter_map(|(z, _)| {
-            let addr = view.iter().filter(|v| v.pop.zone_id == z.uid).find_map(|v| v.address(app.uid, protocol))?;
+            let addr = view.iter().filter(|v| v.zone_id == z.uid).find_map(|v| v.address(app.uid, protocol))?;
             Some(op_types::uni::EdgeOffer {
                 app_instance_id: Uid::nil(),
                 edge_cloud_zone_id: z.uid,
@@ -451,7 +447,7 @@ pub async fn status(State(s): State<AppState>, c: Caller, Path(id): Path<String>
     let policy = app.spec.requirements.serverless.clone().unwrap_or_default();
     let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
     let view = s.serverless.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let zone_of = |cloudlet: &str| view.iter().find(|v| v.cloudlet.as_str() == cloudlet).map(|v| v.pop.zone.clone());
+    let zone_of = |cloudlet: &str| view.iter().find(|v| v.cloudlet.as_str() == cloudlet).map(|v| v.zone.clone());
     let instances: Vec<ServerlessInstance> = {
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
         let reasons = s.serverless.reasons.lock().unwrap_or_else(|e| e.into_inner());
@@ -479,7 +475,7 @@ pub async fn status(State(s): State<AppState>, c: Caller, Path(id): Path<String>
         z.held_total += t.held_total;
         z.forwarded_total += t.forwarded_total;
     }
-    let endpoints = view.iter().filter_map(|v| Some(ZoneEndpoint { zone: v.pop.zone.clone(), address: v.address(uid, policy.protocol)?.to_string() })).collect();
+    let endpoints = view.iter().filter_map(|v| Some(ZoneEndpoint { zone: v.zone.clone(), address: v.address(uid, policy.protocol)?.to_string() })).collect();
     let events = s.serverless.events.lock().unwrap_or_else(|e| e.into_inner()).get(&uid).map(|q| q.iter().cloned().collect()).unwrap_or_default();
     let homebase = match &policy.homebase {
         Some(h) => Some(h.clone()),
@@ -549,7 +545,7 @@ impl prometheus_client::collector::Collector for TrafficMetrics {
         use prometheus_client::metrics::gauge::ConstGauge;
         use prometheus_client::metrics::MetricType;
         let zones: HashMap<String, String> =
-            self.0.view.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|v| (v.cloudlet.to_string(), v.pop.zone.to_string())).collect();
+            self.0.view.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|v| (v.cloudlet.to_string(), v.zone.to_string())).collect();
         let rows: Vec<(TrafficLabels, PopTraffic)> = self
             .0
             .mesh

@@ -21,6 +21,23 @@ mod placement;
 mod serverless;
 mod uni;
 
+/// The app a benchmark drives through the platform, and the runtime its baseline uses.
+#[derive(clap::Args)]
+pub struct AppTarget {
+    /// opd API URL.
+    #[arg(long)]
+    pub api: String,
+    /// Bearer token of the app's developer.
+    #[arg(long)]
+    pub token: String,
+    /// The app's id.
+    #[arg(long)]
+    pub app: String,
+    /// Runtime endpoint for the baseline.
+    #[arg(long, default_value = "unix:///run/podman/podman.sock")]
+    pub docker: String,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Seed a data directory for the discovery benchmark (zones, sim cloudlets, apps, Ready
@@ -44,21 +61,11 @@ enum Cmd {
     Serverless(serverless::ServerlessArgs),
     /// Time from create to first HTTP 200: through the NBI vs. directly through the runtime API.
     Deploy {
-        /// opd API URL.
-        #[arg(long)]
-        api: String,
-        /// Bearer token of a developer.
-        #[arg(long)]
-        token: String,
-        /// App id to deploy.
-        #[arg(long)]
-        app: String,
+        #[command(flatten)]
+        target: AppTarget,
         /// Zone id.
         #[arg(long)]
         zone: String,
-        /// Runtime endpoint for the baseline.
-        #[arg(long, default_value = "unix:///run/podman/podman.sock")]
-        docker: String,
         /// Image (same as the app's).
         #[arg(long, default_value = "localhost/op-sample-app:latest")]
         image: String,
@@ -200,7 +207,7 @@ async fn run(cmd: Cmd) -> Result<()> {
             println!("RESULT federated_deploy_ratio={:.3} federated_p50_ms={f50:.1} local_p50_ms={l50:.1} first_federated_ms={first:.1}", f50 / l50);
         }
         Cmd::Serverless(a) => serverless::run(a).await?,
-        Cmd::Deploy { api, token, app, zone, docker, image, n } => {
+        Cmd::Deploy { target: AppTarget { api, token, app, docker }, zone, image, n } => {
             let d = DockerDriver::connect(&docker)?;
             let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
             let (mut direct, mut op) = (Vec::new(), Vec::new());

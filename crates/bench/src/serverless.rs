@@ -15,24 +15,14 @@ use tokio::net::TcpStream;
 /// `op-bench serverless`.
 #[derive(Args)]
 pub struct ServerlessArgs {
-    /// opd API URL.
-    #[arg(long)]
-    api: String,
-    /// Bearer token of the app's developer.
-    #[arg(long)]
-    token: String,
-    /// The serverless app's id.
-    #[arg(long)]
-    app: String,
+    #[command(flatten)]
+    target: crate::AppTarget,
     /// The point of presence (`host:port`).
     #[arg(long)]
     pop: String,
     /// The app's host.
     #[arg(long)]
     host: String,
-    /// Runtime endpoint for the baseline.
-    #[arg(long, default_value = "unix:///run/podman/podman.sock")]
-    docker: String,
     /// Image (same as the app's).
     #[arg(long, default_value = "localhost/op-sample-app:latest")]
     image: String,
@@ -45,7 +35,7 @@ pub struct ServerlessArgs {
 }
 
 async fn status(http: &reqwest::Client, a: &ServerlessArgs) -> Result<Value> {
-    Ok(http.get(format!("{}/op/v1/apps/{}/serverless", a.api, a.app)).bearer_auth(&a.token).send().await?.json().await?)
+    Ok(http.get(format!("{}/op/v1/apps/{}/serverless", a.target.api, a.target.app)).bearer_auth(&a.target.token).send().await?.json().await?)
 }
 
 /// Waits until the app runs no instance.
@@ -108,7 +98,7 @@ async fn latencies(addr: &str, host: &str, n: usize) -> Result<Vec<f64>> {
 /// Runs the benchmark; prints the measured figures as `key=value` on one line (the script
 /// adds the throughput and prints the RESULT line).
 pub async fn run(a: ServerlessArgs) -> Result<()> {
-    let d = DockerDriver::connect(&a.docker)?;
+    let d = DockerDriver::connect(&a.target.docker)?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
     let (mut direct, mut cold) = (Vec::new(), Vec::new());
     for i in 0..a.n {
@@ -130,7 +120,7 @@ pub async fn run(a: ServerlessArgs) -> Result<()> {
     request(&mut keep, &req, &mut Vec::new()).await?;
     let st = status(&http, &a).await?;
     let inst = st["instances"][0]["appInstanceId"].as_str().context("no instance")?.to_string();
-    let full: Value = http.get(format!("{}/op/v1/appinstances/{inst}", a.api)).bearer_auth(&a.token).send().await?.json().await?;
+    let full: Value = http.get(format!("{}/op/v1/appinstances/{inst}", a.target.api)).bearer_auth(&a.target.token).send().await?.json().await?;
     let ep = &full["observed"]["endpoints"][0];
     let straight = format!("{}:{}", ep["host"].as_str().context("host")?, ep["port"].as_u64().context("port")?);
     let mut via = Vec::new();
