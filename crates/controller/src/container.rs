@@ -8,6 +8,20 @@ use op_driver::{ContainerInfo, ContainerSpec, ContainerState, Driver, DriverErro
 /// new container: create, start, inspect, as a client of the runtime would), and a name
 /// already in use (a crash after creation) falls back to adopting it.
 pub async fn ensure_running(driver: &dyn Driver, spec: &ContainerSpec, known: bool) -> Result<ContainerInfo, DriverError> {
+    // Ports the driver picks can be taken between its pick and the start (another platform on
+    // the same runtime): the half-made container is gone then, so a new one picks again.
+    let picked = spec.ports.iter().all(|p| p.host_port.is_none());
+    let mut tries = if picked { 3 } else { 1 };
+    loop {
+        tries -= 1;
+        match ensure_running_once(driver, spec, known).await {
+            Err(DriverError::PortInUse(_)) if tries > 0 => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn ensure_running_once(driver: &dyn Driver, spec: &ContainerSpec, known: bool) -> Result<ContainerInfo, DriverError> {
     if !known {
         match driver.create(spec).await {
             Ok(id) => return start_and_inspect(driver, &id, &spec.name).await,

@@ -18,12 +18,21 @@
 //! | tag, source missing | 404 | 404 | [`DriverError::ImageNotFound`] |
 //! | limits, cgroup controller missing | error mentioning cgroups | warning `... Limitation discarded.` | [`DriverError::Runtime`] naming the cause; warnings are logged |
 //!
-//! Random host ports: a [`crate::PortSpec`] without a host port is bound with an empty
-//! `HostPort`, and the runtime picks one (Podman at create, Docker at start); [`Driver::inspect`]
-//! reports it.
+//! Host ports: a [`crate::PortSpec`] without a host port gets one from [`HOST_PORTS`] when the
+//! runtime runs on this host (a unix socket or a loopback address): the driver walks the range
+//! from a random start and skips ports something already listens on. The runtime's own pick
+//! would come from the kernel's ephemeral range, where any listener bound to port 0 (another
+//! service, a test harness) or any outgoing connection can later be given a port a container
+//! publishes, or one whose forwarding rule the runtime left behind (Podman's netavark leaks the
+//! DNAT rules of some removed containers): its loopback connections then go to the container.
+//! For a remote runtime the driver cannot see what is free there, so it sends an empty
+//! `HostPort` and the runtime picks one (Podman at create, Docker at start). [`Driver::inspect`]
+//! reports the port either way.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::hash::BuildHasher;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -49,6 +58,10 @@ const TIMEOUT_SECS: u64 = 120;
 /// How long [`Driver::ping`] waits: a health check must not hang for [`TIMEOUT_SECS`].
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Host ports the driver gives containers of a runtime on this host: below the kernel's
+/// ephemeral range (Linux: 32768-60999), so that no port the kernel hands out is a container's.
+pub const HOST_PORTS: RangeInclusive<u16> = 20000..=32767;
+
 /// A Docker Engine API client for one cloudlet: a Docker daemon or Podman's Docker-compatible
 /// service (`podman system service`).
 ///
@@ -59,6 +72,8 @@ pub struct DockerDriver {
     docker: Docker,
     endpoint: String,
     negotiated: AtomicBool,
+    /// The next candidate in [`HOST_PORTS`] (an offset, wrapped); `None` for a remote runtime.
+    next_port: Option<AtomicU32>,
 }
 
 impl std::fmt::Debug for DockerDriver {
@@ -97,7 +112,28 @@ impl DockerDriver {
             )));
         };
         let docker = docker.map_err(|e| DriverError::Unavailable(format!("{endpoint}: {e}")))?;
-        Ok(Self { docker, endpoint: endpoint.to_string(), negotiated: AtomicBool::new(false) })
+        // A random start, so that several platforms sharing a runtime rarely try the same port.
+        let start = std::collections::hash_map::RandomState::new().hash_one(std::process::id()) as u32;
+        let next_port = runtime_is_local(endpoint).then(|| AtomicU32::new(start));
+        Ok(Self { docker, endpoint: endpoint.to_string(), negotiated: AtomicBool::new(false), next_port })
+    }
+
+    /// A port of [`HOST_PORTS`] that nothing on this host listens on at `ip` (empty: every
+    /// address), for a runtime on this host; `None` lets the runtime pick. A port is tried once
+    /// per round of the range, so a port freed by one container is the last to be given again.
+    fn pick_host_port(&self, ip: &str, protocol: PortProtocol) -> Option<u16> {
+        let next = self.next_port.as_ref()?;
+        let ip: std::net::IpAddr = if ip.is_empty() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { ip.parse().ok()? };
+        let span = u32::from(HOST_PORTS.end() - HOST_PORTS.start()) + 1;
+        (0..256).find_map(|_| {
+            let port = HOST_PORTS.start() + u16::try_from(next.fetch_add(1, Ordering::Relaxed) % span).ok()?;
+            let addr = std::net::SocketAddr::new(ip, port);
+            let free = match protocol {
+                PortProtocol::Tcp => std::net::TcpListener::bind(addr).is_ok(),
+                PortProtocol::Udp => std::net::UdpSocket::bind(addr).is_ok(),
+            };
+            free.then_some(port)
+        })
     }
 
     /// The endpoint this driver talks to.
@@ -195,6 +231,18 @@ impl DockerDriver {
         let bindings = r.host_config?.port_bindings?;
         bindings.into_values().flatten().flatten().find_map(|b| parse_port(b.host_port.as_deref()))
     }
+}
+
+/// Whether the runtime at `endpoint` shares this host's ports: a unix socket, or a TCP
+/// endpoint on a loopback address.
+fn runtime_is_local(endpoint: &str) -> bool {
+    if endpoint.starts_with("unix://") {
+        return true;
+    }
+    let addr = endpoint.strip_prefix("tcp://").or_else(|| endpoint.strip_prefix("http://")).unwrap_or(endpoint);
+    let host = addr.split('/').next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether `e` means the runtime could not be reached (as opposed to an answer).
@@ -522,7 +570,7 @@ impl Driver for DockerDriver {
     }
 
     /// Creates the container with the spec's name, image, environment and labels, publishing
-    /// its ports on `spec.host_ip` (a missing host port lets the runtime pick one), with
+    /// its ports on `spec.host_ip` (a missing host port is picked as the module says), with
     /// `NanoCpus = millicpus * 10^6`, `Memory = memory_bytes` and no restart policy. Warnings
     /// the runtime returns (e.g. Docker discarding limits it cannot enforce) are logged.
     async fn create(&self, spec: &ContainerSpec) -> Result<String, DriverError> {
@@ -539,7 +587,9 @@ impl Driver for DockerDriver {
             let binding = PortBinding {
                 host_ip: Some(spec.host_ip.clone()).filter(|h| !h.is_empty()),
                 // Empty: the runtime picks a free port.
-                host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+                host_port: Some(
+                    p.host_port.or_else(|| self.pick_host_port(&spec.host_ip, p.protocol)).map(|h| h.to_string()).unwrap_or_default(),
+                ),
             };
             bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(binding);
         }
@@ -689,6 +739,35 @@ impl Driver for DockerDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_ports_are_picked_only_for_a_runtime_on_this_host() {
+        for local in ["unix:///run/podman/podman.sock", "tcp://127.0.0.1:2375", "http://localhost:2375/", "tcp://[::1]:2375"] {
+            assert!(runtime_is_local(local), "{local}");
+        }
+        for remote in ["tcp://10.0.0.5:2375", "http://docker.example:2375", "tcp://[2001:db8::1]:2375"] {
+            assert!(!runtime_is_local(remote), "{remote}");
+        }
+        let remote = DockerDriver::connect("tcp://10.0.0.5:2375").expect("lazy");
+        assert_eq!(remote.pick_host_port("127.0.0.1", PortProtocol::Tcp), None, "the remote runtime picks");
+    }
+
+    #[test]
+    fn picked_host_ports_are_outside_the_ephemeral_range_and_skip_taken_ones() {
+        let d = DockerDriver::connect("tcp://127.0.0.1:9").expect("lazy");
+        let first = d.pick_host_port("127.0.0.1", PortProtocol::Tcp).expect("a port");
+        assert!(HOST_PORTS.contains(&first), "{first}");
+        // Whatever listens on the next candidate is skipped.
+        let next = if first == *HOST_PORTS.end() { *HOST_PORTS.start() } else { first + 1 };
+        let held = std::net::TcpListener::bind(("127.0.0.1", next));
+        let second = d.pick_host_port("127.0.0.1", PortProtocol::Tcp).expect("a port");
+        assert!(HOST_PORTS.contains(&second), "{second}");
+        assert_ne!(second, first, "a port is not given twice in a round");
+        if held.is_ok() {
+            assert_ne!(second, next, "a port something listens on is skipped");
+        }
+        assert!(d.pick_host_port("not-an-ip", PortProtocol::Tcp).is_none(), "an address it cannot bind: the runtime picks");
+    }
 
     #[test]
     fn port_in_use_messages() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::{Api, Platform, CAMARA};
+use crate::{free_port, Api, Platform, CAMARA};
 
 /// The zone id B offers (its default zone under an alias).
 pub const PARTNER_ZONE: &str = "bzone-1";
@@ -28,10 +28,6 @@ pub struct Pair {
     pub b_ewbi: String,
     /// A's client secret at B.
     pub secret: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 /// Starts a platform with its EWBI on a free port; returns it and its EWBI URL.

@@ -29,7 +29,9 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-fn free_port() -> u16 {
+/// A port the kernel just gave out and took back: free now, and (being from the ephemeral
+/// range) never one the driver gives a container.
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 

@@ -402,19 +402,6 @@ fn roaming_status_of(report: Value, what: &str) -> Result<RoamingStatus, Network
 }
 
 /// An RFC 3339 timestamp `d` from now.
-/// An error with its causes (reqwest's own message, "error sending request", says nothing of
-/// a refused connection, a timeout or a reset).
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(c) = next {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        next = c.source();
-    }
-    out
-}
-
 fn after(d: Duration) -> String {
     let d = chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::days(1));
     (chrono::Utc::now() + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -451,12 +438,12 @@ impl StandardAdapter {
             .form(&form)
             .send()
             .await
-            .map_err(|e| NetworkError::Unavailable(format!("token endpoint {}: {}", self.cfg.token_url, causes(&e))))?;
+            .map_err(|e| NetworkError::Unavailable(format!("token endpoint {}: {}", self.cfg.token_url, op_types::error_chain(&e))))?;
         let status = resp.status();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| NetworkError::Unavailable(format!("token endpoint {}: {}", self.cfg.token_url, causes(&e))))?;
+            .map_err(|e| NetworkError::Unavailable(format!("token endpoint {}: {}", self.cfg.token_url, op_types::error_chain(&e))))?;
         if !status.is_success() {
             let msg = format!("token endpoint: HTTP {}: {}", status.as_u16(), ErrorBody::message(&body));
             let oauth_error = serde_json::from_slice::<ErrorBody>(&body).ok().and_then(|e| e.error);
@@ -515,14 +502,14 @@ impl StandardAdapter {
         if let Some(b) = body {
             rb = rb.json(b);
         }
-        let resp = rb.send().await.map_err(|e| NetworkError::Unavailable(format!("{method} {url}: {}", causes(&e))))?;
+        let resp = rb.send().await.map_err(|e| NetworkError::Unavailable(format!("{method} {url}: {}", op_types::error_chain(&e))))?;
         let status = resp.status();
         let location = resp
             .headers()
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = resp.bytes().await.map_err(|e| NetworkError::Unavailable(format!("{method} {url}: {}", causes(&e))))?;
+        let bytes = resp.bytes().await.map_err(|e| NetworkError::Unavailable(format!("{method} {url}: {}", op_types::error_chain(&e))))?;
         Ok((status, bytes.to_vec(), location))
     }
 

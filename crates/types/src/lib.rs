@@ -21,3 +21,16 @@ pub mod views;
 pub use ids::{Name, Uid};
 pub use meta::{Condition, Kind, Meta, Object, State, Status};
 pub use validate::{FieldError, Validate};
+
+/// An error with its causes, joined by `: ` (an HTTP client's own message, "error sending
+/// request", says nothing of a refused connection, a timeout or a bad certificate).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        next = c.source();
+    }
+    out
+}

@@ -78,7 +78,7 @@ pub struct PeerClient {
 }
 
 fn transport(e: reqwest::Error) -> ClientError {
-    ClientError::Transport(e.to_string())
+    ClientError::Transport(op_types::error_chain(&e))
 }
 
 impl PeerClient {
