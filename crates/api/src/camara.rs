@@ -40,8 +40,8 @@ fn parse_uid(s: &str, field: &str) -> Result<Uid, ApiError> {
 /// The organization the caller acts for when naming `provider`.
 async fn acting_org(state: &AppState, c: &Caller, provider: &str) -> Result<Name, ApiError> {
     let org = Name::new(provider).map_err(|e| ApiError::invalid("appProvider", e.to_string()))?;
-    if !c.role.is_operator() && c.org.as_ref() != Some(&org) {
-        return Err(ApiError::invalid("appProvider", format!("must be your organization '{}'", c.org.as_ref().map_or("", Name::as_str))));
+    if !c.can_read(Some(&org)) {
+        return Err(ApiError::invalid("appProvider", format!("must be your organization '{}' or one of its groups", c.org.as_ref().map_or("", Name::as_str))));
     }
     c.require_write(&org)?;
     if state.repo.get_by_name::<serde_json::Value, ()>(Kind::Organization, None, &org).await?.is_none() {

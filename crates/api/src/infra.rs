@@ -70,6 +70,11 @@ trait InfraKind: Serialize + DeserializeOwned + Validate + Send + Sync + 'static
     /// Removes from an object what the caller may not see, before any answer: secrets for
     /// everyone, operator-only details for developers (`operator` false).
     fn redact(_obj: &mut Object<Self, Self::Observed>, _operator: bool) {}
+    /// The organization an object of this kind is a group of, when it is one (whose Manager
+    /// may then create and delete it).
+    fn parent(&self) -> Option<&Name> {
+        None
+    }
 }
 
 async fn used_by<S: DeserializeOwned>(
@@ -205,13 +210,23 @@ impl InfraKind for OrganizationSpec {
     type Observed = ();
     const KIND: Kind = Kind::Organization;
     const DEVELOPERS_READ: bool = false;
+    fn parent(&self) -> Option<&Name> {
+        self.parent.as_ref()
+    }
+    async fn check_refs(&self, state: &AppState) -> Result<(), ApiError> {
+        match &self.parent {
+            Some(p) => must_exist(state, Kind::Organization, p, "spec.parent").await,
+            None => Ok(()),
+        }
+    }
     async fn check_unused(state: &AppState, name: &Name) -> Result<(), ApiError> {
+        used_by::<OrganizationSpec>(state, Kind::Organization, "group of this organization", |o| o.parent.as_ref() == Some(name)).await?;
         let (apps, _) = state.repo.list::<serde_json::Value, serde_json::Value>(Kind::App).await?;
         if apps.iter().any(|a| a.metadata.organization.as_ref() == Some(name)) {
             return Err(ApiError::Aborted("the organization still has apps; delete them first".into()));
         }
-        used_by::<op_types::specs::UserSpec>(state, Kind::User, "user of this organization", |u| {
-            u.organization.as_ref() == Some(name)
+        used_by::<op_types::specs::UserSpec>(state, Kind::User, "user or member of this organization", |u| {
+            u.role_in(name).is_some()
         })
         .await
     }
@@ -243,7 +258,11 @@ async fn developer_view<S: InfraKind>(state: &AppState, caller: &Caller) -> Resu
 }
 
 async fn create<S: InfraKind>(state: &AppState, caller: &Caller, req: CreateRequest<S>) -> Result<Object<S, S::Observed>, ApiError> {
-    caller.require_operator_admin()?;
+    match S::parent(&req.spec) {
+        // A group of an organization: its Manager makes it.
+        Some(parent) => caller.require_manager(parent)?,
+        None => caller.require_operator_admin()?,
+    }
     req.spec.validate().map_err(|e| e.under("spec"))?;
     if S::KIND == Kind::Organization {
         valid_org_name(&req.name)?;
@@ -279,13 +298,16 @@ async fn get<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Res
 }
 
 async fn delete<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> Result<StatusCode, ApiError> {
-    caller.require_operator_admin()?;
     let name = path_name(name)?;
-    let obj = state
-        .repo
-        .get_by_name::<S, S::Observed>(S::KIND, None, &name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("{} '{name}' not found", S::KIND)))?;
+    let not_found = || ApiError::NotFound(format!("{} '{name}' not found", S::KIND));
+    if S::KIND == Kind::Organization && !caller.can_read(Some(&name)) {
+        return Err(not_found());
+    }
+    let obj = state.repo.get_by_name::<S, S::Observed>(S::KIND, None, &name).await?.ok_or_else(not_found)?;
+    match S::parent(&obj.spec) {
+        Some(parent) => caller.require_manager(parent)?,
+        None => caller.require_operator_admin()?,
+    }
     S::check_unused(state, &name).await?;
     state.repo.delete(&obj).await?;
     tracing::info!(kind = %S::KIND, %name, user = %caller.user, "deleted");

@@ -14,6 +14,7 @@ pub mod mobility;
 pub mod placement;
 pub mod scale;
 pub mod netview;
+pub mod oidc;
 pub mod state;
 pub mod serverless;
 pub mod telemetry;
@@ -56,7 +57,9 @@ impl Modify for BearerAuth {
         op_types::ams::TestNotification,
     )),
     paths(
-        users::token, users::create_user, users::list_users, users::delete_user,
+        users::token, users::create_user, users::list_users, users::delete_user, users::register,
+        users::list_members, users::put_member, users::delete_member, users::create_api_key, users::list_api_keys, users::delete_api_key,
+        oidc::create_client, oidc::list_clients, oidc::delete_client,
         infra::list_regions, infra::create_region, infra::get_region, infra::delete_region,
         infra::list_zones, infra::create_zone, infra::get_zone, infra::delete_zone, infra::zone_flavors, infra::cloudlet_flavors,
         infra::list_cloudlets, infra::create_cloudlet, infra::get_cloudlet, infra::delete_cloudlet,
@@ -128,6 +131,18 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/auth/token", axum::routing::post(users::token))
         .route("/op/v1/users", get(users::list_users).post(users::create_user))
         .route("/op/v1/users/{name}", axum::routing::delete(users::delete_user))
+        .route("/op/v1/auth/register", axum::routing::post(users::register))
+        .route("/op/v1/organizations/{name}/members", get(users::list_members))
+        .route("/op/v1/organizations/{name}/members/{user}", axum::routing::put(users::put_member).delete(users::delete_member))
+        .route("/op/v1/apikeys", get(users::list_api_keys).post(users::create_api_key))
+        .route("/op/v1/apikeys/{id}", axum::routing::delete(users::delete_api_key))
+        .route("/op/v1/oidc/clients", get(oidc::list_clients).post(oidc::create_client))
+        .route("/op/v1/oidc/clients/{name}", axum::routing::delete(oidc::delete_client))
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/oauth2/jwks", get(oidc::jwks))
+        .route("/oauth2/authorize", get(oidc::authorize).post(oidc::login))
+        .route("/oauth2/token", axum::routing::post(oidc::token))
+        .route("/oauth2/userinfo", get(oidc::userinfo))
         .route("/op/v1/regions", get(list_regions).post(create_region))
         .route("/op/v1/regions/{name}", get(get_region).delete(delete_region))
         .route("/op/v1/zones", get(list_zones).post(create_zone))

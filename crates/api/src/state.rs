@@ -60,4 +60,8 @@ pub struct Shared {
     pub ewbi: Arc<crate::ewbi::EwbiState>,
     /// Serverless apps: points of presence, their ingress and the orchestrator.
     pub serverless: Arc<crate::serverless::Serverless>,
+    /// Whether anyone may register an organization and its first user (`/op/v1/auth/register`).
+    pub self_registration: bool,
+    /// Authorization codes of the OpenID Connect provider awaiting their exchange.
+    pub oidc_codes: crate::oidc::Codes,
 }

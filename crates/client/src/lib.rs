@@ -94,9 +94,10 @@ impl Client {
         })
     }
 
-    /// Exchanges a user name and password for a token.
-    pub async fn login(&self, user: &str, password: &str) -> Result<TokenResponse, ClientError> {
-        self.call(Method::POST, "/op/v1/auth/token", Some(&json!({"username": user, "password": password}))).await
+    /// Exchanges a user name and password for a token acting for `org` (default: the user's
+    /// own organization).
+    pub async fn login(&self, user: &str, password: &str, org: Option<&str>) -> Result<TokenResponse, ClientError> {
+        self.call(Method::POST, "/op/v1/auth/token", Some(&json!({"username": user, "password": password, "organization": org}))).await
     }
 
     /// Lists operator resources of `plural` (regions, zones, cloudlets, flavors, organizations).

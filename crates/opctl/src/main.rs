@@ -1,5 +1,6 @@
 //! `opctl`: the command-line client of the Operator Platform, over every API.
 
+mod access;
 mod config;
 mod device;
 mod federation;
@@ -55,6 +56,38 @@ enum Cmd {
         /// File holding `user:password` (opd writes the admin's as <data-dir>/admin-credential).
         #[arg(long)]
         credential_file: Option<PathBuf>,
+        /// Act for this organization (one you are a member of, or one below it).
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Register a new organization and its first user (its Manager), and log in as it.
+    Register {
+        /// Your user name.
+        name: String,
+        /// The new organization (8-64 letters, digits or '_').
+        #[arg(long)]
+        org: String,
+        /// What the organization does.
+        #[arg(long)]
+        description: Option<String>,
+        /// File holding the password (else $OPCTL_NEW_PASSWORD).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Members of organizations and their roles.
+    Member {
+        #[command(subcommand)]
+        cmd: access::MemberCmd,
+    },
+    /// API keys for scripts and CI (use one with OPCTL_TOKEN=<key>).
+    Apikey {
+        #[command(subcommand)]
+        cmd: access::ApiKeyCmd,
+    },
+    /// Clients of the platform's OpenID Connect provider (operator).
+    OidcClient {
+        #[command(subcommand)]
+        cmd: access::OidcClientCmd,
     },
     /// The edge cloud zones (CAMARA view).
     Zones,
@@ -148,6 +181,9 @@ struct RegionArgs {
 struct OrgArgs {
     #[arg(long)]
     description: Option<String>,
+    /// The organization this one is a group of (its Manager may create it).
+    #[arg(long)]
+    parent: Option<String>,
 }
 
 #[derive(Args)]
@@ -390,10 +426,16 @@ async fn run(cli: Cli) -> Result<()> {
     let config_path = cli.config.clone().unwrap_or_else(config::default_path);
     let config = Config::load(&config_path)?;
     let server = cli.server.clone().or(config.server.clone()).unwrap_or_else(|| config::DEFAULT_SERVER.to_string());
-    let client = Client::new(&server, config.token.clone());
+    // An API key (or any token) in OPCTL_TOKEN wins over the one `opctl login` saved.
+    let token = std::env::var("OPCTL_TOKEN").ok().filter(|t| !t.is_empty()).or(config.token.clone());
+    let client = Client::new(&server, token);
     let ctx = Ctx { client, config, config_path, server, out: cli.output };
     match cli.cmd {
-        Cmd::Login { user, password_file, credential_file } => login(ctx, user, password_file, credential_file).await,
+        Cmd::Login { user, password_file, credential_file, org } => login(ctx, user, password_file, credential_file, org).await,
+        Cmd::Register { name, org, description, password_file } => access::register(ctx, name, org, description, password_file).await,
+        Cmd::Member { cmd } => access::members(&ctx, cmd).await,
+        Cmd::Apikey { cmd } => access::api_keys(&ctx, cmd).await,
+        Cmd::OidcClient { cmd } => access::oidc_clients(&ctx, cmd).await,
         Cmd::Zones => {
             let zones = ctx.client.zones().await?;
             print(ctx.out, &zones, || zones_table(&zones))
@@ -401,9 +443,12 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Region(c) => crud(&ctx, "regions", c.cmd, |_, a: RegionArgs| Ok(RegionSpec { description: a.description }), |t, r: &Object<RegionSpec>| {
             t.add_row(vec![r.metadata.name.to_string(), r.spec.description.clone().unwrap_or_default()]);
         }, &["NAME", "DESCRIPTION"]).await,
-        Cmd::Org(c) => crud(&ctx, "organizations", c.cmd, |_, a: OrgArgs| Ok(OrganizationSpec { description: a.description }), |t, r: &Object<OrganizationSpec>| {
-            t.add_row(vec![r.metadata.name.to_string(), r.spec.description.clone().unwrap_or_default()]);
-        }, &["NAME", "DESCRIPTION"]).await,
+        Cmd::Org(c) => crud(&ctx, "organizations", c.cmd, |_, a: OrgArgs| {
+            let parent = a.parent.map(Name::new).transpose().map_err(|e| anyhow!("--parent: {e}"))?;
+            Ok(OrganizationSpec { description: a.description, parent })
+        }, |t, r: &Object<OrganizationSpec>| {
+            t.add_row(vec![r.metadata.name.to_string(), r.spec.parent.as_ref().map_or("-".into(), ToString::to_string), r.spec.description.clone().unwrap_or_default()]);
+        }, &["NAME", "PARENT", "DESCRIPTION"]).await,
         Cmd::Zone(c) => crud(&ctx, "zones", c.cmd, zone_spec, |t, z: &Object<ZoneSpec>| {
             t.add_row(vec![
                 z.metadata.name.to_string(),
@@ -468,12 +513,12 @@ fn state_text(state: State, message: Option<&str>) -> String {
     }
 }
 
-fn read_secret(path: &PathBuf) -> Result<String> {
+pub(crate) fn read_secret(path: &PathBuf) -> Result<String> {
     let s = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(s.trim_end_matches(['\r', '\n']).to_string())
 }
 
-async fn login(mut ctx: Ctx, user: Option<String>, password_file: Option<PathBuf>, credential_file: Option<PathBuf>) -> Result<()> {
+async fn login(mut ctx: Ctx, user: Option<String>, password_file: Option<PathBuf>, credential_file: Option<PathBuf>, org: Option<String>) -> Result<()> {
     let (user, password) = match (credential_file, user) {
         (Some(f), u) => {
             let cred = read_secret(&f)?;
@@ -497,11 +542,14 @@ async fn login(mut ctx: Ctx, user: Option<String>, password_file: Option<PathBuf
         }
         (None, None) => bail!("give a user name, or --credential-file"),
     };
-    let t = ctx.client.login(&user, &password).await?;
+    let t = ctx.client.login(&user, &password, org.as_deref()).await?;
     ctx.config.server = Some(ctx.server.clone());
     ctx.config.token = Some(t.access_token);
     ctx.config.save(&ctx.config_path)?;
-    eprintln!("logged in to {} as {user}", ctx.server);
+    match org {
+        Some(o) => eprintln!("logged in to {} as {user}, acting for {o}", ctx.server),
+        None => eprintln!("logged in to {} as {user}", ctx.server),
+    }
     Ok(())
 }
 

@@ -96,6 +96,21 @@ pub fn ewbi_tls(dir: &Path, cert: &Option<PathBuf>, key: &Option<PathBuf>, clien
     Ok(op_api::ewbi::tls::TlsSettings { cert_pem_path: cert, key_pem_path: key, client_ca_pem_path: client_ca, require_client_cert: require })
 }
 
+/// The platform's token signing key (ES256, `token-signing.pem`, mode 0600, created on first
+/// start), naming `issuer` in every token.
+pub fn token_keys(dir: &Path, issuer: &str) -> anyhow::Result<op_api::auth::TokenKeys> {
+    let path = dir.join("token-signing.pem");
+    let mut failed = None;
+    let pem = secret_file(&path, || op_api::auth::TokenKeys::generate_pem().unwrap_or_else(|e| {
+        failed = Some(e);
+        String::new()
+    }))?;
+    if let Some(e) = failed {
+        anyhow::bail!("cannot generate the token signing key: {e}");
+    }
+    op_api::auth::TokenKeys::from_pem(&pem, issuer).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 /// The UNI session signing key, created (mode 0600) on first start.
 pub fn session_signer(dir: &Path) -> anyhow::Result<op_uni::token::SessionSigner> {
     let path = dir.join("uni-signing.pem");
@@ -131,7 +146,7 @@ pub async fn ensure_admin(repo: &Repo, boot: &Boot) -> anyhow::Result<()> {
         return Ok(());
     }
     let hash = op_api::auth::hash_password(&boot.admin_password).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut u = Object::new(Kind::User, None, admin, UserSpec { organization: None, role: Role::OperatorAdmin, password_hash: hash });
+    let mut u = Object::new(Kind::User, None, admin, UserSpec { organization: None, role: Role::OperatorAdmin, password_hash: hash, memberships: Vec::new() });
     u.status.state = State::Ready;
     create_once(repo, u).await
 }

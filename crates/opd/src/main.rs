@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use op_api::auth::TokenKeys;
 use op_api::metrics::HttpMetrics;
 use op_api::AppState;
 use op_controller::{CloudletReconciler, Drivers, InstanceReconciler, Metrics, Runner};
@@ -115,9 +114,15 @@ struct ServeArgs {
     /// OAuth2 client secret at the gateway.
     #[arg(long, env = "OPD_NETWORK_CLIENT_SECRET", default_value = "", hide_default_value = true)]
     network_client_secret: String,
-    /// URL at which the network reaches this opd (for its notifications); default the listen address.
+    /// URL at which this opd is reached: by the network (its notifications) and by users and
+    /// relying parties (the OpenID Connect issuer named in every token); default
+    /// `http://<listen>`.
     #[arg(long, env = "OPD_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Turn off self-serve registration (`POST /op/v1/auth/register`): only the operator and
+    /// organizations' Managers create users.
+    #[arg(long)]
+    no_self_registration: bool,
     /// UNI requests per second allowed to one device (burst twice that).
     #[arg(long, default_value_t = 5.0)]
     device_rps: f64,
@@ -270,7 +275,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let state = AppState::new(op_api::state::Shared {
         repo: repo.clone(),
-        keys: TokenKeys::new(&boot.jwt_secret),
+        keys: bootstrap::token_keys(&args.data_dir, public_url.trim_end_matches('/'))?,
         drivers: drivers.clone(),
         admission: Arc::default(),
         registry: Arc::new(registry),
@@ -283,6 +288,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         mobility: Default::default(),
         ewbi: Arc::new(ewbi_state(&args, &boot)?),
         serverless,
+        self_registration: !args.no_self_registration,
+        oidc_codes: Default::default(),
     });
 
     watch.step("loading keys, usage and federation settings");

@@ -51,11 +51,16 @@ pub enum Kind {
     /// A cloudlet a partner operator federated with us (`/api/v1/auth/create/cloudlet`), and
     /// how far its onboarding workflow (reserve … compliance) has got.
     FederatedCloudlet,
+    /// A key a user made for scripts and CI: a bearer credential with a role no higher than the
+    /// user's, stored hashed.
+    ApiKey,
+    /// A relying party of the platform's OpenID Connect provider (a console, a dashboard).
+    OidcClient,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 27] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -81,6 +86,8 @@ impl Kind {
         Kind::EwbiOutbox,
         Kind::EwbiZoneView,
         Kind::FederatedCloudlet,
+        Kind::ApiKey,
+        Kind::OidcClient,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -111,6 +118,8 @@ impl Kind {
             Kind::EwbiOutbox => "ewbioutbox",
             Kind::EwbiZoneView => "ewbizoneviews",
             Kind::FederatedCloudlet => "federatedcloudlets",
+            Kind::ApiKey => "apikeys",
+            Kind::OidcClient => "oidcclients",
         }
     }
 

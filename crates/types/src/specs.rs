@@ -239,6 +239,10 @@ pub struct OrganizationSpec {
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The organization this one belongs to (a group of it): a role in the parent holds here
+    /// too, so a company's Manager manages its teams. Set at creation, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Name>,
 }
 
 impl Validate for OrganizationSpec {
@@ -565,6 +569,27 @@ impl Role {
     pub fn is_operator(self) -> bool {
         matches!(self, Role::OperatorAdmin | Role::OperatorViewer)
     }
+
+    /// Whether holding `self` includes every right of `other` (a Manager may hand out
+    /// Contributor, an operator admin anything; no developer role covers an operator role).
+    pub fn covers(self, other: Role) -> bool {
+        let rank = |r: Role| match r {
+            Role::Viewer | Role::OperatorViewer => 0,
+            Role::Contributor => 1,
+            Role::Manager | Role::OperatorAdmin => 2,
+        };
+        (self.is_operator() == other.is_operator() || self == Role::OperatorAdmin) && rank(self) >= rank(other)
+    }
+}
+
+/// A role a user holds in an organization besides its own (`UserSpec::organization`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Membership {
+    /// The organization.
+    pub organization: Name,
+    /// The role there (a developer role).
+    pub role: Role,
 }
 
 /// A user as stored. The password hash never leaves the store through any API.
@@ -577,6 +602,52 @@ pub struct UserSpec {
     pub role: Role,
     /// Argon2id PHC string.
     pub password_hash: String,
+    /// Roles in further organizations; a token acts for one organization at a time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memberships: Vec<Membership>,
+}
+
+impl UserSpec {
+    /// The user's role in `org` itself (its own organization or a membership), if any.
+    pub fn role_in(&self, org: &Name) -> Option<Role> {
+        if self.organization.as_ref() == Some(org) {
+            return Some(self.role);
+        }
+        self.memberships.iter().find(|m| &m.organization == org).map(|m| m.role)
+    }
+}
+
+/// An API key as stored: whose it is, what it may do, and the SHA-256 of its secret (the
+/// secret is shown once, at creation).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeySpec {
+    /// The user it acts as.
+    pub user: Name,
+    /// The organization it acts in (`None` for an operator's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<Name>,
+    /// Its role: at most the user's, checked again on every use.
+    pub role: Role,
+    /// Hex SHA-256 of the secret part.
+    pub secret_sha256: String,
+    /// When it stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A relying party of the platform's OpenID Connect provider, registered by the operator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcClientSpec {
+    /// Where the provider may send the authorization code (exact match).
+    pub redirect_uris: Vec<String>,
+    /// Argon2id hash of the client secret; `None` for a public client (PKCE required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_hash: Option<String>,
 }
 
 /// Application package format (CAMARA `packageType`).
@@ -1299,6 +1370,10 @@ pub type PlacementPolicy = Object<PlacementPolicySpec>;
 pub type PlatformService = Object<PlatformServiceSpec>;
 /// A stored user.
 pub type User = Object<UserSpec>;
+/// A stored API key.
+pub type ApiKey = Object<ApiKeySpec>;
+/// A stored OpenID Connect client.
+pub type OidcClient = Object<OidcClientSpec>;
 /// A stored app.
 pub type App = Object<AppSpec>;
 /// A stored app instance.

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::ids::{Name, Uid};
 use crate::meta::{Meta, State as ObjState};
-use crate::specs::{App, AppInstance, AppSpec, Role, User};
+use crate::specs::{ApiKey, App, AppInstance, AppSpec, Membership, Role, User};
 
 /// CAMARA `AppManifest`: the app's name and id next to its spec (secrets removed on output).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -150,12 +150,71 @@ pub struct UserView {
     pub organization: Option<Name>,
     /// Role.
     pub role: Role,
+    /// Roles in further organizations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memberships: Vec<Membership>,
 }
 
 impl From<User> for UserView {
     fn from(u: User) -> Self {
-        UserView { metadata: u.metadata, organization: u.spec.organization, role: u.spec.role }
+        UserView { metadata: u.metadata, organization: u.spec.organization, role: u.spec.role, memberships: u.spec.memberships }
     }
+}
+
+/// A member of an organization: who, with which role, and where the role comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    /// The user.
+    pub user: Name,
+    /// The role held.
+    pub role: Role,
+    /// The organization the role is held in: this one, or one above it (inherited).
+    pub via: Name,
+}
+
+/// An API key as the API shows it: never the secret, never its hash.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    /// Metadata (`name` is the key's label, `uid` its id).
+    pub metadata: Meta,
+    /// The user it acts as.
+    pub user: Name,
+    /// The organization it acts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<Name>,
+    /// Its role.
+    pub role: Role,
+    /// When it stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl From<ApiKey> for ApiKeyView {
+    fn from(k: ApiKey) -> Self {
+        ApiKeyView {
+            metadata: k.metadata,
+            user: k.spec.user,
+            organization: k.spec.organization,
+            role: k.spec.role,
+            expires_at: k.spec.expires_at,
+            description: k.spec.description,
+        }
+    }
+}
+
+/// A new API key: the only answer that carries its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyCreated {
+    /// The key, to send as `Authorization: Bearer <key>`. Shown once: store it now.
+    pub key: String,
+    /// The key's record.
+    pub api_key: ApiKeyView,
 }
 
 /// One zone of a placement and what became of it.

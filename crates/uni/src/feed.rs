@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use op_store::{Repo, RepoError, Revision, StoreError};
-use op_types::specs::{App, AppInstance, Cloudlet, PlacementPolicy, Zone};
+use op_types::specs::{App, AppInstance, Cloudlet, Organization, PlacementPolicy, Zone};
 use op_types::{Kind, Uid};
 use tokio::sync::watch;
 use tracing::warn;
@@ -26,7 +26,7 @@ pub struct Feed {
 }
 
 /// The kinds the index follows.
-const KINDS: [Kind; 5] = [Kind::Zone, Kind::Cloudlet, Kind::App, Kind::AppInstance, Kind::PlacementPolicy];
+const KINDS: [Kind; 6] = [Kind::Zone, Kind::Cloudlet, Kind::App, Kind::AppInstance, Kind::PlacementPolicy, Kind::Organization];
 
 fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, EdgeIndex> {
     // A panic while holding the lock cannot leave the index half-updated in a way that matters
@@ -49,6 +49,8 @@ fn apply(index: &SharedIndex, kind: Kind, uid: Uid, value: Option<&serde_json::V
         (Kind::AppInstance, None) => ix.remove_instance(uid),
         (Kind::PlacementPolicy, Some(v)) => ix.upsert_policy(&serde_json::from_value::<PlacementPolicy>(v.clone())?),
         (Kind::PlacementPolicy, None) => ix.remove_policy(uid),
+        (Kind::Organization, Some(v)) => ix.upsert_org(&serde_json::from_value::<Organization>(v.clone())?),
+        (Kind::Organization, None) => ix.remove_org(uid),
         _ => {}
     }
     Ok(())

@@ -1,11 +1,12 @@
 //! The in-memory edge index. Writers are the store watches ([`crate::feed`]); readers are
 //! discovery requests, which take a read lock and never touch the store.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use op_types::specs::{App, AppInstance, Cloudlet, Endpoint, GeoPoint, PlacementPolicy, PlacementPolicySpec, Requirements, Zone};
+use op_types::specs::{App, AppInstance, Cloudlet, Endpoint, GeoPoint, Organization, PlacementPolicy, PlacementPolicySpec, Requirements, Zone};
 use op_types::uni::PathInfo;
 use op_types::{Name, State, Uid};
 use rstar::{PointDistance, RTree, RTreeObject, AABB};
@@ -159,6 +160,10 @@ pub struct EdgeIndex {
     /// there, else `default`): their weights rank offers, their barring rules rule out.
     policies: HashMap<String, PlacementPolicySpec>,
     policy_names: HashMap<Uid, Name>,
+    /// Organizations (uid -> name, parent) and each one's groups: the API's access checks
+    /// read them per request (a role in an organization holds in its groups).
+    orgs: HashMap<Uid, (Name, Option<Name>)>,
+    org_children: HashMap<Name, BTreeSet<Name>>,
 }
 
 /// Expected performance by cell, then by DNAI.
@@ -448,6 +453,57 @@ impl EdgeIndex {
         if let Some(name) = self.policy_names.remove(&uid) {
             self.policies.remove(name.as_str());
         }
+    }
+
+    /// Adds or replaces an organization.
+    pub fn upsert_org(&mut self, o: &Organization) {
+        self.remove_org(o.metadata.uid);
+        if let Some(parent) = &o.spec.parent {
+            self.org_children.entry(parent.clone()).or_default().insert(o.metadata.name.clone());
+        }
+        self.orgs.insert(o.metadata.uid, (o.metadata.name.clone(), o.spec.parent.clone()));
+    }
+
+    /// Removes an organization.
+    pub fn remove_org(&mut self, uid: Uid) {
+        if let Some((name, Some(parent))) = self.orgs.remove(&uid) {
+            if let Some(c) = self.org_children.get_mut(&parent) {
+                c.remove(&name);
+                if c.is_empty() {
+                    self.org_children.remove(&parent);
+                }
+            }
+        }
+    }
+
+    /// The organizations above `org`, nearest first (a parent chain is acyclic: a parent is
+    /// set at creation and must exist then; the bound guards a corrupt store).
+    pub fn org_ancestors(&self, org: &Name) -> Vec<Name> {
+        let mut out = Vec::new();
+        let mut at = org;
+        while let Some(Some(p)) = self.orgs.values().find(|(n, _)| n == at).map(|(_, p)| p) {
+            if out.len() >= 64 || out.contains(p) {
+                break;
+            }
+            out.push(p.clone());
+            at = p;
+        }
+        out
+    }
+
+    /// `org` and every organization below it (its groups, theirs, ...): where a role held in
+    /// `org` applies.
+    pub fn org_scope(&self, org: &Name) -> BTreeSet<Name> {
+        let mut scope = BTreeSet::from([org.clone()]);
+        let mut todo = vec![org.clone()];
+        while let Some(o) = todo.pop() {
+            for c in self.org_children.get(&o).into_iter().flatten() {
+                if scope.insert(c.clone()) {
+                    todo.push(c.clone());
+                }
+            }
+        }
+        scope
     }
 
     /// The policy that applies in `region`: the one named after it, else `default` (also

@@ -936,7 +936,7 @@ impl CloudletFederationReconciler {
         rec.observed.compliance_started = Some(Utc::now());
         let t = Instant::now();
         let org = Name::new(COMPLIANCE_ORG).map_err(|e| ApiError::Internal(e.to_string()))?;
-        super::ensure_global(s, Kind::Organization, &org, OrganizationSpec { description: Some("the operator's compliance tests of partner cloudlets".into()) }).await?;
+        super::ensure_global(s, Kind::Organization, &org, OrganizationSpec { parent: None, description: Some("the operator's compliance tests of partner cloudlets".into()) }).await?;
         let app = match s.repo.get_by_name::<AppSpec, ()>(Kind::App, Some(&org), &cl.metadata.name).await? {
             Some(a) => a,
             None => {

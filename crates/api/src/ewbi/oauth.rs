@@ -10,6 +10,7 @@
 //!
 //! Secrets are only ever handled as argon2 hashes at rest and are never logged.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -216,7 +217,7 @@ impl EwbiTokens {
 /// An RFC 6749 §5.2 error response. `challenge` adds `WWW-Authenticate: Basic`, which §5.2
 /// requires when the client tried the Authorization header (and which tells a client that sent
 /// no credentials how to).
-fn oauth_error(status: StatusCode, error: &'static str, description: &str, challenge: bool) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &'static str, description: &str, challenge: bool) -> Response {
     let body = serde_json::json!({ "error": error, "error_description": description });
     let mut resp = (status, Json(body)).into_response();
     let h = resp.headers_mut();
@@ -228,7 +229,7 @@ fn oauth_error(status: StatusCode, error: &'static str, description: &str, chall
     resp
 }
 
-fn invalid_request(description: &str) -> Response {
+pub(crate) fn invalid_request(description: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description, false)
 }
 
@@ -263,14 +264,72 @@ fn valid_scope_token(s: &str) -> bool {
 
 /// A hash to verify against when the client is unknown or disabled, so the answer takes as long
 /// as for a wrong secret and timing does not reveal which client ids exist.
-fn dummy_hash() -> Option<&'static str> {
+pub(crate) fn dummy_hash() -> Option<&'static str> {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
     DUMMY.get_or_init(|| hash_secret(&new_secret()).ok()).as_deref()
 }
 
 /// Argon2 verification off the async runtime (it takes tens of milliseconds by design).
-async fn secret_matches(secret: String, hash: String) -> bool {
+pub(crate) async fn secret_matches(secret: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || crate::auth::verify_password(&secret, &hash)).await.unwrap_or(false)
+}
+
+/// The parameters of an `application/x-www-form-urlencoded` body (RFC 6749 §3.1, §3.2: a
+/// parameter without a value counts as omitted, none may repeat); `Err` is the error answer.
+pub(crate) fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<BTreeMap<String, String>, Box<Response>> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err(Box::new(invalid_request("the body must be application/x-www-form-urlencoded")));
+    }
+    let mut form = BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(body) {
+        if value.is_empty() {
+            continue;
+        }
+        if form.insert(name.to_string(), value.into_owned()).is_some() {
+            return Err(Box::new(invalid_request(&format!("parameter `{name}` is repeated"))));
+        }
+    }
+    Ok(form)
+}
+
+/// The client's id and secret (RFC 6749 §2.3.1): HTTP Basic or `client_id` and
+/// `client_secret` in the form, never both; a public client sends `client_id` alone (secret
+/// `None`). The flag says whether Basic was used (errors then carry a challenge). `Err` is the
+/// error answer.
+pub(crate) fn client_credentials(headers: &HeaderMap, form: &BTreeMap<String, String>) -> Result<(String, Option<String>, bool), Box<Response>> {
+    let mut auth_headers = headers.get_all(header::AUTHORIZATION).iter();
+    let basic = auth_headers.next();
+    if auth_headers.next().is_some() {
+        return Err(Box::new(invalid_request("more than one Authorization header")));
+    }
+    let (body_id, body_secret) = (form.get("client_id"), form.get("client_secret"));
+    match basic {
+        Some(value) => {
+            let (id, secret) = basic_credentials(value).map_err(|m| Box::new(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", m, true)))?;
+            if body_secret.is_some() {
+                return Err(Box::new(invalid_request("use one client authentication method: HTTP Basic or client_secret in the body, not both")));
+            }
+            if body_id.is_some_and(|b| *b != id) {
+                return Err(Box::new(invalid_request("client_id in the body differs from the one in the Authorization header")));
+            }
+            Ok((id, Some(secret), true))
+        }
+        None => match (body_id, body_secret) {
+            (Some(id), secret) => Ok((id.clone(), secret.cloned(), false)),
+            (None, Some(_)) => Err(Box::new(invalid_request("client_id is missing (client_secret_post needs client_id and client_secret)"))),
+            (None, None) => Err(Box::new(oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication is required: HTTP Basic or client_id and client_secret in the body",
+                true,
+            ))),
+        },
+    }
 }
 
 /// `POST /oauth2/token`: the client credentials grant (RFC 6749 §4.4) for partner operators.
@@ -283,72 +342,15 @@ async fn secret_matches(secret: String, hash: String) -> bool {
 /// `invalid_scope`); every answer carries `Cache-Control: no-store`. Neither secrets nor
 /// tokens are logged.
 pub async fn token_endpoint<S: ClientStore + ?Sized>(store: &S, tokens: &EwbiTokens, headers: &HeaderMap, body: &[u8]) -> Response {
-    let form_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
-    if !form_type {
-        return invalid_request("the body must be application/x-www-form-urlencoded");
-    }
-
-    // §3.2: parameters MUST NOT repeat; §3.1: a parameter without a value counts as omitted.
-    let mut grant_type = None;
-    let mut scope = None;
-    let mut body_id = None;
-    let mut body_secret = None;
-    let mut seen: Vec<String> = Vec::new();
-    for (name, value) in form_urlencoded::parse(body) {
-        if value.is_empty() {
-            continue;
-        }
-        if seen.iter().any(|n| *n == name) {
-            return invalid_request(&format!("parameter `{name}` is repeated"));
-        }
-        seen.push(name.to_string());
-        let slot = match name.as_ref() {
-            "grant_type" => &mut grant_type,
-            "scope" => &mut scope,
-            "client_id" => &mut body_id,
-            "client_secret" => &mut body_secret,
-            _ => continue, // §3.2: unrecognized parameters are ignored.
-        };
-        *slot = Some(value.into_owned());
-    }
-
-    let mut auth_headers = headers.get_all(header::AUTHORIZATION).iter();
-    let basic = auth_headers.next();
-    if auth_headers.next().is_some() {
-        return invalid_request("more than one Authorization header");
-    }
-    let used_basic = basic.is_some();
-    let (client_id, secret) = match basic {
-        Some(value) => {
-            let (id, secret) = match basic_credentials(value) {
-                Ok(c) => c,
-                Err(m) => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", m, true),
-            };
-            if body_secret.is_some() {
-                return invalid_request("use one client authentication method: HTTP Basic or client_secret in the body, not both");
-            }
-            if body_id.as_deref().is_some_and(|b| b != id) {
-                return invalid_request("client_id in the body differs from the one in the Authorization header");
-            }
-            (id, secret)
-        }
-        None => match (body_id, body_secret) {
-            (Some(id), Some(secret)) => (id, secret),
-            (Some(_), None) => return invalid_request("client_secret is missing (client_secret_post needs client_id and client_secret)"),
-            (None, Some(_)) => return invalid_request("client_id is missing (client_secret_post needs client_id and client_secret)"),
-            (None, None) => {
-                return oauth_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    "client authentication is required: HTTP Basic or client_id and client_secret in the body",
-                    true,
-                )
-            }
-        },
+    let form = match parse_form(headers, body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let (grant_type, scope) = (form.get("grant_type").cloned(), form.get("scope").cloned());
+    let (client_id, secret, used_basic) = match client_credentials(headers, &form) {
+        Ok((id, Some(secret), basic)) => (id, secret, basic),
+        Ok((_, None, _)) => return invalid_request("client_secret is missing (client_secret_post needs client_id and client_secret)"),
+        Err(r) => return *r,
     };
 
     match grant_type.as_deref() {
@@ -640,9 +642,10 @@ mod tests {
     fn nbi_and_ewbi_tokens_never_cross() {
         use op_types::specs::Role;
         let user = op_types::Name::new("alice").unwrap();
-        // Another key (the normal case) and even the same key (a misconfiguration): refused.
-        for nbi_key in [[9u8; 32], [1u8; 32]] {
-            let nbi = crate::auth::TokenKeys::new(&nbi_key);
+        // Different algorithms (ES256 and HS256) and issuers: neither side takes the other's.
+        {
+            let pem = crate::auth::TokenKeys::generate_pem().unwrap();
+            let nbi = crate::auth::TokenKeys::from_pem(&pem, "http://127.0.0.1:8080").unwrap();
             let nbi_token = nbi.issue(&user, Role::OperatorAdmin, None).unwrap();
             assert!(tokens().verify(&nbi_token).is_err(), "NBI token accepted by the EWBI");
             let ewbi_token = tokens().issue("partner-a", &["fed-mgmt".into()]).unwrap().access_token;

@@ -642,7 +642,7 @@ async fn provider_org(s: &AppState, fed: &Name, provider: &str) -> EwbiResult<Na
     use op_types::specs::OrganizationSpec;
     let name = record_name(fed, &format!("provider/{provider}"))?;
     let org = Name::new(format!("fed-{}", &name.as_str()[1..21])).map_err(|e| ApiError::Internal(e.to_string()))?;
-    super::ensure_global(s, Kind::Organization, &org, OrganizationSpec { description: Some(format!("app provider of federation {fed}")) }).await?;
+    super::ensure_global(s, Kind::Organization, &org, OrganizationSpec { parent: None, description: Some(format!("app provider of federation {fed}")) }).await?;
     Ok(org)
 }
 
