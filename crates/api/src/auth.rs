@@ -308,7 +308,11 @@ impl FromRequestParts<AppState> for Caller {
             Some(o) => state.uni.index.read().map(|ix| ix.org_scope(o)).unwrap_or_else(|e| e.into_inner().org_scope(o)),
             None => BTreeSet::new(),
         };
-        Ok(Caller { user, role, org, scope })
+        let caller = Caller { user, role, org, scope };
+        if let Some(slot) = parts.extensions.get::<crate::audit::Slot>() {
+            slot.set(&caller);
+        }
+        Ok(caller)
     }
 }
 

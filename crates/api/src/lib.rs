@@ -3,6 +3,7 @@
 //! CAMARA's error body in one place (`error.rs`). Controllers do the rest asynchronously.
 
 pub mod ams;
+pub mod audit;
 pub mod auth;
 pub mod camara;
 pub mod error;
@@ -59,7 +60,7 @@ impl Modify for BearerAuth {
     paths(
         users::token, users::create_user, users::list_users, users::delete_user, users::register,
         users::list_members, users::put_member, users::delete_member, users::create_api_key, users::list_api_keys, users::delete_api_key,
-        oidc::create_client, oidc::list_clients, oidc::delete_client,
+        oidc::create_client, oidc::list_clients, oidc::delete_client, audit::list,
         infra::list_regions, infra::create_region, infra::get_region, infra::delete_region,
         infra::list_zones, infra::create_zone, infra::get_zone, infra::delete_zone, infra::zone_flavors, infra::cloudlet_flavors,
         infra::list_cloudlets, infra::create_cloudlet, infra::get_cloudlet, infra::delete_cloudlet,
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/organizations/{name}/members/{user}", axum::routing::put(users::put_member).delete(users::delete_member))
         .route("/op/v1/apikeys", get(users::list_api_keys).post(users::create_api_key))
         .route("/op/v1/apikeys/{id}", axum::routing::delete(users::delete_api_key))
+        .route("/op/v1/audit", get(audit::list))
         .route("/op/v1/oidc/clients", get(oidc::list_clients).post(oidc::create_client))
         .route("/op/v1/oidc/clients/{name}", axum::routing::delete(oidc::delete_client))
         .route("/.well-known/openid-configuration", get(oidc::discovery))
@@ -188,6 +190,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ams_routes())
         .merge(ewbi::operator::routes())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(RequestBodyLimitLayer::new(json::MAX_BODY))
         .with_state(state)

@@ -64,4 +64,6 @@ pub struct Shared {
     pub self_registration: bool,
     /// Authorization codes of the OpenID Connect provider awaiting their exchange.
     pub oidc_codes: crate::oidc::Codes,
+    /// Audit records on their way to the store.
+    pub audit: crate::audit::Queue,
 }

@@ -397,3 +397,54 @@ async fn openid_connect_code_flow() -> anyhow::Result<()> {
     assert_eq!((s, me["role"].as_str()), (200, Some("Contributor")), "{me}");
     Ok(())
 }
+
+/// Every management write is in the audit log: who, what, when, the outcome, secrets
+/// redacted; a Manager reads its organization's, others their own, nobody another
+/// organization's; records survive `kill -9`.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_log_says_who_did_what() -> anyhow::Result<()> {
+    let mut p = Platform::start().await?;
+    let anon = p.api(None);
+    let (s, _) = anon.post("/op/v1/auth/register", &json!({"name": "audra", "password": "audra-password-1", "organization": "org_audited"})).await?;
+    assert_eq!(s, 201);
+    let audra = p.api(Some(p.login("audra", "audra-password-1").await?));
+    let (s, _) = audra.post("/op/v1/users", &json!({"name": "clem", "organization": "org_audited", "role": "Contributor", "password": "clem-hunter2-pass"})).await?;
+    assert_eq!(s, 201);
+    let clem = p.api(Some(p.login("clem", "clem-hunter2-pass").await?));
+    let app = clem.sample_app("org_audited", "audited_app", json!({"appRepo": {"type": "PRIVATEREPO", "imagePath": SAMPLE_IMAGE, "userName": "u", "credentials": "repo-hunter2"}})).await?;
+    assert_eq!(clem.delete(&format!("{CAMARA}/apps/{app}")).await?.0, 204);
+    let (s, _) = clem.post("/op/v1/users", &json!({"name": "eve2", "organization": "org_audited", "role": "Manager", "password": "eve-password-123"})).await?;
+    assert_eq!(s, 403, "refused writes are audited too");
+    let other = p.developer("org_unrelated", "ursula", "Manager").await?;
+
+    // A write is answered once its record is stored; the Manager sees the organization's.
+    let (_, log) = audra.get("/op/v1/audit").await?;
+    let entries = log.as_array().cloned().unwrap_or_default();
+    let find = |user: &str, method: &str, path_part: &str, status: u64| {
+        entries.iter().any(|e| e["spec"]["user"] == user && e["spec"]["method"] == method && e["spec"]["path"].as_str().is_some_and(|p| p.contains(path_part)) && e["spec"]["status"] == status)
+    };
+    assert!(find("audra", "POST", "/op/v1/auth/register", 201), "{log}");
+    assert!(find("audra", "POST", "/op/v1/users", 201), "{log}");
+    assert!(find("clem", "POST", "/apps", 201) && find("clem", "DELETE", &app, 204), "{log}");
+    assert!(find("clem", "POST", "/op/v1/users", 403), "{log}");
+    let text = log.to_string();
+    for secret in ["audra-password-1", "clem-hunter2-pass", "repo-hunter2", "eve-password-123"] {
+        assert!(!text.contains(secret), "'{secret}' in the audit log: {text}");
+    }
+    assert!(text.contains("[redacted]"), "{text}");
+    assert!(entries.windows(2).all(|w| w[0]["spec"]["at"].as_str() >= w[1]["spec"]["at"].as_str()), "newest first");
+    // A Contributor sees its own calls only; another organization nothing of these.
+    let (_, mine) = clem.get("/op/v1/audit").await?;
+    assert!(mine.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|e| e["spec"]["user"] == "clem")), "{mine}");
+    let (_, theirs) = other.get("/op/v1/audit").await?;
+    assert!(!theirs.to_string().contains("org_audited") && !theirs.to_string().contains("audra"), "{theirs}");
+    let (s, e) = audra.get("/op/v1/audit?limit=0").await?;
+    assert_eq!((s, e["message"].as_str().map(|m| m.contains("limit"))), (400, Some(true)));
+    // Filters, and durability across kill -9.
+    p.restart().await?;
+    let admin = p.admin().await?;
+    let (_, by_user) = admin.get("/op/v1/audit?user=clem&organization=org_audited").await?;
+    let n = by_user.as_array().map_or(0, Vec::len);
+    assert!(n >= 3 && by_user.as_array().is_some_and(|a| a.iter().all(|e| e["spec"]["user"] == "clem")), "{by_user}");
+    Ok(())
+}

@@ -11,6 +11,7 @@ async fn readme_access_runs() -> anyhow::Result<()> {
     assert!(members.iter().any(|l| l.contains("bo") && l.contains("Contributor")), "{}", run.stdout);
     assert!(members.iter().any(|l| l.contains("ada") && l.contains("Manager") && l.contains("ada_robotics")), "{}", run.stdout);
     assert!(run.stdout.contains("ci-dashboards"), "{}", run.stdout);
+    assert!(run.stdout.contains("PUT /op/v1/organizations/ada_robotics_eu/members/bo"), "the audit log: {}", run.stdout);
     assert!(run.stdout.contains(&format!("{}/oauth2/authorize", p.url)), "{}", run.stdout);
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `opctl register`, `opctl member`, `opctl apikey`, `opctl oidc-client`: who may do what.
+//! `opctl register`, `opctl member`, `opctl apikey`, `opctl oidc-client`, `opctl audit`: who
+//! may do what, and who did what.
 
 use std::path::PathBuf;
 
@@ -205,4 +206,31 @@ pub async fn oidc_clients(ctx: &Ctx, cmd: OidcClientCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs `opctl audit`: the audit log, newest first.
+pub async fn audit(ctx: &Ctx, user: Option<String>, org: Option<String>, limit: usize) -> Result<()> {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("limit", &limit.to_string());
+    if let Some(u) = &user {
+        q.append_pair("user", u);
+    }
+    if let Some(o) = &org {
+        q.append_pair("organization", o);
+    }
+    let rs: Vec<Value> = ctx.client.call(Method::GET, &format!("/op/v1/audit?{}", q.finish()), None).await?;
+    print(ctx.out, &rs, || {
+        let mut t = table(&["TIME", "USER", "ORGANIZATION", "CALL", "STATUS"]);
+        for r in &rs {
+            let s = &r["spec"];
+            t.add_row(vec![
+                s["at"].as_str().unwrap_or_default().to_string(),
+                s["user"].as_str().unwrap_or("-").to_string(),
+                r["metadata"]["organization"].as_str().unwrap_or("-").to_string(),
+                format!("{} {}", s["method"].as_str().unwrap_or_default(), s["path"].as_str().unwrap_or_default()),
+                s["status"].to_string(),
+            ]);
+        }
+        t
+    })
 }

@@ -84,6 +84,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: access::ApiKeyCmd,
     },
+    /// The audit log: who changed what, when (a Manager: its organization's; others: their own).
+    Audit {
+        /// Only this user's calls.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this organization's.
+        #[arg(long)]
+        org: Option<String>,
+        /// At most this many, newest first (1-1000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Clients of the platform's OpenID Connect provider (operator).
     OidcClient {
         #[command(subcommand)]
@@ -436,6 +448,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Member { cmd } => access::members(&ctx, cmd).await,
         Cmd::Apikey { cmd } => access::api_keys(&ctx, cmd).await,
         Cmd::OidcClient { cmd } => access::oidc_clients(&ctx, cmd).await,
+        Cmd::Audit { user, org, limit } => access::audit(&ctx, user, org, limit).await,
         Cmd::Zones => {
             let zones = ctx.client.zones().await?;
             print(ctx.out, &zones, || zones_table(&zones))

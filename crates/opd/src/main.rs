@@ -290,6 +290,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         serverless,
         self_registration: !args.no_self_registration,
         oidc_codes: Default::default(),
+        audit: op_api::audit::start(repo.clone()),
     });
 
     watch.step("loading keys, usage and federation settings");

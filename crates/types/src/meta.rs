@@ -56,11 +56,13 @@ pub enum Kind {
     ApiKey,
     /// A relying party of the platform's OpenID Connect provider (a console, a dashboard).
     OidcClient,
+    /// One audited write through the management APIs.
+    AuditRecord,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 27] = [
+    pub const ALL: [Kind; 28] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -88,6 +90,7 @@ impl Kind {
         Kind::FederatedCloudlet,
         Kind::ApiKey,
         Kind::OidcClient,
+        Kind::AuditRecord,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -120,6 +123,7 @@ impl Kind {
             Kind::FederatedCloudlet => "federatedcloudlets",
             Kind::ApiKey => "apikeys",
             Kind::OidcClient => "oidcclients",
+            Kind::AuditRecord => "audit",
         }
     }
 

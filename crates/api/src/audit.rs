@@ -1,0 +1,251 @@
+//! The audit log: who changed what, when, and with what outcome, for every write through the
+//! management APIs (the device-facing UNI and token exchanges are not management and stay
+//! out). Request bodies are kept with every secret-looking field replaced by `[redacted]`.
+//!
+//! Handlers never write it: a layer around the router sees each write, learns the caller from
+//! the [`Caller`] extractor (through a slot in the request's extensions) and queues a record;
+//! one task stores what is queued in one transaction (group commit: concurrent writes share
+//! one fsync), and the answer leaves only once its record is stored, so a write that was
+//! answered is a write that was audited.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body as AxumBody};
+use axum::extract::{Query, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use axum::Json;
+use op_store::Repo;
+use op_types::specs::Role;
+use op_types::{Kind, Name, Object, Uid};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorInfo};
+use crate::state::AppState;
+
+/// Most records one answer lists.
+pub const MAX_LIST: usize = 1000;
+
+/// The longest body kept (serialized, after redaction); longer ones are cut.
+const MAX_BODY_CHARS: usize = 4096;
+
+/// One audited write.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// When the answer was sent.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Who (absent when the call carried no valid credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// With which role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The answer's status.
+    pub status: u16,
+    /// The request body, secrets redacted (absent when empty or not JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+/// A stored audit record; `metadata.organization` is the organization the caller acted for.
+pub type AuditRecord = Object<AuditEntry>;
+
+/// Who made a call: user, role, and the organization acted for.
+type Who = (String, Role, Option<Name>);
+
+/// Where the [`Caller`] extractor leaves who called, for the audit layer.
+#[derive(Clone, Default)]
+pub struct Slot(Arc<Mutex<Option<Who>>>);
+
+impl Slot {
+    /// Records the authenticated caller.
+    pub fn set(&self, c: &Caller) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((c.user.clone(), c.role, c.org.clone()));
+    }
+
+    fn take(&self) -> Option<Who> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// The queue to the writer task: a record and who waits for it to be stored.
+pub type Queue = mpsc::Sender<(AuditRecord, oneshot::Sender<()>)>;
+
+/// Starts the writer: stores whatever is queued in one transaction, then tells the waiters.
+pub fn start(repo: Repo) -> Queue {
+    let (tx, mut rx) = mpsc::channel::<(AuditRecord, oneshot::Sender<()>)>(4096);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let (mut batch, mut waiters): (Vec<AuditRecord>, Vec<oneshot::Sender<()>>) = (vec![first.0], vec![first.1]);
+            while batch.len() < 256 {
+                match rx.try_recv() {
+                    Ok((r, w)) => {
+                        batch.push(r);
+                        waiters.push(w);
+                    }
+                    Err(_) => break,
+                }
+            }
+            // A store that fails now may work in a moment: retry the batch, never drop it.
+            let mut wait = Duration::from_millis(100);
+            while let Err(e) = repo.create_batch(&mut batch).await {
+                tracing::warn!(error = %e, records = batch.len(), "cannot store audit records; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            for w in waiters {
+                let _ = w.send(());
+            }
+        }
+    });
+    tx
+}
+
+/// Whether a request is a management write to audit.
+fn audited(method: &Method, path: &str) -> bool {
+    let write = matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let device_or_token = ["/uni/", "/oauth2/", "/simple-edge-discovery/", "/optimal-edge-discovery/", "/application-endpoint-discovery/", "/op/v1/auth/token"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    write && !device_or_token
+}
+
+/// Replaces the value of every field whose name suggests a secret.
+pub fn redact(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                let k = k.to_ascii_lowercase();
+                let secret = ["password", "secret", "credential", "token", "privatekey", "private_key", "adminurl", "accessvars", "access_vars", "pem"]
+                    .iter()
+                    .any(|s| k.contains(s));
+                if secret && !val.is_null() {
+                    *val = serde_json::Value::String("[redacted]".into());
+                } else {
+                    redact(val);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// The layer: passes the request on and queues a record of every management write.
+pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !audited(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    // The body limit layer runs first; this only reads what it let through.
+    let bytes = match to_bytes(body, crate::json::MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::invalid("body", format!("cannot read the body: {e}")).into_response(),
+    };
+    let slot = Slot::default();
+    parts.extensions.insert(slot.clone());
+    let method = parts.method.to_string();
+    let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
+    let mut body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+    let resp = next.run(Request::from_parts(parts, AxumBody::from(bytes))).await;
+    if let Some(b) = body.as_mut() {
+        redact(b);
+        if b.to_string().len() > MAX_BODY_CHARS {
+            *b = serde_json::Value::String("(longer than 4096 characters; not kept)".into());
+        }
+    }
+    let registered = || {
+        // Registration has no caller yet: the new Manager is who.
+        let b = body.as_ref().filter(|_| path == "/op/v1/auth/register" && resp.status().is_success())?;
+        let org = b["organization"].as_str().and_then(|o| Name::new(o).ok());
+        Some((b["name"].as_str()?.to_string(), Role::Manager, org))
+    };
+    let (user, role, org) = match slot.take().or_else(registered) {
+        Some((u, r, o)) => (Some(u), Some(r), o),
+        None => (None, None, None),
+    };
+    let entry = AuditEntry { at: chrono::Utc::now(), user, role, method, path, status: resp.status().as_u16(), body };
+    let uid = Uid::random();
+    if let Ok(name) = Name::new(format!("a{}", uid.0.simple())) {
+        let mut rec: AuditRecord = Object::new(Kind::AuditRecord, org, name, entry);
+        rec.metadata.uid = uid;
+        let (done, stored) = oneshot::channel();
+        if state.audit.send((rec, done)).await.is_err() || stored.await.is_err() {
+            tracing::error!("the audit writer has stopped; a record is lost");
+        }
+    }
+    resp
+}
+
+
+/// Filters of `GET /op/v1/audit`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only this user's records.
+    pub user: Option<String>,
+    /// Only records of this organization (the operator, or a Manager of it or above it).
+    pub organization: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// The audit log, newest first: the operator's is everything; a Manager's, its organization's
+/// and its groups'; anyone else's, their own calls.
+#[utoipa::path(get, path = "/op/v1/audit", tag = "audit", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, body = Vec<Object<AuditEntry>>), (status = 400, body = ErrorInfo), (status = 401, body = ErrorInfo)))]
+pub async fn list(State(s): State<AppState>, c: Caller, Query(q): Query<AuditQuery>) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_LIST {
+        return Err(ApiError::invalid("limit", format!("must be 1 to {MAX_LIST}")));
+    }
+    let (mut all, _) = s.repo.list::<AuditEntry, ()>(Kind::AuditRecord).await?;
+    all.retain(|r| {
+        let org = r.metadata.organization.as_ref();
+        let mine = r.spec.user.as_deref() == Some(c.user.as_str());
+        let visible = c.role.is_operator() || mine || (c.role == Role::Manager && org.is_some_and(|o| c.scope.contains(o)));
+        visible
+            && q.user.as_ref().is_none_or(|u| r.spec.user.as_ref() == Some(u))
+            && q.organization.as_ref().is_none_or(|o| org.is_some_and(|x| x.as_str() == o))
+    });
+    all.sort_by_key(|r| std::cmp::Reverse(r.spec.at));
+    all.truncate(limit);
+    Ok(Json(all))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth() {
+        let mut v = serde_json::json!({"name": "u", "password": "hunter2", "spec": {"clientSecret": "s", "adminUrl": "postgres://a:b@h/db",
+            "list": [{"credentials": "c", "keep": 1}]}, "appRepo": {"userName": "u", "credentials": null}});
+        redact(&mut v);
+        let t = v.to_string();
+        assert!(!t.contains("hunter2") && !t.contains("postgres://") && !t.contains("\"s\"") && !t.contains("\"c\""), "{t}");
+        assert_eq!(v["name"], "u");
+        assert_eq!(v["spec"]["list"][0]["keep"], 1);
+        assert_eq!(v["password"], "[redacted]");
+    }
+
+    #[test]
+    fn only_management_writes() {
+        assert!(audited(&Method::POST, "/op/v1/users"));
+        assert!(audited(&Method::DELETE, "/edge-application-management/v0.1alpha1/apps/x"));
+        assert!(!audited(&Method::GET, "/op/v1/users"));
+        assert!(!audited(&Method::POST, "/uni/v1/sessions"));
+        assert!(!audited(&Method::POST, "/op/v1/auth/token"));
+        assert!(audited(&Method::POST, "/op/v1/auth/register"));
+    }
+}
