@@ -220,6 +220,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logs(&args.log_format);
     let mut watch = Stopwatch::start();
     info!(version = env!("CARGO_PKG_VERSION"), data_dir = %args.data_dir.display(), "opd starting");
+    // The configured ports first: listeners the platform opens on port 0 later (points of
+    // presence, ingress relays) are given ports by the kernel and must not take these.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let ewbi_listener = match args.ewbi_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the EWBI on {addr}"))?),
+        None => None,
+    };
     let boot = bootstrap::prepare_dir(&args.data_dir)?;
     watch.step("preparing the data directory");
     let engine = RedbEngine::open(&args.data_dir.join("store.redb"))
@@ -304,9 +313,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if state.uni.network.is_some() {
         tokio::spawn(op_api::netview::run(state.clone(), std::time::Duration::from_millis(args.network_refresh_ms.max(100))));
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     // Where app instances reach the platform (their containers cannot reach the host's
     // loopback): the runtime's bridge gateway, on the same port.
@@ -321,10 +327,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(l, r).await });
         platform_url = Some(url);
     }
-    if let Some(addr) = args.ewbi_listen {
+    if let Some(l) = ewbi_listener {
         let settings = bootstrap::ewbi_tls(&args.data_dir, &args.ewbi_cert, &args.ewbi_key, args.ewbi_client_ca.clone(), args.ewbi_require_client_cert)?;
         let config = op_api::ewbi::tls::server_config(&settings).map_err(|e| anyhow::anyhow!("EWBI TLS: {e}"))?;
-        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the EWBI on {addr}"))?;
+        let addr = l.local_addr()?;
         info!(%addr, url = %state.ewbi.public_url, "federation interface (EWBI) listening");
         println!("opd EWBI: {}", state.ewbi.public_url);
         tokio::spawn(op_api::ewbi::tls::serve(l, config, op_api::ewbi::router(state.clone()), shutdown()));
