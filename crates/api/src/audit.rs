@@ -63,7 +63,8 @@ pub type AuditRecord = Object<AuditEntry>;
 /// Who made a call: user, role, and the organization acted for.
 type Who = (String, Role, Option<Name>);
 
-/// Where the [`Caller`] extractor leaves who called, for the audit layer.
+/// Where the [`Caller`] extractor leaves who called, for the audit layer (and a handler whose
+/// caller has no credential yet, registration, who it turned out to be).
 #[derive(Clone, Default)]
 pub struct Slot(Arc<Mutex<Option<Who>>>);
 
@@ -164,13 +165,7 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
             *b = serde_json::Value::String("(longer than 4096 characters; not kept)".into());
         }
     }
-    let registered = || {
-        // Registration has no caller yet: the new Manager is who.
-        let b = body.as_ref().filter(|_| path == "/op/v1/auth/register" && resp.status().is_success())?;
-        let org = b["organization"].as_str().and_then(|o| Name::new(o).ok());
-        Some((b["name"].as_str()?.to_string(), Role::Manager, org))
-    };
-    let (user, role, org) = match slot.take().or_else(registered) {
+    let (user, role, org) = match slot.take() {
         Some((u, r, o)) => (Some(u), Some(r), o),
         None => (None, None, None),
     };

@@ -257,7 +257,7 @@ pub fn effective_role(state: &AppState, user: &UserSpec, org: &Name) -> Option<(
     if let Some(r) = user.role_in(org) {
         return Some((r, org.clone()));
     }
-    let ancestors = state.uni.index.read().map(|ix| ix.org_ancestors(org)).unwrap_or_else(|e| e.into_inner().org_ancestors(org));
+    let ancestors = state.uni.index.read().unwrap_or_else(|e| e.into_inner()).org_ancestors(org);
     ancestors.into_iter().find_map(|a| user.role_in(&a).map(|r| (r, a)))
 }
 
@@ -305,7 +305,7 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::Unauthenticated("developer token without organization".into()));
         }
         let scope = match &org {
-            Some(o) => state.uni.index.read().map(|ix| ix.org_scope(o)).unwrap_or_else(|e| e.into_inner().org_scope(o)),
+            Some(o) => state.uni.index.read().unwrap_or_else(|e| e.into_inner()).org_scope(o),
             None => BTreeSet::new(),
         };
         let caller = Caller { user, role, org, scope };

@@ -187,7 +187,11 @@ fn check_password(p: &str) -> Result<(), ApiError> {
 /// token needed; the operator turns it off with `opd serve --no-self-registration`.
 #[utoipa::path(post, path = "/op/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = UserView), (status = 400, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
-pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest>) -> Result<(StatusCode, Json<UserView>), ApiError> {
+pub async fn register(
+    State(s): State<AppState>,
+    audit: Option<axum::Extension<crate::audit::Slot>>,
+    Body(req): Body<RegisterRequest>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
     if !s.self_registration {
         return Err(ApiError::Forbidden("self-serve registration is off on this platform; ask the operator for an account".into()));
     }
@@ -213,6 +217,10 @@ pub async fn register(State(s): State<AppState>, Body(req): Body<RegisterRequest
     })?;
     let [_, user] = both;
     tracing::info!(user = %user.metadata.name, organization = %req.organization, "registered");
+    // No credential came with the call: the audit log names the new Manager.
+    if let Some(axum::Extension(slot)) = audit {
+        slot.set(&Caller::new(user.metadata.name.to_string(), Role::Manager, Some(req.organization.clone())));
+    }
     let view = UserView { metadata: user.metadata, organization: user_spec.organization, role: user_spec.role, memberships: Vec::new() };
     Ok((StatusCode::CREATED, Json(view)))
 }

@@ -162,7 +162,8 @@ pub struct EdgeIndex {
     policy_names: HashMap<Uid, Name>,
     /// Organizations (uid -> name, parent) and each one's groups: the API's access checks
     /// read them per request (a role in an organization holds in its groups).
-    orgs: HashMap<Uid, (Name, Option<Name>)>,
+    org_names: HashMap<Uid, Name>,
+    org_parent: HashMap<Name, Name>,
     org_children: HashMap<Name, BTreeSet<Name>>,
 }
 
@@ -460,13 +461,15 @@ impl EdgeIndex {
         self.remove_org(o.metadata.uid);
         if let Some(parent) = &o.spec.parent {
             self.org_children.entry(parent.clone()).or_default().insert(o.metadata.name.clone());
+            self.org_parent.insert(o.metadata.name.clone(), parent.clone());
         }
-        self.orgs.insert(o.metadata.uid, (o.metadata.name.clone(), o.spec.parent.clone()));
+        self.org_names.insert(o.metadata.uid, o.metadata.name.clone());
     }
 
     /// Removes an organization.
     pub fn remove_org(&mut self, uid: Uid) {
-        if let Some((name, Some(parent))) = self.orgs.remove(&uid) {
+        let Some(name) = self.org_names.remove(&uid) else { return };
+        if let Some(parent) = self.org_parent.remove(&name) {
             if let Some(c) = self.org_children.get_mut(&parent) {
                 c.remove(&name);
                 if c.is_empty() {
@@ -481,7 +484,7 @@ impl EdgeIndex {
     pub fn org_ancestors(&self, org: &Name) -> Vec<Name> {
         let mut out = Vec::new();
         let mut at = org;
-        while let Some(Some(p)) = self.orgs.values().find(|(n, _)| n == at).map(|(_, p)| p) {
+        while let Some(p) = self.org_parent.get(at) {
             if out.len() >= 64 || out.contains(p) {
                 break;
             }
