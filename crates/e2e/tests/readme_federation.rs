@@ -1,7 +1,7 @@
 //! The README's federation walk-through, executed verbatim with the real opctl against two
 //! platforms: B offers a zone, A federates, A's developer deploys there, usage agrees.
 
-use op_e2e::federation::start_ewbi;
+use op_e2e::federation::{start_ewbi, tail};
 use op_e2e::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -17,7 +17,8 @@ async fn readme_federation_runs() -> anyhow::Result<()> {
     ];
     let run = run_readme_block_with("federation", &a, &env).await?;
     assert!(run.stdout.contains("bzone-1"), "the peer shows B's zone: {}", run.stdout);
-    assert!(run.stdout.contains("true"), "both sides agree: {}", run.stdout);
+    // On a disagreement, both logs say which side missed which settlement event.
+    assert!(run.stdout.contains("true"), "both sides agree: {}\nA log:\n{}\nB log:\n{}", run.stdout, tail(&a.log()), tail(&b.log()));
     assert!(!run.stdout.contains("local-docker"), "no cloudlet of B shows at A: {}", run.stdout);
     Ok(())
 }
