@@ -27,6 +27,14 @@ triple=x86_64-unknown-linux-gnu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
+# The sample app's image carries a static BusyBox (Debian's busybox-static), so terminal
+# access (`opctl instance exec`) has a shell to run, as most real images do.
+if [ ! -x /bin/busybox ] || ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic executable\|statically linked'; then
+  echo "==> installing busybox-static" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq busybox-static >/dev/null
+fi
+
 echo "==> building op-sample-app, op-counter and op-probe (static, $triple)" >&2
 RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release -p op-sample-app --bins \
   --target "$triple" --target-dir "$target/static"
@@ -63,7 +71,16 @@ image=localhost/$name:latest
 echo "==> building $image" >&2
 ctx=$(mktemp -d)
 cp "$bin" "$ctx/app"
-printf 'FROM scratch\nCOPY app /%s\nEXPOSE 8080\nENTRYPOINT ["/%s"]\n' "$name" "$name" > "$ctx/Containerfile"
+printf 'FROM scratch\nCOPY app /%s\n' "$name" > "$ctx/Containerfile"
+if [ "$name" = op-sample-app ]; then
+  mkdir -p "$ctx/bin"
+  cp /bin/busybox "$ctx/bin/busybox"
+  for applet in sh ls cat echo env ps id hostname wc head tail sleep kill uname df free mkdir rm printf grep; do
+    ln -s busybox "$ctx/bin/$applet"
+  done
+  printf 'COPY bin /bin\n' >> "$ctx/Containerfile"
+fi
+printf 'EXPOSE 8080\nENTRYPOINT ["/%s"]\n' "$name" >> "$ctx/Containerfile"
 $SUDO podman build -q --layers -f "$ctx/Containerfile" -t "$image" "$ctx" >/dev/null
 rm -rf "$ctx"
 $SUDO podman image inspect --format '{{.Id}}' "$image"

@@ -118,7 +118,9 @@ fn audited(method: &Method, path: &str) -> bool {
     let device_or_token = ["/uni/", "/oauth2/", "/simple-edge-discovery/", "/optimal-edge-discovery/", "/application-endpoint-discovery/", "/op/v1/auth/token"]
         .iter()
         .any(|p| path.starts_with(p));
-    write && !device_or_token
+    // Opening a terminal into an instance is an action even though it is a GET (an upgrade).
+    let exec = path.starts_with("/op/v1/appinstances/") && path.ends_with("/exec");
+    (write && !device_or_token) || exec
 }
 
 /// Replaces the value of every field whose name suggests a secret.
@@ -159,6 +161,11 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
     let mut body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
     let resp = next.run(Request::from_parts(parts, AxumBody::from(bytes))).await;
+    if method == "GET" && !matches!(resp.status().as_u16(), 101 | 403) {
+        // An exec is recorded when a session opened or was refused to someone who can see the
+        // instance; a malformed or blind probe changed nothing and names nothing of the caller's.
+        return resp;
+    }
     if let Some(b) = body.as_mut() {
         redact(b);
         if b.to_string().len() > MAX_BODY_CHARS {

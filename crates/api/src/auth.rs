@@ -229,6 +229,13 @@ impl Caller {
 }
 
 fn bearer(parts: &Parts, hint: &str) -> Result<String, ApiError> {
+    // A browser cannot set headers on a WebSocket; it offers the token as a subprotocol.
+    let offered = parts.headers.get(axum::http::header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok());
+    if parts.headers.get(axum::http::header::AUTHORIZATION).is_none() {
+        if let Some(t) = offered.and_then(|v| v.split(',').find_map(|p| p.trim().strip_prefix("bearer."))) {
+            return Ok(t.to_string());
+        }
+    }
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)

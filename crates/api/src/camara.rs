@@ -622,7 +622,7 @@ pub async fn get_app_instances(
     Ok(Json(out))
 }
 
-async fn visible_instance(s: &AppState, c: &Caller, id: &str) -> Result<AppInstance, ApiError> {
+pub(crate) async fn visible_instance(s: &AppState, c: &Caller, id: &str) -> Result<AppInstance, ApiError> {
     let id = parse_uid(id, "appInstanceId")?;
     s.repo
         .get::<_, _>(Kind::AppInstance, id)
@@ -741,37 +741,3 @@ pub async fn get_edge_cloud_zones(
     Ok(Json(out))
 }
 
-/// Filters of the logs call.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct LogsQuery {
-    /// How many trailing lines (default 100, at most 10000).
-    pub tail: Option<usize>,
-}
-
-/// The last lines of an instance's container output.
-#[utoipa::path(get, path = "/op/v1/appinstances/{appInstanceId}/logs", tag = "instances", security(("bearer" = [])),
-    params(("appInstanceId" = String, Path), LogsQuery),
-    responses((status = 200, body = String, content_type = "text/plain"), (status = 404, body = ErrorInfo), (status = 503, body = ErrorInfo)))]
-pub async fn get_instance_logs(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(id): Path<String>,
-    Query(q): Query<LogsQuery>,
-) -> Result<String, ApiError> {
-    let inst = visible_instance(&s, &c, &id).await?;
-    let tail = q.tail.unwrap_or(100);
-    if tail > 10_000 {
-        return Err(ApiError::invalid("tail", "must be at most 10000"));
-    }
-    let cl = s
-        .repo
-        .get_by_name::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, &inst.spec.cloudlet)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("the instance's cloudlet no longer exists".into()))?;
-    let driver = s.drivers.for_cloudlet(&cl.spec).map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let name = format!("op-{}", inst.metadata.uid);
-    driver.logs(&name, tail).await.map_err(|e| match e {
-        op_driver::DriverError::NotFound(_) => ApiError::NotFound("the instance has no container yet".into()),
-        e => ApiError::Unavailable(e.to_string()),
-    })
-}

@@ -7,12 +7,15 @@ pub mod audit;
 pub mod auth;
 pub mod camara;
 pub mod error;
+pub mod events;
 pub mod ewbi;
 pub mod infra;
+pub mod instances;
 pub mod json;
 pub mod metrics;
 pub mod mobility;
 pub mod placement;
+pub mod resources;
 pub mod scale;
 pub mod netview;
 pub mod oidc;
@@ -70,7 +73,7 @@ impl Modify for BearerAuth {
         infra::list_platform_services, infra::create_platform_service, infra::get_platform_service, infra::delete_platform_service, infra::update_platform_service,
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
-        camara::get_instance_detail, camara::get_instance_logs, camara::get_edge_cloud_zones, placement::place, telemetry::get, serverless::pops, serverless::status, serverless::put_policy, mobility::report, mobility::list_relocations, mobility::get_relocation,
+        camara::get_instance_detail, instances::logs, instances::exec, instances::debug, events::list, resources::instances, resources::apps, resources::tenants, resources::cloudlets, camara::get_edge_cloud_zones, placement::place, telemetry::get, serverless::pops, serverless::status, serverless::put_policy, mobility::report, mobility::list_relocations, mobility::get_relocation,
         uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::close, uni::keys, uni::well_known, uni::closest_edge_zone,
         uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
         ams::list_registrations, ams::create_registration, ams::get_registration, ams::put_registration, ams::delete_registration,
@@ -169,7 +172,14 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/mobility/reports", axum::routing::post(mobility::report))
         .route("/op/v1/relocations", get(mobility::list_relocations))
         .route("/op/v1/relocations/{id}", get(mobility::get_relocation))
-        .route("/op/v1/appinstances/{id}/logs", get(get_instance_logs))
+        .route("/op/v1/appinstances/{id}/logs", get(instances::logs))
+        .route("/op/v1/appinstances/{id}/exec", get(instances::exec))
+        .route("/op/v1/appinstances/{id}/debug", get(instances::debug))
+        .route("/op/v1/events", get(events::list))
+        .route("/op/v1/resources/instances", get(resources::instances))
+        .route("/op/v1/resources/apps", get(resources::apps))
+        .route("/op/v1/resources/tenants", get(resources::tenants))
+        .route("/op/v1/resources/cloudlets", get(resources::cloudlets))
         .route(&format!("{b}/apps"), get(get_apps).post(submit_app))
         .route(&format!("{b}/apps/{{id}}"), get(get_app).delete(delete_app))
         .route(&format!("{b}/appinstances"), get(get_app_instances).post(create_app_instance))

@@ -66,4 +66,8 @@ pub struct Shared {
     pub oidc_codes: crate::oidc::Codes,
     /// Audit records on their way to the store.
     pub audit: crate::audit::Queue,
+    /// Recent events of instances and cloudlets (debug view, operator events, alarms).
+    pub events: crate::events::Events,
+    /// The latest resource readings of every local instance.
+    pub resources: crate::resources::Resources,
 }

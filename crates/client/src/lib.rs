@@ -3,6 +3,9 @@
 
 use op_types::specs::{AppInstance, Role};
 use op_types::{Object, Uid};
+pub mod exec;
+
+pub use op_types::observe::InstanceDebug;
 pub use op_types::views::{AppInstanceInfo, AppManifest, EdgeCloudZone, TokenResponse, UserView};
 pub use reqwest::Method;
 use reqwest::StatusCode;
@@ -32,6 +35,9 @@ pub enum ClientError {
     /// The answer was not what the API promises.
     #[error("unexpected answer: {0}")]
     Decode(String),
+    /// A WebSocket (terminal access) failed after it was accepted, or could not be opened.
+    #[error("terminal session: {0}")]
+    WebSocket(String),
 }
 
 impl ClientError {
@@ -80,18 +86,7 @@ impl Client {
         if status.is_success() {
             return Ok(text);
         }
-        Err(match serde_json::from_str::<Value>(&text) {
-            Ok(v) if v["code"].is_string() => ClientError::Api {
-                status: status.as_u16(),
-                code: v["code"].as_str().unwrap_or_default().to_string(),
-                message: v["message"].as_str().unwrap_or_default().to_string(),
-            },
-            _ => ClientError::Api {
-                status: status.as_u16(),
-                code: status.canonical_reason().unwrap_or("ERROR").to_string(),
-                message: text,
-            },
-        })
+        Err(api_error(status, &text))
     }
 
     /// Exchanges a user name and password for a token acting for `org` (default: the user's
@@ -204,5 +199,52 @@ impl Client {
     /// The last `tail` lines of an instance's output.
     pub async fn logs(&self, id: Uid, tail: usize) -> Result<String, ClientError> {
         self.call_text(Method::GET, &format!("/op/v1/appinstances/{id}/logs?tail={tail}"), None).await
+    }
+
+    /// The last `tail` lines of an instance's output, then what it writes from now on, as
+    /// it arrives; the stream ends when the container stops.
+    pub async fn follow_logs(
+        &self,
+        id: Uid,
+        tail: usize,
+    ) -> Result<impl futures::Stream<Item = Result<Vec<u8>, ClientError>>, ClientError> {
+        use futures::StreamExt;
+        let mut rb = self.http.get(format!("{}/op/v1/appinstances/{id}/logs?tail={tail}&follow=true", self.base));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            return Err(api_error(status, &resp.text().await?));
+        }
+        Ok(resp.bytes_stream().map(|r| r.map(|b| b.to_vec()).map_err(ClientError::from)))
+    }
+
+    /// An instance's debug view: state, container, health checks, events, last output.
+    pub async fn debug(&self, id: Uid) -> Result<InstanceDebug, ClientError> {
+        self.call(Method::GET, &format!("/op/v1/appinstances/{id}/debug"), None).await
+    }
+
+    /// Runs `cmd` in the instance's container, attached over a WebSocket (a terminal when
+    /// `tty`).
+    pub async fn exec(&self, id: Uid, cmd: &[String], tty: bool) -> Result<exec::Exec, ClientError> {
+        exec::Exec::open(&self.base, self.token.as_deref(), id, cmd, tty).await
+    }
+}
+
+/// A [`ClientError`] from a refusal's status and body.
+fn api_error(status: StatusCode, text: &str) -> ClientError {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) if v["code"].is_string() => ClientError::Api {
+            status: status.as_u16(),
+            code: v["code"].as_str().unwrap_or_default().to_string(),
+            message: v["message"].as_str().unwrap_or_default().to_string(),
+        },
+        _ => ClientError::Api {
+            status: status.as_u16(),
+            code: status.canonical_reason().unwrap_or("ERROR").to_string(),
+            message: text.to_string(),
+        },
     }
 }

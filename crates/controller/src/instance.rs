@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use op_driver::{
-    ContainerSpec, DriverError, PortProtocol, PortSpec, LABEL_INSTANCE,
+    ContainerSpec, ContainerState, DriverError, PortProtocol, PortSpec, LABEL_INSTANCE,
     LABEL_MANAGED, LABEL_ORG, LABEL_PLATFORM,
 };
 use op_store::Repo;
@@ -195,6 +195,27 @@ impl Reconciler for InstanceReconciler {
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,
         };
         let known = inst.observed.container_id.is_some();
+        if known && inst.status.holds("ContainerRunning") {
+            // A container that ended on its own is recorded before it is started again, so the
+            // exit shows in the instance's status and events rather than passing unseen.
+            if let Ok(Some(info)) = driver.inspect(&spec.name).await {
+                if info.state == ContainerState::Exited {
+                    let code = info.exit_code.map_or_else(|| "an unknown code".to_string(), |c| c.to_string());
+                    let reason = if info.oom_killed { "OOMKilled" } else { "Exited" };
+                    inst.observed.restarts += 1;
+                    inst.status.set_condition("ContainerRunning", false, reason);
+                    inst.status.set_condition("Ready", false, reason);
+                    inst.status.state = State::Creating;
+                    inst.status.message = Some(format!(
+                        "the container exited with {code}{}; starting it again (restart {})",
+                        if info.oom_killed { " (out of memory)" } else { "" },
+                        inst.observed.restarts
+                    ));
+                    self.save(&mut inst, &inst_before).await?;
+                    return Ok(Action::Requeue(STARTING_PROBE));
+                }
+            }
+        }
         let info = match crate::container::ensure_running(driver.as_ref(), &spec, known).await {
             Ok(info) => info,
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,

@@ -38,8 +38,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::container::{
     Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions, RemoveContainerOptions,
-    StartContainerOptions, StopContainerOptions,
+    StartContainerOptions, StatsOptions, StopContainerOptions,
 };
+use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
 use bollard::errors::Error as BollardError;
 use bollard::image::{ImportImageOptions, TagImageOptions};
 use bollard::models::{
@@ -50,7 +51,10 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 use futures::StreamExt;
 use tracing::{debug, warn};
 
-use crate::{ContainerInfo, ContainerSpec, ContainerState, Driver, DriverError, PortProtocol, PublishedPort};
+use crate::{
+    ByteStream, ContainerInfo, ContainerSpec, ContainerState, ContainerStats, Driver, DriverError, ExecOutput, ExecRequest,
+    ExecSession, PortProtocol, PublishedPort,
+};
 
 /// Seconds one runtime request may take before it counts as unavailable.
 const TIMEOUT_SECS: u64 = 120;
@@ -312,6 +316,9 @@ fn inspect_info(r: ContainerInspectResponse) -> ContainerInfo {
             .filter(|a| !a.is_empty())
             .or_else(|| n.networks.as_ref()?.values().find_map(|e| e.ip_address.clone().filter(|a| !a.is_empty())))
     });
+    // Runtimes write the zero time for "never".
+    let when = |t: Option<&String>| t.filter(|t| !t.is_empty() && !t.starts_with("0001-")).cloned();
+    let st = r.state.as_ref();
     ContainerInfo {
         id: r.id.unwrap_or_default(),
         name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
@@ -320,6 +327,10 @@ fn inspect_info(r: ContainerInspectResponse) -> ContainerInfo {
         exit_code,
         ports,
         address,
+        started_at: when(st.and_then(|s| s.started_at.as_ref())),
+        finished_at: when(st.and_then(|s| s.finished_at.as_ref())),
+        oom_killed: st.and_then(|s| s.oom_killed).unwrap_or(false),
+        error: st.and_then(|s| s.error.clone()).filter(|e| !e.is_empty()),
     }
 }
 
@@ -356,6 +367,10 @@ fn summary_info(s: ContainerSummary) -> ContainerInfo {
         exit_code,
         ports: normalize(ports),
         address,
+        started_at: None,
+        finished_at: None,
+        oom_killed: false,
+        error: None,
     }
 }
 
@@ -687,6 +702,8 @@ impl Driver for DockerDriver {
         match self.client().await?.inspect_container(id, None).await {
             Ok(r) => Ok(Some(inspect_info(r))),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            // Podman answers 500 "no such container" for one it is removing at that moment.
+            Err(BollardError::DockerResponseServerError { message, .. }) if message.contains("no such container") => Ok(None),
             Err(e) if is_decode_error(&e) => {
                 debug!(container = %id, error = %e, "inspect answer not decodable; looking the container up by listing");
                 self.inspect_by_listing(id).await
@@ -715,24 +732,105 @@ impl Driver for DockerDriver {
 
     /// The last `tail` lines of stdout and stderr, in the order the runtime returns them,
     /// decoded as UTF-8 (invalid bytes replaced).
-    async fn logs(&self, id: &str, tail: usize) -> Result<String, DriverError> {
-        let docker = self.client().await?;
-        let opts = LogsOptions::<String> { stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() };
-        let mut stream = docker.logs(id, Some(opts));
-        let mut out = Vec::new();
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message }) => {
-                    out.extend_from_slice(&message);
-                }
-                Ok(LogOutput::StdIn { .. }) => {}
-                Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
-                    return Err(DriverError::NotFound(id.to_string()))
-                }
-                Err(e) => return Err(self.map(e)),
-            }
+    /// Looks the container up first, so a missing one is an error before the stream starts
+    /// (a quiet container's stream may not yield anything for a long time).
+    async fn logs(&self, id: &str, tail: usize, follow: bool) -> Result<ByteStream, DriverError> {
+        if self.inspect(id).await?.is_none() {
+            return Err(DriverError::NotFound(id.to_string()));
         }
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        let docker = self.client().await?.clone();
+        let opts = LogsOptions::<String> { stdout: true, stderr: true, follow, tail: tail.to_string(), ..Default::default() };
+        let id = id.to_string();
+        let endpoint = self.endpoint.clone();
+        let stream = docker.logs(&id, Some(opts)).filter_map(move |item| {
+            let out = match item {
+                Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message }) => {
+                    Some(Ok(message.to_vec()))
+                }
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                    Some(Err(DriverError::NotFound(id.clone())))
+                }
+                Err(e) => Some(Err(DriverError::Runtime(format!("reading logs from {endpoint}: {e}")))),
+            };
+            std::future::ready(out)
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecSession, DriverError> {
+        let docker = self.client().await?;
+        let opts = CreateExecOptions {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(req.tty),
+            cmd: Some(req.cmd.clone()),
+            ..Default::default()
+        };
+        let created = docker.create_exec(id, opts).await.map_err(|e| match e {
+            BollardError::DockerResponseServerError { status_code: 404, .. } => DriverError::NotFound(id.to_string()),
+            BollardError::DockerResponseServerError { message, .. } => DriverError::Runtime(message),
+            e => self.map(e),
+        })?;
+        let start = StartExecOptions { detach: false, tty: req.tty, output_capacity: Some(64 * 1024) };
+        match docker.start_exec(&created.id, Some(start)).await.map_err(|e| self.map(e))? {
+            StartExecResults::Attached { output, input } => {
+                let output = output.filter_map(|item| {
+                    std::future::ready(match item {
+                        Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                            Some(Ok(ExecOutput::Stdout(message.to_vec())))
+                        }
+                        Ok(LogOutput::StdErr { message }) => Some(Ok(ExecOutput::Stderr(message.to_vec()))),
+                        Ok(LogOutput::StdIn { .. }) => None,
+                        Err(e) => Some(Err(DriverError::Runtime(format!("exec output: {e}")))),
+                    })
+                });
+                Ok(ExecSession { id: created.id, output: Box::pin(output), input })
+            }
+            StartExecResults::Detached => Err(DriverError::Runtime("the runtime detached an attached exec".into())),
+        }
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, DriverError> {
+        let r = self.client().await?.inspect_exec(exec_id).await.map_err(|e| match e {
+            BollardError::DockerResponseServerError { status_code: 404, .. } => DriverError::NotFound(exec_id.to_string()),
+            e => self.map(e),
+        })?;
+        Ok(if r.running == Some(true) { None } else { r.exit_code })
+    }
+
+    async fn exec_resize(&self, exec_id: &str, cols: u16, rows: u16) -> Result<(), DriverError> {
+        let opts = ResizeExecOptions { width: cols, height: rows };
+        self.client().await?.resize_exec(exec_id, opts).await.map_err(|e| self.map(e))
+    }
+
+    /// One reading (`stream=false`), without the runtime's second sample: callers keep the
+    /// previous reading and compute rates themselves.
+    async fn stats(&self, id: &str) -> Result<ContainerStats, DriverError> {
+        let docker = self.client().await?;
+        let mut stream = docker.stats(id, Some(StatsOptions { stream: false, one_shot: true }));
+        let st = match stream.next().await {
+            Some(Ok(st)) => st,
+            Some(Err(BollardError::DockerResponseServerError { status_code: 404, .. })) | None => {
+                return Err(DriverError::NotFound(id.to_string()))
+            }
+            Some(Err(e)) => return Err(self.map(e)),
+        };
+        let nets = st.networks.iter().flat_map(|n| n.values()).chain(st.network.iter());
+        let (rx, tx) = nets.fold((0, 0), |(rx, tx), n| (rx + n.rx_bytes, tx + n.tx_bytes));
+        let io = st.blkio_stats.io_service_bytes_recursive.unwrap_or_default();
+        let sum = |op: &str| io.iter().filter(|e| e.op.eq_ignore_ascii_case(op)).map(|e| e.value).sum();
+        Ok(ContainerStats {
+            cpu_ns: st.cpu_stats.cpu_usage.total_usage,
+            memory_bytes: st.memory_stats.usage.unwrap_or(0),
+            memory_limit_bytes: st.memory_stats.limit.unwrap_or(0),
+            net_rx_bytes: rx,
+            net_tx_bytes: tx,
+            disk_read_bytes: sum("read"),
+            disk_write_bytes: sum("write"),
+            pids: st.pids_stats.current.unwrap_or(0),
+        })
     }
 }
 

@@ -110,6 +110,70 @@ pub struct ContainerInfo {
     pub ports: Vec<PublishedPort>,
     /// The container's address on its network (where other containers reach it), when it has one.
     pub address: Option<String>,
+    /// When the container last started and, once it stopped, when it finished (RFC 3339, as
+    /// the runtime says), for the debug view; `None` when the runtime did not say (lists).
+    pub started_at: Option<String>,
+    /// When the container last stopped (RFC 3339), if it did.
+    pub finished_at: Option<String>,
+    /// The kernel killed the container for exceeding its memory limit: the first thing a
+    /// developer wants to know about an exit.
+    pub oom_killed: bool,
+    /// The runtime's own error for the container (a failed start), if any.
+    pub error: Option<String>,
+}
+
+/// A stream of bytes a container wrote (its logs), ending when the container's output ends.
+pub type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, DriverError>> + Send>>;
+
+/// What to run inside a running container ([`Driver::exec`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The command and its arguments (no shell is implied).
+    pub cmd: Vec<String>,
+    /// Allocate a terminal: output arrives as one stream, and the terminal can be resized.
+    pub tty: bool,
+}
+
+/// One chunk of an exec's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecOutput {
+    /// Written to standard output (everything, with a terminal).
+    Stdout(Vec<u8>),
+    /// Written to standard error.
+    Stderr(Vec<u8>),
+}
+
+/// A running exec: its output, its input, and its runtime id to ask for the exit code once
+/// the output has ended.
+pub struct ExecSession {
+    /// Runtime id of the exec ([`Driver::exec_exit_code`], [`Driver::exec_resize`]).
+    pub id: String,
+    /// Output until the process ends.
+    pub output: std::pin::Pin<Box<dyn futures::Stream<Item = Result<ExecOutput, DriverError>> + Send>>,
+    /// Standard input of the process; shutting it down sends end-of-file.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+/// A container's resource counters at one moment. Counters (CPU time, bytes) only grow; the
+/// caller turns two readings into rates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContainerStats {
+    /// CPU time the container used, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory in use, in bytes.
+    pub memory_bytes: u64,
+    /// Memory limit in bytes (the host's memory when unlimited).
+    pub memory_limit_bytes: u64,
+    /// Bytes received on all its interfaces.
+    pub net_rx_bytes: u64,
+    /// Bytes sent on all its interfaces.
+    pub net_tx_bytes: u64,
+    /// Bytes read from block devices.
+    pub disk_read_bytes: u64,
+    /// Bytes written to block devices.
+    pub disk_write_bytes: u64,
+    /// Processes (tasks) in the container.
+    pub pids: u64,
 }
 
 /// Driver errors. Each says whether retrying can help, so controllers pick their backoff
@@ -164,8 +228,20 @@ pub trait Driver: Send + Sync + 'static {
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, DriverError>;
     /// Lists containers (running or not) carrying all of `labels`.
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, DriverError>;
-    /// The last `tail` lines of a container's stdout and stderr.
-    async fn logs(&self, id: &str, tail: usize) -> Result<String, DriverError>;
+    /// The last `tail` lines of a container's stdout and stderr and, with `follow`, what it
+    /// writes from then on, until it stops or the stream is dropped. A missing container is
+    /// [`DriverError::NotFound`] here, before any byte.
+    async fn logs(&self, id: &str, tail: usize, follow: bool) -> Result<ByteStream, DriverError>;
+    /// Starts `req` inside the running container `id` with its input and output attached
+    /// (terminal access). A container that is not running is [`DriverError::NotFound`] when
+    /// missing, [`DriverError::Runtime`] when stopped.
+    async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecSession, DriverError>;
+    /// The exit code of exec `exec_id`, `None` while it still runs.
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, DriverError>;
+    /// Resizes the terminal of exec `exec_id` (one started with `tty`).
+    async fn exec_resize(&self, exec_id: &str, cols: u16, rows: u16) -> Result<(), DriverError>;
+    /// The container's resource counters now.
+    async fn stats(&self, id: &str) -> Result<ContainerStats, DriverError>;
     /// The image as a `docker save` archive (a tar with `manifest.json`, the config and the
     /// layers), so a federation partner can load it into its own runtime: partners cannot pull
     /// from the originating platform's cloudlets, and images may never have been in a registry.

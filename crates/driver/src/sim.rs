@@ -20,7 +20,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{ContainerInfo, ContainerSpec, ContainerState, Driver, DriverError, PublishedPort};
+use crate::{
+    ByteStream, ContainerInfo, ContainerSpec, ContainerState, ContainerStats, Driver, DriverError, ExecRequest, ExecSession,
+    PublishedPort,
+};
 
 #[derive(Clone, Debug)]
 struct SimContainer {
@@ -29,7 +32,15 @@ struct SimContainer {
     labels: BTreeMap<String, String>,
     state: ContainerState,
     ports: Vec<PublishedPort>,
+    millicpus: u64,
+    memory_bytes: u64,
+    started: Option<std::time::Instant>,
 }
+
+/// The load a simulated container models: a tenth of its CPU limit, a quarter of its memory.
+const SIM_CPU_SHARE: f64 = 0.1;
+/// Memory a simulated container without a limit models using.
+const SIM_UNLIMITED_MEMORY: u64 = 16 << 20;
 
 /// A simulated cloudlet.
 #[derive(Debug)]
@@ -151,6 +162,10 @@ impl SimDriver {
             exit_code: (c.state == ContainerState::Exited).then_some(0),
             ports: c.ports.clone(),
             address: None,
+            started_at: None,
+            finished_at: None,
+            oom_killed: false,
+            error: None,
         }
     }
 }
@@ -233,7 +248,16 @@ impl Driver for SimDriver {
             .collect();
         map.insert(
             id.clone(),
-            SimContainer { id: id.clone(), name: spec.name.clone(), labels: spec.labels.clone(), state: ContainerState::Created, ports },
+            SimContainer {
+                id: id.clone(),
+                name: spec.name.clone(),
+                labels: spec.labels.clone(),
+                state: ContainerState::Created,
+                ports,
+                millicpus: spec.millicpus,
+                memory_bytes: spec.memory_bytes,
+                started: None,
+            },
         );
         Ok(id)
     }
@@ -245,6 +269,9 @@ impl Driver for SimDriver {
         let mut map = self.lock();
         let key = Self::find(&map, id).map(|c| c.id.clone()).ok_or_else(|| DriverError::NotFound(id.to_string()))?;
         if let Some(c) = map.get_mut(&key) {
+            if c.state != ContainerState::Running {
+                c.started = Some(std::time::Instant::now());
+            }
             c.state = ContainerState::Running;
         }
         Ok(())
@@ -281,10 +308,47 @@ impl Driver for SimDriver {
             .collect())
     }
 
-    async fn logs(&self, id: &str, _tail: usize) -> Result<String, DriverError> {
+    /// One line naming the container; a simulated container writes nothing more, so a follow
+    /// ends there too.
+    async fn logs(&self, id: &str, _tail: usize, _follow: bool) -> Result<ByteStream, DriverError> {
         let map = self.lock();
         let c = Self::find(&map, id).ok_or_else(|| DriverError::NotFound(id.to_string()))?;
-        Ok(format!("simulated container {} ({:?})\n", c.name, c.state))
+        let line = format!("simulated container {} ({:?})\n", c.name, c.state).into_bytes();
+        Ok(Box::pin(futures::stream::iter([Ok(line)])))
+    }
+
+    /// Nothing runs in a simulated container.
+    async fn exec(&self, id: &str, _req: &ExecRequest) -> Result<ExecSession, DriverError> {
+        match Self::find(&self.lock(), id) {
+            None => Err(DriverError::NotFound(id.to_string())),
+            Some(_) => Err(DriverError::Runtime("a simulated cloudlet runs no processes to attach to".into())),
+        }
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, DriverError> {
+        Err(DriverError::NotFound(exec_id.to_string()))
+    }
+
+    async fn exec_resize(&self, exec_id: &str, _cols: u16, _rows: u16) -> Result<(), DriverError> {
+        Err(DriverError::NotFound(exec_id.to_string()))
+    }
+
+    /// The modelled load: [`SIM_CPU_SHARE`] of the CPU limit since the start, a quarter of
+    /// the memory limit, no traffic.
+    async fn stats(&self, id: &str) -> Result<ContainerStats, DriverError> {
+        let map = self.lock();
+        let c = Self::find(&map, id).ok_or_else(|| DriverError::NotFound(id.to_string()))?;
+        let running = c.state == ContainerState::Running;
+        let up_ns = c.started.filter(|_| running).map_or(0.0, |t| t.elapsed().as_nanos() as f64);
+        let cpus = if c.millicpus == 0 { 1.0 } else { c.millicpus as f64 / 1000.0 };
+        let limit = if c.memory_bytes == 0 { SIM_UNLIMITED_MEMORY * 4 } else { c.memory_bytes };
+        Ok(ContainerStats {
+            cpu_ns: (up_ns * cpus * SIM_CPU_SHARE) as u64,
+            memory_bytes: if running { limit / 4 } else { 0 },
+            memory_limit_bytes: limit,
+            pids: u64::from(running),
+            ..ContainerStats::default()
+        })
     }
 
     async fn reachable(&self, host: &str, port: u16) -> bool {

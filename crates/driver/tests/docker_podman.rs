@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::image::RemoveImageOptions;
+use futures::StreamExt;
 use op_driver::docker::{DockerDriver, HOST_PORTS};
 use op_driver::{
     ContainerSpec, ContainerState, Driver, DriverError, PortProtocol, PortSpec, LABEL_INSTANCE, LABEL_MANAGED,
@@ -208,8 +209,32 @@ async fn lifecycle_and_idempotence() {
     let other = d.list(&[(LABEL_INSTANCE, instance.as_str()), (LABEL_MANAGED, "false")]).await.expect("list");
     assert!(other.is_empty(), "all labels must match: {other:?}");
 
-    let logs = d.logs(&id, 10).await.expect("logs");
+    let logs: Vec<u8> = d.logs(&id, 10, false).await.expect("logs").map(|c| c.expect("log chunk")).concat().await;
+    let logs = String::from_utf8_lossy(&logs);
     assert!(logs.contains("listening"), "logs: {logs:?}");
+
+    // Counters from the runtime: memory in use under its limit, a process, CPU time spent.
+    let st = d.stats(&id).await.expect("stats");
+    assert!(st.memory_bytes > 0 && st.memory_limit_bytes >= st.memory_bytes && st.pids >= 1 && st.cpu_ns > 0, "{st:?}");
+    assert!(matches!(d.stats("op-no-such-container").await, Err(DriverError::NotFound(_))));
+    // A command runs inside (the sample image carries BusyBox); its output, on the right
+    // stream, and its exit code come back.
+    let cmd = ["sh", "-c", "echo out; echo err >&2; exit 3"].map(String::from).to_vec();
+    let mut session = d.exec(&id, &op_driver::ExecRequest { cmd, tty: false }).await.expect("exec");
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut session.input).await;
+    let exec_id = session.id.clone();
+    let output: Vec<_> = session.output.map(|c| c.expect("exec output")).collect().await;
+    assert!(output.contains(&op_driver::ExecOutput::Stdout(b"out\n".to_vec())), "{output:?}");
+    assert!(output.contains(&op_driver::ExecOutput::Stderr(b"err\n".to_vec())), "{output:?}");
+    let mut code = None;
+    for _ in 0..40 {
+        code = d.exec_exit_code(&exec_id).await.expect("exit code");
+        if code.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(code, Some(3), "the exec ended and its exit code is known");
 
     let t = Instant::now();
     d.stop(&id, Duration::from_secs(5)).await.expect("stop");
@@ -226,7 +251,8 @@ async fn lifecycle_and_idempotence() {
     assert!(d.list(&[(LABEL_INSTANCE, instance.as_str())]).await.expect("list").is_empty());
     d.stop(&id, Duration::from_secs(1)).await.expect("stopping a missing container is not an error");
     assert!(matches!(d.start(&id).await, Err(DriverError::NotFound(_))));
-    assert!(matches!(d.logs(&id, 10).await, Err(DriverError::NotFound(_))));
+    assert!(matches!(d.logs(&id, 10, false).await, Err(DriverError::NotFound(_))));
+    assert!(matches!(d.exec(&id, &op_driver::ExecRequest { cmd: vec!["true".into()], tty: false }).await, Err(DriverError::NotFound(_))));
 }
 
 #[tokio::test]
@@ -411,7 +437,8 @@ async fn unreachable_runtime_is_unavailable() {
         stale.remove(&s.name).await.err(),
         stale.inspect(&s.name).await.err(),
         stale.list(&[]).await.err(),
-        stale.logs(&s.name, 10).await.err(),
+        stale.logs(&s.name, 10, false).await.err(),
+        stale.stats(&s.name).await.err(),
     ];
     let _ = std::fs::remove_file(&path);
     for r in results {

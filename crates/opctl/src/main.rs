@@ -4,6 +4,7 @@ mod access;
 mod config;
 mod device;
 mod federation;
+mod inspect;
 mod output;
 mod relocation;
 mod serverless;
@@ -95,6 +96,27 @@ enum Cmd {
         /// At most this many, newest first (1-1000).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+    },
+    /// Recent events of instances (and, for the operator, cloudlets), newest first.
+    Events {
+        /// Only this instance's (name or id).
+        #[arg(long)]
+        instance: Option<String>,
+        /// Only cloudlets' (operator).
+        #[arg(long)]
+        cloudlets: bool,
+        /// Only warnings.
+        #[arg(long)]
+        warnings: bool,
+        /// At most this many (1-1000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Resource use (CPU, memory, disk, network) and health, per instance, app, organization or
+    /// cloudlet (operator).
+    Resources {
+        #[arg(value_enum, default_value = "instances")]
+        view: inspect::ResourceView,
     },
     /// Clients of the platform's OpenID Connect provider (operator).
     OidcClient {
@@ -411,7 +433,24 @@ enum InstanceCmd {
         instance: String,
         #[arg(long, default_value_t = 100)]
         tail: usize,
+        /// Keep printing what it writes, until it stops (or Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
     },
+    /// Run a command inside the instance's container, with this terminal's input and output
+    /// (e.g. `opctl instance exec web -- sh -c 'ls /'`); exits with the command's code.
+    Exec {
+        instance: String,
+        /// Give the command a terminal (interactive shells).
+        #[arg(short, long)]
+        tty: bool,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Everything about an instance's health on one page: state, container, endpoint checks,
+    /// recent events and last output.
+    Debug { instance: String },
 }
 
 pub(crate) struct Ctx {
@@ -449,6 +488,14 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Apikey { cmd } => access::api_keys(&ctx, cmd).await,
         Cmd::OidcClient { cmd } => access::oidc_clients(&ctx, cmd).await,
         Cmd::Audit { user, org, limit } => access::audit(&ctx, user, org, limit).await,
+        Cmd::Resources { view } => inspect::resources(&ctx, view).await,
+        Cmd::Events { instance, cloudlets, warnings, limit } => {
+            let id = match instance {
+                Some(i) => Some(instance_id(&ctx, &i).await?),
+                None => None,
+            };
+            inspect::events(&ctx, id, cloudlets, warnings, limit).await
+        }
         Cmd::Zones => {
             let zones = ctx.client.zones().await?;
             print(ctx.out, &zones, || zones_table(&zones))
@@ -1010,11 +1057,16 @@ async fn instances(ctx: &Ctx, cmd: InstanceCmd) -> Result<()> {
             println!("{url}");
             Ok(())
         }
-        InstanceCmd::Logs { instance, tail } => {
+        InstanceCmd::Logs { instance, tail, follow } => {
             let id = instance_id(ctx, &instance).await?;
+            if follow {
+                return inspect::follow_logs(ctx, id, tail).await;
+            }
             print!("{}", ctx.client.logs(id, tail).await?);
             Ok(())
         }
+        InstanceCmd::Exec { instance, tty, command } => inspect::exec(ctx, instance_id(ctx, &instance).await?, command, tty).await,
+        InstanceCmd::Debug { instance } => inspect::debug(ctx, instance_id(ctx, &instance).await?).await,
     }
 }
 

@@ -68,6 +68,9 @@ struct ServeArgs {
     /// How long an instance of a capacity-based app must serve nobody before it is removed, s.
     #[arg(long, default_value_t = 60)]
     scale_in_after_secs: u64,
+    /// How often every instance's resource use (CPU, memory, disk, network) is read, ms.
+    #[arg(long, default_value_t = 10_000)]
+    resources_every_ms: u64,
     /// How often each cloudlet's usage is sampled for placement's forecasts, ms.
     #[arg(long, default_value_t = 60_000)]
     usage_sample_ms: u64,
@@ -300,6 +303,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         self_registration: !args.no_self_registration,
         oidc_codes: Default::default(),
         audit: op_api::audit::start(repo.clone()),
+        events: op_api::events::Events::start(repo.clone()).await.context("reading instances and cloudlets for events")?,
+        resources: Default::default(),
     });
 
     watch.step("loading keys, usage and federation settings");
@@ -354,6 +359,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1)));
         tokio::spawn(op_api::ams::run(state.clone()));
         tokio::spawn(op_api::usage::run(state.clone(), std::time::Duration::from_millis(args.usage_sample_ms.max(100))));
+        tokio::spawn(op_api::resources::run(state.clone(), std::time::Duration::from_millis(args.resources_every_ms.max(100))));
         tokio::spawn(op_api::scale::run(
             state.clone(),
             std::time::Duration::from_millis(args.scale_every_ms.max(100)),

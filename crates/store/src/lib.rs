@@ -7,6 +7,7 @@
 //! atomic and fsynced). One test suite (`tests/engine_suite.rs`) runs against every engine.
 
 mod engine;
+pub mod informer;
 mod redb_engine;
 mod repo;
 

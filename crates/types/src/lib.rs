@@ -11,6 +11,7 @@ pub mod ewbi;
 pub mod ids;
 pub mod meta;
 pub mod mobility;
+pub mod observe;
 pub mod secret;
 pub mod serverless;
 pub mod specs;

@@ -238,6 +238,11 @@ pub struct Status {
 }
 
 impl Status {
+    /// Whether condition `kind` is set and true.
+    pub fn holds(&self, kind: &str) -> bool {
+        self.conditions.iter().any(|c| c.kind == kind && c.status)
+    }
+
     /// Sets condition `kind` to `status`, keeping its `since` when the value did not change.
     pub fn set_condition(&mut self, kind: &str, status: bool, reason: &str) {
         match self.conditions.iter_mut().find(|c| c.kind == kind) {

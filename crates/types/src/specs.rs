@@ -1321,6 +1321,13 @@ pub struct InstanceObserved {
     /// How far deployment on a partner's zone has got (federated instances only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federation: Option<crate::ewbi::objects::FederatedProgress>,
+    /// How many times the platform found the container exited and started it again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A placement decision explained (OPG.02: why this edge, why not that one).

@@ -1,11 +1,9 @@
-//! Keeps an [`EdgeIndex`] current: list each kind once, then apply its watch events; a broken or
-//! compacted watch relists (dropping what vanished meanwhile).
+//! Keeps an [`EdgeIndex`] current: one [`Informer`] per kind it follows.
 
-use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use op_store::{Repo, RepoError, Revision, StoreError};
+use op_store::informer::{Change, Informer};
+use op_store::{Repo, RepoError};
 use op_types::specs::{App, AppInstance, Cloudlet, Organization, PlacementPolicy, Zone};
 use op_types::{Kind, Uid};
 use tokio::sync::watch;
@@ -56,73 +54,14 @@ fn apply(index: &SharedIndex, kind: Kind, uid: Uid, value: Option<&serde_json::V
     Ok(())
 }
 
-fn remove(index: &SharedIndex, kind: Kind, uid: Uid) {
-    let _ = apply(index, kind, uid, None);
-}
-
-/// Lists `kind` into the index, dropping entries that are no longer stored; returns the
-/// revision to watch from.
-async fn list(repo: &Repo, index: &SharedIndex, kind: Kind, known: &mut HashSet<Uid>) -> Result<Revision, RepoError> {
-    let (objs, rev) = repo.list::<serde_json::Value, serde_json::Value>(kind).await?;
-    let mut seen = HashSet::new();
-    for o in objs {
-        let uid = o.metadata.uid;
-        seen.insert(uid);
-        apply(index, kind, uid, Some(&serde_json::to_value(&o)?))?;
-    }
-    for gone in known.difference(&seen) {
-        remove(index, kind, *gone);
-    }
-    *known = seen;
-    Ok(rev)
-}
-
-async fn follow(
-    repo: Repo,
-    index: SharedIndex,
-    kind: Kind,
-    mut rev: Revision,
-    mut known: HashSet<Uid>,
-    notify: Arc<watch::Sender<u64>>,
-) {
-    loop {
-        match repo.watch(kind, rev).await {
-            Ok(mut w) => {
-                while let Some(ev) = w.recv().await {
-                    match ev {
-                        Ok(ev) => {
-                            rev = ev.kv.mod_revision;
-                            match Repo::decode_event::<serde_json::Value, serde_json::Value>(&ev) {
-                                Ok((uid, Some(obj))) => {
-                                    known.insert(uid);
-                                    if let Err(e) = serde_json::to_value(&obj).map_err(RepoError::from).and_then(|v| apply(&index, kind, uid, Some(&v))) {
-                                        warn!(%kind, %uid, error = %e, "cannot index object");
-                                    }
-                                }
-                                Ok((uid, None)) => {
-                                    known.remove(&uid);
-                                    remove(&index, kind, uid);
-                                }
-                                Err(e) => warn!(%kind, error = %e, "undecodable watch event"),
-                            }
-                            let generation = index.read().map(|ix| ix.generation).unwrap_or_default();
-                            notify.send_replace(generation);
-                        }
-                        Err(StoreError::Compacted(_)) => break,
-                        Err(e) => {
-                            warn!(%kind, error = %e, "watch failed");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => warn!(%kind, error = %e, "cannot watch"),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        match list(&repo, &index, kind, &mut known).await {
-            Ok(r) => rev = r,
-            Err(e) => warn!(%kind, error = %e, "relist failed"),
-        }
+/// Applies one informer change to the index.
+fn index_change(index: &SharedIndex, kind: Kind, change: Change<'_>) {
+    let r = match change {
+        Change::Put(o) => serde_json::to_value(o).map_err(RepoError::from).and_then(|v| apply(index, kind, o.metadata.uid, Some(&v))),
+        Change::Deleted(uid) => apply(index, kind, uid, None),
+    };
+    if let Err(e) = r {
+        warn!(%kind, error = %e, "cannot index object");
     }
 }
 
@@ -133,9 +72,13 @@ pub async fn start(repo: Repo) -> Result<Feed, RepoError> {
     let (tx, changes) = watch::channel(0);
     let tx = Arc::new(tx);
     for kind in KINDS {
-        let mut known = HashSet::new();
-        let rev = list(&repo, &index, kind, &mut known).await?;
-        tokio::spawn(follow(repo.clone(), index.clone(), kind, rev, known, tx.clone()));
+        let informer = Informer::start(repo.clone(), kind, &mut |c| index_change(&index, kind, c)).await?;
+        let (index, tx) = (index.clone(), tx.clone());
+        tokio::spawn(informer.run(move |c| {
+            index_change(&index, kind, c);
+            let generation = index.read().map(|ix| ix.generation).unwrap_or_default();
+            tx.send_replace(generation);
+        }));
     }
     Ok(Feed { index, changes })
 }
