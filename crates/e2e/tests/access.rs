@@ -53,6 +53,9 @@ fn classes() -> Vec<Class> {
         Class { name: "organization create", request: |n, _| ("POST", "/op/v1/organizations".into(), Some(json!({"name": format!("org_top_{n}"), "spec": {}}))), expect: [201, 403, 403, 403, 403, 403, 401] },
         Class { name: "federation (operator)", request: |_, _| ("GET", "/op/v1/federation/partners".into(), None), expect: [200, 200, 403, 403, 403, 403, 401] },
         Class { name: "metrics", request: |_, _| ("GET", "/metrics".into(), None), expect: [200, 200, 403, 403, 403, 403, 401] },
+        Class { name: "resource use per cloudlet", request: |_, _| ("GET", "/op/v1/resources/cloudlets".into(), None), expect: [200, 200, 403, 403, 403, 403, 401] },
+        Class { name: "resource use per tenant", request: |_, _| ("GET", "/op/v1/resources/tenants".into(), None), expect: [200, 200, 200, 200, 200, 200, 401] },
+        Class { name: "events", request: |_, _| ("GET", "/op/v1/events".into(), None), expect: [200, 200, 200, 200, 200, 200, 401] },
         Class { name: "API key create", request: |n, _| ("POST", "/op/v1/apikeys".into(), Some(json!({"name": format!("key-{n}")}))), expect: [201, 201, 201, 201, 201, 201, 401] },
         Class {
             name: "OpenID Connect clients",

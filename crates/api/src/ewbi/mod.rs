@@ -248,6 +248,9 @@ pub fn router(state: AppState) -> Router {
         .route(cloudlets::DELETE_PATH, post(cloudlets::delete_cloudlet))
         .fallback(|| async { EwbiError(ApiError::NotFound("no such EWBI path; see the GSMA federation API".into())) })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(partner::MAX_UPLOAD))
+        // Axum's own 2 MiB default for extractors would cut artefact uploads (image archives)
+        // short of the limit above, the one that holds for this listener.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
