@@ -71,12 +71,18 @@ impl Client {
         serde_json::from_str(text).map_err(|e| ClientError::Decode(format!("{e}: {}", text.chars().take(200).collect::<String>())))
     }
 
+    /// A request to `path` carrying the client's token.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
     /// Sends a request and returns the answer's text.
     pub async fn call_text(&self, method: Method, path: &str, body: Option<&Value>) -> Result<String, ClientError> {
-        let mut rb = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            rb = rb.bearer_auth(t);
-        }
+        let mut rb = self.request(method, path);
         if let Some(b) = body {
             rb = rb.json(b);
         }
@@ -209,11 +215,7 @@ impl Client {
         tail: usize,
     ) -> Result<impl futures::Stream<Item = Result<Vec<u8>, ClientError>>, ClientError> {
         use futures::StreamExt;
-        let mut rb = self.http.get(format!("{}/op/v1/appinstances/{id}/logs?tail={tail}&follow=true", self.base));
-        if let Some(t) = &self.token {
-            rb = rb.bearer_auth(t);
-        }
-        let resp = rb.send().await?;
+        let resp = self.request(Method::GET, &format!("/op/v1/appinstances/{id}/logs?tail={tail}&follow=true")).send().await?;
         if !resp.status().is_success() {
             let status = resp.status();
             return Err(api_error(status, &resp.text().await?));
