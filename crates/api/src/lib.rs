@@ -2,6 +2,7 @@
 //! validate input, read and write desired state through the store, and map every error to
 //! CAMARA's error body in one place (`error.rs`). Controllers do the rest asynchronously.
 
+pub mod alarms;
 pub mod ams;
 pub mod audit;
 pub mod auth;
@@ -73,7 +74,8 @@ impl Modify for BearerAuth {
         infra::list_platform_services, infra::create_platform_service, infra::get_platform_service, infra::delete_platform_service, infra::update_platform_service,
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
-        camara::get_instance_detail, instances::logs, instances::exec, instances::debug, events::list, resources::instances, resources::apps, resources::tenants, resources::cloudlets, camara::get_edge_cloud_zones, placement::place, telemetry::get, serverless::pops, serverless::status, serverless::put_policy, mobility::report, mobility::list_relocations, mobility::get_relocation,
+        camara::get_instance_detail, instances::logs, instances::exec, instances::debug, events::list, alarms::list, alarms::get, alarms::create_receiver, alarms::list_receivers, alarms::update_receiver, alarms::delete_receiver, alarms::test_receiver,
+        alarms::create_policy, alarms::list_policies, alarms::delete_policy, resources::instances, resources::apps, resources::tenants, resources::cloudlets, camara::get_edge_cloud_zones, placement::place, telemetry::get, serverless::pops, serverless::status, serverless::put_policy, mobility::report, mobility::list_relocations, mobility::get_relocation,
         uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::close, uni::keys, uni::well_known, uni::closest_edge_zone,
         uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
         ams::list_registrations, ams::create_registration, ams::get_registration, ams::put_registration, ams::delete_registration,
@@ -176,6 +178,13 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/appinstances/{id}/exec", get(instances::exec))
         .route("/op/v1/appinstances/{id}/debug", get(instances::debug))
         .route("/op/v1/events", get(events::list))
+        .route("/op/v1/alarms", get(alarms::list))
+        .route("/op/v1/alarms/{fingerprint}", get(alarms::get))
+        .route("/op/v1/alarmreceivers", get(alarms::list_receivers).post(alarms::create_receiver))
+        .route("/op/v1/alarmreceivers/{id}", axum::routing::put(alarms::update_receiver).delete(alarms::delete_receiver))
+        .route("/op/v1/alarmreceivers/{id}/test", axum::routing::post(alarms::test_receiver))
+        .route("/op/v1/alertpolicies", get(alarms::list_policies).post(alarms::create_policy))
+        .route("/op/v1/alertpolicies/{id}", axum::routing::delete(alarms::delete_policy))
         .route("/op/v1/resources/instances", get(resources::instances))
         .route("/op/v1/resources/apps", get(resources::apps))
         .route("/op/v1/resources/tenants", get(resources::tenants))

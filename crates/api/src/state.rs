@@ -70,4 +70,6 @@ pub struct Shared {
     pub events: crate::events::Events,
     /// The latest resource readings of every local instance.
     pub resources: crate::resources::Resources,
+    /// The last delivery to each alarm receiver.
+    pub alarm_deliveries: crate::telemetry::Deliveries,
 }

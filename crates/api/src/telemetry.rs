@@ -86,28 +86,18 @@ pub struct ZoneQos {
     pub min_bandwidth_mbps: f64,
 }
 
-/// The outcome of a push to the webhook.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Delivery {
-    /// When (RFC 3339).
-    pub at: String,
-    /// Accepted with a 2xx.
-    pub delivered: bool,
-    /// HTTP status, or why nothing was answered.
-    pub outcome: String,
-}
+pub use op_types::views::Delivery;
 
-/// Pushes made, by app: when (seconds since the epoch) and how it went.
+/// Pushes made, by app (or alarm receiver): when (seconds since the epoch) and how it went.
 #[derive(Default)]
 pub struct Deliveries(Mutex<HashMap<Uid, (u64, Delivery)>>);
 
 impl Deliveries {
-    fn last(&self, app: Uid) -> Option<(u64, Delivery)> {
+    pub(crate) fn last(&self, app: Uid) -> Option<(u64, Delivery)> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&app).cloned()
     }
 
-    fn put(&self, app: Uid, at: u64, d: Delivery) {
+    pub(crate) fn put(&self, app: Uid, at: u64, d: Delivery) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(app, (at, d));
     }
 

@@ -56,6 +56,17 @@ fn classes() -> Vec<Class> {
         Class { name: "resource use per cloudlet", request: |_, _| ("GET", "/op/v1/resources/cloudlets".into(), None), expect: [200, 200, 403, 403, 403, 403, 401] },
         Class { name: "resource use per tenant", request: |_, _| ("GET", "/op/v1/resources/tenants".into(), None), expect: [200, 200, 200, 200, 200, 200, 401] },
         Class { name: "events", request: |_, _| ("GET", "/op/v1/events".into(), None), expect: [200, 200, 200, 200, 200, 200, 401] },
+        Class { name: "alarms", request: |_, _| ("GET", "/op/v1/alarms".into(), None), expect: [200, 200, 200, 200, 200, 200, 401] },
+        Class {
+            name: "alarm receiver of an organization",
+            request: |n, _| ("POST", "/op/v1/alarmreceivers".into(), Some(json!({"name": format!("rcv-{n}"), "organization": "org_matrix", "spec": {"url": "http://127.0.0.1:9/hook"}}))),
+            expect: [201, 403, 201, 201, 403, 403, 401],
+        },
+        Class {
+            name: "alert policy (the caller's own organization; the operator's covers all)",
+            request: |n, _| ("POST", "/op/v1/alertpolicies".into(), Some(json!({"name": format!("pol-{n}"), "spec": {"cpuPercent": 90}}))),
+            expect: [201, 403, 201, 201, 403, 201, 401],
+        },
         Class { name: "API key create", request: |n, _| ("POST", "/op/v1/apikeys".into(), Some(json!({"name": format!("key-{n}")}))), expect: [201, 201, 201, 201, 201, 201, 401] },
         Class {
             name: "OpenID Connect clients",

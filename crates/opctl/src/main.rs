@@ -1,6 +1,7 @@
 //! `opctl`: the command-line client of the Operator Platform, over every API.
 
 mod access;
+mod alarm;
 mod config;
 mod device;
 mod federation;
@@ -117,6 +118,12 @@ enum Cmd {
     Resources {
         #[arg(value_enum, default_value = "instances")]
         view: inspect::ResourceView,
+    },
+    /// Alarms (cloudlet down, instance down, resource thresholds), their webhook receivers and
+    /// alert policies.
+    Alarm {
+        #[command(subcommand)]
+        cmd: alarm::AlarmCmd,
     },
     /// Clients of the platform's OpenID Connect provider (operator).
     OidcClient {
@@ -489,6 +496,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::OidcClient { cmd } => access::oidc_clients(&ctx, cmd).await,
         Cmd::Audit { user, org, limit } => access::audit(&ctx, user, org, limit).await,
         Cmd::Resources { view } => inspect::resources(&ctx, view).await,
+        Cmd::Alarm { cmd } => alarm::run(&ctx, cmd).await,
         Cmd::Events { instance, cloudlets, warnings, limit } => {
             let id = match instance {
                 Some(i) => Some(instance_id(&ctx, &i).await?),

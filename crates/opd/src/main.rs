@@ -71,6 +71,10 @@ struct ServeArgs {
     /// How often every instance's resource use (CPU, memory, disk, network) is read, ms.
     #[arg(long, default_value_t = 10_000)]
     resources_every_ms: u64,
+    /// How often alarms are checked against resource readings and undelivered alarms retried,
+    /// ms (changes of instances and cloudlets raise and resolve alarms at once).
+    #[arg(long, default_value_t = 1_000)]
+    alarms_every_ms: u64,
     /// How often each cloudlet's usage is sampled for placement's forecasts, ms.
     #[arg(long, default_value_t = 60_000)]
     usage_sample_ms: u64,
@@ -305,6 +309,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         audit: op_api::audit::start(repo.clone()),
         events: op_api::events::Events::start(repo.clone()).await.context("reading instances and cloudlets for events")?,
         resources: Default::default(),
+        alarm_deliveries: Default::default(),
     });
 
     watch.step("loading keys, usage and federation settings");
@@ -360,6 +365,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(op_api::ams::run(state.clone()));
         tokio::spawn(op_api::usage::run(state.clone(), std::time::Duration::from_millis(args.usage_sample_ms.max(100))));
         tokio::spawn(op_api::resources::run(state.clone(), std::time::Duration::from_millis(args.resources_every_ms.max(100))));
+        tokio::spawn(op_api::alarms::run(state.clone(), std::time::Duration::from_millis(args.alarms_every_ms.max(100))));
         tokio::spawn(op_api::scale::run(
             state.clone(),
             std::time::Duration::from_millis(args.scale_every_ms.max(100)),

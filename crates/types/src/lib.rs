@@ -6,6 +6,7 @@
 //! API's wire forms) and their validation, so the API layer, the store and the controllers agree
 //! on one vocabulary.
 
+pub mod alarm;
 pub mod ams;
 pub mod ewbi;
 pub mod ids;

@@ -58,11 +58,17 @@ pub enum Kind {
     OidcClient,
     /// One audited write through the management APIs.
     AuditRecord,
+    /// A webhook that receives alarms (an organization's or the operator's).
+    AlarmReceiver,
+    /// Resource thresholds that raise alarms (an organization's or the operator's).
+    AlertPolicy,
+    /// An alarm raised by the platform, kept while it fires and for a while after.
+    Alarm,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 28] = [
+    pub const ALL: [Kind; 31] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -91,6 +97,9 @@ impl Kind {
         Kind::ApiKey,
         Kind::OidcClient,
         Kind::AuditRecord,
+        Kind::AlarmReceiver,
+        Kind::AlertPolicy,
+        Kind::Alarm,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -124,6 +133,9 @@ impl Kind {
             Kind::ApiKey => "apikeys",
             Kind::OidcClient => "oidcclients",
             Kind::AuditRecord => "audit",
+            Kind::AlarmReceiver => "alarmreceivers",
+            Kind::AlertPolicy => "alertpolicies",
+            Kind::Alarm => "alarms",
         }
     }
 

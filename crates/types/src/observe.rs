@@ -177,6 +177,26 @@ pub struct ResourceAmounts {
     pub net_tx_bytes_per_sec: u64,
 }
 
+impl ResourceAmounts {
+    /// CPU use as a share of the flavor's vCPUs (0 when it has none).
+    pub fn cpu_share(&self) -> f64 {
+        if self.vcpus == 0 {
+            0.0
+        } else {
+            self.cpu_millicores as f64 / 1000.0 / f64::from(self.vcpus)
+        }
+    }
+
+    /// Memory use as a share of the limit (0 without one).
+    pub fn memory_share(&self) -> f64 {
+        if self.memory_limit_bytes == 0 {
+            0.0
+        } else {
+            self.memory_bytes as f64 / self.memory_limit_bytes as f64
+        }
+    }
+}
+
 impl std::ops::AddAssign for ResourceAmounts {
     fn add_assign(&mut self, o: Self) {
         self.cpu_millicores += o.cpu_millicores;

@@ -266,3 +266,15 @@ pub struct LatencySources {
     /// Pairs estimated from distance.
     pub modelled: usize,
 }
+
+/// The outcome of a push to a webhook (telemetry, alarms).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Accepted with a 2xx.
+    pub delivered: bool,
+    /// HTTP status, or why nothing was answered.
+    pub outcome: String,
+}
