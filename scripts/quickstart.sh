@@ -18,7 +18,7 @@ mkdir -p "$OPD_DATA_DIR"
 
 if ! curl -fsS --max-time 1 "$OPCTL_SERVER/readyz" >/dev/null 2>&1; then
   echo "==> starting opd (log: $OPD_DATA_DIR/opd.log)"
-  nohup opd serve --data-dir "$OPD_DATA_DIR" --listen "${OPCTL_SERVER#http://}" >"$OPD_DATA_DIR/opd.out" 2>"$OPD_DATA_DIR/opd.log" &
+  nohup opd serve --data-dir "$OPD_DATA_DIR" --listen "${OPCTL_SERVER#http://}" --registry-listen "${OPD_REGISTRY_LISTEN:-127.0.0.1:5000}" >"$OPD_DATA_DIR/opd.out" 2>"$OPD_DATA_DIR/opd.log" &
   echo $! > "$OPD_DATA_DIR/opd.pid"
   for _ in $(seq 1 100); do curl -fsS --max-time 1 "$OPCTL_SERVER/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 fi

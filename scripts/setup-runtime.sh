@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what the platform needs on this machine: Podman with runc, serving the
-# Docker Engine API on /run/podman/podman.sock, and PostgreSQL for the `postgresql` platform
-# service (scripts/setup-postgres.sh). Idempotent: safe to run again at any time.
+# Docker Engine API on /run/podman/podman.sock, the registry program `opd --registry-listen`
+# runs (Debian's docker-registry) with Podman allowed to pull from it over plain HTTP on
+# loopback, and PostgreSQL for the `postgresql` platform service (scripts/setup-postgres.sh).
+# Idempotent: safe to run again at any time.
 set -euo pipefail
 
 SOCK=${OP_PODMAN_SOCK:-/run/podman/podman.sock}
@@ -12,6 +14,7 @@ need=()
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
   $SUDO apt-get update -qq
@@ -23,6 +26,27 @@ want=$'[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n'
 if [ "$(cat "$conf" 2>/dev/null)" != "${want%$'\n'}" ]; then
   $SUDO mkdir -p /etc/containers
   printf '%s' "$want" | $SUDO tee "$conf" >/dev/null
+fi
+
+# The organizations' registry listens on loopback without TLS (127.0.0.1:5000 by default; tests
+# use the next ports): Podman pulls from it only when told the registry is plain HTTP. Podman
+# reads this when its service starts, so a change restarts the service (containers keep running).
+regconf=/etc/containers/registries.conf.d/50-op-registry.conf
+want_reg="# The Operator Platform's registry on loopback (plain HTTP). Written by scripts/setup-runtime.sh."
+for port in $(seq 5000 5009); do
+  want_reg+=$'\n[[registry]]\n'"location = \"127.0.0.1:$port\""$'\ninsecure = true'
+done
+if [ "$(cat "$regconf" 2>/dev/null)" != "$want_reg" ]; then
+  $SUDO mkdir -p "$(dirname "$regconf")"
+  printf '%s\n' "$want_reg" | $SUDO tee "$regconf" >/dev/null
+  if curl -fsS --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
+    echo "==> restarting the Podman API service to read $regconf"
+    $SUDO pkill -f "podman system service --time=0 unix://$SOCK" || true
+    for _ in $(seq 1 50); do
+      curl -fsS --max-time 1 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 || break
+      sleep 0.1
+    done
+  fi
 fi
 
 if ! curl -fsS --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then

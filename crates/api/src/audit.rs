@@ -115,7 +115,7 @@ pub fn start(repo: Repo) -> Queue {
 /// Whether a request is a management write to audit.
 fn audited(method: &Method, path: &str) -> bool {
     let write = matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
-    let device_or_token = ["/uni/", "/oauth2/", "/simple-edge-discovery/", "/optimal-edge-discovery/", "/application-endpoint-discovery/", "/op/v1/auth/token"]
+    let device_or_token = ["/uni/", "/oauth2/", "/simple-edge-discovery/", "/optimal-edge-discovery/", "/application-endpoint-discovery/", "/op/v1/auth/token", "/op/v1/registry/events"]
         .iter()
         .any(|p| path.starts_with(p));
     // Opening a terminal into an instance is an action even though it is a GET (an upgrade).

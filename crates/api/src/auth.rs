@@ -131,8 +131,14 @@ impl TokenKeys {
 
     /// A token for `user` with `role` in `org`, valid for [`TOKEN_TTL_SECS`].
     pub fn issue(&self, user: &Name, role: Role, org: Option<&Name>) -> Result<String, ApiError> {
+        self.issue_for(user, role, org, TOKEN_TTL_SECS)
+    }
+
+    /// A token like [`TokenKeys::issue`]'s that lives `ttl_secs` (credentials handed to a
+    /// runtime for one pull).
+    pub fn issue_for(&self, user: &Name, role: Role, org: Option<&Name>, ttl_secs: u64) -> Result<String, ApiError> {
         let iat = now();
-        self.sign(&Claims { sub: user.to_string(), role, org: org.map(ToString::to_string), exp: iat + TOKEN_TTL_SECS, iat, iss: self.issuer.clone() })
+        self.sign(&Claims { sub: user.to_string(), role, org: org.map(ToString::to_string), exp: iat + ttl_secs, iat, iss: self.issuer.clone() })
     }
 
     /// Checks signature, expiry and issuer.
@@ -270,7 +276,7 @@ pub fn effective_role(state: &AppState, user: &UserSpec, org: &Name) -> Option<(
 
 /// Resolves an API key: it exists, its secret matches, it has not expired, and its user still
 /// exists and still holds (at least) its role where it acts.
-async fn api_key_caller(state: &AppState, key: &str) -> Result<(String, Role, Option<Name>), ApiError> {
+pub(crate) async fn api_key_caller(state: &AppState, key: &str) -> Result<(String, Role, Option<Name>), ApiError> {
     let bad = || ApiError::Unauthenticated("not a valid API key; create one with `opctl apikey create`".into());
     let rest = key.strip_prefix(API_KEY_PREFIX).ok_or_else(bad)?;
     let (id, secret) = rest.split_once('_').ok_or_else(bad)?;

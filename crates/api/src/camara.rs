@@ -558,11 +558,18 @@ fn zone_allowed(app: &App, zone: &Object<ZoneSpec>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Refuses an image the cloudlet does not have (no image can be pulled from outside). A runtime
+/// Refuses an image the cloudlet does not have (no image can be pulled from outside), or one
+/// of the platform's registry that was never pushed or belongs to another organization. A runtime
 /// that is down does not block the request: the instance reports the outage and recovers.
 async fn check_image(s: &AppState, app: &App, cloudlet: &Name) -> Result<(), ApiError> {
-    let Some(cl) = s.repo.get_by_name::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, cloudlet).await? else { return Ok(()) };
     let image = &app.spec.app_repo.image_path;
+    // The platform's registry is asked, not the cloudlet: the cloudlet pulls what it lacks.
+    if let (Some(r), Some(org)) = (&s.images, &app.metadata.organization) {
+        if crate::registry::in_registry(&r.host, image).is_some() {
+            return crate::registry::check_pushed(s, image, org).await;
+        }
+    }
+    let Some(cl) = s.repo.get_by_name::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, cloudlet).await? else { return Ok(()) };
     let checked = match s.drivers.for_cloudlet(&cl.spec) {
         Ok(driver) => driver.image_exists(image).await,
         Err(e) => Err(e),

@@ -16,6 +16,7 @@ pub mod json;
 pub mod metrics;
 pub mod mobility;
 pub mod placement;
+pub mod registry;
 pub mod resources;
 pub mod scale;
 pub mod netview;
@@ -75,7 +76,7 @@ impl Modify for BearerAuth {
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
         camara::get_instance_detail, instances::logs, instances::exec, instances::debug, events::list, alarms::list, alarms::get, alarms::create_receiver, alarms::list_receivers, alarms::update_receiver, alarms::delete_receiver, alarms::test_receiver,
-        alarms::create_policy, alarms::list_policies, alarms::delete_policy, resources::instances, resources::apps, resources::tenants, resources::cloudlets, camara::get_edge_cloud_zones, placement::place, telemetry::get, serverless::pops, serverless::status, serverless::put_policy, mobility::report, mobility::list_relocations, mobility::get_relocation,
+        alarms::create_policy, alarms::list_policies, alarms::delete_policy, registry::info, registry::images, resources::instances, resources::apps, resources::tenants, resources::cloudlets, camara::get_edge_cloud_zones, placement::place, telemetry::get, serverless::pops, serverless::status, serverless::put_policy, mobility::report, mobility::list_relocations, mobility::get_relocation,
         uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::close, uni::keys, uni::well_known, uni::closest_edge_zone,
         uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
         ams::list_registrations, ams::create_registration, ams::get_registration, ams::put_registration, ams::delete_registration,
@@ -178,6 +179,10 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/appinstances/{id}/exec", get(instances::exec))
         .route("/op/v1/appinstances/{id}/debug", get(instances::debug))
         .route("/op/v1/events", get(events::list))
+        .route("/op/v1/registry", get(registry::info))
+        .route("/op/v1/registry/images", get(registry::images))
+        .route("/op/v1/registry/token", get(registry::token))
+        .route("/op/v1/registry/events", axum::routing::post(registry::events))
         .route("/op/v1/alarms", get(alarms::list))
         .route("/op/v1/alarms/{fingerprint}", get(alarms::get))
         .route("/op/v1/alarmreceivers", get(alarms::list_receivers).post(alarms::create_receiver))

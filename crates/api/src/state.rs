@@ -70,6 +70,8 @@ pub struct Shared {
     pub events: crate::events::Events,
     /// The latest resource readings of every local instance.
     pub resources: crate::resources::Resources,
+    /// The organizations' registry, when this platform runs one.
+    pub images: Option<crate::registry::RegistryConfig>,
     /// The last delivery to each alarm receiver.
     pub alarm_deliveries: crate::telemetry::Deliveries,
 }

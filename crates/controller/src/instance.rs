@@ -41,7 +41,21 @@ pub struct InstanceReconciler {
     platform_id: String,
     platform_env: BTreeMap<String, String>,
     service_secret: Vec<u8>,
+    registry: Option<RegistryPulls>,
 }
+
+/// How the runtimes of cloudlets pull images from the platform's registry: its host, and the
+/// credentials a cloudlet presents for an organization's images.
+#[derive(Clone)]
+pub struct RegistryPulls {
+    /// `host:port` of the registry; images under it are pulled when a cloudlet lacks them.
+    pub host: String,
+    /// Credentials for (organization, cloudlet), made fresh for each pull.
+    pub credentials: std::sync::Arc<PullCredentials>,
+}
+
+/// Makes the credentials a cloudlet presents for an organization's images.
+pub type PullCredentials = dyn Fn(&op_types::Name, &op_types::Name) -> Option<op_driver::RegistryAuth> + Send + Sync;
 
 impl InstanceReconciler {
     /// A reconciler over `repo`, reaching cloudlets through `drivers`; `platform_id` labels
@@ -50,7 +64,28 @@ impl InstanceReconciler {
     /// apps verify device sessions locally). `service_secret` is what the passwords of
     /// instances' platform-service roles are derived from (see [`crate::services`]).
     pub fn new(repo: Repo, drivers: Drivers, platform_id: String, platform_env: BTreeMap<String, String>, service_secret: Vec<u8>) -> Self {
-        Self { repo, drivers, platform_id, platform_env, service_secret }
+        Self { repo, drivers, platform_id, platform_env, service_secret, registry: None }
+    }
+
+    /// Pulls images of the platform's registry that a cloudlet lacks, with `pulls`'
+    /// credentials; after the first pull the cloudlet's runtime has the image cached.
+    pub fn with_registry(mut self, pulls: RegistryPulls) -> Self {
+        self.registry = Some(pulls);
+        self
+    }
+
+    /// Pulls `image` onto `cloudlet` when it is in the platform's registry (and says whether
+    /// it was).
+    async fn pull(&self, driver: &dyn op_driver::Driver, image: &str, inst: &AppInstance, cloudlet: &Cloudlet) -> Result<bool, DriverError> {
+        let Some(r) = &self.registry else { return Ok(false) };
+        if !image.strip_prefix(r.host.as_str()).is_some_and(|rest| rest.starts_with('/')) {
+            return Ok(false);
+        }
+        let Some(org) = &inst.metadata.organization else { return Ok(false) };
+        let auth = (r.credentials)(org, &cloudlet.metadata.name);
+        info!(uid = %inst.metadata.uid, image, cloudlet = %cloudlet.metadata.name, "pulling the image from the platform's registry");
+        driver.pull_image(image, auth.as_ref()).await?;
+        Ok(true)
     }
 
     async fn cloudlet(&self, inst: &AppInstance) -> Result<Cloudlet, ReconcileError> {
@@ -216,7 +251,16 @@ impl Reconciler for InstanceReconciler {
                 }
             }
         }
-        let info = match crate::container::ensure_running(driver.as_ref(), &spec, known).await {
+        let mut started = crate::container::ensure_running(driver.as_ref(), &spec, known).await;
+        if matches!(started, Err(DriverError::ImageNotFound(_))) {
+            // An image of the platform's registry is pulled once per cloudlet, then cached.
+            match self.pull(driver.as_ref(), &spec.image, &inst, &cl).await {
+                Ok(true) => started = crate::container::ensure_running(driver.as_ref(), &spec, known).await,
+                Ok(false) => {}
+                Err(e) => started = Err(e),
+            }
+        }
+        let info = match started {
             Ok(info) => info,
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,
         };

@@ -14,7 +14,7 @@ pub mod services;
 
 pub use cloudlet::CloudletReconciler;
 pub use op_driver::Drivers;
-pub use instance::{container_name, InstanceReconciler};
+pub use instance::{container_name, InstanceReconciler, RegistryPulls};
 pub use runner::{Action, Metrics, Reconciler, Runner};
 
 use std::time::Duration;

@@ -568,6 +568,35 @@ impl Driver for DockerDriver {
         Ok(refs)
     }
 
+    /// `POST /images/create?fromImage=` with the credentials as `X-Registry-Auth`, reading the
+    /// progress stream to its end: errors arrive inside it as well as in the status.
+    async fn pull_image(&self, image: &str, auth: Option<&crate::RegistryAuth>) -> Result<(), DriverError> {
+        let docker = self.client().await?;
+        let creds = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
+        let opts = bollard::image::CreateImageOptions { from_image: image.to_string(), ..Default::default() };
+        let mut stream = docker.create_image(Some(opts), None, creds);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(err) = info.error.or_else(|| info.error_detail.and_then(|d| d.message)) {
+                        return Err(DriverError::ImageNotFound(format!("{image}: {err}")));
+                    }
+                }
+                Err(BollardError::DockerResponseServerError { status_code, message }) if status_code < 500 || image_missing(&message) || message.contains("unauthorized") || message.contains("manifest unknown") || message.contains("denied") => {
+                    return Err(DriverError::ImageNotFound(format!("{image}: {message}")))
+                }
+                Err(BollardError::DockerStreamError { error }) => return Err(DriverError::ImageNotFound(format!("{image}: {error}"))),
+                Err(e) => return Err(self.map(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// `POST /images/{source}/tag?repo=&tag=`. Runtimes accept the same tag twice, so this
     /// is idempotent; a 404 is [`DriverError::ImageNotFound`] for `source`.
     async fn tag_image(&self, source: &str, target: &str) -> Result<(), DriverError> {

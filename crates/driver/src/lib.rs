@@ -207,6 +207,23 @@ impl DriverError {
     }
 }
 
+/// Credentials a runtime presents to a registry (Docker's `X-Registry-Auth`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// User name.
+    pub username: String,
+    /// Password, API key or token.
+    pub password: String,
+    /// The registry (`host:port`).
+    pub server: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth").field("username", &self.username).field("server", &self.server).finish_non_exhaustive()
+    }
+}
+
 /// An infrastructure driver for one cloudlet. Every method is idempotent where the name says
 /// so, and safe to call again after a crash.
 #[async_trait]
@@ -257,6 +274,11 @@ pub trait Driver: Send + Sync + 'static {
     /// Tagging again with the same target is not an error. A missing `source` is
     /// [`DriverError::ImageNotFound`].
     async fn tag_image(&self, source: &str, target: &str) -> Result<(), DriverError>;
+    /// Pulls `image` (`host[:port]/repo:tag`) from its registry into the runtime, logging in
+    /// with `auth` when given (the runtime runs the registry's token exchange itself). A
+    /// reference the registry does not have, or refuses to the credentials, is
+    /// [`DriverError::ImageNotFound`] with the registry's reason.
+    async fn pull_image(&self, image: &str, auth: Option<&RegistryAuth>) -> Result<(), DriverError>;
     /// Whether a published endpoint accepts connections (the app is up). The default connects
     /// over TCP; drivers that start nothing real answer from their model.
     async fn reachable(&self, host: &str, port: u16) -> bool {

@@ -181,6 +181,12 @@ impl Driver for SimDriver {
         Ok(true)
     }
 
+    /// Every image is present already: a pull is recorded and succeeds.
+    async fn pull_image(&self, image: &str, _auth: Option<&crate::RegistryAuth>) -> Result<(), DriverError> {
+        self.record_image(image);
+        Ok(())
+    }
+
     /// A JSON manifest naming `image`, the same bytes for the same name. Every image is
     /// present, so only an empty name is [`DriverError::ImageNotFound`].
     async fn export_image(&self, image: &str) -> Result<Vec<u8>, DriverError> {

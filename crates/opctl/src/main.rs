@@ -7,6 +7,7 @@ mod device;
 mod federation;
 mod inspect;
 mod output;
+mod registry;
 mod relocation;
 mod serverless;
 
@@ -124,6 +125,11 @@ enum Cmd {
     Alarm {
         #[command(subcommand)]
         cmd: alarm::AlarmCmd,
+    },
+    /// The organizations' image registry: where it is, how to log in, the versions pushed.
+    Registry {
+        #[command(subcommand)]
+        cmd: registry::RegistryCmd,
     },
     /// Clients of the platform's OpenID Connect provider (operator).
     OidcClient {
@@ -497,6 +503,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Audit { user, org, limit } => access::audit(&ctx, user, org, limit).await,
         Cmd::Resources { view } => inspect::resources(&ctx, view).await,
         Cmd::Alarm { cmd } => alarm::run(&ctx, cmd).await,
+        Cmd::Registry { cmd } => registry::run(&ctx, cmd).await,
         Cmd::Events { instance, cloudlets, warnings, limit } => {
             let id = match instance {
                 Some(i) => Some(instance_id(&ctx, &i).await?),

@@ -5,6 +5,7 @@
 //! this machine's container runtime.
 
 mod bootstrap;
+mod registry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,6 +72,13 @@ struct ServeArgs {
     /// How often every instance's resource use (CPU, memory, disk, network) is read, ms.
     #[arg(long, default_value_t = 10_000)]
     resources_every_ms: u64,
+    /// Run the organizations' image registry (Debian's `docker-registry`) on this address,
+    /// e.g. `127.0.0.1:5000`; image references then start with it. None when absent.
+    #[arg(long, env = "OPD_REGISTRY_LISTEN")]
+    registry_listen: Option<String>,
+    /// The registry's program.
+    #[arg(long, env = "OPD_REGISTRY_BIN", default_value = "docker-registry")]
+    registry_bin: PathBuf,
     /// How often alarms are checked against resource readings and undelivered alarms retried,
     /// ms (changes of instances and cloudlets raise and resolve alarms at once).
     #[arg(long, default_value_t = 1_000)]
@@ -289,9 +297,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             op_uni::limit::Rate { per_second: args.uni_rps, burst: args.uni_rps * 2.0 },
         ),
     };
+    let keys = bootstrap::token_keys(&args.data_dir, public_url.trim_end_matches('/'))?;
+    let registry_config = match &args.registry_listen {
+        Some(listen) => {
+            let events_secret = op_types::secret::derive_hex_str(&boot.service_secret, "registry-events/", "");
+            let key_pem = std::fs::read_to_string(args.data_dir.join("token-signing.pem")).context("reading the token signing key")?;
+            registry::start(registry::RegistrySettings {
+                program: &args.registry_bin,
+                listen,
+                data_dir: &args.data_dir,
+                token_key_pem: &key_pem,
+                issuer: keys.issuer(),
+                api_url: &public_url,
+                events_secret: &events_secret,
+            })
+            .await
+            .context("starting the organizations' registry")?;
+            let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
+            Some(op_api::registry::RegistryConfig { host: listen.clone(), events_secret, http })
+        }
+        None => None,
+    };
     let state = AppState::new(op_api::state::Shared {
         repo: repo.clone(),
-        keys: bootstrap::token_keys(&args.data_dir, public_url.trim_end_matches('/'))?,
+        keys,
         drivers: drivers.clone(),
         admission: Arc::default(),
         registry: Arc::new(registry),
@@ -310,6 +339,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         events: op_api::events::Events::start(repo.clone()).await.context("reading instances and cloudlets for events")?,
         resources: Default::default(),
         alarm_deliveries: Default::default(),
+        images: registry_config,
     });
 
     watch.step("loading keys, usage and federation settings");
@@ -359,7 +389,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(url) = &platform_url {
             platform_env.insert("OP_PLATFORM_URL".into(), url.clone());
         }
-        let instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env, boot.service_secret.clone());
+        let mut instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env, boot.service_secret.clone());
+        if let Some(r) = &state.images {
+            let s = state.clone();
+            let credentials = Arc::new(move |org: &op_types::Name, cloudlet: &op_types::Name| op_api::registry::pull_credentials(&s, org, cloudlet));
+            instances = instances.with_registry(op_controller::RegistryPulls { host: r.host.clone(), credentials });
+        }
         tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
         tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1)));
         tokio::spawn(op_api::ams::run(state.clone()));

@@ -12,6 +12,7 @@ pub mod ewbi;
 pub mod ids;
 pub mod meta;
 pub mod mobility;
+pub mod registry;
 pub mod observe;
 pub mod secret;
 pub mod serverless;

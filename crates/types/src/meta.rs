@@ -64,11 +64,13 @@ pub enum Kind {
     AlertPolicy,
     /// An alarm raised by the platform, kept while it fires and for a while after.
     Alarm,
+    /// A tag pushed to an organization's registry, with its history and pulls.
+    ImageVersion,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 31] = [
+    pub const ALL: [Kind; 32] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -100,6 +102,7 @@ impl Kind {
         Kind::AlarmReceiver,
         Kind::AlertPolicy,
         Kind::Alarm,
+        Kind::ImageVersion,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -136,6 +139,7 @@ impl Kind {
             Kind::AlarmReceiver => "alarmreceivers",
             Kind::AlertPolicy => "alertpolicies",
             Kind::Alarm => "alarms",
+            Kind::ImageVersion => "imageversions",
         }
     }
 
