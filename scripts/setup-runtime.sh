@@ -2,7 +2,8 @@
 # Installs and starts what the platform needs on this machine: Podman with runc, serving the
 # Docker Engine API on /run/podman/podman.sock, the registry program `opd --registry-listen`
 # runs (Debian's docker-registry) with Podman allowed to pull from it over plain HTTP on
-# loopback, and PostgreSQL for the `postgresql` platform service (scripts/setup-postgres.sh).
+# loopback, Chromium and its WebDriver for the console's tests, and PostgreSQL for the
+# `postgresql` platform service (scripts/setup-postgres.sh).
 # Idempotent: safe to run again at any time.
 set -euo pipefail
 
@@ -15,6 +16,9 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+# The web console's end-to-end tests drive a headless Chromium over WebDriver.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
   $SUDO apt-get update -qq

@@ -7,6 +7,7 @@ pub mod ams;
 pub mod audit;
 pub mod auth;
 pub mod camara;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod ewbi;
@@ -135,6 +136,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], openapi_json()) }))
+        .route("/console", get(console::root))
+        .route("/console/", get(console::index))
+        .route("/console/console.js", get(console::script))
+        .route("/console/console.css", get(console::style))
         .route("/op/v1/auth/token", axum::routing::post(users::token))
         .route("/op/v1/users", get(users::list_users).post(users::create_user))
         .route("/op/v1/users/{name}", axum::routing::delete(users::delete_user))

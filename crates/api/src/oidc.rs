@@ -160,13 +160,27 @@ fn login_page(p: &AuthorizeParams, client: &str, error: Option<&str>) -> Respons
     resp
 }
 
+/// The console's client id: a public client (PKCE) built in, whose one redirect URI is the
+/// console on this platform's own URL, so the console signs in through the provider with no
+/// registration.
+pub const CONSOLE_CLIENT: &str = "op-console";
+
+/// A registered client, or the built-in console.
+async fn find_client(s: &AppState, name: &Name) -> Option<OidcClient> {
+    if name.as_str() == CONSOLE_CLIENT {
+        let redirect = format!("{}/console/", s.keys.issuer().trim_end_matches('/'));
+        return Some(Object::new(Kind::OidcClient, None, name.clone(), OidcClientSpec { redirect_uris: vec![redirect], secret_hash: None }));
+    }
+    s.repo.get_by_name::<OidcClientSpec, ()>(Kind::OidcClient, None, name).await.ok().flatten()
+}
+
 /// Checks the client and redirect URI (errors shown to the user), then the rest (errors sent
 /// to the client's redirect URI). Returns the client's name.
 async fn check_request(s: &AppState, p: &AuthorizeParams) -> Result<OidcClient, Response> {
     let client_id = p.client_id.as_deref().ok_or_else(|| error_page(StatusCode::BAD_REQUEST, "client_id is missing"))?;
     let unknown = || error_page(StatusCode::BAD_REQUEST, "unknown client_id: the operator registers clients with `opctl oidc-client create`");
     let name = Name::new(client_id).map_err(|_| unknown())?;
-    let client = s.repo.get_by_name::<OidcClientSpec, ()>(Kind::OidcClient, None, &name).await.ok().flatten().ok_or_else(unknown)?;
+    let client = find_client(s, &name).await.ok_or_else(unknown)?;
     let redirect = p.redirect_uri.as_deref().ok_or_else(|| error_page(StatusCode::BAD_REQUEST, "redirect_uri is missing"))?;
     if !client.spec.redirect_uris.iter().any(|u| u == redirect) {
         return Err(error_page(StatusCode::BAD_REQUEST, "redirect_uri is not one registered for this client"));
@@ -291,7 +305,7 @@ pub async fn token(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
     };
     let bad_client = || oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret", basic);
     let Ok(name) = Name::new(client_id.clone()) else { return bad_client() };
-    let client = s.repo.get_by_name::<OidcClientSpec, ()>(Kind::OidcClient, None, &name).await.ok().flatten();
+    let client = find_client(&s, &name).await;
     let authenticated = match (client.as_ref().and_then(|c| c.spec.secret_hash.clone()), secret) {
         (Some(hash), Some(secret)) => secret_matches(secret, hash).await,
         (None, None) => client.is_some(),
@@ -392,6 +406,9 @@ fn valid_redirect(u: &str) -> bool {
     responses((status = 201, body = OidcClientView), (status = 400, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
 pub async fn create_client(State(s): State<AppState>, c: Caller, Body(req): Body<CreateOidcClient>) -> Result<(StatusCode, Json<OidcClientView>), ApiError> {
     c.require_operator_admin()?;
+    if req.name.as_str() == CONSOLE_CLIENT {
+        return Err(ApiError::invalid("name", format!("'{CONSOLE_CLIENT}' is the console's own client; choose another name")));
+    }
     if req.redirect_uris.is_empty() || req.redirect_uris.len() > 16 {
         return Err(ApiError::invalid("redirectUris", "give 1 to 16 redirect URIs"));
     }

@@ -1,6 +1,7 @@
 //! Test harness: start a real `opd` on a fresh data directory and a free port, talk to it over
 //! HTTP, run `opctl`, kill it with SIGKILL and restart it on the same data.
 
+pub mod browser;
 pub mod certs;
 pub mod federation;
 use std::path::{Path, PathBuf};
