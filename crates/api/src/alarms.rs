@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
+use crate::owned::{find, owner, CreateOwned};
 use crate::error::{ApiError, ErrorInfo};
 use crate::json::Body;
 use crate::state::AppState;
@@ -540,19 +541,6 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
 // ---------------------------------------------------------------------------------------------
 // API
 
-/// Body of `POST /op/v1/alarmreceivers` and `POST /op/v1/alertpolicies`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateAlarmObject<S> {
-    /// Unique per organization.
-    pub name: Name,
-    /// The organization it belongs to: default the caller's; none (the operator's) for operators.
-    #[serde(default)]
-    pub organization: Option<Name>,
-    /// What it is.
-    pub spec: S,
-}
-
 fn receiver_view(s: &AppState, mut r: AlarmReceiver) -> AlarmReceiverView {
     let has_secret = r.spec.secret.take().is_some();
     AlarmReceiverView {
@@ -565,18 +553,6 @@ fn receiver_view(s: &AppState, mut r: AlarmReceiver) -> AlarmReceiverView {
     }
 }
 
-/// The organization a new receiver or policy belongs to: an operator's is its own (none)
-/// unless it names one; a developer's is the one it names or acts for, where it may write.
-fn owner(c: &Caller, named: Option<Name>) -> Result<Option<Name>, ApiError> {
-    if c.role.is_operator() {
-        c.require_operator_admin()?;
-        return Ok(named);
-    }
-    let org = named.or_else(|| c.org.clone()).ok_or_else(|| ApiError::invalid("organization", "name the organization it belongs to"))?;
-    c.require_write(&org)?;
-    Ok(Some(org))
-}
-
 async fn check_app(s: &AppState, c: &Caller, app: Option<Uid>, org: Option<&Name>) -> Result<(), ApiError> {
     let Some(app) = app else { return Ok(()) };
     let found = s.repo.get::<serde_json::Value, serde_json::Value>(Kind::App, app).await?;
@@ -586,28 +562,15 @@ async fn check_app(s: &AppState, c: &Caller, app: Option<Uid>, org: Option<&Name
     }
 }
 
-async fn find<S: serde::de::DeserializeOwned>(s: &AppState, c: &Caller, kind: Kind, id: &str, write: bool) -> Result<Object<S>, ApiError> {
-    let not_found = || ApiError::NotFound(format!("{kind} '{id}' not found"));
-    let uid: Uid = id.parse().map_err(|_| not_found())?;
-    let o = s.repo.get::<S, ()>(kind, uid).await?.filter(|o| o.metadata.kind == kind && c.can_read(o.metadata.organization.as_ref())).ok_or_else(not_found)?;
-    if write {
-        match &o.metadata.organization {
-            Some(org) => c.require_write(org)?,
-            None => c.require_operator_admin()?,
-        }
-    }
-    Ok(o)
-}
-
 /// Register a webhook receiver of alarms. The operator's (no organization) receives every
 /// alarm; an organization's, its instances' alarms. The `secret`, when given, signs each
 /// delivery and is never returned.
-#[utoipa::path(post, path = "/op/v1/alarmreceivers", tag = "alarms", security(("bearer" = [])), request_body = CreateAlarmObject<AlarmReceiverSpec>,
+#[utoipa::path(post, path = "/op/v1/alarmreceivers", tag = "alarms", security(("bearer" = [])), request_body = CreateOwned<AlarmReceiverSpec>,
     responses((status = 201, body = AlarmReceiverView), (status = 400, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
 pub async fn create_receiver(
     State(s): State<AppState>,
     c: Caller,
-    Body(req): Body<CreateAlarmObject<AlarmReceiverSpec>>,
+    Body(req): Body<CreateOwned<AlarmReceiverSpec>>,
 ) -> Result<(StatusCode, Json<AlarmReceiverView>), ApiError> {
     let org = owner(&c, req.organization)?;
     let mut spec = req.spec;
@@ -657,7 +620,7 @@ pub async fn update_receiver(
         None => None,
     };
     loop {
-        let mut obj = find::<AlarmReceiverSpec>(&s, &c, Kind::AlarmReceiver, &id, true).await?;
+        let mut obj = find::<AlarmReceiverSpec, ()>(&s, &c, Kind::AlarmReceiver, &id, true).await?;
         check_app(&s, &c, spec.app_id, obj.metadata.organization.as_ref()).await?;
         let keep = obj.spec.secret.take();
         obj.spec = AlarmReceiverSpec { secret: sealed.clone().or(keep), ..spec.clone() };
@@ -673,7 +636,7 @@ pub async fn update_receiver(
 #[utoipa::path(delete, path = "/op/v1/alarmreceivers/{id}", tag = "alarms", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
 pub async fn delete_receiver(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let obj = find::<AlarmReceiverSpec>(&s, &c, Kind::AlarmReceiver, &id, true).await?;
+    let obj = find::<AlarmReceiverSpec, ()>(&s, &c, Kind::AlarmReceiver, &id, true).await?;
     s.repo.delete(&obj).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -683,7 +646,7 @@ pub async fn delete_receiver(State(s): State<AppState>, c: Caller, Path(id): Pat
 #[utoipa::path(post, path = "/op/v1/alarmreceivers/{id}/test", tag = "alarms", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = Delivery), (status = 403, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
 pub async fn test_receiver(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Delivery>, ApiError> {
-    let r = find::<AlarmReceiverSpec>(&s, &c, Kind::AlarmReceiver, &id, true).await?;
+    let r = find::<AlarmReceiverSpec, ()>(&s, &c, Kind::AlarmReceiver, &id, true).await?;
     let now = Utc::now();
     let mut test: Alarm = Object::new(
         Kind::Alarm,
@@ -717,12 +680,12 @@ pub async fn test_receiver(State(s): State<AppState>, c: Caller, Path(id): Path<
 
 /// Create an alert policy: CPU and memory thresholds on instances that raise `CpuHigh` and
 /// `MemoryHigh` when passed for `forSeconds`.
-#[utoipa::path(post, path = "/op/v1/alertpolicies", tag = "alarms", security(("bearer" = [])), request_body = CreateAlarmObject<AlertPolicySpec>,
+#[utoipa::path(post, path = "/op/v1/alertpolicies", tag = "alarms", security(("bearer" = [])), request_body = CreateOwned<AlertPolicySpec>,
     responses((status = 201, body = Object<AlertPolicySpec>), (status = 400, body = ErrorInfo), (status = 403, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
 pub async fn create_policy(
     State(s): State<AppState>,
     c: Caller,
-    Body(req): Body<CreateAlarmObject<AlertPolicySpec>>,
+    Body(req): Body<CreateOwned<AlertPolicySpec>>,
 ) -> Result<(StatusCode, Json<AlertPolicy>), ApiError> {
     let org = owner(&c, req.organization)?;
     req.spec.validate().map_err(|e| e.under("spec"))?;
@@ -745,7 +708,7 @@ pub async fn list_policies(State(s): State<AppState>, c: Caller) -> Result<Json<
 #[utoipa::path(delete, path = "/op/v1/alertpolicies/{id}", tag = "alarms", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorInfo), (status = 404, body = ErrorInfo)))]
 pub async fn delete_policy(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let obj = find::<AlertPolicySpec>(&s, &c, Kind::AlertPolicy, &id, true).await?;
+    let obj = find::<AlertPolicySpec, ()>(&s, &c, Kind::AlertPolicy, &id, true).await?;
     s.repo.delete(&obj).await?;
     Ok(StatusCode::NO_CONTENT)
 }

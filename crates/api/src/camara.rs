@@ -180,6 +180,10 @@ pub struct AppInstanceCreate {
     /// Not supported: this platform's cloudlets are container hosts, not Kubernetes clusters.
     #[serde(default)]
     pub kubernetes_cluster_ref: Option<Uid>,
+    /// The platform's extension: a cluster of the organization (its uid) in this zone to run
+    /// the instance in (`/op/v1/clusters`).
+    #[serde(default)]
+    pub cluster_ref: Option<Uid>,
 }
 
 /// Where admission puts an instance, and why.
@@ -445,7 +449,14 @@ pub async fn create_app_instance(
         .get::<ZoneSpec, ()>(Kind::Zone, req.edge_cloud_zone_id)
         .await?
         .ok_or_else(|| ApiError::invalid("edgeCloudZoneId", format!("zone {} does not exist", req.edge_cloud_zone_id)))?;
-    let inst = create_instance(&s, &app, &zone, name, &c.user).await?;
+    let inst = match req.cluster_ref {
+        None => create_instance(&s, &app, &zone, name, &c.user).await?,
+        Some(cluster) => {
+            let cl = crate::clusters::member_of(&s, &c, cluster, &org, &zone).await?;
+            let pin = Pin { cloudlet: Some(&cl), cluster: Some(cluster) };
+            create_instance_on(&s, &app, &zone, pin, name, &c.user, Default::default()).await?
+        }
+    };
     let location = format!("{BASE}/appinstances?appInstanceId={}", inst.metadata.uid);
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(AppInstanceInfo::from(&inst))).into_response())
 }
@@ -476,16 +487,26 @@ pub(crate) async fn create_instance_labelled(
     by: &str,
     labels: std::collections::BTreeMap<String, String>,
 ) -> Result<AppInstance, ApiError> {
-    create_instance_on(s, app, zone, None, name, by, labels).await
+    create_instance_on(s, app, zone, Pin::default(), name, by, labels).await
 }
 
-/// [`create_instance_labelled`] on cloudlet `only` of the zone when given (a serverless
-/// point of presence), through the same admission.
+/// Where an instance must go, beyond its zone: one cloudlet (a serverless point of
+/// presence's), or a cluster (its cloudlet and network).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pin<'a> {
+    /// Only this cloudlet of the zone.
+    pub cloudlet: Option<&'a Name>,
+    /// In this cluster.
+    pub cluster: Option<Uid>,
+}
+
+/// [`create_instance_labelled`] where `pin` says (a serverless point of presence's cloudlet,
+/// a cluster), through the same admission.
 pub(crate) async fn create_instance_on(
     s: &AppState,
     app: &App,
     zone: &Object<ZoneSpec>,
-    only: Option<&Name>,
+    pin: Pin<'_>,
     name: Name,
     by: &str,
     labels: std::collections::BTreeMap<String, String>,
@@ -496,9 +517,9 @@ pub(crate) async fn create_instance_on(
         return crate::ewbi::peer::admit_federated(s, app, zone, fz, name, by).await;
     }
     let _admission = s.admission.lock().await;
-    let Admitted { cloudlet, flavor, note } = admit(s, app, zone, only).await?;
+    let Admitted { cloudlet, flavor, note } = admit(s, app, zone, pin.cloudlet).await?;
     check_image(s, app, &cloudlet).await?;
-    let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor, federated: None };
+    let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor, federated: None, cluster: pin.cluster };
     let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);
     inst.metadata.labels = labels;
     inst.observed.placement = Some(note);

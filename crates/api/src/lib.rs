@@ -7,6 +7,7 @@ pub mod ams;
 pub mod audit;
 pub mod auth;
 pub mod camara;
+pub mod clusters;
 pub mod console;
 pub mod error;
 pub mod events;
@@ -22,6 +23,7 @@ pub mod resources;
 pub mod scale;
 pub mod netview;
 pub mod oidc;
+pub mod owned;
 pub mod state;
 pub mod serverless;
 pub mod telemetry;
@@ -77,7 +79,9 @@ impl Modify for BearerAuth {
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
         camara::get_instance_detail, instances::logs, instances::exec, instances::debug, events::list, alarms::list, alarms::get, alarms::create_receiver, alarms::list_receivers, alarms::update_receiver, alarms::delete_receiver, alarms::test_receiver,
-        alarms::create_policy, alarms::list_policies, alarms::delete_policy, registry::info, registry::images, resources::instances, resources::apps, resources::tenants, resources::cloudlets, camara::get_edge_cloud_zones, placement::place, telemetry::get, serverless::pops, serverless::status, serverless::put_policy, mobility::report, mobility::list_relocations, mobility::get_relocation,
+        alarms::create_policy, alarms::list_policies, alarms::delete_policy, registry::info, registry::images,
+        clusters::create_cluster, clusters::list_clusters, clusters::get_cluster, clusters::update_cluster, clusters::delete_cluster,
+        clusters::create_lb, clusters::list_lbs, clusters::get_lb, clusters::update_lb, clusters::delete_lb, resources::instances, resources::apps, resources::tenants, resources::cloudlets, camara::get_edge_cloud_zones, placement::place, telemetry::get, serverless::pops, serverless::status, serverless::put_policy, mobility::report, mobility::list_relocations, mobility::get_relocation,
         uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::close, uni::keys, uni::well_known, uni::closest_edge_zone,
         uni::optimal_edge_zones, uni::regions, uni::optimal_app_endpoints,
         ams::list_registrations, ams::create_registration, ams::get_registration, ams::put_registration, ams::delete_registration,
@@ -184,6 +188,10 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/appinstances/{id}/exec", get(instances::exec))
         .route("/op/v1/appinstances/{id}/debug", get(instances::debug))
         .route("/op/v1/events", get(events::list))
+        .route("/op/v1/clusters", get(clusters::list_clusters).post(clusters::create_cluster))
+        .route("/op/v1/clusters/{id}", get(clusters::get_cluster).put(clusters::update_cluster).delete(clusters::delete_cluster))
+        .route("/op/v1/loadbalancers", get(clusters::list_lbs).post(clusters::create_lb))
+        .route("/op/v1/loadbalancers/{id}", get(clusters::get_lb).put(clusters::update_lb).delete(clusters::delete_lb))
         .route("/op/v1/registry", get(registry::info))
         .route("/op/v1/registry/images", get(registry::images))
         .route("/op/v1/registry/token", get(registry::token))

@@ -374,7 +374,7 @@ async fn start_instance(s: &AppState, app: Uid, cloudlet: &Name, zone: &Name) ->
     let z = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, zone).await?.ok_or_else(|| ApiError::NotFound(format!("zone {zone} is gone")))?;
     let name = crate::camara::platform_instance_name(&a.metadata.name, "sl", Uid::random())?;
     let labels = [(LABEL.to_string(), cloudlet.to_string())].into();
-    let inst = crate::camara::create_instance_on(s, &a, &z, Some(cloudlet), name, "serverless orchestrator", labels).await?;
+    let inst = crate::camara::create_instance_on(s, &a, &z, crate::camara::Pin { cloudlet: Some(cloudlet), cluster: None }, name, "serverless orchestrator", labels).await?;
     Ok(inst.metadata.uid)
 }
 

@@ -74,4 +74,6 @@ pub struct Shared {
     pub images: Option<crate::registry::RegistryConfig>,
     /// The last delivery to each alarm receiver.
     pub alarm_deliveries: crate::telemetry::Deliveries,
+    /// The load balancers' data plane (front ends on the ingress, backends' health).
+    pub lbs: crate::clusters::LoadBalancers,
 }

@@ -109,6 +109,7 @@ async fn direct_once(d: &DockerDriver, http: &reqwest::Client, image: &str, i: u
         millicpus: 1000,
         memory_bytes: 256 * 1024 * 1024,
         labels: BTreeMap::new(),
+        network: None,
     };
     let t0 = Instant::now();
     let id = d.create(&spec).await?;

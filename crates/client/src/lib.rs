@@ -178,7 +178,15 @@ impl Client {
     }
 
     pub async fn create_instance(&self, name: &str, app: Uid, zone: Uid) -> Result<AppInstanceInfo, ClientError> {
-        let body = json!({"name": name, "appId": app, "edgeCloudZoneId": zone});
+        self.create_instance_in(name, app, zone, None).await
+    }
+
+    /// Deploys `app` to `zone`, in cluster `cluster` when given.
+    pub async fn create_instance_in(&self, name: &str, app: Uid, zone: Uid, cluster: Option<Uid>) -> Result<AppInstanceInfo, ClientError> {
+        let mut body = json!({"name": name, "appId": app, "edgeCloudZoneId": zone});
+        if let Some(c) = cluster {
+            body["clusterRef"] = json!(c);
+        }
         self.call(Method::POST, &format!("{CAMARA}/appinstances"), Some(&body)).await
     }
 

@@ -61,6 +61,7 @@ impl CloudletReconciler {
             millicpus: PROBE_MILLICPUS,
             memory_bytes: PROBE_MEMORY,
             labels,
+            network: None,
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use op_driver::{
-    ContainerSpec, ContainerState, DriverError, PortProtocol, PortSpec, LABEL_INSTANCE,
+    ContainerSpec, ContainerState, DriverError, NetworkAttachment, PortProtocol, PortSpec, LABEL_INSTANCE,
     LABEL_MANAGED, LABEL_ORG, LABEL_PLATFORM,
 };
 use op_store::Repo;
@@ -168,6 +168,10 @@ impl InstanceReconciler {
         if let Some(org) = &inst.metadata.organization {
             labels.insert(LABEL_ORG.to_string(), org.to_string());
         }
+        let network = inst.spec.cluster.map(|c| {
+            labels.insert(crate::cluster::LABEL_CLUSTER.to_string(), c.to_string());
+            NetworkAttachment { name: op_types::cluster::cluster_network(c), aliases: vec![inst.metadata.name.to_string()] }
+        });
         ContainerSpec {
             name: container_name(uid),
             image: app.spec.app_repo.image_path.clone(),
@@ -177,6 +181,7 @@ impl InstanceReconciler {
             millicpus: u64::from(flavor.spec.vcpus) * 1000,
             memory_bytes: flavor.spec.memory_mb * 1024 * 1024,
             labels,
+            network,
         }
     }
 }
@@ -267,22 +272,43 @@ impl Reconciler for InstanceReconciler {
         inst.observed.container_id = Some(info.id.clone());
         inst.status.set_condition("ContainerRunning", true, "");
         let mut endpoints = Vec::new();
-        for n in app.spec.external_interfaces() {
-            if let Some(p) = info.ports.iter().find(|p| p.container_port == n.port) {
-                endpoints.push(Endpoint { interface_id: n.interface_id.clone(), host: cl.spec.public_host.clone(), port: p.host_port });
+        let mut checked = Vec::new();
+        let internal = |addr: Option<&String>| match addr {
+            Some(a) => app.spec.component_spec.iter().flat_map(|c| &c.network_interfaces).map(|n| Endpoint { interface_id: n.interface_id.clone(), host: a.clone(), port: n.port }).collect(),
+            None => Vec::new(),
+        };
+        if let Some(cluster) = inst.spec.cluster {
+            // A cluster member publishes nothing: it is reached on the cluster's network (and
+            // from outside through a load balancer); it has a way out only while the cluster
+            // allows it.
+            let c: Option<crate::cluster::Cluster> = self.repo.get(Kind::Cluster, cluster).await?;
+            let egress = c.as_ref().and_then(|c| c.spec.outbound_allowed.then(|| c.observed.egress_network.clone()).flatten());
+            crate::cluster::sync_egress(driver.as_ref(), cluster, egress.as_deref(), &info).await?;
+            let addr = info.networks.get(&op_types::cluster::cluster_network(cluster)).cloned().or(info.address.clone());
+            inst.observed.internal_endpoints = internal(addr.as_ref());
+            for n in app.spec.external_interfaces() {
+                if let (Some(a), true) = (&addr, n.protocol != Protocol::UDP) {
+                    checked.push((a.clone(), n.port));
+                }
             }
+        } else {
+            for n in app.spec.external_interfaces() {
+                if let Some(p) = info.ports.iter().find(|p| p.container_port == n.port) {
+                    endpoints.push(Endpoint { interface_id: n.interface_id.clone(), host: cl.spec.public_host.clone(), port: p.host_port });
+                    if n.protocol != Protocol::UDP {
+                        checked.push((cl.spec.public_host.clone(), p.host_port));
+                    }
+                }
+            }
+            inst.observed.internal_endpoints = internal(info.address.as_ref());
         }
         let mut reachable = true;
-        for (n, e) in app.spec.external_interfaces().zip(&endpoints) {
-            if n.protocol != Protocol::UDP && !driver.reachable(&e.host, e.port).await {
+        for (host, port) in &checked {
+            if !driver.reachable(host, *port).await {
                 reachable = false;
             }
         }
         inst.observed.endpoints = endpoints;
-        inst.observed.internal_endpoints = match &info.address {
-            Some(a) => app.spec.component_spec.iter().flat_map(|c| &c.network_interfaces).map(|n| Endpoint { interface_id: n.interface_id.clone(), host: a.clone(), port: n.port }).collect(),
-            None => Vec::new(),
-        };
         let action = if reachable {
             inst.status.set_condition("EndpointReachable", true, "");
             inst.status.set_condition("Ready", true, "");

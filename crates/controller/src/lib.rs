@@ -7,12 +7,14 @@
 //! backoff from the error and the failure count.
 
 mod cloudlet;
+pub mod cluster;
 mod container;
 mod instance;
 mod runner;
 pub mod services;
 
 pub use cloudlet::CloudletReconciler;
+pub use cluster::ClusterReconciler;
 pub use op_driver::Drivers;
 pub use instance::{container_name, InstanceReconciler, RegistryPulls};
 pub use runner::{Action, Metrics, Reconciler, Runner};

@@ -316,10 +316,17 @@ fn inspect_info(r: ContainerInspectResponse) -> ContainerInfo {
             .filter(|a| !a.is_empty())
             .or_else(|| n.networks.as_ref()?.values().find_map(|e| e.ip_address.clone().filter(|a| !a.is_empty())))
     });
+    let networks: BTreeMap<String, String> = r
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .map(|m| m.iter().filter_map(|(k, e)| Some((k.clone(), e.ip_address.clone().filter(|a| !a.is_empty())?))).collect())
+        .unwrap_or_default();
     // Runtimes write the zero time for "never".
     let when = |t: Option<&String>| t.filter(|t| !t.is_empty() && !t.starts_with("0001-")).cloned();
     let st = r.state.as_ref();
     ContainerInfo {
+        networks,
         id: r.id.unwrap_or_default(),
         name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
         labels,
@@ -367,6 +374,7 @@ fn summary_info(s: ContainerSummary) -> ContainerInfo {
         exit_code,
         ports: normalize(ports),
         address,
+        networks: BTreeMap::new(),
         started_at: None,
         finished_at: None,
         oom_killed: false,
@@ -568,6 +576,57 @@ impl Driver for DockerDriver {
         Ok(refs)
     }
 
+    /// `POST /networks/create` unless `GET /networks/{name}` finds it.
+    async fn ensure_network(&self, name: &str, internal: bool, labels: &BTreeMap<String, String>) -> Result<(), DriverError> {
+        let docker = self.client().await?;
+        match docker.inspect_network(name, None::<bollard::network::InspectNetworkOptions<String>>).await {
+            Ok(_) => return Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(self.map(e)),
+        }
+        let opts = bollard::network::CreateNetworkOptions {
+            name: name.to_string(),
+            driver: "bridge".to_string(),
+            internal,
+            labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>(),
+            ..Default::default()
+        };
+        match docker.create_network(opts).await {
+            Ok(_) => Ok(()),
+            // Made meanwhile by another reconcile.
+            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(self.map(e)),
+        }
+    }
+
+    /// `DELETE /networks/{name}`; 404 is success.
+    async fn remove_network(&self, name: &str) -> Result<(), DriverError> {
+        match self.client().await?.remove_network(name).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(self.map(e)),
+        }
+    }
+
+    /// `POST /networks/{network}/connect`; a container already on it is success.
+    async fn connect_network(&self, network: &str, id: &str) -> Result<(), DriverError> {
+        let opts = bollard::network::ConnectNetworkOptions { container: id.to_string(), endpoint_config: bollard::models::EndpointSettings::default() };
+        match self.client().await?.connect_network(network, opts).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError { message, .. }) if message.contains("already") => Ok(()),
+            Err(e) => Err(self.map(e)),
+        }
+    }
+
+    /// `POST /networks/{network}/disconnect`; a container not on it is success.
+    async fn disconnect_network(&self, network: &str, id: &str) -> Result<(), DriverError> {
+        let opts = bollard::network::DisconnectNetworkOptions { container: id.to_string(), force: true };
+        match self.client().await?.disconnect_network(network, opts).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError { message, .. }) if message.contains("not connected") || message.contains("is not connected") => Ok(()),
+            Err(e) => Err(self.map(e)),
+        }
+    }
+
     /// `POST /images/create?fromImage=` with the credentials as `X-Registry-Auth`, reading the
     /// progress stream to its end: errors arrive inside it as well as in the status.
     async fn pull_image(&self, image: &str, auth: Option<&crate::RegistryAuth>) -> Result<(), DriverError> {
@@ -639,8 +698,14 @@ impl Driver for DockerDriver {
         }
         let nano_cpus = i64::try_from(spec.millicpus.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
         let memory = i64::try_from(spec.memory_bytes).unwrap_or(i64::MAX);
+        // On a cluster's network the container is reached through it, not through published ports.
+        if spec.network.is_some() {
+            bindings.clear();
+            exposed.clear();
+        }
         let host_config = HostConfig {
             port_bindings: Some(bindings),
+            network_mode: spec.network.as_ref().map(|n| n.name.clone()),
             nano_cpus: (spec.millicpus > 0).then_some(nano_cpus),
             memory: (spec.memory_bytes > 0).then_some(memory),
             restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
@@ -652,6 +717,9 @@ impl Driver for DockerDriver {
             labels: Some(spec.labels.clone().into_iter().collect()),
             exposed_ports: Some(exposed),
             host_config: Some(host_config),
+            networking_config: spec.network.as_ref().map(|n| bollard::container::NetworkingConfig {
+                endpoints_config: HashMap::from([(n.name.clone(), bollard::models::EndpointSettings { aliases: Some(n.aliases.clone()), ..Default::default() })]),
+            }),
             ..Default::default()
         };
         let opts = CreateContainerOptions { name: spec.name.clone(), platform: None };

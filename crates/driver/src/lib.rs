@@ -67,6 +67,18 @@ pub struct ContainerSpec {
     pub memory_bytes: u64,
     /// Labels, including [`LABEL_MANAGED`] and [`LABEL_INSTANCE`].
     pub labels: BTreeMap<String, String>,
+    /// The network to join instead of the runtime's default (a cluster's), with the names
+    /// the container answers to on it; its ports are then not published.
+    pub network: Option<NetworkAttachment>,
+}
+
+/// A network a container joins and the names it is known by there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkAttachment {
+    /// The network.
+    pub name: String,
+    /// DNS names of the container on it.
+    pub aliases: Vec<String>,
 }
 
 /// Coarse container state.
@@ -110,6 +122,8 @@ pub struct ContainerInfo {
     pub ports: Vec<PublishedPort>,
     /// The container's address on its network (where other containers reach it), when it has one.
     pub address: Option<String>,
+    /// Its address on each network it is on, by network name (inspect only; empty in lists).
+    pub networks: BTreeMap<String, String>,
     /// When the container last started and, once it stopped, when it finished (RFC 3339, as
     /// the runtime says), for the debug view; `None` when the runtime did not say (lists).
     pub started_at: Option<String>,
@@ -279,6 +293,15 @@ pub trait Driver: Send + Sync + 'static {
     /// reference the registry does not have, or refuses to the credentials, is
     /// [`DriverError::ImageNotFound`] with the registry's reason.
     async fn pull_image(&self, image: &str, auth: Option<&RegistryAuth>) -> Result<(), DriverError>;
+    /// Creates network `name` unless it exists; `internal` networks have no route out of the
+    /// runtime. Labels mark it as the platform's.
+    async fn ensure_network(&self, name: &str, internal: bool, labels: &BTreeMap<String, String>) -> Result<(), DriverError>;
+    /// Removes network `name`; a missing one is not an error.
+    async fn remove_network(&self, name: &str) -> Result<(), DriverError>;
+    /// Connects container `id` to network `network`; already connected is not an error.
+    async fn connect_network(&self, network: &str, id: &str) -> Result<(), DriverError>;
+    /// Disconnects container `id` from network `network`; not connected is not an error.
+    async fn disconnect_network(&self, network: &str, id: &str) -> Result<(), DriverError>;
     /// Whether a published endpoint accepts connections (the app is up). The default connects
     /// over TCP; drivers that start nothing real answer from their model.
     async fn reachable(&self, host: &str, port: u16) -> bool {

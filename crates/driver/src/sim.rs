@@ -162,6 +162,7 @@ impl SimDriver {
             exit_code: (c.state == ContainerState::Exited).then_some(0),
             ports: c.ports.clone(),
             address: None,
+            networks: BTreeMap::new(),
             started_at: None,
             finished_at: None,
             oom_killed: false,
@@ -179,6 +180,26 @@ impl Driver for SimDriver {
     /// Every image is present on a sim cloudlet.
     async fn image_exists(&self, _image: &str) -> Result<bool, DriverError> {
         Ok(true)
+    }
+
+    /// Networks are not modelled: every network call succeeds.
+    async fn ensure_network(&self, _name: &str, _internal: bool, _labels: &BTreeMap<String, String>) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// See [`SimDriver::ensure_network`].
+    async fn remove_network(&self, _name: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// See [`SimDriver::ensure_network`].
+    async fn connect_network(&self, _network: &str, _id: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// See [`SimDriver::ensure_network`].
+    async fn disconnect_network(&self, _network: &str, _id: &str) -> Result<(), DriverError> {
+        Ok(())
     }
 
     /// Every image is present already: a pull is recorded and succeeds.
@@ -379,6 +400,7 @@ mod tests {
             millicpus: 0,
             memory_bytes: 0,
             labels: [("k".to_string(), "v".to_string())].into_iter().collect(),
+            network: None,
         }
     }
 

@@ -52,6 +52,7 @@ fn spec(tag: &str, host_port: Option<u16>) -> ContainerSpec {
         millicpus: 500,
         memory_bytes: 64 * 1024 * 1024,
         labels,
+        network: None,
     }
 }
 
@@ -549,4 +550,52 @@ async fn missing_images_are_image_not_found() {
         other => panic!("tagging {missing} gave {other:?}, not ImageNotFound"),
     }
     assert!(!d.image_exists(&target).await.unwrap());
+}
+
+/// Networks: a container made on an internal network answers another there by its alias and
+/// publishes nothing; connecting it to a second network gives it an address there,
+/// disconnecting takes it away; every call is idempotent; the networks go.
+#[tokio::test]
+async fn networks_connect_disconnect_and_aliases() {
+    let d = driver().await;
+    let unique = suffix();
+    let (internal, egress) = (format!("op-test-net-{unique}"), format!("op-test-egress-{unique}"));
+    let labels = BTreeMap::from([(LABEL_MANAGED.to_string(), "true".to_string())]);
+    d.ensure_network(&internal, true, &labels).await.unwrap();
+    d.ensure_network(&internal, true, &labels).await.expect("ensuring again is not an error");
+    d.ensure_network(&egress, false, &labels).await.unwrap();
+    let mut a = spec("net-a", None);
+    a.network = Some(op_driver::NetworkAttachment { name: internal.clone(), aliases: vec![format!("alias-{unique}")] });
+    let mut b = spec("net-b", None);
+    b.network = Some(op_driver::NetworkAttachment { name: internal.clone(), aliases: vec![] });
+    let _cleanup = Cleanup::new(&[&a, &b]);
+    for s in [&a, &b] {
+        let id = d.create(s).await.unwrap();
+        d.start(&id).await.unwrap();
+    }
+    let info = d.inspect(&a.name).await.unwrap().unwrap();
+    assert!(info.ports.is_empty(), "nothing published on a cluster network: {:?}", info.ports);
+    assert!(info.networks.contains_key(&internal), "{:?}", info.networks);
+    // b reaches a by its alias.
+    let session = d.exec(&b.name, &op_driver::ExecRequest { cmd: vec!["sh".into(), "-c".into(), format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 alias-{unique} 8080")], tty: false }).await.unwrap();
+    let mut out = Vec::new();
+    let mut s = session.output;
+    while let Some(chunk) = s.next().await {
+        if let Ok(op_driver::ExecOutput::Stdout(b)) = chunk {
+            out.extend_from_slice(&b);
+        }
+    }
+    assert!(String::from_utf8_lossy(&out).contains("hello from op-sample-app"), "{}", String::from_utf8_lossy(&out));
+    d.connect_network(&egress, &a.name).await.unwrap();
+    d.connect_network(&egress, &a.name).await.expect("connecting again is not an error");
+    assert!(d.inspect(&a.name).await.unwrap().unwrap().networks.contains_key(&egress));
+    d.disconnect_network(&egress, &a.name).await.unwrap();
+    d.disconnect_network(&egress, &a.name).await.expect("disconnecting again is not an error");
+    assert!(!d.inspect(&a.name).await.unwrap().unwrap().networks.contains_key(&egress));
+    for s in [&a, &b] {
+        d.remove(&s.name).await.unwrap();
+    }
+    d.remove_network(&egress).await.unwrap();
+    d.remove_network(&internal).await.unwrap();
+    d.remove_network(&internal).await.expect("removing a missing network is not an error");
 }

@@ -56,6 +56,7 @@ fn classes() -> Vec<Class> {
         Class { name: "resource use per cloudlet", request: |_, _| ("GET", "/op/v1/resources/cloudlets".into(), None), expect: [200, 200, 403, 403, 403, 403, 401] },
         Class { name: "resource use per tenant", request: |_, _| ("GET", "/op/v1/resources/tenants".into(), None), expect: [200, 200, 200, 200, 200, 200, 401] },
         Class { name: "events", request: |_, _| ("GET", "/op/v1/events".into(), None), expect: [200, 200, 200, 200, 200, 200, 401] },
+        Class { name: "clusters and load balancers", request: |_, _| ("GET", "/op/v1/clusters".into(), None), expect: [200, 200, 200, 200, 200, 200, 401] },
         Class { name: "alarms", request: |_, _| ("GET", "/op/v1/alarms".into(), None), expect: [200, 200, 200, 200, 200, 200, 401] },
         Class {
             name: "alarm receiver of an organization",

@@ -79,6 +79,7 @@ async fn orphan_containers_are_collected() -> anyhow::Result<()> {
         millicpus: 0,
         memory_bytes: 0,
         labels,
+        network: None,
     })
     .await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -166,6 +166,9 @@ pub struct Mesh {
     started: Instant,
     /// How long a connection is held for an instance to start.
     pub hold: Duration,
+    /// Spread connections round equally loaded backends (a load balancer) rather than keep
+    /// to one (serverless, so that the others can go idle).
+    pub spread: bool,
 }
 
 /// The table in the shape the data path reads.
@@ -180,6 +183,10 @@ pub(crate) struct Compiled {
 impl Mesh {
     /// A mesh whose requests for instances go to the returned receiver.
     pub fn new(hold: Duration) -> (Arc<Self>, mpsc::UnboundedReceiver<Wake>) {
+        Self::build(hold, false)
+    }
+
+    fn build(hold: Duration, spread: bool) -> (Arc<Self>, mpsc::UnboundedReceiver<Wake>) {
         let (wake, rx) = mpsc::unbounded_channel();
         let (changed, _) = watch::channel(0);
         let mesh = Self {
@@ -192,8 +199,14 @@ impl Mesh {
             stats: stats::Stats::default(),
             started: Instant::now(),
             hold,
+            spread,
         };
         (Arc::new(mesh), rx)
+    }
+
+    /// A mesh for load balancers: connections spread round equally loaded backends.
+    pub fn spreading(hold: Duration) -> (Arc<Self>, mpsc::UnboundedReceiver<Wake>) {
+        Self::build(hold, true)
     }
 
     /// Sets the key session tokens are verified with.
@@ -278,6 +291,12 @@ impl Mesh {
     pub fn load(&self, uid: Uid) -> Option<(u64, u64)> {
         let loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
         loads.get(&uid).map(|l| (l.active.load(Ordering::Relaxed), l.last_busy_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Instance `uid`'s open connections and whether its last health check passed.
+    pub fn backend_state(&self, uid: Uid) -> Option<(u64, bool)> {
+        let loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
+        loads.get(&uid).map(|l| (l.active.load(Ordering::Relaxed), l.down_until_ms.load(Ordering::Relaxed) <= self.now_ms()))
     }
 
     /// Marks instance `uid` as serving now (a new instance counts as busy when it starts, so

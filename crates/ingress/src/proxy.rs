@@ -79,10 +79,25 @@ impl PopHandle {
 
     /// The port TCP app `app` listens on here, opening it when new.
     pub async fn ensure_tcp(&self, app: Uid) -> std::io::Result<u16> {
-        if let Some((p, _)) = self.tcp.lock().unwrap_or_else(|e| e.into_inner()).get(&app) {
-            return Ok(*p);
+        self.ensure_tcp_on(app, 0).await
+    }
+
+    /// Like [`PopHandle::ensure_tcp`] on port `port` (0: any free one); an app open on
+    /// another port is moved to this one.
+    pub async fn ensure_tcp_on(&self, app: Uid, port: u16) -> std::io::Result<u16> {
+        {
+            let mut tcp = self.tcp.lock().unwrap_or_else(|e| e.into_inner());
+            match tcp.get(&app) {
+                Some((p, _)) if port == 0 || *p == port => return Ok(*p),
+                Some(_) => {
+                    if let Some((_, t)) = tcp.remove(&app) {
+                        t.abort();
+                    }
+                }
+                None => {}
+            }
         }
-        let l = TcpListener::bind((self.bind_host.as_str(), 0)).await?;
+        let l = TcpListener::bind((self.bind_host.as_str(), port)).await?;
         let port = l.local_addr()?.port();
         let (m, p) = (self.mesh.clone(), Arc::<str>::from(self.name.as_str()));
         let task = tokio::spawn(accept(l, move |s, from| tokio::spawn(serve_tcp(m.clone(), p.clone(), app, s, from))));
@@ -248,9 +263,11 @@ fn up(mesh: &Mesh, l: &Load) -> bool {
     l.down_until_ms.load(Ordering::Relaxed) <= mesh.now_ms()
 }
 
-/// The backend with the fewest open connections among `it`.
-fn least<'b>(it: impl Iterator<Item = &'b (Backend, Arc<Load>)>) -> Option<&'b (Backend, Arc<Load>)> {
-    it.min_by_key(|(_, l)| l.active.load(Ordering::Relaxed))
+/// The backend with the fewest open connections among `it`; with `spread`, the least
+/// recently busy of those (so one connection after another goes round the backends, as a
+/// load balancer's should; serverless keeps sending to the same instance, so others go idle).
+fn least<'b>(it: impl Iterator<Item = &'b (Backend, Arc<Load>)>, spread: bool) -> Option<&'b (Backend, Arc<Load>)> {
+    it.min_by_key(|(_, l)| (l.active.load(Ordering::Relaxed), if spread { l.last_busy_ms.load(Ordering::Relaxed) } else { 0 }))
 }
 
 /// The point of presence (not `here`) whose instances matching `pick` carry the least load.
@@ -271,7 +288,7 @@ async fn connect<'a>(mesh: &'a Mesh, pop: &str, app: Uid, local_only: bool) -> R
     loop {
         let c = mesh.compiled();
         let all: &[(Backend, Arc<Load>)] = c.backends.get(&app).map_or(&[], Vec::as_slice);
-        let local = |ready: bool| least(all.iter().filter(|(b, l)| b.pop == pop && b.ready == ready && up(mesh, l)));
+        let local = |ready: bool| least(all.iter().filter(|(b, l)| b.pop == pop && b.ready == ready && up(mesh, l)), mesh.spread);
         if let Some((b, l)) = local(true) {
             match TcpStream::connect(&b.addr).await {
                 Ok(s) => {

@@ -2,6 +2,7 @@
 
 mod access;
 mod alarm;
+mod cluster;
 mod config;
 mod device;
 mod federation;
@@ -125,6 +126,16 @@ enum Cmd {
     Alarm {
         #[command(subcommand)]
         cmd: alarm::AlarmCmd,
+    },
+    /// Clusters: an organization's containers networked together in a zone.
+    Cluster {
+        #[command(subcommand)]
+        cmd: cluster::ClusterCmd,
+    },
+    /// Load balancers in front of a cluster's instances.
+    Lb {
+        #[command(subcommand)]
+        cmd: cluster::LbCmd,
     },
     /// The organizations' image registry: where it is, how to log in, the versions pushed.
     Registry {
@@ -423,6 +434,9 @@ enum InstanceCmd {
         /// Zone name or id.
         #[arg(long)]
         zone: String,
+        /// A cluster (name or id) of the zone to run it in.
+        #[arg(long)]
+        cluster: Option<String>,
         /// Wait until Ready and print the endpoint.
         #[arg(long)]
         wait: bool,
@@ -504,6 +518,8 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Resources { view } => inspect::resources(&ctx, view).await,
         Cmd::Alarm { cmd } => alarm::run(&ctx, cmd).await,
         Cmd::Registry { cmd } => registry::run(&ctx, cmd).await,
+        Cmd::Cluster { cmd } => cluster::run(&ctx, cmd).await,
+        Cmd::Lb { cmd } => cluster::run_lb(&ctx, cmd).await,
         Cmd::Events { instance, cloudlets, warnings, limit } => {
             let id = match instance {
                 Some(i) => Some(instance_id(&ctx, &i).await?),
@@ -791,7 +807,7 @@ pub(crate) async fn app_id(ctx: &Ctx, app: &str) -> Result<Uid> {
 }
 
 /// Resolves a zone name or id to its id.
-async fn zone_id(ctx: &Ctx, zone: &str) -> Result<Uid> {
+pub(crate) async fn zone_id(ctx: &Ctx, zone: &str) -> Result<Uid> {
     if let Ok(id) = zone.parse::<Uid>() {
         return Ok(id);
     }
@@ -1033,9 +1049,13 @@ async fn instances(ctx: &Ctx, cmd: InstanceCmd) -> Result<()> {
                 t
             })
         }
-        InstanceCmd::Create { name, app, zone, wait, timeout } => {
+        InstanceCmd::Create { name, app, zone, cluster, wait, timeout } => {
             let (app, zone) = (app_id(ctx, &app).await?, zone_id(ctx, &zone).await?);
-            let info = ctx.client.create_instance(&name, app, zone).await?;
+            let cluster = match cluster {
+                Some(c) => Some(cluster::cluster_id(ctx, &c).await?),
+                None => None,
+            };
+            let info = ctx.client.create_instance_in(&name, app, zone, cluster).await?;
             let id = info.app_instance_id;
             if !wait {
                 return print(ctx.out, &info, || instances_table(std::slice::from_ref(&info)));

@@ -339,6 +339,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         events: op_api::events::Events::start(repo.clone()).await.context("reading instances and cloudlets for events")?,
         resources: Default::default(),
         alarm_deliveries: Default::default(),
+        lbs: Default::default(),
         images: registry_config,
     });
 
@@ -353,6 +354,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if state.uni.network.is_some() {
         tokio::spawn(op_api::netview::run(state.clone(), std::time::Duration::from_millis(args.network_refresh_ms.max(100))));
     }
+    tokio::spawn(op_api::clusters::run(state.clone(), std::time::Duration::from_secs(1)));
     let addr = listener.local_addr()?;
     // Where app instances reach the platform (their containers cannot reach the host's
     // loopback): the runtime's bridge gateway, on the same port.
@@ -406,6 +408,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             std::time::Duration::from_millis(args.scale_every_ms.max(100)),
             std::time::Duration::from_secs(args.scale_in_after_secs),
         ));
+        tokio::spawn(Runner::new(op_controller::ClusterReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone()), repo.clone(), metrics.clone(), 2).run());
         let cloudlets = CloudletReconciler::new(repo.clone(), drivers, boot.platform_id.clone(), args.probe_image.clone());
         tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics, 2).run());
     }

@@ -8,6 +8,7 @@
 
 pub mod alarm;
 pub mod ams;
+pub mod cluster;
 pub mod ewbi;
 pub mod ids;
 pub mod meta;

@@ -66,11 +66,15 @@ pub enum Kind {
     Alarm,
     /// A tag pushed to an organization's registry, with its history and pulls.
     ImageVersion,
+    /// An organization's containers networked together on one cloudlet.
+    Cluster,
+    /// A front-end port spread over a cluster's instances of one app.
+    LoadBalancer,
 }
 
 impl Kind {
     /// Every kind, for code that walks all of them (listing, GC, OpenAPI).
-    pub const ALL: [Kind; 32] = [
+    pub const ALL: [Kind; 34] = [
         Kind::Region,
         Kind::Zone,
         Kind::Cloudlet,
@@ -103,6 +107,8 @@ impl Kind {
         Kind::AlertPolicy,
         Kind::Alarm,
         Kind::ImageVersion,
+        Kind::Cluster,
+        Kind::LoadBalancer,
     ];
 
     /// Plural lower-case form used in store keys and operator API paths.
@@ -140,6 +146,8 @@ impl Kind {
             Kind::AlertPolicy => "alertpolicies",
             Kind::Alarm => "alarms",
             Kind::ImageVersion => "imageversions",
+            Kind::Cluster => "clusters",
+            Kind::LoadBalancer => "loadbalancers",
         }
     }
 

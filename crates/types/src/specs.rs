@@ -1280,6 +1280,10 @@ pub struct AppInstanceSpec {
     /// (and `cloudlet` names the peer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federated: Option<crate::ewbi::objects::FederatedPlacement>,
+    /// The cluster it runs in (its uid): on the cluster's network and cloudlet, reached from
+    /// outside only through a load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Uid>,
 }
 
 /// What developers see in place of a cloudlet's name.

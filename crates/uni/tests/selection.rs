@@ -55,6 +55,7 @@ fn instance(app: &App, zone: &Zone, cloudlet: &str, ready: bool) -> AppInstance 
         cloudlet: n(cloudlet),
         flavor: n("small"),
         federated: None,
+        cluster: None,
     });
     if ready {
         i.status.state = State::Ready;

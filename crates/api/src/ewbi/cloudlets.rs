@@ -972,7 +972,7 @@ impl CloudletFederationReconciler {
         while iname.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
             iname.pop();
         }
-        let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet: cl.metadata.name.clone(), flavor: flavor.metadata.name.clone(), federated: None };
+        let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet: cl.metadata.name.clone(), flavor: flavor.metadata.name.clone(), federated: None, cluster: None };
         let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), Name::new(iname).map_err(|e| ApiError::Internal(e.to_string()))?, spec);
         inst.metadata.labels.insert("op.federation.compliance".into(), rec.metadata.uid.to_string());
         s.repo.create(&mut inst).await?;

@@ -356,6 +356,7 @@ pub async fn admit_federated(s: &AppState, app: &App, zone: &Object<ZoneSpec>, f
         cloudlet,
         flavor,
         federated: Some(FederatedPlacement { peer: fz.peer.clone(), zone_id: fz.zone_id.clone(), flavour_id: f.flavour_id.clone() }),
+        cluster: None,
     };
     let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);
     let obs = InstanceObserved {
