@@ -169,12 +169,16 @@ function drawBars(chart, items) {
 async function dashboard() {
   every(2000, async () => {
     try {
-      const [apps, insts, alarms, usage] = await Promise.all([
+      const [apps, insts, alarms, usage, qoe] = await Promise.all([
         api("GET", CAMARA + "/apps"),
         api("GET", CAMARA + "/appinstances"),
         api("GET", "/op/v1/alarms?state=firing"),
         api("GET", "/op/v1/resources/instances"),
+        api("GET", "/op/v1/qoe"),
       ]);
+      const appName = (id) => (apps.find((a) => a.appId === id) || {}).name || id;
+      const ms = (x) => (x == null ? "-" : x.toFixed(2));
+      rows("dash-qoe", qoe, (q) => [q.edgeCloudZoneName, appName(q.appId), q.probes, ms(q.p50Ms), ms(q.p95Ms), ms(q.expectedMeanMs)]);
       $("dash-apps").textContent = apps.length;
       $("dash-instances").textContent = insts.length;
       $("dash-ready").textContent = insts.filter((i) => i.status === "ready").length;
@@ -360,6 +364,32 @@ async function instance(id) {
   });
 }
 
+async function clusters() {
+  const zones = await api("GET", CAMARA + "/edge-cloud-zones");
+  $("cluster-zone").replaceChildren(...zones.map((z) => el("option", { value: z.edgeCloudZoneId }, z.edgeCloudZoneName)));
+  $("cluster-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    const body = { name: $("cluster-name").value, spec: { edgeCloudZoneId: $("cluster-zone").value, outboundAllowed: $("cluster-outbound").checked } };
+    act(() => api("POST", "/op/v1/clusters", body), async () => {});
+  };
+  every(1500, async () => {
+    try {
+      const [list, lbs] = await Promise.all([api("GET", "/op/v1/clusters"), api("GET", "/op/v1/loadbalancers")]);
+      rows("clusters", list, (c) => [
+        c.name,
+        el("span", { class: "state " + c.state.toLowerCase() }, c.state),
+        c.spec.outboundAllowed ? "allowed" : "denied",
+        c.health,
+        c.members.map((m) => m.name + " (" + m.health + ")").join(", "),
+        el("button", { class: "danger", onclick: () => act(() => api("DELETE", "/op/v1/clusters/" + c.id), async () => {}) }, "Delete"),
+      ]);
+      rows("lbs", lbs, (l) => [l.name, l.frontend || "-", l.spec.backendPort, l.backends.map((b) => b.name + (b.healthy ? " healthy" : " down")).join(", ")]);
+    } catch (e) {
+      showError(e.message);
+    }
+  });
+}
+
 async function alarms() {
   const [list, receivers] = await Promise.all([api("GET", "/op/v1/alarms"), api("GET", "/op/v1/alarmreceivers")]);
   rows("alarms", list, (a) => [a.state, a.alertname, a.severity, a.objectKind + " " + a.objectName, a.startsAt, a.summary]);
@@ -372,7 +402,7 @@ async function audit() {
   rows("audit", list, (r) => [r.spec.at, r.spec.user || "-", r.spec.method, r.spec.path, r.spec.status]);
 }
 
-const views = { dashboard, map, apps, instances, alarms, audit };
+const views = { dashboard, map, apps, instances, clusters, alarms, audit };
 
 async function route() {
   stopTimers();

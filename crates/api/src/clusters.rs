@@ -72,16 +72,16 @@ fn view(s: &AppState, c: &Caller, cl: Cluster, members: Vec<AppInstance>) -> Clu
     }
 }
 
-/// The cloudlet of zone `zone` a new cluster goes to: ready, not in maintenance, with the
-/// most capacity left.
+/// The cloudlet of zone `zone` a new cluster goes to: not failed (one still being checked
+/// is fine: the cluster waits for it), not in maintenance, with the most capacity.
 async fn place(s: &AppState, zone: &Object<ZoneSpec>) -> Result<Name, ApiError> {
     let cloudlets = crate::infra::cloudlets_in(s, &zone.metadata.name).await?;
     cloudlets
         .into_iter()
-        .filter(|c| c.status.state == ObjState::Ready && !c.spec.maintenance)
+        .filter(|c| c.status.state != ObjState::Failed && !c.spec.maintenance)
         .max_by_key(|c| c.spec.capacity.vcpus)
         .map(|c| c.metadata.name)
-        .ok_or_else(|| ApiError::invalid("spec.edgeCloudZoneId", format!("zone {} has no cloudlet ready for a cluster now", zone.metadata.name)))
+        .ok_or_else(|| ApiError::invalid("spec.edgeCloudZoneId", format!("zone {} has no cloudlet that can take a cluster now (all failed or in maintenance)", zone.metadata.name)))
 }
 
 /// Create a cluster in a zone: the organization's containers there, networked together and

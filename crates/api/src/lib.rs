@@ -18,6 +18,7 @@ pub mod json;
 pub mod metrics;
 pub mod mobility;
 pub mod placement;
+pub mod qoe;
 pub mod registry;
 pub mod resources;
 pub mod scale;
@@ -79,7 +80,7 @@ impl Modify for BearerAuth {
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
         camara::get_instance_detail, instances::logs, instances::exec, instances::debug, events::list, alarms::list, alarms::get, alarms::create_receiver, alarms::list_receivers, alarms::update_receiver, alarms::delete_receiver, alarms::test_receiver,
-        alarms::create_policy, alarms::list_policies, alarms::delete_policy, registry::info, registry::images,
+        alarms::create_policy, alarms::list_policies, alarms::delete_policy, registry::info, registry::images, qoe::list,
         clusters::create_cluster, clusters::list_clusters, clusters::get_cluster, clusters::update_cluster, clusters::delete_cluster,
         clusters::create_lb, clusters::list_lbs, clusters::get_lb, clusters::update_lb, clusters::delete_lb, resources::instances, resources::apps, resources::tenants, resources::cloudlets, camara::get_edge_cloud_zones, placement::place, telemetry::get, serverless::pops, serverless::status, serverless::put_policy, mobility::report, mobility::list_relocations, mobility::get_relocation,
         uni::register, uni::discover, uni::network_events, uni::confirm, uni::events, uni::close, uni::keys, uni::well_known, uni::closest_edge_zone,
@@ -192,6 +193,7 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/clusters/{id}", get(clusters::get_cluster).put(clusters::update_cluster).delete(clusters::delete_cluster))
         .route("/op/v1/loadbalancers", get(clusters::list_lbs).post(clusters::create_lb))
         .route("/op/v1/loadbalancers/{id}", get(clusters::get_lb).put(clusters::update_lb).delete(clusters::delete_lb))
+        .route("/op/v1/qoe", get(qoe::list))
         .route("/op/v1/registry", get(registry::info))
         .route("/op/v1/registry/images", get(registry::images))
         .route("/op/v1/registry/token", get(registry::token))

@@ -74,6 +74,8 @@ pub struct Shared {
     pub images: Option<crate::registry::RegistryConfig>,
     /// The last delivery to each alarm receiver.
     pub alarm_deliveries: crate::telemetry::Deliveries,
+    /// Device probes per app and zone (the QoE view).
+    pub qoe: crate::qoe::Qoe,
     /// The load balancers' data plane (front ends on the ingress, backends' health).
     pub lbs: crate::clusters::LoadBalancers,
 }

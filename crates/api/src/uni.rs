@@ -574,6 +574,8 @@ async fn open_session(
     if let Some(ip) = device.ip {
         s.uni.sessions.set_ip(&session_id, ip.to_string());
     }
+    let expected = std::iter::once(&best).chain(&alternatives).filter_map(|o| Some((o.edge_cloud_zone_id, o.expected_qos.as_ref()?.latency_ms))).collect();
+    s.uni.sessions.set_expected(&session_id, expected);
     Ok((
         StatusCode::CREATED,
         Json(Registration {
@@ -827,6 +829,11 @@ pub async fn confirm(
     Body(req): Body<Confirm>,
 ) -> Result<Json<Confirmed>, ApiError> {
     let mut claims = session.for_session(&id)?;
+    if let Some(ms) = req.measured_latency_ms {
+        if !ms.is_finite() || !(0.0..=60_000.0).contains(&ms) {
+            return Err(ApiError::invalid("measuredLatencyMs", "must be a latency in milliseconds, 0 to 60000"));
+        }
+    }
     {
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
         let ok = ix.instances_of(claims.app).any(|i| i.uid == req.app_instance_id && i.ready);
@@ -835,8 +842,12 @@ pub async fn confirm(
         }
         claims.zone = ix.instances_of(claims.app).find(|i| i.uid == req.app_instance_id).map_or(claims.zone, |i| i.zone);
     }
-    if !s.uni.sessions.confirm(&id, req.app_instance_id) {
+    let Some(expected) = s.uni.sessions.confirm(&id, req.app_instance_id, claims.zone) else {
         return Err(ApiError::NotFound("session not found (expired or the platform restarted); register again".into()));
+    };
+    if let Some(ms) = req.measured_latency_ms {
+        // The device's probe, for the QoE view, next to what the network expected on its path.
+        s.qoe.record(claims.app, claims.zone, ms, expected);
     }
     claims.inst = req.app_instance_id;
     let session_token = s.uni.signer.sign(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -530,6 +530,19 @@ pub async fn uni_lab(extra: &[&str]) -> Result<(Netemu, Platform, Api)> {
             .await?;
         anyhow::ensure!(s == 201, "cloudlet of {zone}: {e}");
     }
+    // Devices are served from ready cloudlets only: wait for the controller's first check, so
+    // that a loaded machine does not turn the first registration into "no edge".
+    for zone in ["zone-paris", "zone-lyon"] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, c) = admin.get(&format!("/op/v1/cloudlets/{zone}-1")).await?;
+            if c["status"]["state"] == "Ready" {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "cloudlet {zone}-1 not ready: {c}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     Ok((net, p, admin))
 }
 

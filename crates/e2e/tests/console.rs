@@ -93,10 +93,21 @@ async fn console_login_deploy_logs_terminal_delete() -> anyhow::Result<()> {
     b.wait_until("return document.querySelector('#map circle.zone[data-zone=\"local\"]') != null && document.querySelector('#map circle.instance.ready') != null", "the map", WAIT).await?;
     b.screenshot("06-map").await?;
 
+    // A cluster made from the console becomes ready there.
+    b.goto(&format!("{}/console/#/clusters", p.url)).await?;
+    b.wait_until("return document.querySelectorAll('#cluster-zone option').length >= 1", "the cluster form's zones", WAIT).await?;
+    b.type_into("#cluster-name", "console-cluster").await?;
+    b.click("#cluster-submit").await?;
+    b.wait_text("#clusters", "Ready", WAIT).await?;
+    assert!(b.text("#clusters").await?.contains("denied"), "outbound traffic is denied unless asked for");
+    b.screenshot("07-clusters").await?;
+    let (_, cls) = dev.get("/op/v1/clusters").await?;
+    assert_eq!(cls[0]["name"], "console-cluster", "{cls}");
+
     // The audit log has the deployment; alarms and receivers show.
     b.goto(&format!("{}/console/#/audit", p.url)).await?;
     b.wait_text("#audit", "/appinstances", WAIT).await?;
-    b.screenshot("07-audit").await?;
+    b.screenshot("07b-audit").await?;
     b.goto(&format!("{}/console/#/alarms", p.url)).await?;
     b.wait_until(&visible("alarms"), "the alarms page", WAIT).await?;
     b.screenshot("08-alarms").await?;

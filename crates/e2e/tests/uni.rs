@@ -108,6 +108,30 @@ async fn device_discovers_reaches_moves_and_is_told() -> anyhow::Result<()> {
     let confirmed = uni.confirm(&reg.session_id, &reg.session_token, reg.endpoint.app_instance_id, Some(probe.rtt)).await?;
     assert!(!confirmed.session_token.is_empty());
 
+    // The probe feeds the QoE view of the zone: the app provider's (per app), the operator's
+    // (per zone over all apps); another organization sees none of it.
+    let (_, qoe) = dev.get("/op/v1/qoe").await?;
+    assert_eq!(qoe.as_array().map(Vec::len), Some(1), "{qoe}");
+    assert_eq!((qoe[0]["edgeCloudZoneName"].as_str(), qoe[0]["probes"].as_u64()), (Some("zone-paris"), Some(1)), "{qoe}");
+    let measured = probe.rtt.as_secs_f64() * 1000.0;
+    assert!((qoe[0]["p50Ms"].as_f64().unwrap_or(-1.0) - measured).abs() < 1e-6, "the device's own measurement: {qoe} vs {measured}");
+    assert!(qoe[0]["expectedMeanMs"].as_f64().is_some_and(|x| x > 0.0), "the network's expectation beside it: {qoe}");
+    let (s, _) = dev.get("/op/v1/qoe?byZone=true").await?;
+    assert_eq!(s, 403, "totals over every app are the operator's");
+    let (_, zones) = p.admin().await?.get("/op/v1/qoe?byZone=true").await?;
+    assert!(zones.as_array().is_some_and(|z| z.iter().any(|x| x["edgeCloudZoneName"] == "zone-paris" && x["appId"].is_null())), "{zones}");
+    let table = p.opctl_as(&dev, &["qoe"])?;
+    assert!(table.contains("zone-paris") && table.contains("PROBES"), "{table}");
+    let (_, none) = p.developer("uni_bystanders", "bea", "Manager").await?.get("/op/v1/qoe").await?;
+    assert_eq!(none, json!([]), "another organization sees no probes of this app");
+    let r = reqwest::Client::new()
+        .post(format!("{}/uni/v1/sessions/{}/confirm", p.url, reg.session_id))
+        .bearer_auth(&reg.session_token)
+        .json(&json!({"appInstanceId": reg.endpoint.app_instance_id, "measuredLatencyMs": -5}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400, "a negative latency is refused");
+
     // The device moves to Lyon: the platform pushes the Lyon edge.
     let mut events = Box::pin(uni.watch(&reg.session_id, &confirmed.session_token).await?);
     net.move_device(EVE, "20801000000201").await?;

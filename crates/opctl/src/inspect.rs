@@ -7,7 +7,7 @@ use anyhow::{anyhow, Result};
 use futures::StreamExt;
 use op_client::exec::ExecEvent;
 use op_client::Method;
-use op_types::observe::{Event, InstanceDebug, InstanceUsage, UsageTotals};
+use op_types::observe::{Event, InstanceDebug, InstanceUsage, UsageTotals, ZoneQoe};
 use op_types::Uid;
 use tokio::io::AsyncReadExt;
 
@@ -192,6 +192,29 @@ pub async fn resources(ctx: &Ctx, view: ResourceView) -> Result<()> {
                 mib(u.amounts.memory_bytes),
                 u.amounts.net_rx_bytes_per_sec.to_string(),
                 u.amounts.net_tx_bytes_per_sec.to_string(),
+            ]);
+        }
+        t
+    })
+}
+
+/// Prints the QoE per zone from device probes (`by_zone`: the operator's totals over apps).
+pub async fn qoe(ctx: &Ctx, by_zone: bool) -> Result<()> {
+    let path = if by_zone { "/op/v1/qoe?byZone=true" } else { "/op/v1/qoe" };
+    let v: Vec<ZoneQoe> = ctx.client.call(Method::GET, path, None).await?;
+    print(ctx.out, &v, || {
+        let mut t = table(&["ZONE", "APP", "PROBES", "MEAN ms", "P50 ms", "P95 ms", "MAX ms", "NETWORK EXPECTED ms"]);
+        let ms = |x: f64| format!("{x:.2}");
+        for q in &v {
+            t.add_row(vec![
+                q.edge_cloud_zone_name.clone(),
+                q.app_id.map_or_else(|| "(all)".into(), |a| a.to_string()),
+                q.summary.probes.to_string(),
+                ms(q.summary.mean_ms),
+                ms(q.summary.p50_ms),
+                ms(q.summary.p95_ms),
+                ms(q.summary.max_ms),
+                q.summary.expected_mean_ms.map_or_else(|| "-".into(), ms),
             ]);
         }
         t

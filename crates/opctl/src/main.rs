@@ -121,6 +121,12 @@ enum Cmd {
         #[arg(value_enum, default_value = "instances")]
         view: inspect::ResourceView,
     },
+    /// Quality of experience per zone from device probes (operators: --by-zone over all apps).
+    Qoe {
+        /// Totals per zone over every app (operator).
+        #[arg(long)]
+        by_zone: bool,
+    },
     /// Alarms (cloudlet down, instance down, resource thresholds), their webhook receivers and
     /// alert policies.
     Alarm {
@@ -517,6 +523,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Audit { user, org, limit } => access::audit(&ctx, user, org, limit).await,
         Cmd::Resources { view } => inspect::resources(&ctx, view).await,
         Cmd::Alarm { cmd } => alarm::run(&ctx, cmd).await,
+        Cmd::Qoe { by_zone } => inspect::qoe(&ctx, by_zone).await,
         Cmd::Registry { cmd } => registry::run(&ctx, cmd).await,
         Cmd::Cluster { cmd } => cluster::run(&ctx, cmd).await,
         Cmd::Lb { cmd } => cluster::run_lb(&ctx, cmd).await,

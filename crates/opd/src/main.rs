@@ -340,6 +340,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         resources: Default::default(),
         alarm_deliveries: Default::default(),
         lbs: Default::default(),
+        qoe: Default::default(),
         images: registry_config,
     });
 

@@ -255,3 +255,39 @@ pub struct UsageTotals {
     #[serde(flatten)]
     pub amounts: ResourceAmounts,
 }
+
+/// What a set of device probes says (the QoE view).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QoeSummary {
+    /// Probes in the last hour.
+    pub probes: usize,
+    /// Mean measured latency, ms.
+    pub mean_ms: f64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// Worst, ms.
+    pub max_ms: f64,
+    /// Mean latency the network expected for the same paths, ms (when it said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_mean_ms: Option<f64>,
+}
+
+/// QoE of one app in one zone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneQoe {
+    /// The app (absent in the operator's per-zone totals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<Uid>,
+    /// The zone.
+    pub edge_cloud_zone_id: Uid,
+    /// Its name.
+    pub edge_cloud_zone_name: String,
+    /// The figures.
+    #[serde(flatten)]
+    pub summary: QoeSummary,
+}
+

@@ -33,6 +33,9 @@ pub struct Session {
     pub expires: u64,
     /// Told that no edge can serve it (so it is not told again until one can).
     stranded: bool,
+    /// The latency the network expected to each offered zone, ms (set against the device's
+    /// own measurement in the QoE view).
+    expected: Vec<(Uid, f64)>,
     /// A relocation with prior notice is under way toward this instance: not decided again.
     pending: Option<Uid>,
     /// After a relocation was refused or cancelled, none is tried before this time (seconds).
@@ -86,8 +89,15 @@ impl Sessions {
     /// Records a new session.
     pub fn open(&self, id: String, app: Uid, device: String, at: DeviceAt, instance: Uid, expires: u64) {
         let (events, _) = broadcast::channel(16);
-        let s = Session { app, device, ip: None, at, instance, expires, stranded: false, pending: None, hold_until: 0, avoid: None, moved_at: None, events };
+        let s = Session { app, device, ip: None, at, instance, expires, stranded: false, expected: Vec::new(), pending: None, hold_until: 0, avoid: None, moved_at: None, events };
         self.lock().insert(id, s);
+    }
+
+    /// Records what the network expected to each zone offered to a session, ms.
+    pub fn set_expected(&self, id: &str, expected: Vec<(Uid, f64)>) {
+        if let Some(s) = self.lock().get_mut(id) {
+            s.expected = expected;
+        }
     }
 
     /// Records the device's IP address for a session.
@@ -150,15 +160,13 @@ impl Sessions {
         self.lock().values().filter(|s| s.app == app && s.expires > now).map(|s| (s.device.clone(), s.at.clone(), s.instance)).collect()
     }
 
-    /// The device confirmed (or switched to) `instance`; false if the session is unknown.
-    pub fn confirm(&self, id: &str, instance: Uid) -> bool {
-        match self.lock().get_mut(id) {
-            Some(s) => {
-                s.instance = instance;
-                true
-            }
-            None => false,
-        }
+    /// The device confirmed (or switched to) `instance` in `zone`; what the network expected
+    /// to that zone (ms) when it said, or `None` if the session is unknown.
+    pub fn confirm(&self, id: &str, instance: Uid, zone: Uid) -> Option<Option<f64>> {
+        let mut m = self.lock();
+        let s = m.get_mut(id)?;
+        s.instance = instance;
+        Some(s.expected.iter().find(|(z, _)| *z == zone).map(|(_, ms)| *ms))
     }
 
     /// Subscribes to a session's events.
