@@ -204,6 +204,17 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, only: Option<&N
     if let Some(only) = only {
         cloudlets.retain(|c| &c.metadata.name == only);
     }
+    // A cloudlet's security group must let in every port the app exposes.
+    let exposed: Vec<(op_types::specs::Protocol, u16)> = app.spec.external_interfaces().map(|n| (n.protocol, n.port)).collect();
+    let before = cloudlets.len();
+    cloudlets.retain(|c| c.spec.security_group.as_ref().is_none_or(|sg| exposed.iter().all(|(p, port)| sg.admits(*p, *port))));
+    if cloudlets.is_empty() && before > 0 {
+        let ports: Vec<String> = exposed.iter().map(|(p, port)| format!("{port}/{p:?}")).collect();
+        return Err(ApiError::invalid(
+            "componentSpec",
+            format!("the security groups of zone {}'s cloudlets let no traffic in on {}; expose a port they allow, or choose another zone", zone.metadata.name, ports.join(", ")),
+        ));
+    }
     cloudlets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     if cloudlets.iter().all(|c| c.spec.maintenance) {
         return Err(ApiError::invalid("edgeCloudZoneId", "the zone has no cloudlet accepting instances"));

@@ -66,6 +66,68 @@ impl Resources {
     }
 }
 
+/// Every instance's latest reading on `/metrics` (CPU, memory and its limit, network rates
+/// and byte counts, disk byte counts, health), labelled by organization, app, instance and
+/// cloudlet; Prometheus sums them per tenant or cloudlet.
+pub struct ResourceMetrics(pub Resources);
+
+impl std::fmt::Debug for ResourceMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResourceMetrics")
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct UsageLabels {
+    organization: String,
+    app_id: String,
+    instance: String,
+    cloudlet: String,
+}
+
+impl prometheus_client::collector::Collector for ResourceMetrics {
+    fn encode(&self, mut enc: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        use prometheus_client::metrics::MetricType;
+        let rows: Vec<(UsageLabels, InstanceUsage)> = self
+            .0
+            .instances(|_| true)
+            .into_iter()
+            .map(|u| (UsageLabels { organization: u.organization.to_string(), app_id: u.app_id.to_string(), instance: u.name.clone(), cloudlet: u.cloudlet.clone() }, u))
+            .collect();
+        type Read = fn(&InstanceUsage) -> u64;
+        let gauges: [(&str, &str, Read); 6] = [
+            ("op_instance_cpu_millicores", "CPU an instance uses, millicores", |u| u.amounts.cpu_millicores),
+            ("op_instance_memory_bytes", "Memory an instance uses", |u| u.amounts.memory_bytes),
+            ("op_instance_memory_limit_bytes", "Memory limit of an instance", |u| u.amounts.memory_limit_bytes),
+            ("op_instance_network_receive_bytes_per_second", "Bytes an instance received per second", |u| u.amounts.net_rx_bytes_per_sec),
+            ("op_instance_network_transmit_bytes_per_second", "Bytes an instance sent per second", |u| u.amounts.net_tx_bytes_per_sec),
+            ("op_instance_stressed", "1 when an instance is Stressed or Exited, else 0", |u| u64::from(u.health != Health::Healthy)),
+        ];
+        for (name, help, read) in gauges {
+            let mut d = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (l, u) in &rows {
+                ConstGauge::new(i64::try_from(read(u)).unwrap_or(i64::MAX)).encode(d.encode_family(l)?)?;
+            }
+        }
+        let counters: [(&str, &str, Read); 4] = [
+            ("op_instance_network_receive_bytes", "Bytes an instance received since its container started", |u| u.amounts.net_rx_bytes),
+            ("op_instance_network_transmit_bytes", "Bytes an instance sent since its container started", |u| u.amounts.net_tx_bytes),
+            ("op_instance_disk_read_bytes", "Bytes an instance read from disk since its container started", |u| u.amounts.disk_read_bytes),
+            ("op_instance_disk_write_bytes", "Bytes an instance wrote to disk since its container started", |u| u.amounts.disk_write_bytes),
+        ];
+        for (name, help, read) in counters {
+            let mut d = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (l, u) in &rows {
+                ConstCounter::new(read(u)).encode(d.encode_family(l)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Sums readings by `key`; the group's health is its worst instance's.
 pub fn totals(usages: &[InstanceUsage], key: impl Fn(&InstanceUsage) -> String) -> Vec<UsageTotals> {
     let mut by: BTreeMap<String, UsageTotals> = BTreeMap::new();

@@ -79,6 +79,8 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
             capacity: Resources { vcpus: 64, memory_mb: 65536, disk_gb: 1000, gpus: 0 },
             flavors: vec![name("small")?],
             maintenance: false,
+            level: Default::default(),
+            security_group: None,
         };
         cloudlets.push(ready::<_, op_types::specs::CloudletObserved>(Kind::Cloudlet, None, &format!("cl{i}"), cl)?);
     }

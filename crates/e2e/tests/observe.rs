@@ -253,5 +253,13 @@ async fn resource_use_and_health() -> anyhow::Result<()> {
     assert!(cls.as_array().into_iter().flatten().any(|c| c["key"] == "local-docker" && c["instances"] == 1), "{cls}");
     let (_, all) = admin.get("/op/v1/resources/instances?organization=busy_org").await?;
     assert_eq!(all[0]["cloudlet"], "local-docker", "the operator sees cloudlets");
+
+    // The same figures on /metrics for Prometheus, labelled by tenant and cloudlet.
+    let metrics = reqwest::Client::new().get(format!("{}/metrics", p.url)).bearer_auth(admin.token.clone().unwrap_or_default()).send().await?.text().await?;
+    let line = metrics.lines().find(|l| l.starts_with("op_instance_memory_bytes{") && l.contains("organization=\"busy_org\"")).unwrap_or_default().to_string();
+    assert!(line.contains("cloudlet=\"local-docker\"") && line.contains("instance=\"busy_1\""), "{metrics}");
+    let bytes: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    assert!(bytes > 0.0, "{line}");
+    assert!(metrics.contains("op_instance_network_receive_bytes_total{"), "byte counts are counters");
     Ok(())
 }

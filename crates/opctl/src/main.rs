@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use op_client::{AppInstanceInfo, AppManifest, Client, ClientError, EdgeCloudZone};
 use op_types::specs::{
     AppInstance, CloudletObserved, CloudletSpec, FlavorSpec, GeoPoint, OrganizationSpec, PlatformServiceKind, PlatformServiceSpec, PlatformType,
-    RegionSpec, Resources, Role, ServiceArea, ZoneSpec,
+    IngressRule, RegionSpec, Resources, Role, SecurityGroup, ServiceArea, ZoneSpec,
 };
 use op_types::{Name, Object, State, Uid};
 use serde::de::DeserializeOwned;
@@ -308,6 +308,12 @@ struct CloudletArgs {
     public_host: String,
     #[arg(long)]
     maintenance: bool,
+    /// edgeSite, federatedSite or publicCloudPeering.
+    #[arg(long, default_value = "edgeSite")]
+    level: String,
+    /// Only let this traffic in (repeat), e.g. tcp:8000-8100; default: every published port.
+    #[arg(long)]
+    allow_ingress: Vec<String>,
 }
 
 #[derive(Args)]
@@ -574,13 +580,18 @@ async fn run(cli: Cli) -> Result<()> {
             t.add_row(vec![
                 c.metadata.name.to_string(),
                 c.spec.zone.to_string(),
+                serde_json::to_value(c.spec.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
                 c.spec.driver_endpoint.clone(),
                 c.spec.capacity.to_string(),
+                c.spec.security_group.as_ref().map_or_else(
+                    || "all".to_string(),
+                    |sg| sg.ingress.iter().map(|r| format!("{:?}:{}{}", r.protocol, r.port_min, r.port_max.map(|m| format!("-{m}")).unwrap_or_default())).collect::<Vec<_>>().join(","),
+                ),
                 c.spec.flavors.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
                 c.observed.probe.as_ref().map(|p| format!("{}:{}", p.host, p.port)).unwrap_or_default(),
                 state_text(c.status.state, c.status.message.as_deref()),
             ]);
-        }, &["NAME", "ZONE", "ENDPOINT", "CAPACITY", "FLAVORS", "PROBE", "STATE"]).await,
+        }, &["NAME", "ZONE", "LEVEL", "ENDPOINT", "CAPACITY", "INGRESS", "FLAVORS", "PROBE", "STATE"]).await,
         Cmd::Service(c) => crud(&ctx, "platformservices", c.cmd, service_spec, |t, p: &Object<PlatformServiceSpec>| {
             t.add_row(vec![
                 p.metadata.name.to_string(),
@@ -746,7 +757,21 @@ fn cloudlet_spec(_: &str, a: CloudletArgs) -> Result<CloudletSpec> {
         capacity: Resources { vcpus: a.vcpus, memory_mb: a.memory_mb, disk_gb: a.disk_gb, gpus: a.gpus },
         flavors: a.flavors.iter().map(|f| name(f, "flavor")).collect::<Result<_>>()?,
         maintenance: a.maintenance,
+        level: serde_json::from_value(json!(a.level)).map_err(|_| anyhow!("--level must be edgeSite, federatedSite or publicCloudPeering"))?,
+        security_group: if a.allow_ingress.is_empty() { None } else { Some(SecurityGroup { ingress: a.allow_ingress.iter().map(|r| ingress_rule(r)).collect::<Result<_>>()? }) },
     })
+}
+
+/// `tcp:8000-8100`, `udp:53` or `any:443` as an ingress rule.
+fn ingress_rule(s: &str) -> Result<IngressRule> {
+    let bad = || anyhow!("--allow-ingress {s}: give PROTOCOL:PORT or PROTOCOL:FIRST-LAST, e.g. tcp:8000-8100");
+    let (proto, ports) = s.split_once(':').ok_or_else(bad)?;
+    let protocol = serde_json::from_value(json!(proto.to_ascii_uppercase())).map_err(|_| bad())?;
+    let (min, max) = match ports.split_once('-') {
+        Some((a, b)) => (a.parse().map_err(|_| bad())?, Some(b.parse().map_err(|_| bad())?)),
+        None => (ports.parse().map_err(|_| bad())?, None),
+    };
+    Ok(IngressRule { protocol, port_min: min, port_max: max })
 }
 
 fn service_spec(_: &str, a: ServiceArgs) -> Result<PlatformServiceSpec> {

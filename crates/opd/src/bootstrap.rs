@@ -183,6 +183,8 @@ pub async fn ensure_default_site(repo: &Repo, docker_endpoint: &str) -> anyhow::
         capacity: Resources { vcpus: 64, memory_mb: 65536, disk_gb: 500, gpus: 0 },
         flavors: vec![name("small")?, name("medium")?, name("large")?],
         maintenance: false,
+        level: Default::default(),
+        security_group: None,
     };
     create_once(repo, Object::new(Kind::Cloudlet, None, name("local-docker")?, cl)).await?;
     Ok(())

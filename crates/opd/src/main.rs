@@ -261,6 +261,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http = HttpMetrics::register(&mut registry);
     let serverless = Arc::new(op_api::serverless::Serverless::new(std::time::Duration::from_millis(args.serverless_hold_ms), args.serverless_port));
     registry.register_collector(Box::new(op_api::serverless::TrafficMetrics(serverless.clone())));
+    let resources = op_api::resources::Resources::default();
+    registry.register_collector(Box::new(op_api::resources::ResourceMetrics(resources.clone())));
     let drivers = Drivers::default();
     let feed = op_uni::feed::start(repo.clone()).await?;
     watch.step("loading the UNI index");
@@ -337,7 +339,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         oidc_codes: Default::default(),
         audit: op_api::audit::start(repo.clone()),
         events: op_api::events::Events::start(repo.clone()).await.context("reading instances and cloudlets for events")?,
-        resources: Default::default(),
+        resources,
         alarm_deliveries: Default::default(),
         lbs: Default::default(),
         qoe: Default::default(),

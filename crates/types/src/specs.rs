@@ -203,6 +203,69 @@ pub struct CloudletSpec {
     /// In maintenance: no new instances are placed here.
     #[serde(default)]
     pub maintenance: bool,
+    /// What kind of site it is (default an edge site in its zone's region).
+    #[serde(default)]
+    pub level: CloudletLevel,
+    /// The traffic let in to instances here; none: every published port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_group: Option<SecurityGroup>,
+}
+
+/// The level of a cloudlet in the operator's footprint (OPG.02 operator workflow).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CloudletLevel {
+    /// An edge site of the operator, in its zone's region.
+    #[default]
+    EdgeSite,
+    /// A site a federated partner operator offers through us.
+    FederatedSite,
+    /// A public cloud's site peered with the operator's network.
+    PublicCloudPeering,
+}
+
+/// Which traffic may reach instances on a cloudlet: only ports of the listed rules are let
+/// in (an app exposing another port is not placed there).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityGroup {
+    /// Allowed inbound traffic.
+    #[serde(default)]
+    pub ingress: Vec<IngressRule>,
+}
+
+/// One allowed inbound port range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IngressRule {
+    /// `TCP`, `UDP` or `ANY`.
+    pub protocol: Protocol,
+    /// First port.
+    pub port_min: u16,
+    /// Last port (default: `portMin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_max: Option<u16>,
+}
+
+impl SecurityGroup {
+    /// Whether traffic on `port` over `protocol` is let in.
+    pub fn admits(&self, protocol: Protocol, port: u16) -> bool {
+        self.ingress.iter().any(|r| {
+            let proto = r.protocol == Protocol::ANY || protocol == Protocol::ANY || r.protocol == protocol;
+            proto && (r.port_min..=r.port_max.unwrap_or(r.port_min)).contains(&port)
+        })
+    }
+}
+
+impl Validate for SecurityGroup {
+    fn validate(&self) -> Result<(), FieldError> {
+        ensure(self.ingress.len() <= 64, "ingress", "at most 64 rules")?;
+        for (i, r) in self.ingress.iter().enumerate() {
+            ensure(r.port_min > 0, &format!("ingress[{i}].portMin"), "must be 1 to 65535")?;
+            ensure(r.port_max.is_none_or(|m| m >= r.port_min), &format!("ingress[{i}].portMax"), "must not be below portMin")?;
+        }
+        Ok(())
+    }
 }
 
 fn default_public_host() -> String {
@@ -228,6 +291,9 @@ impl Validate for CloudletSpec {
             "must be an IP address",
         )?;
         self.capacity.validate().map_err(|e| e.under("capacity"))?;
+        if let Some(sg) = &self.security_group {
+            sg.validate().map_err(|e| e.under("securityGroup"))?;
+        }
         ensure(!self.flavors.is_empty(), "flavors", "a cloudlet must offer at least one flavor")
     }
 }

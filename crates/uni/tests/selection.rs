@@ -31,6 +31,8 @@ fn cloudlet(name: &str, zone: &str, ready: bool, maintenance: bool) -> Cloudlet 
         capacity: Resources { vcpus: 8, memory_mb: 8192, disk_gb: 10, gpus: 0 },
         flavors: vec![n("small")],
         maintenance,
+        level: Default::default(),
+        security_group: None,
     });
     c.status.state = if ready { State::Ready } else { State::Failed };
     c
