@@ -185,8 +185,9 @@ pub(crate) async fn member_of(s: &AppState, c: &Caller, id: Uid, org: &Name, zon
     if cl.spec.edge_cloud_zone_id != zone.metadata.uid {
         return Err(ApiError::invalid(field, format!("the cluster is in another zone than {}", zone.metadata.name)));
     }
-    if cl.metadata.deletion_requested.is_some() || cl.status.state != ObjState::Ready {
-        return Err(ApiError::invalid(field, format!("the cluster is not ready ({}); wait for it", cl.status.state)));
+    // A cluster still being made is fine: its members wait for its network.
+    if cl.metadata.deletion_requested.is_some() || cl.status.state == ObjState::Failed {
+        return Err(ApiError::invalid(field, format!("the cluster is {}; it takes no new instances", if cl.status.state == ObjState::Failed { "failed" } else { "being deleted" })));
     }
     cl.observed.cloudlet.ok_or_else(|| ApiError::Internal("cluster without cloudlet".into()))
 }

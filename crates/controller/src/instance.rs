@@ -234,6 +234,15 @@ impl Reconciler for InstanceReconciler {
             Ok(d) => d,
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,
         };
+        if let Some(cluster) = inst.spec.cluster {
+            // A member waits for its cluster's network.
+            let c: Option<crate::cluster::Cluster> = self.repo.get(Kind::Cluster, cluster).await?;
+            if !c.as_ref().is_some_and(|c| c.observed.network.is_some()) {
+                inst.status.message = Some(format!("waiting for cluster {cluster} to have its network"));
+                self.save(&mut inst, &inst_before).await?;
+                return Ok(Action::Requeue(STARTING_PROBE));
+            }
+        }
         let known = inst.observed.container_id.is_some();
         if known && inst.status.holds("ContainerRunning") {
             // A container that ended on its own is recorded before it is started again, so the

@@ -576,6 +576,18 @@ impl Driver for DockerDriver {
         Ok(refs)
     }
 
+    /// `DELETE /images/{image}`; 404 is success.
+    async fn remove_image(&self, image: &str) -> Result<(), DriverError> {
+        let opts = bollard::image::RemoveImageOptions { force: false, noprune: false };
+        match self.client().await?.remove_image(image, Some(opts), None).await {
+            Ok(_) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError { message, .. }) if image_missing(&message) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code, message }) => Err(DriverError::Runtime(format!("removing {image} ({status_code}): {message}"))),
+            Err(e) => Err(self.map(e)),
+        }
+    }
+
     /// `POST /networks/create` unless `GET /networks/{name}` finds it.
     async fn ensure_network(&self, name: &str, internal: bool, labels: &BTreeMap<String, String>) -> Result<(), DriverError> {
         let docker = self.client().await?;

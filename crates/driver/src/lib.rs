@@ -293,6 +293,9 @@ pub trait Driver: Send + Sync + 'static {
     /// reference the registry does not have, or refuses to the credentials, is
     /// [`DriverError::ImageNotFound`] with the registry's reason.
     async fn pull_image(&self, image: &str, auth: Option<&RegistryAuth>) -> Result<(), DriverError>;
+    /// Removes the name `image` (the image goes with its last name); a missing one is not an
+    /// error, one a container still uses is [`DriverError::Runtime`].
+    async fn remove_image(&self, image: &str) -> Result<(), DriverError>;
     /// Creates network `name` unless it exists; `internal` networks have no route out of the
     /// runtime. Labels mark it as the platform's.
     async fn ensure_network(&self, name: &str, internal: bool, labels: &BTreeMap<String, String>) -> Result<(), DriverError>;

@@ -182,6 +182,11 @@ impl Driver for SimDriver {
         Ok(true)
     }
 
+    /// Images are not modelled: removing one succeeds.
+    async fn remove_image(&self, _image: &str) -> Result<(), DriverError> {
+        Ok(())
+    }
+
     /// Networks are not modelled: every network call succeeds.
     async fn ensure_network(&self, _name: &str, _internal: bool, _labels: &BTreeMap<String, String>) -> Result<(), DriverError> {
         Ok(())

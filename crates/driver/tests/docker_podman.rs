@@ -599,3 +599,18 @@ async fn networks_connect_disconnect_and_aliases() {
     d.remove_network(&internal).await.unwrap();
     d.remove_network(&internal).await.expect("removing a missing network is not an error");
 }
+
+/// Removing an image name: gone after, the image under its other name untouched, a missing
+/// name no error.
+#[tokio::test]
+async fn remove_image_drops_the_name_only() {
+    let d = driver().await;
+    let name = format!("localhost/op-test-rm/{}:1", suffix());
+    let _cleanup = Untag(vec![name.clone()]);
+    d.tag_image(IMAGE, &name).await.unwrap();
+    assert!(d.image_exists(&name).await.unwrap());
+    d.remove_image(&name).await.unwrap();
+    assert!(!d.image_exists(&name).await.unwrap(), "{name} is gone");
+    assert!(d.image_exists(IMAGE).await.unwrap(), "the image keeps its other name");
+    d.remove_image(&name).await.expect("removing a missing name is not an error");
+}

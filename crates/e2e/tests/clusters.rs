@@ -135,6 +135,11 @@ async fn clusters_and_load_balancers() -> anyhow::Result<()> {
     let (s, _) = dev.delete(&format!("{CAMARA}/appinstances/{}", ids[1])).await?;
     assert_eq!(s, 202);
     dev.wait_gone(&ids[1], WAIT).await?;
+    wait_for("the load balancer down to one backend", async || {
+        let (_, v) = dev.get(&format!("/op/v1/loadbalancers/{lb_id}")).await?;
+        Ok(v["backends"].as_array().is_some_and(|b| b.len() == 1))
+    })
+    .await?;
     for _ in 0..10 {
         let body = http.get(format!("http://{frontend}/")).send().await?.text().await?;
         assert!(body.contains(&ids[0]), "{body}");

@@ -30,6 +30,8 @@ use crate::{AppRoute, Backend, Blame, Load, Mesh, ProxyError};
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a backend that refused or failed its check is left alone.
 const DOWN_FOR_MS: u64 = 1000;
+/// How long a connection to a ready backend may take before another is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a starting instance is tried.
 const STARTING_RETRY: Duration = Duration::from_millis(3);
 /// The preamble of a forwarded connection.
@@ -290,7 +292,12 @@ async fn connect<'a>(mesh: &'a Mesh, pop: &str, app: Uid, local_only: bool) -> R
         let all: &[(Backend, Arc<Load>)] = c.backends.get(&app).map_or(&[], Vec::as_slice);
         let local = |ready: bool| least(all.iter().filter(|(b, l)| b.pop == pop && b.ready == ready && up(mesh, l)), mesh.spread);
         if let Some((b, l)) = local(true) {
-            match TcpStream::connect(&b.addr).await {
+            // A backend that went away without a reset (its address gone from the network)
+            // would hold the connection for seconds: give it a second, then try another.
+            let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&b.addr))
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")));
+            match connected {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     return Ok(Upstream::Local(s, Busy::new(mesh, l.clone())));

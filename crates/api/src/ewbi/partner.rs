@@ -326,9 +326,26 @@ async fn teardown(s: &AppState, fed: &Name) -> Result<(), ApiError> {
     }
     let (files, _) = s.repo.list::<EwbiFileSpec, ()>(Kind::EwbiFile).await?;
     for f in files.into_iter().filter(|f| &f.spec.federation == fed) {
-        let _ = tokio::fs::remove_file(s.ewbi.files_dir.join(format!("{}.tar", f.metadata.uid))).await;
-        s.repo.delete(&f).await?;
+        forget_file(s, &f).await?;
     }
+    Ok(())
+}
+
+/// Removes an uploaded file: its archive, the image it was loaded as on the cloudlets (best
+/// effort: a runtime that is down or an image still in use keeps it), its record.
+async fn forget_file(s: &AppState, f: &Object<EwbiFileSpec>) -> Result<(), ApiError> {
+    let _ = tokio::fs::remove_file(s.ewbi.files_dir.join(format!("{}.tar", f.metadata.uid))).await;
+    if let Some(image) = &f.spec.image {
+        let (cloudlets, _) = s.repo.list::<CloudletSpec, Value>(Kind::Cloudlet).await?;
+        for cl in &cloudlets {
+            if let Ok(d) = s.drivers.for_cloudlet(&cl.spec) {
+                if let Err(e) = d.remove_image(image).await {
+                    tracing::info!(cloudlet = %cl.metadata.name, image, error = %e, "partner image kept");
+                }
+            }
+        }
+    }
+    s.repo.delete(f).await?;
     Ok(())
 }
 
@@ -541,8 +558,7 @@ pub async fn remove_file(State(s): State<AppState>, caller: PartnerCaller, Path(
     if arts.iter().any(|a| a.spec.federation == fed.metadata.name && images_of(&a.spec).contains(&id)) {
         return Err(EwbiError(ApiError::Aborted(format!("file {id} is used by an artefact; remove the artefact first"))));
     }
-    let _ = tokio::fs::remove_file(s.ewbi.files_dir.join(format!("{}.tar", f.metadata.uid))).await;
-    s.repo.delete(&f).await?;
+    forget_file(&s, &f).await?;
     Ok(StatusCode::OK)
 }
 
