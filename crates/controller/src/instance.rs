@@ -237,7 +237,7 @@ impl Reconciler for InstanceReconciler {
         if let Some(cluster) = inst.spec.cluster {
             // A member waits for its cluster's network.
             let c: Option<crate::cluster::Cluster> = self.repo.get(Kind::Cluster, cluster).await?;
-            if !c.as_ref().is_some_and(|c| c.observed.network.is_some()) {
+            if c.as_ref().is_none_or(|c| c.observed.network.is_none()) {
                 inst.status.message = Some(format!("waiting for cluster {cluster} to have its network"));
                 self.save(&mut inst, &inst_before).await?;
                 return Ok(Action::Requeue(STARTING_PROBE));
