@@ -123,6 +123,32 @@ fn audited(method: &Method, path: &str) -> bool {
     (write && !device_or_token) || exec
 }
 
+/// Deletes audit records older than `keep`, every `every`, for ever (where the controllers run):
+/// the log stays bounded, and what it holds is what the operator's retention promises.
+pub async fn expire(repo: Repo, keep: std::time::Duration, every: std::time::Duration) {
+    loop {
+        match expire_once(&repo, keep).await {
+            Ok(0) => {}
+            Ok(gone) => tracing::info!(records = gone, "audit records past their retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the audit log to expire it"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// One pass of [`expire`]: how many records went.
+async fn expire_once(repo: &Repo, keep: std::time::Duration) -> Result<usize, op_store::RepoError> {
+    let (all, _) = repo.list::<AuditEntry, ()>(Kind::AuditRecord).await?;
+    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or_else(|_| chrono::Duration::days(90));
+    let mut gone = 0;
+    for r in all.iter().filter(|r| r.spec.at < cutoff) {
+        if repo.delete(r).await.is_ok() {
+            gone += 1;
+        }
+    }
+    Ok(gone)
+}
+
 /// Replaces the value of every field whose name suggests a secret.
 pub fn redact(v: &mut serde_json::Value) {
     match v {
@@ -228,6 +254,28 @@ pub async fn list(State(s): State<AppState>, c: Caller, Query(q): Query<AuditQue
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn records_past_retention_are_deleted_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::new(op_store::RedbEngine::open(&dir.path().join("s.redb")).unwrap());
+        for (name, age_days) in [("old-one", 100), ("recent-one", 1)] {
+            let entry = AuditEntry {
+                at: chrono::Utc::now() - chrono::Duration::days(age_days),
+                user: Some("alice".into()),
+                role: None,
+                method: "POST".into(),
+                path: "/x".into(),
+                status: 201,
+                body: None,
+            };
+            let mut r: AuditRecord = Object::new(Kind::AuditRecord, None, Name::new(name).unwrap(), entry);
+            repo.create(&mut r).await.unwrap();
+        }
+        assert_eq!(expire_once(&repo, std::time::Duration::from_secs(90 * 86_400)).await.unwrap(), 1);
+        let (left, _) = repo.list::<AuditEntry, ()>(Kind::AuditRecord).await.unwrap();
+        assert_eq!(left.iter().map(|r| r.metadata.name.as_str()).collect::<Vec<_>>(), vec!["recent-one"]);
+    }
 
     #[test]
     fn secrets_are_redacted_at_any_depth() {

@@ -150,13 +150,45 @@ fn frame(channel: u8, payload: &[u8]) -> Message {
     Message::Binary(v.into())
 }
 
+/// How long a terminal may go without input or output before the platform closes it (a
+/// forgotten session holds a process in the container and a connection open).
+pub const EXEC_IDLE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// When a session last moved a byte either way.
+struct Activity(std::sync::Mutex<tokio::time::Instant>);
+
+impl Activity {
+    fn new() -> Self {
+        Self(std::sync::Mutex::new(tokio::time::Instant::now()))
+    }
+
+    fn touch(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+    }
+
+    /// Completes once nothing moved for `limit`.
+    async fn idle(&self, limit: std::time::Duration) {
+        loop {
+            let last = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= limit {
+                return;
+            }
+            tokio::time::sleep_until(last + limit).await;
+        }
+    }
+}
+
 /// Copies the socket to the process and the process to the socket until the process ends
-/// (then sends its exit code) or the client goes away (then the process's input closes).
+/// (then sends its exit code), the client goes away (then the process's input closes), or
+/// nothing moves either way for [`EXEC_IDLE`] (then the client is told and the socket closes).
 async fn pump(socket: WebSocket, session: ExecSession, driver: Arc<dyn Driver>) {
     let ExecSession { id, mut output, mut input } = session;
-    let (mut tx, mut rx) = socket.split();
+    let (tx, mut rx) = socket.split();
+    let tx = tokio::sync::Mutex::new(tx);
+    let activity = Activity::new();
     let to_process = async {
         while let Some(Ok(msg)) = rx.next().await {
+            activity.touch();
             let ok = match msg {
                 Message::Binary(b) => match (b.first(), b.get(1)) {
                     (Some(&STDIN), _) => input.write_all(&b[1..]).await.is_ok() && input.flush().await.is_ok(),
@@ -182,12 +214,13 @@ async fn pump(socket: WebSocket, session: ExecSession, driver: Arc<dyn Driver>) 
     };
     let from_process = async {
         while let Some(chunk) = output.next().await {
+            activity.touch();
             let msg = match chunk {
                 Ok(ExecOutput::Stdout(b)) => frame(STDOUT, &b),
                 Ok(ExecOutput::Stderr(b)) => frame(STDERR, &b),
                 Err(e) => frame(STDERR, format!("\r\nexec: {e}\r\n").as_bytes()),
             };
-            if tx.send(msg).await.is_err() {
+            if tx.lock().await.send(msg).await.is_err() {
                 return;
             }
         }
@@ -204,12 +237,19 @@ async fn pump(socket: WebSocket, session: ExecSession, driver: Arc<dyn Driver>) 
             }
         }
         let status = serde_json::json!({ "exitCode": code });
+        let mut tx = tx.lock().await;
         let _ = tx.send(frame(STATUS, status.to_string().as_bytes())).await;
         let _ = tx.send(Message::Close(None)).await;
     };
     tokio::select! {
         () = from_process => {}
         () = to_process => {}
+        () = activity.idle(EXEC_IDLE) => {
+            let mut tx = tx.lock().await;
+            let note = format!("\r\nexec: closed after {} minutes without input or output\r\n", EXEC_IDLE.as_secs() / 60);
+            let _ = tx.send(frame(STDERR, note.as_bytes())).await;
+            let _ = tx.send(Message::Close(None)).await;
+        }
     }
 }
 
@@ -276,6 +316,17 @@ pub async fn debug(State(s): State<AppState>, c: Caller, Path(id): Path<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_is_idle_only_after_the_limit_without_activity() {
+        let a = Activity::new();
+        let limit = std::time::Duration::from_secs(60);
+        tokio::time::advance(std::time::Duration::from_secs(50)).await;
+        a.touch();
+        let started = tokio::time::Instant::now();
+        a.idle(limit).await;
+        assert_eq!(started.elapsed(), limit, "idle a full limit after the last touch, not after the start");
+    }
 
     #[test]
     fn exec_queries() {

@@ -79,6 +79,9 @@ struct ServeArgs {
     /// The registry's program.
     #[arg(long, env = "OPD_REGISTRY_BIN", default_value = "docker-registry")]
     registry_bin: PathBuf,
+    /// How long audit records are kept, days.
+    #[arg(long, default_value_t = 90)]
+    audit_retention_days: u64,
     /// How often alarms are checked against resource readings and undelivered alarms retried,
     /// ms (changes of instances and cloudlets raise and resolve alarms at once).
     #[arg(long, default_value_t = 1_000)]
@@ -405,6 +408,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(op_api::ams::run(state.clone()));
         tokio::spawn(op_api::usage::run(state.clone(), std::time::Duration::from_millis(args.usage_sample_ms.max(100))));
         tokio::spawn(op_api::resources::run(state.clone(), std::time::Duration::from_millis(args.resources_every_ms.max(100))));
+        tokio::spawn(op_api::audit::expire(
+            repo.clone(),
+            std::time::Duration::from_secs(args.audit_retention_days.max(1) * 86_400),
+            std::time::Duration::from_secs(3600),
+        ));
         tokio::spawn(op_api::alarms::run(state.clone(), std::time::Duration::from_millis(args.alarms_every_ms.max(100))));
         tokio::spawn(op_api::scale::run(
             state.clone(),
