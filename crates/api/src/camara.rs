@@ -198,11 +198,23 @@ pub(crate) struct Admitted {
 /// weights prefer among those that are out of maintenance, offer it and have the room left;
 /// a cloudlet where a fixed port of the app is taken is passed over. Errors name the field a
 /// developer can change; the decision is explained in the instance.
-async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, only: Option<&Name>) -> Result<Admitted, ApiError> {
+async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -> Result<Admitted, ApiError> {
     use op_placement::decide::{decide, Need, Point, Site, Sites};
     let mut cloudlets = cloudlets_in(s, &zone.metadata.name).await?;
-    if let Some(only) = only {
+    if let Some(only) = pin.cloudlet {
         cloudlets.retain(|c| &c.metadata.name == only);
+    }
+    // A cloudlet whose privacy policy keeps everything in takes instances only in clusters
+    // that deny outbound traffic (the cluster's own checks see to that).
+    if pin.cluster.is_none() {
+        let before = cloudlets.len();
+        cloudlets.retain(|c| c.spec.outbound_allowed());
+        if cloudlets.is_empty() && before > 0 {
+            return Err(ApiError::invalid(
+                "clusterRef",
+                format!("the privacy policy of zone {}'s cloudlets lets nothing out: deploy into a cluster there that denies outbound traffic", zone.metadata.name),
+            ));
+        }
     }
     // A cloudlet's security group must let in every port the app exposes.
     let exposed: Vec<(op_types::specs::Protocol, u16)> = app.spec.external_interfaces().map(|n| (n.protocol, n.port)).collect();
@@ -528,7 +540,7 @@ pub(crate) async fn create_instance_on(
         return crate::ewbi::peer::admit_federated(s, app, zone, fz, name, by).await;
     }
     let _admission = s.admission.lock().await;
-    let Admitted { cloudlet, flavor, note } = admit(s, app, zone, pin.cloudlet).await?;
+    let Admitted { cloudlet, flavor, note } = admit(s, app, zone, pin).await?;
     check_image(s, app, &cloudlet).await?;
     let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor, federated: None, cluster: pin.cluster };
     let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);

@@ -73,12 +73,16 @@ fn view(s: &AppState, c: &Caller, cl: Cluster, members: Vec<AppInstance>) -> Clu
 }
 
 /// The cloudlet of zone `zone` a new cluster goes to: not failed (one still being checked
-/// is fine: the cluster waits for it), not in maintenance, with the most capacity.
-async fn place(s: &AppState, zone: &Object<ZoneSpec>) -> Result<Name, ApiError> {
+/// is fine: the cluster waits for it), not in maintenance, whose privacy policy allows what
+/// the cluster asks (`outbound`), with the most capacity.
+async fn place(s: &AppState, zone: &Object<ZoneSpec>, outbound: bool) -> Result<Name, ApiError> {
     let cloudlets = crate::infra::cloudlets_in(s, &zone.metadata.name).await?;
+    if outbound && !cloudlets.is_empty() && cloudlets.iter().all(|c| !c.spec.outbound_allowed()) {
+        return Err(ApiError::invalid("spec.outboundAllowed", format!("the privacy policy of zone {}'s cloudlets lets nothing out", zone.metadata.name)));
+    }
     cloudlets
         .into_iter()
-        .filter(|c| c.status.state != ObjState::Failed && !c.spec.maintenance)
+        .filter(|c| c.status.state != ObjState::Failed && !c.spec.maintenance && (!outbound || c.spec.outbound_allowed()))
         .max_by_key(|c| c.spec.capacity.vcpus)
         .map(|c| c.metadata.name)
         .ok_or_else(|| ApiError::invalid("spec.edgeCloudZoneId", format!("zone {} has no cloudlet that can take a cluster now (all failed or in maintenance)", zone.metadata.name)))
@@ -99,7 +103,7 @@ pub async fn create_cluster(State(s): State<AppState>, c: Caller, Body(req): Bod
     if zone.spec.federated.is_some() {
         return Err(ApiError::invalid("spec.edgeCloudZoneId", "clusters run on this operator's zones, not a partner's"));
     }
-    let cloudlet = place(&s, &zone).await?;
+    let cloudlet = place(&s, &zone, req.spec.outbound_allowed).await?;
     let mut cl: Cluster = Object::new(Kind::Cluster, Some(org), req.name, req.spec);
     cl.observed.cloudlet = Some(cloudlet);
     s.repo.create(&mut cl).await?;
@@ -141,6 +145,14 @@ pub async fn update_cluster(State(s): State<AppState>, c: Caller, Path(id): Path
         let mut cl: Cluster = find(&s, &c, Kind::Cluster, &id, true).await?;
         if cl.spec.edge_cloud_zone_id != req.spec.edge_cloud_zone_id {
             return Err(ApiError::invalid("spec.edgeCloudZoneId", "a cluster stays in its zone; create another cluster there"));
+        }
+        if req.spec.outbound_allowed && !cl.spec.outbound_allowed {
+            if let Some(name) = &cl.observed.cloudlet {
+                let host = s.repo.get_by_name::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, name).await?;
+                if host.is_some_and(|h| !h.spec.outbound_allowed()) {
+                    return Err(ApiError::invalid("spec.outboundAllowed", "the privacy policy of the cluster's cloudlet lets nothing out"));
+                }
+            }
         }
         cl.spec = req.spec.clone();
         match s.repo.update(&mut cl).await {

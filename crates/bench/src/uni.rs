@@ -81,6 +81,7 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
             maintenance: false,
             level: Default::default(),
             security_group: None,
+            privacy_policy: None,
         };
         cloudlets.push(ready::<_, op_types::specs::CloudletObserved>(Kind::Cloudlet, None, &format!("cl{i}"), cl)?);
     }

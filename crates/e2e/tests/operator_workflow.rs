@@ -59,6 +59,37 @@ async fn cloudlet_levels_and_security_groups() -> anyhow::Result<()> {
     let inst = dev.wait_ready(&id, Duration::from_secs(60)).await?;
     http_get_ok(&endpoint(&inst)?, Duration::from_secs(10)).await?;
 
+    // A private site: its privacy policy lets nothing out. Instances go there only in clusters
+    // that deny outbound traffic, and such a cluster cannot be opened up.
+    let (s, b) = admin
+        .post("/op/v1/zones", &json!({"name": "private", "spec": {"region": "default", "location": {"latitude": 47.4, "longitude": 8.5}, "serviceArea": {"cells": ["22801000000901"]}}}))
+        .await?;
+    assert_eq!(s, 201, "{b}");
+    p.opctl_as(&admin, &[
+        "cloudlet", "create", "private-1", "--zone", "private", "--lat", "47.4", "--lon", "8.5", "--endpoint", &docker_endpoint(),
+        "--vcpus", "4", "--memory-mb", "4096", "--disk-gb", "20", "--flavors", "small", "--deny-outbound",
+    ])?;
+    let (_, c) = admin.get("/op/v1/cloudlets/private-1").await?;
+    assert_eq!(c["spec"]["privacyPolicy"]["outboundAllowed"], false, "{c}");
+    let private = p.zone_id(&dev, "private").await?;
+    let (s, b) = dev.post(&format!("{CAMARA}/appinstances"), &json!({"name": "loose", "appId": on_8080, "edgeCloudZoneId": private})).await?;
+    assert_eq!(s, 400, "{b}");
+    assert!(b["message"].as_str().unwrap_or_default().contains("clusterRef"), "{b}");
+    let (s, b) = dev.post("/op/v1/clusters", &json!({"name": "open", "spec": {"edgeCloudZoneId": private, "outboundAllowed": true}})).await?;
+    assert_eq!(s, 400, "{b}");
+    assert!(b["message"].as_str().unwrap_or_default().contains("spec.outboundAllowed"), "{b}");
+    let (s, cl) = dev.post("/op/v1/clusters", &json!({"name": "sealed", "spec": {"edgeCloudZoneId": private}})).await?;
+    assert_eq!(s, 201, "{cl}");
+    let cluster = cl["id"].as_str().unwrap_or_default().to_string();
+    let (s, b) = dev.post(&format!("{CAMARA}/appinstances"), &json!({"name": "inside", "appId": on_8080, "edgeCloudZoneId": private, "clusterRef": cluster})).await?;
+    assert_eq!(s, 202, "{b}");
+    let inside = b["appInstanceId"].as_str().unwrap_or_default().to_string();
+    dev.wait_ready(&inside, Duration::from_secs(60)).await?;
+    let (s, b) = dev.put(&format!("/op/v1/clusters/{cluster}"), &json!({"spec": {"edgeCloudZoneId": private, "outboundAllowed": true}})).await?;
+    assert_eq!(s, 400, "{b}");
+    let _ = dev.delete(&format!("{CAMARA}/appinstances/{inside}")).await?;
+    dev.wait_gone(&inside, Duration::from_secs(60)).await?;
+
     // The default site is still an edge site that lets every port in.
     let (_, local) = admin.get("/op/v1/cloudlets/local-docker").await?;
     assert_eq!(local["spec"]["level"], "edgeSite");

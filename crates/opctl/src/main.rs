@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use op_client::{AppInstanceInfo, AppManifest, Client, ClientError, EdgeCloudZone};
 use op_types::specs::{
     AppInstance, CloudletObserved, CloudletSpec, FlavorSpec, GeoPoint, OrganizationSpec, PlatformServiceKind, PlatformServiceSpec, PlatformType,
-    IngressRule, RegionSpec, Resources, Role, SecurityGroup, ServiceArea, ZoneSpec,
+    IngressRule, PrivacyPolicy, RegionSpec, Resources, Role, SecurityGroup, ServiceArea, ZoneSpec,
 };
 use op_types::{Name, Object, State, Uid};
 use serde::de::DeserializeOwned;
@@ -314,6 +314,10 @@ struct CloudletArgs {
     /// Only let this traffic in (repeat), e.g. tcp:8000-8100; default: every published port.
     #[arg(long)]
     allow_ingress: Vec<String>,
+    /// Privacy policy: nothing leaves instances here (they run only in clusters that deny
+    /// outbound traffic).
+    #[arg(long)]
+    deny_outbound: bool,
 }
 
 #[derive(Args)]
@@ -759,6 +763,7 @@ fn cloudlet_spec(_: &str, a: CloudletArgs) -> Result<CloudletSpec> {
         maintenance: a.maintenance,
         level: serde_json::from_value(json!(a.level)).map_err(|_| anyhow!("--level must be edgeSite, federatedSite or publicCloudPeering"))?,
         security_group: if a.allow_ingress.is_empty() { None } else { Some(SecurityGroup { ingress: a.allow_ingress.iter().map(|r| ingress_rule(r)).collect::<Result<_>>()? }) },
+        privacy_policy: a.deny_outbound.then(PrivacyPolicy::default),
     })
 }
 

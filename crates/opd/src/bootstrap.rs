@@ -185,6 +185,7 @@ pub async fn ensure_default_site(repo: &Repo, docker_endpoint: &str) -> anyhow::
         maintenance: false,
         level: Default::default(),
         security_group: None,
+        privacy_policy: None,
     };
     create_once(repo, Object::new(Kind::Cloudlet, None, name("local-docker")?, cl)).await?;
     Ok(())

@@ -209,6 +209,27 @@ pub struct CloudletSpec {
     /// The traffic let in to instances here; none: every published port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_group: Option<SecurityGroup>,
+    /// What may leave instances here; none: anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_policy: Option<PrivacyPolicy>,
+}
+
+/// A cloudlet's privacy policy: whether its instances may open connections out of the
+/// cloudlet. Where they may not, instances run only in clusters that deny outbound traffic
+/// (on an internal network: nothing leaves), and such a cluster cannot be opened up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PrivacyPolicy {
+    /// Outbound connections allowed (default: no).
+    #[serde(default)]
+    pub outbound_allowed: bool,
+}
+
+impl CloudletSpec {
+    /// Whether instances here may reach outside the cloudlet.
+    pub fn outbound_allowed(&self) -> bool {
+        self.privacy_policy.as_ref().is_none_or(|p| p.outbound_allowed)
+    }
 }
 
 /// The level of a cloudlet in the operator's footprint (OPG.02 operator workflow).

@@ -33,6 +33,7 @@ fn cloudlet(name: &str, zone: &str, ready: bool, maintenance: bool) -> Cloudlet 
         maintenance,
         level: Default::default(),
         security_group: None,
+        privacy_policy: None,
     });
     c.status.state = if ready { State::Ready } else { State::Failed };
     c

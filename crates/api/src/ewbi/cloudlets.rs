@@ -450,6 +450,7 @@ pub async fn create_cloudlet(State(s): State<AppState>, caller: PartnerCaller, r
         maintenance: true,
         level: op_types::specs::CloudletLevel::FederatedSite,
         security_group: None,
+        privacy_policy: None,
     };
     if s.repo.get_by_name::<CloudletSpec, Value>(Kind::Cloudlet, None, &local).await?.is_none() {
         let mut cl: Object<CloudletSpec, Value> = Object::new(Kind::Cloudlet, None, local.clone(), spec);
