@@ -365,8 +365,14 @@ async function instance(id) {
 }
 
 async function clusters() {
-  const zones = await api("GET", CAMARA + "/edge-cloud-zones");
+  const [zones, apps] = await Promise.all([api("GET", CAMARA + "/edge-cloud-zones"), api("GET", CAMARA + "/apps")]);
   $("cluster-zone").replaceChildren(...zones.map((z) => el("option", { value: z.edgeCloudZoneId }, z.edgeCloudZoneName)));
+  $("lb-app").replaceChildren(...apps.map((a) => el("option", { value: a.appId }, a.name)));
+  $("lb-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    const body = { name: $("lb-name").value, spec: { clusterId: $("lb-cluster").value, appId: $("lb-app").value, backendPort: Number($("lb-port").value) } };
+    act(() => api("POST", "/op/v1/loadbalancers", body), async () => {});
+  };
   $("cluster-form").onsubmit = (ev) => {
     ev.preventDefault();
     const body = { name: $("cluster-name").value, spec: { edgeCloudZoneId: $("cluster-zone").value, outboundAllowed: $("cluster-outbound").checked } };
@@ -375,6 +381,11 @@ async function clusters() {
   every(1500, async () => {
     try {
       const [list, lbs] = await Promise.all([api("GET", "/op/v1/clusters"), api("GET", "/op/v1/loadbalancers")]);
+      const chosen = $("lb-cluster").value;
+      if ($("lb-cluster").options.length !== list.length) {
+        $("lb-cluster").replaceChildren(...list.map((c) => el("option", { value: c.id }, c.name)));
+        if (chosen) $("lb-cluster").value = chosen;
+      }
       rows("clusters", list, (c) => [
         c.name,
         el("span", { class: "state " + c.state.toLowerCase() }, c.state),
@@ -391,6 +402,11 @@ async function clusters() {
 }
 
 async function alarms() {
+  $("receiver-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    const body = { name: $("receiver-name").value, spec: { url: $("receiver-url").value } };
+    act(() => api("POST", "/op/v1/alarmreceivers", body), alarms);
+  };
   const [list, receivers] = await Promise.all([api("GET", "/op/v1/alarms"), api("GET", "/op/v1/alarmreceivers")]);
   rows("alarms", list, (a) => [a.state, a.alertname, a.severity, a.objectKind + " " + a.objectName, a.startsAt, a.summary]);
   rows("receivers", receivers, (r) => [r.name, r.organization || "(operator)", r.spec.url, r.lastDelivery ? r.lastDelivery.outcome : "-"]);

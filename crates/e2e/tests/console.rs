@@ -100,6 +100,14 @@ async fn console_login_deploy_logs_terminal_delete() -> anyhow::Result<()> {
     b.click("#cluster-submit").await?;
     b.wait_text("#clusters", "Ready", WAIT).await?;
     assert!(b.text("#clusters").await?.contains("denied"), "outbound traffic is denied unless asked for");
+    // A load balancer over the cluster, made from the console: it gets a front end.
+    b.wait_until("return document.querySelectorAll('#lb-cluster option').length == 1 && document.querySelectorAll('#lb-app option').length == 1", "the load balancer form's choices", WAIT).await?;
+    b.type_into("#lb-name", "front").await?;
+    b.type_into("#lb-port", "8080").await?;
+    b.click("#lb-submit").await?;
+    b.wait_text("#lbs", "front", WAIT).await?;
+    let (_, lbs) = dev.get("/op/v1/loadbalancers").await?;
+    assert!(lbs[0]["frontend"].as_str().is_some_and(|f| f.contains(':')), "{lbs}");
     b.screenshot("07-clusters").await?;
     let (_, cls) = dev.get("/op/v1/clusters").await?;
     assert_eq!(cls[0]["name"], "console-cluster", "{cls}");
@@ -110,6 +118,16 @@ async fn console_login_deploy_logs_terminal_delete() -> anyhow::Result<()> {
     b.screenshot("07b-audit").await?;
     b.goto(&format!("{}/console/#/alarms", p.url)).await?;
     b.wait_until(&visible("alarms"), "the alarms page", WAIT).await?;
+    // A receiver added from the console is the organization's; a bad URL says what is wrong.
+    b.type_into("#receiver-name", "pager").await?;
+    b.type_into("#receiver-url", "ftp://nowhere").await?;
+    b.click("#receiver-submit").await?;
+    b.wait_text("#error", "spec.url", WAIT).await?;
+    b.type_into("#receiver-url", "http://127.0.0.1:9/alerts").await?;
+    b.click("#receiver-submit").await?;
+    b.wait_text("#receivers", "http://127.0.0.1:9/alerts", WAIT).await?;
+    let (_, rs) = dev.get("/op/v1/alarmreceivers").await?;
+    assert_eq!((rs[0]["name"].as_str(), rs[0]["organization"].as_str()), (Some("pager"), Some("console_org")), "{rs}");
     b.screenshot("08-alarms").await?;
 
     // Delete from the instances page; it goes from the platform too.
