@@ -331,6 +331,10 @@ pub async fn sync(s: &AppState) -> Result<(), ApiError> {
     let lbs_state = &s.lbs;
     let _one = lbs_state.sync.lock().await;
     let (lbs, _) = s.repo.list::<LoadBalancerSpec, ()>(Kind::LoadBalancer).await?;
+    if lbs.is_empty() && lbs_state.frontends.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+        // None now and none before: nothing to read or close.
+        return Ok(());
+    }
     let (clusters, _) = s.repo.list::<ClusterSpec, ClusterObserved>(Kind::Cluster).await?;
     let (cloudlets, _) = s.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
     let insts = crate::infra::all_instances(s).await?;

@@ -350,11 +350,7 @@ fn is_manifest(media_type: &str) -> bool {
 
 /// The stored name of `repository:tag`'s version record.
 fn version_name(repository: &str, tag: &str) -> Result<Name, ApiError> {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in repository.bytes().chain(std::iter::once(b':')).chain(tag.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = op_types::ids::stable_hash(&format!("{repository}:{tag}"));
     Name::new(format!("image-{h:016x}")).map_err(|e| ApiError::Internal(e.to_string()))
 }
 

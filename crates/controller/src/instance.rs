@@ -234,14 +234,17 @@ impl Reconciler for InstanceReconciler {
             Ok(d) => d,
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,
         };
+        // A member waits for its cluster's network; the cluster read here also says whether
+        // the member has a way out, below.
+        let mut egress = None;
         if let Some(cluster) = inst.spec.cluster {
-            // A member waits for its cluster's network.
             let c: Option<crate::cluster::Cluster> = self.repo.get(Kind::Cluster, cluster).await?;
-            if c.as_ref().is_none_or(|c| c.observed.network.is_none()) {
+            let Some(c) = c.filter(|c| c.observed.network.is_some()) else {
                 inst.status.message = Some(format!("waiting for cluster {cluster} to have its network"));
                 self.save(&mut inst, &inst_before).await?;
                 return Ok(Action::Requeue(STARTING_PROBE));
-            }
+            };
+            egress = c.spec.outbound_allowed.then_some(c.observed.egress_network).flatten();
         }
         let known = inst.observed.container_id.is_some();
         if known && inst.status.holds("ContainerRunning") {
@@ -290,8 +293,6 @@ impl Reconciler for InstanceReconciler {
             // A cluster member publishes nothing: it is reached on the cluster's network (and
             // from outside through a load balancer); it has a way out only while the cluster
             // allows it.
-            let c: Option<crate::cluster::Cluster> = self.repo.get(Kind::Cluster, cluster).await?;
-            let egress = c.as_ref().and_then(|c| c.spec.outbound_allowed.then(|| c.observed.egress_network.clone()).flatten());
             crate::cluster::sync_egress(driver.as_ref(), cluster, egress.as_deref(), &info).await?;
             let addr = info.networks.get(&op_types::cluster::cluster_network(cluster)).cloned().or(info.address.clone());
             inst.observed.internal_endpoints = internal(addr.as_ref());

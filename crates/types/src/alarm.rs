@@ -245,14 +245,8 @@ pub struct AlarmObserved {
 /// The fingerprint of the alarm `name` on object `object` (and `policy`, for thresholds):
 /// stable, so the same condition is the same alarm across restarts, and a valid object name.
 pub fn fingerprint(name: AlarmName, object: Uid, policy: Option<Uid>) -> String {
-    // FNV-1a over the identity: stable across builds, unlike std's hasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let key = format!("{}/{object}/{}", name.as_str(), policy.map(|p| p.to_string()).unwrap_or_default());
-    for b in key.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("alarm-{h:016x}")
+    format!("alarm-{:016x}", crate::ids::stable_hash(&key))
 }
 
 /// The alarm an instance's status raises, with its summary: `InstanceDown` when it failed or

@@ -109,6 +109,12 @@ impl AsRef<str> for Name {
     }
 }
 
+/// A 64-bit FNV-1a hash of `s`: the same in every build and process (unlike std's hasher), so
+/// names derived from it (alarm fingerprints, image version records) are stable across restarts.
+pub fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,3 +143,4 @@ mod tests {
         }
     }
 }
+
