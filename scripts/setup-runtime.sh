@@ -3,7 +3,8 @@
 # Docker Engine API on /run/podman/podman.sock, the registry program `opd --registry-listen`
 # runs (Debian's docker-registry) with Podman allowed to pull from it over plain HTTP on
 # loopback, Chromium and its WebDriver for the console's tests, and PostgreSQL for the
-# `postgresql` platform service (scripts/setup-postgres.sh).
+# `postgresql` platform service (scripts/setup-postgres.sh), and etcd with protoc for the
+# distributed store.
 # Idempotent: safe to run again at any time.
 set -euo pipefail
 
@@ -19,6 +20,11 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 # The web console's end-to-end tests drive a headless Chromium over WebDriver.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# etcd for the distributed store (the tests start their own three-member clusters), etcdctl,
+# and protoc, which the etcd client's gRPC code is generated with at build time.
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
   $SUDO apt-get update -qq

@@ -33,6 +33,9 @@ pub const MAX_LIST: usize = 1000;
 
 /// The longest body kept (serialized, after redaction); longer ones are cut.
 const MAX_BODY_CHARS: usize = 4096;
+/// How long a mutating request waits for its audit record to be stored before it answers
+/// anyway (the record stays queued): while the store is down, callers get an error, not a hang.
+const AUDIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One audited write.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -208,8 +211,16 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         let mut rec: AuditRecord = Object::new(Kind::AuditRecord, org, name, entry);
         rec.metadata.uid = uid;
         let (done, stored) = oneshot::channel();
-        if state.audit.send((rec, done)).await.is_err() || stored.await.is_err() {
+        if state.audit.send((rec, done)).await.is_err() {
             tracing::error!("the audit writer has stopped; a record is lost");
+        } else {
+            match tokio::time::timeout(AUDIT_WAIT, stored).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => tracing::error!("the audit writer has stopped; a record is lost"),
+                // The store is down: the writer keeps the record and retries; the caller gets
+                // its answer (most likely the store's own error) instead of a hang.
+                Err(_) => tracing::warn!("audit record not stored yet; the writer keeps retrying"),
+            }
         }
     }
     resp

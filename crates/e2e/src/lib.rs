@@ -56,7 +56,26 @@ impl Platform {
 
     /// Starts opd with extra `serve` arguments.
     pub async fn start_with(extra: &[&str]) -> Result<Self> {
+        Self::start_in(tempfile::tempdir()?, extra).await
+    }
+
+    /// Starts another replica of this platform: its own port and directory, holding copies of
+    /// this one's secrets (not its store), with `extra` arguments (the same etcd cluster and
+    /// prefix, for it to serve the same platform).
+    pub async fn replica_of(&self, extra: &[&str]) -> Result<Self> {
         let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        for e in std::fs::read_dir(self.data_dir())? {
+            let e = e?;
+            if e.file_type()?.is_file() && e.file_name() != "store.redb" {
+                std::fs::copy(e.path(), data.join(e.file_name()))?;
+            }
+        }
+        Self::start_in(dir, extra).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Result<Self> {
         let port = free_port();
         let mut p = Platform {
             dir,

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use op_api::metrics::HttpMetrics;
 use op_api::AppState;
 use op_controller::{CloudletReconciler, Drivers, InstanceReconciler, Metrics, Runner};
-use op_store::{RedbEngine, Repo};
+use op_store::{EtcdEngine, EtcdSettings, RedbEngine, Repo};
 use prometheus_client::registry::Registry;
 use tracing::{debug, info, warn};
 
@@ -177,6 +177,21 @@ struct ServeArgs {
     /// This operator's country (ISO 3166-1 alpha-2), told to partners.
     #[arg(long, env = "OPD_COUNTRY_CODE", default_value = "FR")]
     country_code: String,
+    /// Keep the platform's state in this etcd cluster (client URLs, comma-separated) instead
+    /// of the embedded store: replicas given the same cluster, prefix and data-directory
+    /// secrets serve the same platform; the elected leader runs the controllers.
+    #[arg(long, env = "OPD_ETCD_ENDPOINTS", value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// Prefix of this platform's keys in etcd (one per region sharing a cluster).
+    #[arg(long, env = "OPD_ETCD_PREFIX", default_value = "/op")]
+    etcd_prefix: String,
+    /// This replica's name in the leader election; default the host name and process id.
+    #[arg(long, env = "OPD_REPLICA_ID")]
+    replica_id: Option<String>,
+    /// How long the leader's lease lasts without renewal, seconds: how soon another replica
+    /// takes over the controllers from a leader that died.
+    #[arg(long, default_value_t = 5)]
+    leader_ttl_secs: u64,
 }
 
 /// A startup step slower than this is logged as a warning: a platform that takes long to
@@ -249,8 +264,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let boot = bootstrap::prepare_dir(&args.data_dir)?;
     watch.step("preparing the data directory");
-    let engine = RedbEngine::open(&args.data_dir.join("store.redb"))
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let (engine, etcd): (Arc<dyn op_store::Engine>, Option<Arc<EtcdEngine>>) = if args.etcd_endpoints.is_empty() {
+        let e = RedbEngine::open(&args.data_dir.join("store.redb"))
+            .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+        (e, None)
+    } else {
+        let e = EtcdEngine::connect(EtcdSettings::new(args.etcd_endpoints.clone(), &args.etcd_prefix))
+            .await
+            .with_context(|| format!("connecting to etcd at {}", args.etcd_endpoints.join(",")))?;
+        info!(endpoints = %args.etcd_endpoints.join(","), prefix = %args.etcd_prefix, "state in etcd");
+        (e.clone(), Some(e))
+    };
     let repo = Repo::new(engine);
     watch.step("opening the store");
     bootstrap::ensure_admin(&repo, &boot).await?;
@@ -261,6 +285,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let leading = prometheus_client::metrics::gauge::Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+    registry.register("op_controllers_leader", "1 while this replica runs the controllers (leads its region), else 0", leading.clone());
     let http = HttpMetrics::register(&mut registry);
     let serverless = Arc::new(op_api::serverless::Serverless::new(std::time::Duration::from_millis(args.serverless_hold_ms), args.serverless_port));
     registry.register_collector(Box::new(op_api::serverless::TrafficMetrics(serverless.clone())));
@@ -360,7 +386,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if state.uni.network.is_some() {
         tokio::spawn(op_api::netview::run(state.clone(), std::time::Duration::from_millis(args.network_refresh_ms.max(100))));
     }
-    tokio::spawn(op_api::clusters::run(state.clone(), std::time::Duration::from_secs(1)));
     let addr = listener.local_addr()?;
     // Where app instances reach the platform (their containers cannot reach the host's
     // loopback): the runtime's bridge gateway, on the same port.
@@ -384,44 +409,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(op_api::ewbi::tls::serve(l, config, op_api::ewbi::router(state.clone()), shutdown()));
     }
     if !args.no_controllers {
-        let clients = state.ewbi.clients.clone();
-        tokio::spawn(Runner::new(op_api::ewbi::peer::PeerReconciler::new(state.clone(), clients.clone()), repo.clone(), metrics.clone(), 2).run());
-        tokio::spawn(Runner::new(op_api::ewbi::peer::RemoteInstanceReconciler::new(state.clone(), clients), repo.clone(), metrics.clone(), 4).run());
-        tokio::spawn(Runner::new(op_api::ewbi::notify::InstanceNotifier::new(state.clone()), repo.clone(), metrics.clone(), 4).run());
-        tokio::spawn(op_api::ewbi::notify::deliver(state.clone()));
-        tokio::spawn(op_api::ewbi::notify::report_all_sessions(state.clone()));
-        tokio::spawn(op_api::ewbi::zones::run(state.clone()));
-        tokio::spawn(Runner::new(op_api::ewbi::cloudlets::CloudletFederationReconciler::new(state.clone()), repo.clone(), metrics.clone(), 2).run());
-        let mut platform_env: std::collections::BTreeMap<String, String> =
-            [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
-        if let Some(url) = &platform_url {
-            platform_env.insert("OP_PLATFORM_URL".into(), url.clone());
+        let controllers = Controllers {
+            state: state.clone(),
+            repo: repo.clone(),
+            metrics,
+            drivers,
+            platform_id: boot.platform_id.clone(),
+            service_secret: boot.service_secret.clone(),
+            platform_url,
+            workers: args.workers,
+            probe_image: args.probe_image.clone(),
+            usage_sample: std::time::Duration::from_millis(args.usage_sample_ms.max(100)),
+            resources_every: std::time::Duration::from_millis(args.resources_every_ms.max(100)),
+            audit_retention: std::time::Duration::from_secs(args.audit_retention_days.max(1) * 86_400),
+            alarms_every: std::time::Duration::from_millis(args.alarms_every_ms.max(100)),
+            scale_every: std::time::Duration::from_millis(args.scale_every_ms.max(100)),
+            scale_in_after: std::time::Duration::from_secs(args.scale_in_after_secs),
+        };
+        match etcd {
+            None => {
+                leading.set(1);
+                // Embedded store: one process owns it (redb locks the file), so it leads.
+                let _detached = controllers.spawn();
+            }
+            Some(engine) => {
+                let id = args.replica_id.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+                let ttl = std::time::Duration::from_secs(args.leader_ttl_secs.max(2));
+                tokio::spawn(lead(engine, id, ttl, controllers, leading));
+            }
         }
-        let mut instances = InstanceReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone(), platform_env, boot.service_secret.clone());
-        if let Some(r) = &state.images {
-            let s = state.clone();
-            let credentials = Arc::new(move |org: &op_types::Name, cloudlet: &op_types::Name| op_api::registry::pull_credentials(&s, org, cloudlet));
-            instances = instances.with_registry(op_controller::RegistryPulls { host: r.host.clone(), credentials });
-        }
-        tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), args.workers).run());
-        tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1)));
-        tokio::spawn(op_api::ams::run(state.clone()));
-        tokio::spawn(op_api::usage::run(state.clone(), std::time::Duration::from_millis(args.usage_sample_ms.max(100))));
-        tokio::spawn(op_api::resources::run(state.clone(), std::time::Duration::from_millis(args.resources_every_ms.max(100))));
-        tokio::spawn(op_api::audit::expire(
-            repo.clone(),
-            std::time::Duration::from_secs(args.audit_retention_days.max(1) * 86_400),
-            std::time::Duration::from_secs(3600),
-        ));
-        tokio::spawn(op_api::alarms::run(state.clone(), std::time::Duration::from_millis(args.alarms_every_ms.max(100))));
-        tokio::spawn(op_api::scale::run(
-            state.clone(),
-            std::time::Duration::from_millis(args.scale_every_ms.max(100)),
-            std::time::Duration::from_secs(args.scale_in_after_secs),
-        ));
-        tokio::spawn(Runner::new(op_controller::ClusterReconciler::new(repo.clone(), drivers.clone(), boot.platform_id.clone()), repo.clone(), metrics.clone(), 2).run());
-        let cloudlets = CloudletReconciler::new(repo.clone(), drivers, boot.platform_id.clone(), args.probe_image.clone());
-        tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics, 2).run());
     }
 
     info!(%addr, startup_ms = watch.total().as_millis(), "opd listening");
@@ -429,6 +445,103 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("admin credential: {}", boot.admin_credential_path.display());
     axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
     Ok(())
+}
+
+/// Everything the controllers need, so that a replica can start them each time it becomes the
+/// leader and stop them (abort their tasks: reconciles are cancel-safe) when it stops being one.
+struct Controllers {
+    state: AppState,
+    repo: Repo,
+    metrics: Metrics,
+    drivers: Drivers,
+    platform_id: String,
+    service_secret: Vec<u8>,
+    platform_url: Option<String>,
+    workers: usize,
+    probe_image: String,
+    usage_sample: std::time::Duration,
+    resources_every: std::time::Duration,
+    audit_retention: std::time::Duration,
+    alarms_every: std::time::Duration,
+    scale_every: std::time::Duration,
+    scale_in_after: std::time::Duration,
+}
+
+impl Controllers {
+    /// Starts every controller and background writer; returns their tasks.
+    fn spawn(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let (state, repo, metrics) = (&self.state, &self.repo, &self.metrics);
+        let clients = state.ewbi.clients.clone();
+        let mut platform_env: std::collections::BTreeMap<String, String> =
+            [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
+        if let Some(url) = &self.platform_url {
+            platform_env.insert("OP_PLATFORM_URL".into(), url.clone());
+        }
+        let mut instances = InstanceReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone(), platform_env, self.service_secret.clone());
+        if let Some(r) = &state.images {
+            let s = state.clone();
+            let credentials = Arc::new(move |org: &op_types::Name, cloudlet: &op_types::Name| op_api::registry::pull_credentials(&s, org, cloudlet));
+            instances = instances.with_registry(op_controller::RegistryPulls { host: r.host.clone(), credentials });
+        }
+        let cloudlets = CloudletReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone(), self.probe_image.clone());
+        let clusters = op_controller::ClusterReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone());
+        vec![
+            tokio::spawn(Runner::new(op_api::ewbi::peer::PeerReconciler::new(state.clone(), clients.clone()), repo.clone(), metrics.clone(), 2).run()),
+            tokio::spawn(Runner::new(op_api::ewbi::peer::RemoteInstanceReconciler::new(state.clone(), clients), repo.clone(), metrics.clone(), 4).run()),
+            tokio::spawn(Runner::new(op_api::ewbi::notify::InstanceNotifier::new(state.clone()), repo.clone(), metrics.clone(), 4).run()),
+            tokio::spawn(op_api::ewbi::notify::deliver(state.clone())),
+            tokio::spawn(op_api::ewbi::notify::report_all_sessions(state.clone())),
+            tokio::spawn(op_api::ewbi::zones::run(state.clone())),
+            tokio::spawn(Runner::new(op_api::ewbi::cloudlets::CloudletFederationReconciler::new(state.clone()), repo.clone(), metrics.clone(), 2).run()),
+            tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), self.workers).run()),
+            tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1))),
+            tokio::spawn(op_api::ams::run(state.clone())),
+            tokio::spawn(op_api::usage::run(state.clone(), self.usage_sample)),
+            tokio::spawn(op_api::resources::run(state.clone(), self.resources_every)),
+            tokio::spawn(op_api::audit::expire(repo.clone(), self.audit_retention, std::time::Duration::from_secs(3600))),
+            tokio::spawn(op_api::alarms::run(state.clone(), self.alarms_every)),
+            tokio::spawn(op_api::scale::run(state.clone(), self.scale_every, self.scale_in_after)),
+            tokio::spawn(op_api::clusters::run(state.clone(), std::time::Duration::from_secs(1))),
+            tokio::spawn(Runner::new(clusters, repo.clone(), metrics.clone(), 2).run()),
+            tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics.clone(), 2).run()),
+        ]
+    }
+}
+
+/// Campaigns for the region's leadership in etcd and runs the controllers while this replica
+/// leads; when the lease is lost it stops them and campaigns again. Every replica serves the
+/// APIs all along.
+async fn lead(
+    engine: Arc<EtcdEngine>,
+    id: String,
+    ttl: std::time::Duration,
+    controllers: Controllers,
+    leading: prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
+) {
+    loop {
+        match engine.campaign("controllers", &id, ttl).await {
+            Ok(mut leadership) => {
+                info!(replica = %id, "leading: starting the controllers");
+                leading.set(1);
+                let tasks = controllers.spawn();
+                leadership.lost().await;
+                for t in &tasks {
+                    t.abort();
+                }
+                leading.set(0);
+                warn!(replica = %id, "lost the leadership: controllers stopped; campaigning again");
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot campaign for leadership; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// This machine's host name (for the default replica id).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "opd".into())
 }
 
 /// The federation interface's shared state: its token key and id key derived from the

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-/// A store revision: increases by one with every committed transaction that changes something.
+/// A store revision: increases with every committed transaction that changes something (by
+/// exactly one while this store has no other writer; an etcd cluster counts every prefix).
 pub type Revision = u64;
 
 /// A stored key and its value, with etcd's revisions.

@@ -1,12 +1,14 @@
 //! One suite for every storage engine: each case is a function over `Arc<dyn Engine>`, and each
-//! engine runs all of them (today the embedded redb engine; an etcd engine joins by adding one
-//! `engine_tests!` line).
+//! engine runs all of them: the embedded redb engine, and the etcd engine on a three-member
+//! cluster of Debian's etcd started for the test (then the etcd-only cases: members failing,
+//! quorum lost and regained, compaction, leader election).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use op_store::{Compare, Engine, EventKind, Op, RedbEngine, StoreError};
+use op_store::etcd_lab::EtcdLab;
+use op_store::{Compare, Engine, EtcdEngine, EtcdSettings, EventKind, Op, RedbEngine, StoreError};
 
 fn put(k: &str, v: &str) -> Op {
     Op::Put(k.to_string(), v.as_bytes().to_vec())
@@ -17,13 +19,13 @@ async fn next_event(w: &mut op_store::Watch) -> op_store::Event {
 }
 
 async fn put_get_revisions(e: Arc<dyn Engine>) {
-    assert_eq!(e.revision().await.unwrap(), 0);
+    let base = e.revision().await.unwrap();
     let r1 = e.txn(vec![], vec![put("/a", "1")]).await.unwrap();
-    assert_eq!(r1, 1);
+    assert_eq!(r1, base + 1);
     let r2 = e.txn(vec![], vec![put("/a", "2")]).await.unwrap();
-    assert_eq!(r2, 2);
+    assert_eq!(r2, base + 2);
     let kv = e.get("/a").await.unwrap().unwrap();
-    assert_eq!((kv.value.as_slice(), kv.create_revision, kv.mod_revision), (b"2".as_slice(), 1, 2));
+    assert_eq!((kv.value.as_slice(), kv.create_revision, kv.mod_revision), (b"2".as_slice(), r1, r2));
     assert!(e.get("/b").await.unwrap().is_none());
 }
 
@@ -111,7 +113,7 @@ async fn watch_no_gaps_under_concurrency(e: Arc<dyn Engine>) {
     assert_eq!(last, e.revision().await.unwrap());
 }
 
-async fn suite(make: impl Fn() -> Arc<dyn Engine>) {
+async fn suite(mut make: impl FnMut() -> Arc<dyn Engine>) {
     put_get_revisions(make()).await;
     compare_and_swap(make()).await;
     multi_op_atomicity(make()).await;
@@ -223,4 +225,139 @@ mod model {
             });
         }
     }
+}
+
+/// A three-member etcd cluster for one test, and engines on it under their own prefixes.
+async fn etcd_lab() -> (tempfile::TempDir, EtcdLab) {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = EtcdLab::start(dir.path(), 3).await.expect("etcd cluster (scripts/setup-runtime.sh installs etcd-server)");
+    (dir, lab)
+}
+
+async fn etcd_engine(lab: &EtcdLab, prefix: &str) -> Arc<EtcdEngine> {
+    EtcdEngine::connect(EtcdSettings::new(lab.endpoints(), prefix)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_engine_passes_the_suite() {
+    let (_dir, lab) = etcd_lab().await;
+    let mut engines = Vec::new();
+    for i in 0..6 {
+        engines.push(etcd_engine(&lab, &format!("/suite{i}")).await as Arc<dyn Engine>);
+    }
+    engines.reverse();
+    suite(|| engines.pop().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_prefixes_keep_regions_apart() {
+    let (_dir, lab) = etcd_lab().await;
+    let eu = etcd_engine(&lab, "/op/eu").await;
+    let us = etcd_engine(&lab, "/op/us").await;
+    eu.txn(vec![], vec![put("/o/apps/1", "eu")]).await.unwrap();
+    us.txn(vec![], vec![put("/o/apps/1", "us")]).await.unwrap();
+    assert_eq!(eu.get("/o/apps/1").await.unwrap().unwrap().value, b"eu");
+    let (kvs, _) = us.range("/o/").await.unwrap();
+    assert_eq!(kvs.iter().map(|k| (k.key.as_str(), k.value.as_slice())).collect::<Vec<_>>(), [("/o/apps/1", b"us".as_slice())]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_ranges_page_at_one_revision() {
+    let (_dir, lab) = etcd_lab().await;
+    let e = etcd_engine(&lab, "/big").await;
+    let n = op_store::PAGE as usize * 2 + 17;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        e.txn(vec![], chunk.iter().map(|i| put(&format!("/r/{i:06}"), "v")).collect()).await.unwrap();
+    }
+    let (kvs, rev) = e.range("/r/").await.unwrap();
+    assert_eq!(kvs.len(), n, "every page read");
+    assert!(kvs.windows(2).all(|w| w[0].key < w[1].key), "in key order, no repeats");
+    assert_eq!(rev, e.revision().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_rides_out_one_member_down_and_fails_clearly_without_quorum() {
+    let (_dir, mut lab) = etcd_lab().await;
+    let e = etcd_engine(&lab, "/f").await;
+    let mut w = e.watch("/f/", 0).await.unwrap();
+    e.txn(vec![], vec![put("/f/0", "v")]).await.unwrap();
+    assert_eq!(next_event(&mut w).await.kv.key, "/f/0");
+
+    // One of three down (the member the engine talks to first): nothing visible.
+    lab.stop_member(0);
+    for i in 1..20 {
+        e.txn(vec![Compare::Absent(format!("/f/{i}"))], vec![put(&format!("/f/{i}"), "v")]).await.expect("write with one member down");
+        assert!(e.get(&format!("/f/{i}")).await.unwrap().is_some());
+    }
+    assert_eq!(e.range("/f/").await.unwrap().0.len(), 20);
+
+    // Two of three down: a write fails within the deadline, saying why.
+    lab.stop_member(1);
+    let begun = std::time::Instant::now();
+    let err = e.txn(vec![], vec![put("/f/lost", "v")]).await.expect_err("no quorum, no write");
+    assert!(begun.elapsed() < Duration::from_secs(15), "fails within the deadline, took {:?}", begun.elapsed());
+    assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("etcd")), "{err}");
+
+    // Back to quorum: writes resume, and the watch delivered every change once, in order.
+    lab.start_member(0).unwrap();
+    lab.start_member(1).unwrap();
+    lab.wait_healthy(Duration::from_secs(30)).await.unwrap();
+    e.txn(vec![], vec![put("/f/after", "v")]).await.expect("writes resume");
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("/f/after") {
+        let ev = next_event(&mut w).await;
+        seen.push(ev.kv.key);
+    }
+    let writes: Vec<String> = (1..20).map(|i| format!("/f/{i}")).chain(["/f/after".to_string()]).collect();
+    let got: Vec<&String> = seen.iter().filter(|k| *k != "/f/lost").collect();
+    assert_eq!(got, writes.iter().collect::<Vec<_>>(), "no gap, no repeat across the members' failures");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_watch_from_a_compacted_revision_says_so() {
+    let (_dir, lab) = etcd_lab().await;
+    let e = etcd_engine(&lab, "/c").await;
+    for i in 0..10 {
+        e.txn(vec![], vec![put("/c/k", &i.to_string())]).await.unwrap();
+    }
+    let now = e.revision().await.unwrap();
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &lab.endpoints().join(","), "compact", &now.to_string()])
+        .output()
+        .expect("etcdctl (Debian's etcd-client)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let compacted = match e.watch("/c/", 2).await {
+        Err(StoreError::Compacted(_)) => true,
+        Ok(mut w) => matches!(tokio::time::timeout(Duration::from_secs(5), w.recv()).await, Ok(Some(Err(StoreError::Compacted(_))))),
+        Err(other) => panic!("{other}"),
+    };
+    assert!(compacted, "a watch from before the compaction ends with Compacted");
+    // From the current revision it works.
+    let mut w = e.watch("/c/", now).await.unwrap();
+    e.txn(vec![], vec![put("/c/k", "new")]).await.unwrap();
+    assert_eq!(next_event(&mut w).await.kv.value, b"new");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_elects_one_leader_and_replaces_a_dead_one() {
+    let (_dir, lab) = etcd_lab().await;
+    let a = etcd_engine(&lab, "/l").await;
+    let b = etcd_engine(&lab, "/l").await;
+    let ttl = Duration::from_secs(2);
+    let lead_a = a.campaign("region", "replica-a", ttl).await.unwrap();
+    let b2 = b.clone();
+    let mut waiting = tokio::spawn(async move { b2.campaign("region", "replica-b", ttl).await.unwrap() });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!waiting.is_finished(), "one leader at a time: b waits while a renews its lease");
+    // a resigns: b leads at once.
+    lead_a.resign().await;
+    let lead_b = tokio::time::timeout(Duration::from_secs(5), &mut waiting).await.expect("b takes over").unwrap();
+    // b dies without resigning (its lease is no longer renewed): a takes over after the ttl.
+    drop(lead_b);
+    let begun = std::time::Instant::now();
+    let mut lead_a = tokio::time::timeout(Duration::from_secs(10), a.campaign("region", "replica-a", ttl)).await.expect("a takes over").unwrap();
+    assert!(begun.elapsed() >= Duration::from_millis(500), "not before b's lease ran out");
+    // a's leadership holds while it renews.
+    assert!(tokio::time::timeout(Duration::from_secs(3), lead_a.lost()).await.is_err());
 }
