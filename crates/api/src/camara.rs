@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorInfo};
-use crate::infra::{all_instances, cloudlets_in};
+use crate::infra::all_instances;
 use crate::json::{parse, Body};
 use op_types::views::{AppInfo, AppInstanceInfo, AppManifest, EdgeCloudZone, SubmittedApp};
 use crate::state::AppState;
@@ -155,7 +155,7 @@ pub async fn delete_app(State(s): State<AppState>, c: Caller, Path(id): Path<Str
     if let Some(org) = &app.metadata.organization {
         c.require_write(org)?;
     }
-    let _admission = s.admission.lock().await;
+    let _admission = s.admission.every_zone().await;
     let live = all_instances(&s).await?.into_iter().filter(|i| i.spec.app_id == id).count();
     if live > 0 {
         return Err(ApiError::Aborted(format!(
@@ -186,6 +186,9 @@ pub struct AppInstanceCreate {
     pub cluster_ref: Option<Uid>,
 }
 
+/// How many edges an instance's placement note lists (the chosen one first).
+const MAX_NOTED_EDGES: usize = 8;
+
 /// Where admission puts an instance, and why.
 pub(crate) struct Admitted {
     cloudlet: Name,
@@ -200,7 +203,7 @@ pub(crate) struct Admitted {
 /// developer can change; the decision is explained in the instance.
 async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -> Result<Admitted, ApiError> {
     use op_placement::decide::{decide, Need, Point, Site, Sites};
-    let mut cloudlets = cloudlets_in(s, &zone.metadata.name).await?;
+    let mut cloudlets = s.inventory.cloudlets_in(&zone.metadata.name);
     if let Some(only) = pin.cloudlet {
         cloudlets.retain(|c| &c.metadata.name == only);
     }
@@ -233,12 +236,10 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
     }
     let (mut flavors, _) = s.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
     flavors.sort_by_key(|f| (f.spec.vcpus, f.spec.memory_mb, f.spec.gpus, f.spec.disk_gb, f.metadata.name.clone()));
-    let instances = all_instances(s).await?;
+    let instances: std::collections::HashMap<Name, Vec<std::sync::Arc<AppInstance>>> =
+        cloudlets.iter().map(|c| (c.metadata.name.clone(), s.inventory.instances_on(&c.metadata.name))).collect();
     let services = offered_services(s, app, &cloudlets, zone).await?;
-    fn on<'a>(instances: &'a [AppInstance], cl: &'a Name) -> impl Iterator<Item = &'a AppInstance> + 'a {
-        instances.iter().filter(move |i| &i.spec.cloudlet == cl)
-    }
-    let here = |cl| on(&instances, cl);
+    let here = |cl: &Name| instances.get(cl).into_iter().flatten().map(|i| i.as_ref());
     let to_placement = |r: &Resources| op_placement::decide::Resources {
         millicpus: u64::from(r.vcpus) * 1000,
         memory_mb: r.memory_mb,
@@ -334,20 +335,26 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
                 port_clash = Some(p);
                 continue;
             }
-            let edges = cloudlets
+            // The chosen edge first, then the others from the closest call to the farthest,
+            // at most MAX_NOTED_EDGES of them: a zone of a hundred edges does not make every
+            // instance carry a hundred lines.
+            let mut edges: Vec<(usize, EdgeOutcome)> = cloudlets
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    let outcome = match (decision.ranked.iter().position(|r| r.site == i as u32), decision.rejected.iter().find(|r| r.0 == i as u32)) {
-                        (Some(p), _) if p == rank => format!("chosen: {}", choice.explain()),
-                        (Some(p), _) if p < rank => "passed over: a fixed port of the app is taken there".to_string(),
-                        (Some(p), _) => format!("admissible: {}", decision.ranked[p].explain()),
-                        (None, Some((_, why))) => format!("ruled out: {why}"),
-                        (None, None) => "not considered".to_string(),
+                    let (order, outcome) = match (decision.ranked.iter().position(|r| r.site == i as u32), decision.rejected.iter().find(|r| r.0 == i as u32)) {
+                        (Some(p), _) if p == rank => (0, format!("chosen: {}", choice.explain())),
+                        (Some(p), _) if p < rank => (1 + p, "passed over: a fixed port of the app is taken there".to_string()),
+                        (Some(p), _) => (1 + p, format!("admissible: {}", decision.ranked[p].explain())),
+                        (None, Some((_, why))) => (usize::MAX - 1, format!("ruled out: {why}")),
+                        (None, None) => (usize::MAX, "not considered".to_string()),
                     };
-                    EdgeOutcome { cloudlet: c.metadata.name.clone(), outcome }
+                    (order, EdgeOutcome { cloudlet: c.metadata.name.clone(), outcome })
                 })
                 .collect();
+            edges.sort_by_key(|(order, _)| *order);
+            let unlisted = edges.len().saturating_sub(MAX_NOTED_EDGES);
+            let edges: Vec<EdgeOutcome> = edges.into_iter().take(MAX_NOTED_EDGES).map(|(_, e)| e).collect();
             let summary = format!(
                 "flavor {} on one of {} edges of zone {} ({} admissible{}), chosen by the operator's weights: {}",
                 flavor.metadata.name,
@@ -363,7 +370,7 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
                     format!("; ruled out: {}", why.join(", "))
                 },
                 choice.explain()
-            );
+            ) + &if unlisted > 0 { format!(" ({unlisted} more edges not listed)") } else { String::new() };
             return Ok(Admitted { cloudlet: cl.metadata.name.clone(), flavor: flavor.metadata.name.clone(), note: PlacementNote { summary, edges } });
         }
     }
@@ -539,7 +546,7 @@ pub(crate) async fn create_instance_on(
     if let Some(fz) = &zone.spec.federated {
         return crate::ewbi::peer::admit_federated(s, app, zone, fz, name, by).await;
     }
-    let _admission = s.admission.lock().await;
+    let _admission = s.admission.zone(zone.metadata.uid).await;
     let Admitted { cloudlet, flavor, note } = admit(s, app, zone, pin).await?;
     check_image(s, app, &cloudlet).await?;
     let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor, federated: None, cluster: pin.cluster };
@@ -547,6 +554,7 @@ pub(crate) async fn create_instance_on(
     inst.metadata.labels = labels;
     inst.observed.placement = Some(note);
     s.repo.create(&mut inst).await?;
+    s.inventory.put_instance(&inst);
     tracing::info!(instance = %inst.metadata.uid, cloudlet = %inst.spec.cloudlet, by, "instance accepted");
     Ok(inst)
 }

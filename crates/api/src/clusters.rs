@@ -76,7 +76,7 @@ fn view(s: &AppState, c: &Caller, cl: Cluster, members: Vec<AppInstance>) -> Clu
 /// is fine: the cluster waits for it), not in maintenance, whose privacy policy allows what
 /// the cluster asks (`outbound`), with the most capacity.
 async fn place(s: &AppState, zone: &Object<ZoneSpec>, outbound: bool) -> Result<Name, ApiError> {
-    let cloudlets = crate::infra::cloudlets_in(s, &zone.metadata.name).await?;
+    let cloudlets = s.inventory.cloudlets_in(&zone.metadata.name);
     if outbound && !cloudlets.is_empty() && cloudlets.iter().all(|c| !c.spec.outbound_allowed()) {
         return Err(ApiError::invalid("spec.outboundAllowed", format!("the privacy policy of zone {}'s cloudlets lets nothing out", zone.metadata.name)));
     }

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use op_types::specs::{
-    AppInstance, AppSpec, Cloudlet, CloudletObserved, CloudletSpec, FlavorSpec, OrganizationSpec, PlacementPolicySpec, PlatformServiceSpec,
+    AppInstance, AppSpec, CloudletObserved, CloudletSpec, FlavorSpec, OrganizationSpec, PlacementPolicySpec, PlatformServiceSpec,
     RegionSpec, ZoneSpec,
 };
 use op_types::{Kind, Name, Object, State as ObjState, Validate};
@@ -472,12 +472,6 @@ pub async fn update_platform_service(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// The cloudlets of zone `zone`, for admission and zone status.
-pub async fn cloudlets_in(state: &AppState, zone: &Name) -> Result<Vec<Cloudlet>, ApiError> {
-    let (cls, _) = state.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
-    Ok(cls.into_iter().filter(|c| &c.spec.zone == zone).collect())
 }
 
 /// Every app instance (any organization), for capacity accounting.

@@ -14,6 +14,7 @@ pub mod events;
 pub mod ewbi;
 pub mod infra;
 pub mod instances;
+pub mod inventory;
 pub mod json;
 pub mod metrics;
 pub mod mobility;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use op_driver::Drivers;
 use op_store::Repo;
 use prometheus_client::registry::Registry;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::auth::TokenKeys;
 use crate::metrics::HttpMetrics;
@@ -37,9 +37,11 @@ pub struct Shared {
     pub keys: TokenKeys,
     /// Driver clients, for admission checks against cloudlets (image present).
     pub drivers: Drivers,
-    /// Serializes instance admission so two concurrent deployments cannot both take the last
-    /// capacity or the same fixed port.
-    pub admission: Arc<Mutex<()>>,
+    /// Serializes instance admission per zone so two concurrent deployments cannot both take
+    /// the last capacity or the same fixed port.
+    pub admission: Arc<Admission>,
+    /// Cloudlets by zone and instances by cloudlet, in memory, for admission.
+    pub inventory: crate::inventory::Inventory,
     /// The process's metrics registry, rendered at `/metrics`.
     pub registry: Arc<Registry>,
     /// Per-request metrics.
@@ -78,4 +80,34 @@ pub struct Shared {
     pub qoe: crate::qoe::Qoe,
     /// The load balancers' data plane (front ends on the ingress, backends' health).
     pub lbs: crate::clusters::LoadBalancers,
+}
+
+/// Admission's locks. A placement decision depends only on its zone's cloudlets, so
+/// deployments to different zones are admitted in parallel and those to one zone one at a
+/// time; deleting an app takes every zone at once, so that no instance of it is admitted
+/// while it checks that none is left.
+#[derive(Default)]
+pub struct Admission {
+    all: RwLock<()>,
+    zones: std::sync::Mutex<std::collections::HashMap<op_types::Uid, Arc<Mutex<()>>>>,
+}
+
+/// Held while one zone admits: the zone's turn, and the others' right to go on too.
+pub struct ZoneTurn<'a> {
+    _all: RwLockReadGuard<'a, ()>,
+    _zone: OwnedMutexGuard<()>,
+}
+
+impl Admission {
+    /// Waits for `zone`'s turn.
+    pub async fn zone(&self, zone: op_types::Uid) -> ZoneTurn<'_> {
+        let all = self.all.read().await;
+        let lock = self.zones.lock().unwrap_or_else(|e| e.into_inner()).entry(zone).or_default().clone();
+        ZoneTurn { _all: all, _zone: lock.lock_owned().await }
+    }
+
+    /// Waits until no zone admits, and keeps them all waiting.
+    pub async fn every_zone(&self) -> RwLockWriteGuard<'_, ()> {
+        self.all.write().await
+    }
 }

@@ -18,6 +18,7 @@ struct Cli {
 
 mod mobility;
 mod placement;
+mod scale;
 mod serverless;
 mod uni;
 
@@ -40,6 +41,9 @@ pub struct AppTarget {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Scale: one region on etcd with simulated cloudlets; instances created through the API
+    /// while a device discovers its edge.
+    Scale(scale::ScaleArgs),
     /// Seed a data directory for the discovery benchmark (zones, sim cloudlets, apps, Ready
     /// instances, the UNI key) and mint session tokens for the devices.
     SeedUni(uni::SeedArgs),
@@ -175,6 +179,7 @@ fn main() -> Result<()> {
 
 async fn run(cmd: Cmd) -> Result<()> {
     match cmd {
+        Cmd::Scale(a) => scale::run(a).await?,
         Cmd::SeedUni(a) => uni::seed(a).await?,
         Cmd::Baseline(a) => uni::baseline(a).await?,
         Cmd::Latency(a) => uni::latency(a).await?,

@@ -354,6 +354,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         keys,
         drivers: drivers.clone(),
         admission: Arc::default(),
+        inventory: op_api::inventory::Inventory::start(repo.clone()).await.context("reading cloudlets and instances for admission")?,
         registry: Arc::new(registry),
         http,
         provider: args.provider.clone(),

@@ -1427,7 +1427,8 @@ fn is_zero(n: &u32) -> bool {
 pub struct PlacementNote {
     /// For everyone: the account at zone level, with no edge names or capacities.
     pub summary: String,
-    /// For the operator: every edge of the zone and what became of it (hidden from developers).
+    /// For the operator: the chosen edge, then up to seven others of the zone from the closest
+    /// call to the farthest, and what became of each (hidden from developers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edges: Vec<EdgeOutcome>,
 }

@@ -1,0 +1,270 @@
+//! The scale benchmark: one region on a three-member etcd cluster with thousands of simulated
+//! cloudlets; app instances created through the API by concurrent clients while a device asks
+//! for its edge. Measures the API's create latency, the time until every instance is Ready,
+//! opd's peak resident memory, and discovery latency during the churn.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use op_store::etcd_lab::EtcdLab;
+use op_types::Uid;
+use op_uni::token::{now, SessionClaims, SessionSigner, SESSION_ISSUER};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+/// `scale` arguments.
+#[derive(clap::Args)]
+pub struct ScaleArgs {
+    /// The opd binary.
+    #[arg(long, default_value = "target/release/opd")]
+    opd: PathBuf,
+    #[arg(long, default_value_t = 10_000)]
+    cloudlets: usize,
+    #[arg(long, default_value_t = 100)]
+    zones: usize,
+    #[arg(long, default_value_t = 100_000)]
+    instances: usize,
+    /// Concurrent API clients creating instances.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Discovery requests per second during the churn.
+    #[arg(long, default_value_t = 50.0)]
+    discovery_rate: f64,
+    /// Give up waiting for convergence after this long, s.
+    #[arg(long, default_value_t = 900)]
+    converge_limit: u64,
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Client {
+    async fn send(&self, method: reqwest::Method, path: &str, token: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+        let mut rb = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let r = rb.send().await?;
+        let s = r.status().as_u16();
+        let text = r.text().await?;
+        Ok((s, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+
+    async fn post(&self, path: &str, token: &str, body: &Value) -> Result<(u16, Value)> {
+        self.send(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Result<(u16, Value)> {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+
+    async fn login(&self, user: &str, password: &str) -> Result<String> {
+        let (s, b) = self.post("/op/v1/auth/token", "", &json!({"username": user, "password": password})).await?;
+        ensure!(s == 200, "login {user}: {s} {b}");
+        Ok(b["access_token"].as_str().context("access_token")?.to_string())
+    }
+}
+
+/// Runs `n` POSTs of `body(i)` to `path` with `concurrency` at a time; returns each latency.
+async fn create_all(c: &Arc<Client>, token: &str, path: &str, n: usize, concurrency: usize, body: impl Fn(usize) -> Value) -> Result<Vec<Duration>> {
+    let sem = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await?;
+        let (c, token, path, b) = (c.clone(), token.to_string(), path.to_string(), body(i));
+        tasks.spawn(async move {
+            let _permit = permit;
+            let begun = Instant::now();
+            let (s, r) = c.post(&path, &token, &b).await?;
+            ensure!(s == 201 || s == 202, "{path} #{i}: {s} {r}");
+            Ok::<_, anyhow::Error>(begun.elapsed())
+        });
+        while tasks.len() > concurrency * 2 {
+            if let Some(r) = tasks.join_next().await {
+                r??;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    while let Some(r) = tasks.join_next().await {
+        out.push(r??);
+    }
+    Ok(out)
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort();
+    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i].as_secs_f64() * 1000.0
+}
+
+fn rss_peak_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Counts the instances the developer sees in each state.
+async fn ready_count(c: &Client, token: &str) -> Result<(usize, usize)> {
+    let (s, list) = c.get("/edge-application-management/v0.1alpha1/appinstances", token).await?;
+    ensure!(s == 200, "list instances: {s}");
+    let all = list.as_array().context("instance list")?;
+    let ready = all.iter().filter(|i| i["status"].as_str().is_some_and(|s| s.eq_ignore_ascii_case("ready"))).count();
+    Ok((ready, all.len()))
+}
+
+/// Runs the benchmark and prints its `RESULT` line.
+pub async fn run(a: ScaleArgs) -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let etcd_dir = work.path().join("etcd");
+    std::fs::create_dir_all(&etcd_dir)?;
+    let lab = EtcdLab::start(&etcd_dir, 3).await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let data = work.path().join("data");
+    let log = std::fs::File::create(work.path().join("opd.log"))?;
+    let mut opd = std::process::Command::new(&a.opd)
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--etcd-endpoints", &lab.endpoints().join(","), "--etcd-prefix", "/op/scale"])
+        .args(["--no-default-cloudlet", "--apps-listen", "none", "--workers", "64", "--uni-rps", "10000000", "--device-rps", "1000000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting opd")?;
+    let pid = opd.id();
+    let store = op_store::EtcdEngine::connect(op_store::EtcdSettings::new(lab.endpoints(), "/op/scale")).await?;
+    let result = measure(&a, port, &data, pid, store.as_ref()).await;
+    let _ = opd.kill();
+    let _ = opd.wait();
+    drop(lab);
+    if result.is_err() {
+        let log = std::fs::read_to_string(work.path().join("opd.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        eprintln!("opd log (last lines):\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+    result
+}
+
+async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, store: &dyn op_store::Engine) -> Result<()> {
+    let c = Arc::new(Client { http: reqwest::Client::builder().pool_max_idle_per_host(256).build()?, url: format!("http://127.0.0.1:{port}") });
+    let begun = Instant::now();
+    while c.http.get(format!("{}/readyz", c.url)).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
+        ensure!(begun.elapsed() < Duration::from_secs(60), "opd did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let password = std::fs::read_to_string(data.join("admin-credential"))?.trim().split_once(':').context("user:password")?.1.to_string();
+    let admin = c.login("admin", &password).await?;
+
+    // The operator: one region, zones, cloudlets (simulated), one flavor.
+    c.post("/op/v1/regions", &admin, &json!({"name": "scale", "spec": {}})).await?;
+    c.post("/op/v1/flavors", &admin, &json!({"name": "small", "spec": {"vcpus": 1, "memoryMb": 256, "diskGb": 1, "gpus": 0}})).await?;
+    let side = (a.zones as f64).sqrt().ceil() as usize;
+    let loc = |i: usize| json!({"latitude": 43.0 + 8.0 * (i / side) as f64 / side as f64, "longitude": -1.0 + 9.0 * (i % side) as f64 / side as f64});
+    let t = Instant::now();
+    create_all(&c, &admin, "/op/v1/zones", a.zones, 8, |i| {
+        json!({"name": format!("z{i}"), "spec": {"region": "scale", "location": loc(i), "serviceArea": {"cells": [format!("c{i}")], "polygon": []}}})
+    })
+    .await?;
+    let zones = a.zones;
+    create_all(&c, &admin, "/op/v1/cloudlets", a.cloudlets, a.concurrency, |i| {
+        json!({"name": format!("cl{i}"), "spec": {"zone": format!("z{}", i % zones), "location": loc(i % zones), "platformType": "sim",
+            "driverEndpoint": format!("sim://cl{i}"), "capacity": {"vcpus": 64, "memoryMb": 65536, "diskGb": 1000}, "flavors": ["small"]}})
+    })
+    .await?;
+    eprintln!("{} zones and {} cloudlets created in {:.1} s", a.zones, a.cloudlets, t.elapsed().as_secs_f64());
+
+    c.post("/op/v1/organizations", &admin, &json!({"name": "scale_org", "spec": {}})).await?;
+    c.post("/op/v1/users", &admin, &json!({"name": "scaler", "organization": "scale_org", "role": "Manager", "password": "scale-password-1"})).await?;
+    let dev = c.login("scaler", "scale-password-1").await?;
+    let (s, app) = c
+        .post("/edge-application-management/v0.1alpha1/apps", &dev, &json!({"name": "scaled", "version": "1", "appProvider": "scale_org",
+            "packageType": "CONTAINER", "appRepo": {"type": "PUBLICREPO", "imagePath": "localhost/op-sample-app:latest"},
+            "requiredResources": {"infraKind": "container", "numCPU": "100m", "memory": 64},
+            "componentSpec": [{"componentName": "web", "networkInterfaces": [{"interfaceId": "http", "protocol": "TCP", "port": 8080, "visibilityType": "VISIBILITY_EXTERNAL"}]}]}))
+        .await?;
+    ensure!(s == 201, "app: {s} {app}");
+    let app_id = app["appId"].as_str().context("appId")?.to_string();
+    let (_, zl) = c.get("/edge-application-management/v0.1alpha1/edge-cloud-zones", &dev).await?;
+    let zone_ids: Vec<String> = zl.as_array().context("zones")?.iter().filter_map(|z| z["edgeCloudZoneId"].as_str().map(str::to_string)).collect();
+    ensure!(zone_ids.len() == a.zones, "{} zones visible", zone_ids.len());
+
+    // A device's session token, signed with the platform's UNI key, for discovery.
+    let signer = SessionSigner::from_private_pem(&std::fs::read_to_string(data.join("uni-signing.pem"))?)?;
+    let iat = now();
+    let token = signer.sign(&SessionClaims {
+        sub: "scale-device".into(),
+        app: app_id.parse::<Uid>().map_err(|e| anyhow::anyhow!("{e}"))?,
+        inst: Uid::random(),
+        zone: zone_ids[0].parse::<Uid>().map_err(|e| anyhow::anyhow!("{e}"))?,
+        iat,
+        exp: iat + 3600,
+        iss: SESSION_ISSUER.into(),
+        dev: String::new(),
+        mac: String::new(),
+    })?;
+    let churn = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let discovery = {
+        let (c, churn, rate, zones) = (c.clone(), churn.clone(), a.discovery_rate, a.zones);
+        tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut failed = 0usize;
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1.0)));
+            let mut k = 0usize;
+            while churn.load(std::sync::atomic::Ordering::Relaxed) {
+                tick.tick().await;
+                k += 1;
+                let t = Instant::now();
+                match c.post("/uni/v1/discover", &token, &json!({"location": {"cellId": format!("c{}", k % zones)}})).await {
+                    Ok((200, _)) | Ok((404, _)) => lat.push(t.elapsed()),
+                    _ => failed += 1,
+                }
+            }
+            (lat, failed)
+        })
+    };
+
+    // The churn: instances created through the API, spread over the zones.
+    let rev0 = store.revision().await?;
+    let t0 = Instant::now();
+    let mut created = create_all(&c, &dev, "/edge-application-management/v0.1alpha1/appinstances", a.instances, a.concurrency, |i| {
+        json!({"name": format!("i{i}"), "appId": app_id, "edgeCloudZoneId": zone_ids[i % zone_ids.len()]})
+    })
+    .await?;
+    let create_s = t0.elapsed().as_secs_f64();
+    eprintln!("{} instances created in {create_s:.1} s ({:.0}/s)", a.instances, a.instances as f64 / create_s);
+    let converge_s = loop {
+        let (ready, all) = ready_count(&c, &dev).await?;
+        eprintln!("  {ready} of {all} Ready after {:.0} s", t0.elapsed().as_secs_f64());
+        if ready == a.instances {
+            break t0.elapsed().as_secs_f64();
+        }
+        ensure!(t0.elapsed() < Duration::from_secs(a.converge_limit), "not converged within {} s: {ready} of {all} Ready", a.converge_limit);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
+    churn.store(false, std::sync::atomic::Ordering::Relaxed);
+    let writes = store.revision().await?.saturating_sub(rev0);
+    eprintln!("{writes} store writes during the churn ({:.1} per instance)", writes as f64 / a.instances as f64);
+    let (mut disc, failed) = discovery.await?;
+    ensure!(!disc.is_empty(), "no discovery answered ({failed} failed)");
+    let create_p99 = percentile(&mut created, 0.99);
+    let create_p50 = percentile(&mut created, 0.50);
+    let disc_p99 = percentile(&mut disc, 0.99);
+    let rss = rss_peak_mb(pid);
+    eprintln!("create p50 {create_p50:.1} ms; {} discoveries ({failed} failed)", disc.len());
+    println!(
+        "RESULT instances={} create_p99_ms={create_p99:.1} converge_s={converge_s:.1} rss_mb={rss:.0} discovery_p99_ms={disc_p99:.2}",
+        a.instances
+    );
+    Ok(())
+}
