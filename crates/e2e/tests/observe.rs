@@ -263,3 +263,59 @@ async fn resource_use_and_health() -> anyhow::Result<()> {
     assert!(metrics.contains("op_instance_network_receive_bytes_total{"), "byte counts are counters");
     Ok(())
 }
+
+/// `opctl instance exec --tty` in a real terminal (a pty from `script`): the local terminal is
+/// raw, so Ctrl-C interrupts the remote command and the remote shell lives on, instead of
+/// interrupting opctl itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_tty_puts_the_local_terminal_in_raw_mode() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let p = Platform::start().await?;
+    let dev = p.developer("terminal_org", "tess", "Manager").await?;
+    let zone = p.zone_id(&dev, "local").await?;
+    let app = dev.sample_app("terminal_org", "shell", json!({})).await?;
+    let id = dev.deploy("shell_1", &app, &zone).await?;
+    dev.wait_ready(&id, Duration::from_secs(60)).await?;
+
+    let dir = tempfile::tempdir()?;
+    let cfg = dir.path().join("opctl.json");
+    std::fs::write(&cfg, serde_json::to_vec(&json!({"server": p.url, "token": dev.token}))?)?;
+    let inner = format!("{} instance exec --tty shell_1 -- sh", bin("opctl").display());
+    let mut child = Command::new("script")
+        .args(["-qfec", &inner, "/dev/null"])
+        .env("OPCTL_SERVER", &p.url)
+        .env("OPCTL_CONFIG", &cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stdout.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let begun = std::time::Instant::now();
+    let typed = |stdin: &mut std::process::ChildStdin, s: &[u8]| -> anyhow::Result<()> {
+        stdin.write_all(s)?;
+        stdin.flush()?;
+        std::thread::sleep(Duration::from_millis(1500));
+        Ok(())
+    };
+    typed(&mut stdin, b"sleep 60\r")?;
+    typed(&mut stdin, b"\x03")?;
+    typed(&mut stdin, b"echo alive-$((40+2))\r")?;
+    typed(&mut stdin, b"exit\r")?;
+    drop(stdin);
+    let status = child.wait()?;
+    let out = reader.join().expect("reader");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(out.contains("alive-42"), "the remote shell outlived Ctrl-C; output: {out:?}; status {status}; stderr: {err}");
+    assert!(begun.elapsed() < Duration::from_secs(40), "sleep 60 was interrupted, not waited out");
+    assert!(status.success(), "the session ended with the shell's exit 0: {status}; output: {out:?}");
+    Ok(())
+}

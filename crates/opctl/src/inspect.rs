@@ -25,9 +25,30 @@ pub async fn follow_logs(ctx: &Ctx, id: Uid, tail: usize) -> Result<()> {
     Ok(())
 }
 
+/// The local terminal in raw mode while a `--tty` session runs: keys reach the remote
+/// terminal as typed (Ctrl-C interrupts the remote command, not opctl; arrows and tab reach
+/// the remote shell), and the terminal is restored however the session ends.
+struct RawMode(bool);
+
+impl RawMode {
+    fn enter(tty: bool) -> Self {
+        use std::io::IsTerminal;
+        Self(tty && std::io::stdin().is_terminal() && crossterm::terminal::enable_raw_mode().is_ok())
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = crossterm::terminal::disable_raw_mode();
+        }
+    }
+}
+
 /// Runs `cmd` in the instance with this terminal's input and output; exits with its code.
 pub async fn exec(ctx: &Ctx, id: Uid, cmd: Vec<String>, tty: bool) -> Result<()> {
     let (mut input, mut output) = ctx.client.exec(id, &cmd, tty).await?.split();
+    let raw = RawMode::enter(tty);
     // Local input goes to the process until end of file; its output comes back meanwhile.
     let feed = tokio::spawn(async move {
         let mut stdin = tokio::io::stdin();
@@ -57,9 +78,15 @@ pub async fn exec(ctx: &Ctx, id: Uid, cmd: Vec<String>, tty: bool) -> Result<()>
         }
     };
     feed.abort();
+    // Before exiting (which runs no destructor): the terminal back as it was.
+    drop(raw);
     match code {
-        Some(0) => Ok(()),
-        Some(c) => std::process::exit(i32::try_from(c).unwrap_or(1)),
+        // Exit now: the read of a terminal's input blocks a thread the runtime would wait for
+        // at shutdown until the next key press.
+        Some(c) => {
+            std::io::stdout().flush()?;
+            std::process::exit(i32::try_from(c).unwrap_or(1))
+        }
         None => Err(anyhow!("the command ended; the runtime did not say with which exit code")),
     }
 }

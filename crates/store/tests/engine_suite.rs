@@ -113,6 +113,31 @@ async fn watch_no_gaps_under_concurrency(e: Arc<dyn Engine>) {
     assert_eq!(last, e.revision().await.unwrap());
 }
 
+async fn watchers_of_one_prefix_each_get_exactly_their_part(e: Arc<dyn Engine>) {
+    let mut revs = vec![e.revision().await.unwrap()];
+    for i in 0..20 {
+        revs.push(e.txn(vec![], vec![put(&format!("/h/{i}"), "v")]).await.unwrap());
+    }
+    // Watchers of one prefix from different revisions, some before others; writes go on.
+    let starts = [revs[10], revs[0], revs[5], revs[15], revs[20]];
+    let mut watches = Vec::new();
+    for s in starts {
+        watches.push((s, e.watch("/h/", s).await.unwrap()));
+    }
+    for i in 20..40 {
+        revs.push(e.txn(vec![], vec![put(&format!("/h/{i}"), "v")]).await.unwrap());
+    }
+    let last = *revs.last().unwrap();
+    for (after, mut w) in watches {
+        let mut got = Vec::new();
+        while got.last() != Some(&last) {
+            got.push(next_event(&mut w).await.kv.mod_revision);
+        }
+        let want: Vec<u64> = revs.iter().copied().filter(|r| *r > after).collect();
+        assert_eq!(got, want, "watcher from {after}");
+    }
+}
+
 async fn suite(mut make: impl FnMut() -> Arc<dyn Engine>) {
     put_get_revisions(make()).await;
     compare_and_swap(make()).await;
@@ -120,6 +145,7 @@ async fn suite(mut make: impl FnMut() -> Arc<dyn Engine>) {
     range_by_prefix(make()).await;
     watch_history_then_live(make()).await;
     watch_no_gaps_under_concurrency(make()).await;
+    watchers_of_one_prefix_each_get_exactly_their_part(make()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -242,7 +268,7 @@ async fn etcd_engine(lab: &EtcdLab, prefix: &str) -> Arc<EtcdEngine> {
 async fn etcd_engine_passes_the_suite() {
     let (_dir, lab) = etcd_lab().await;
     let mut engines = Vec::new();
-    for i in 0..6 {
+    for i in 0..7 {
         engines.push(etcd_engine(&lab, &format!("/suite{i}")).await as Arc<dyn Engine>);
     }
     engines.reverse();
