@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use op_e2e::Api;
 use op_store::etcd_lab::EtcdLab;
 use op_types::Uid;
 use op_uni::token::{now, SessionClaims, SessionSigner, SESSION_ISSUER};
@@ -37,49 +38,17 @@ pub struct ScaleArgs {
     converge_limit: u64,
 }
 
-struct Client {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Client {
-    async fn send(&self, method: reqwest::Method, path: &str, token: &str, body: Option<&Value>) -> Result<(u16, Value)> {
-        let mut rb = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(token);
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        let r = rb.send().await?;
-        let s = r.status().as_u16();
-        let text = r.text().await?;
-        Ok((s, serde_json::from_str(&text).unwrap_or(Value::String(text))))
-    }
-
-    async fn post(&self, path: &str, token: &str, body: &Value) -> Result<(u16, Value)> {
-        self.send(reqwest::Method::POST, path, token, Some(body)).await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Result<(u16, Value)> {
-        self.send(reqwest::Method::GET, path, token, None).await
-    }
-
-    async fn login(&self, user: &str, password: &str) -> Result<String> {
-        let (s, b) = self.post("/op/v1/auth/token", "", &json!({"username": user, "password": password})).await?;
-        ensure!(s == 200, "login {user}: {s} {b}");
-        Ok(b["access_token"].as_str().context("access_token")?.to_string())
-    }
-}
-
 /// Runs `n` POSTs of `body(i)` to `path` with `concurrency` at a time; returns each latency.
-async fn create_all(c: &Arc<Client>, token: &str, path: &str, n: usize, concurrency: usize, body: impl Fn(usize) -> Value) -> Result<Vec<Duration>> {
+async fn create_all(c: &Api, path: &str, n: usize, concurrency: usize, body: impl Fn(usize) -> Value) -> Result<Vec<Duration>> {
     let sem = Arc::new(Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
         let permit = sem.clone().acquire_owned().await?;
-        let (c, token, path, b) = (c.clone(), token.to_string(), path.to_string(), body(i));
+        let (c, path, b) = (c.clone(), path.to_string(), body(i));
         tasks.spawn(async move {
             let _permit = permit;
             let begun = Instant::now();
-            let (s, r) = c.post(&path, &token, &b).await?;
+            let (s, r) = c.post(&path, &b).await?;
             ensure!(s == 201 || s == 202, "{path} #{i}: {s} {r}");
             Ok::<_, anyhow::Error>(begun.elapsed())
         });
@@ -116,8 +85,8 @@ fn rss_peak_mb(pid: u32) -> f64 {
 }
 
 /// Counts the instances the developer sees in each state.
-async fn ready_count(c: &Client, token: &str) -> Result<(usize, usize)> {
-    let (s, list) = c.get("/edge-application-management/v0.1alpha1/appinstances", token).await?;
+async fn ready_count(dev: &Api) -> Result<(usize, usize)> {
+    let (s, list) = dev.get("/edge-application-management/v0.1alpha1/appinstances").await?;
     ensure!(s == 200, "list instances: {s}");
     let all = list.as_array().context("instance list")?;
     let ready = all.iter().filter(|i| i["status"].as_str().is_some_and(|s| s.eq_ignore_ascii_case("ready"))).count();
@@ -157,45 +126,46 @@ pub async fn run(a: ScaleArgs) -> Result<()> {
 }
 
 async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, store: &dyn op_store::Engine) -> Result<()> {
-    let c = Arc::new(Client { http: reqwest::Client::builder().pool_max_idle_per_host(256).build()?, url: format!("http://127.0.0.1:{port}") });
+    let url = format!("http://127.0.0.1:{port}");
+    let anonymous = Api::new(&url, None);
     let begun = Instant::now();
-    while c.http.get(format!("{}/readyz", c.url)).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
+    while !matches!(anonymous.get("/readyz").await, Ok((200, _))) {
         ensure!(begun.elapsed() < Duration::from_secs(60), "opd did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let password = std::fs::read_to_string(data.join("admin-credential"))?.trim().split_once(':').context("user:password")?.1.to_string();
-    let admin = c.login("admin", &password).await?;
+    let admin = Api::new(&url, Some(anonymous.login("admin", &password).await?));
 
     // The operator: one region, zones, cloudlets (simulated), one flavor.
-    c.post("/op/v1/regions", &admin, &json!({"name": "scale", "spec": {}})).await?;
-    c.post("/op/v1/flavors", &admin, &json!({"name": "small", "spec": {"vcpus": 1, "memoryMb": 256, "diskGb": 1, "gpus": 0}})).await?;
+    admin.post("/op/v1/regions", &json!({"name": "scale", "spec": {}})).await?;
+    admin.post("/op/v1/flavors", &json!({"name": "small", "spec": {"vcpus": 1, "memoryMb": 256, "diskGb": 1, "gpus": 0}})).await?;
     let side = (a.zones as f64).sqrt().ceil() as usize;
     let loc = |i: usize| json!({"latitude": 43.0 + 8.0 * (i / side) as f64 / side as f64, "longitude": -1.0 + 9.0 * (i % side) as f64 / side as f64});
     let t = Instant::now();
-    create_all(&c, &admin, "/op/v1/zones", a.zones, 8, |i| {
+    create_all(&admin, "/op/v1/zones", a.zones, 8, |i| {
         json!({"name": format!("z{i}"), "spec": {"region": "scale", "location": loc(i), "serviceArea": {"cells": [format!("c{i}")], "polygon": []}}})
     })
     .await?;
     let zones = a.zones;
-    create_all(&c, &admin, "/op/v1/cloudlets", a.cloudlets, a.concurrency, |i| {
+    create_all(&admin, "/op/v1/cloudlets", a.cloudlets, a.concurrency, |i| {
         json!({"name": format!("cl{i}"), "spec": {"zone": format!("z{}", i % zones), "location": loc(i % zones), "platformType": "sim",
             "driverEndpoint": format!("sim://cl{i}"), "capacity": {"vcpus": 64, "memoryMb": 65536, "diskGb": 1000}, "flavors": ["small"]}})
     })
     .await?;
     eprintln!("{} zones and {} cloudlets created in {:.1} s", a.zones, a.cloudlets, t.elapsed().as_secs_f64());
 
-    c.post("/op/v1/organizations", &admin, &json!({"name": "scale_org", "spec": {}})).await?;
-    c.post("/op/v1/users", &admin, &json!({"name": "scaler", "organization": "scale_org", "role": "Manager", "password": "scale-password-1"})).await?;
-    let dev = c.login("scaler", "scale-password-1").await?;
-    let (s, app) = c
-        .post("/edge-application-management/v0.1alpha1/apps", &dev, &json!({"name": "scaled", "version": "1", "appProvider": "scale_org",
+    admin.post("/op/v1/organizations", &json!({"name": "scale_org", "spec": {}})).await?;
+    admin.post("/op/v1/users", &json!({"name": "scaler", "organization": "scale_org", "role": "Manager", "password": "scale-password-1"})).await?;
+    let dev = Api::new(&url, Some(anonymous.login("scaler", "scale-password-1").await?));
+    let (s, app) = dev
+        .post("/edge-application-management/v0.1alpha1/apps", &json!({"name": "scaled", "version": "1", "appProvider": "scale_org",
             "packageType": "CONTAINER", "appRepo": {"type": "PUBLICREPO", "imagePath": "localhost/op-sample-app:latest"},
             "requiredResources": {"infraKind": "container", "numCPU": "100m", "memory": 64},
             "componentSpec": [{"componentName": "web", "networkInterfaces": [{"interfaceId": "http", "protocol": "TCP", "port": 8080, "visibilityType": "VISIBILITY_EXTERNAL"}]}]}))
         .await?;
     ensure!(s == 201, "app: {s} {app}");
     let app_id = app["appId"].as_str().context("appId")?.to_string();
-    let (_, zl) = c.get("/edge-application-management/v0.1alpha1/edge-cloud-zones", &dev).await?;
+    let (_, zl) = dev.get("/edge-application-management/v0.1alpha1/edge-cloud-zones").await?;
     let zone_ids: Vec<String> = zl.as_array().context("zones")?.iter().filter_map(|z| z["edgeCloudZoneId"].as_str().map(str::to_string)).collect();
     ensure!(zone_ids.len() == a.zones, "{} zones visible", zone_ids.len());
 
@@ -215,7 +185,7 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
     })?;
     let churn = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let discovery = {
-        let (c, churn, rate, zones) = (c.clone(), churn.clone(), a.discovery_rate, a.zones);
+        let (device, churn, rate, zones) = (Api::new(&url, Some(token)), churn.clone(), a.discovery_rate, a.zones);
         tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut failed = 0usize;
@@ -225,7 +195,7 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
                 tick.tick().await;
                 k += 1;
                 let t = Instant::now();
-                match c.post("/uni/v1/discover", &token, &json!({"location": {"cellId": format!("c{}", k % zones)}})).await {
+                match device.post("/uni/v1/discover", &json!({"location": {"cellId": format!("c{}", k % zones)}})).await {
                     Ok((200, _)) | Ok((404, _)) => lat.push(t.elapsed()),
                     _ => failed += 1,
                 }
@@ -237,14 +207,14 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
     // The churn: instances created through the API, spread over the zones.
     let rev0 = store.revision().await?;
     let t0 = Instant::now();
-    let mut created = create_all(&c, &dev, "/edge-application-management/v0.1alpha1/appinstances", a.instances, a.concurrency, |i| {
+    let mut created = create_all(&dev, "/edge-application-management/v0.1alpha1/appinstances", a.instances, a.concurrency, |i| {
         json!({"name": format!("i{i}"), "appId": app_id, "edgeCloudZoneId": zone_ids[i % zone_ids.len()]})
     })
     .await?;
     let create_s = t0.elapsed().as_secs_f64();
     eprintln!("{} instances created in {create_s:.1} s ({:.0}/s)", a.instances, a.instances as f64 / create_s);
     let converge_s = loop {
-        let (ready, all) = ready_count(&c, &dev).await?;
+        let (ready, all) = ready_count(&dev).await?;
         eprintln!("  {ready} of {all} Ready after {:.0} s", t0.elapsed().as_secs_f64());
         if ready == a.instances {
             break t0.elapsed().as_secs_f64();

@@ -171,18 +171,7 @@ impl Platform {
 
     /// Logs in and returns a token.
     pub async fn login(&self, user: &str, password: &str) -> Result<String> {
-        let r = self
-            .http
-            .post(format!("{}/op/v1/auth/token", self.url))
-            .json(&json!({"username": user, "password": password}))
-            .send()
-            .await?;
-        let status = r.status();
-        let v: Value = r.json().await?;
-        if !status.is_success() {
-            bail!("login {user} failed: {v}");
-        }
-        Ok(v["access_token"].as_str().context("token")?.to_string())
+        self.api(None).login(user, password).await
     }
 
     /// An admin token.
@@ -254,6 +243,20 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client of the platform at `url` (a benchmark's own opd, a partner's), with `token`.
+    pub fn new(url: &str, token: Option<String>) -> Self {
+        Api { url: url.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
+    }
+
+    /// Logs in at this client's platform and returns the token.
+    pub async fn login(&self, user: &str, password: &str) -> Result<String> {
+        let (s, v) = self.post("/op/v1/auth/token", &json!({"username": user, "password": password})).await?;
+        if !(200..300).contains(&s) {
+            bail!("login {user} failed: {v}");
+        }
+        Ok(v["access_token"].as_str().context("token")?.to_string())
+    }
+
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<(u16, Value)> {
         let rb = match &self.token {
             Some(t) => rb.bearer_auth(t),

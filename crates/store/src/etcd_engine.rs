@@ -444,8 +444,8 @@ impl Engine for EtcdEngine {
             };
             self.failed_over(i, begun, &failure)?;
             // The outcome is unknown: the write may have been applied before the reply was lost.
-            if let Ok(Some(r)) = self.already_applied(&ops).await {
-                if !ops.is_empty() {
+            if !ops.is_empty() {
+                if let Ok(Some(r)) = self.already_applied(&ops).await {
                     return Ok(r);
                 }
             }
