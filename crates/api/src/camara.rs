@@ -203,13 +203,21 @@ pub(crate) struct Admitted {
 /// developer can change; the decision is explained in the instance.
 async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -> Result<Admitted, ApiError> {
     use op_placement::decide::{decide, Need, Point, Site, Sites};
+    crate::infra::served_here(s, zone)?;
     let mut cloudlets = s.inventory.cloudlets_in(&zone.metadata.name);
     if let Some(only) = pin.cloudlet {
         cloudlets.retain(|c| &c.metadata.name == only);
     }
-    // A cloudlet whose privacy policy keeps everything in takes instances only in clusters
-    // that deny outbound traffic (the cluster's own checks see to that).
+    // A cloudlet whose privacy policy (or whose region's regulation) keeps everything in takes
+    // instances only in clusters that deny outbound traffic (the cluster's own checks see to
+    // that).
     if pin.cluster.is_none() {
+        if !crate::infra::region_lets_out(s, &zone.spec.region).await? {
+            return Err(ApiError::invalid(
+                "clusterRef",
+                format!("the regulation of region {} lets nothing out of its cloudlets: deploy into a cluster there that denies outbound traffic", zone.spec.region),
+            ));
+        }
         let before = cloudlets.len();
         cloudlets.retain(|c| c.spec.outbound_allowed());
         if cloudlets.is_empty() && before > 0 {
@@ -775,6 +783,8 @@ pub async fn get_edge_cloud_zones(
     let out = zones
         .into_iter()
         .filter(|z| q.region.as_ref().is_none_or(|r| z.spec.region.as_str() == r))
+        // A region's controller answers for its own zones (the global plane joins the regions').
+        .filter(|z| s.region.as_ref().is_none_or(|r| &z.spec.region == r))
         .map(|z| {
             let mine: Vec<_> = cloudlets.iter().filter(|c| c.spec.zone == z.metadata.name).collect();
             let status = if z.spec.federated.is_some() {

@@ -76,7 +76,11 @@ fn view(s: &AppState, c: &Caller, cl: Cluster, members: Vec<AppInstance>) -> Clu
 /// is fine: the cluster waits for it), not in maintenance, whose privacy policy allows what
 /// the cluster asks (`outbound`), with the most capacity.
 async fn place(s: &AppState, zone: &Object<ZoneSpec>, outbound: bool) -> Result<Name, ApiError> {
+    crate::infra::served_here(s, zone)?;
     let cloudlets = s.inventory.cloudlets_in(&zone.metadata.name);
+    if outbound && !crate::infra::region_lets_out(s, &zone.spec.region).await? {
+        return Err(ApiError::invalid("spec.outboundAllowed", format!("the regulation of region {} lets nothing out of its cloudlets", zone.spec.region)));
+    }
     if outbound && !cloudlets.is_empty() && cloudlets.iter().all(|c| !c.spec.outbound_allowed()) {
         return Err(ApiError::invalid("spec.outboundAllowed", format!("the privacy policy of zone {}'s cloudlets lets nothing out", zone.metadata.name)));
     }
@@ -147,6 +151,12 @@ pub async fn update_cluster(State(s): State<AppState>, c: Caller, Path(id): Path
             return Err(ApiError::invalid("spec.edgeCloudZoneId", "a cluster stays in its zone; create another cluster there"));
         }
         if req.spec.outbound_allowed && !cl.spec.outbound_allowed {
+            let zone = s.repo.get::<ZoneSpec, ()>(Kind::Zone, cl.spec.edge_cloud_zone_id).await?;
+            if let Some(z) = zone {
+                if !crate::infra::region_lets_out(&s, &z.spec.region).await? {
+                    return Err(ApiError::invalid("spec.outboundAllowed", format!("the regulation of region {} lets nothing out of its cloudlets", z.spec.region)));
+                }
+            }
             if let Some(name) = &cl.observed.cloudlet {
                 let host = s.repo.get_by_name::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, name).await?;
                 if host.is_some_and(|h| !h.spec.outbound_allowed()) {

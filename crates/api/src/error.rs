@@ -50,6 +50,10 @@ pub enum ApiError {
     /// A device identifier the network does not know (CAMARA 404 IDENTIFIER_NOT_FOUND).
     #[error("{0}")]
     IdentifierNotFound(String),
+    /// The data is kept by another plane (a region's controller, or the global plane); the
+    /// message says which one to ask.
+    #[error("{0}")]
+    Misdirected(String),
     /// Too many requests; retry later.
     #[error("{0}")]
     TooManyRequests(String),
@@ -83,6 +87,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::Unprocessable(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::IdentifierNotFound(_) => (StatusCode::NOT_FOUND, "IDENTIFIER_NOT_FOUND"),
+            ApiError::Misdirected(_) => (StatusCode::MISDIRECTED_REQUEST, "MISDIRECTED_REQUEST"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
@@ -102,6 +107,7 @@ impl From<RepoError> for ApiError {
             RepoError::AlreadyExists { .. } => ApiError::AlreadyExists(e.to_string()),
             RepoError::Conflict => ApiError::Conflict("the object changed concurrently; retry".into()),
             RepoError::Store(op_store::StoreError::Unavailable(m)) => ApiError::Unavailable(format!("store unavailable: {m}")),
+            RepoError::Store(op_store::StoreError::Elsewhere(m)) => ApiError::Misdirected(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -99,6 +99,25 @@ impl InfraKind for RegionSpec {
     }
 }
 
+/// Whether region `name`'s regulation lets instances open connections out of their cloudlet
+/// (a region that does not exist, e.g. a zone's region deleted since, regulates nothing).
+pub(crate) async fn region_lets_out(s: &AppState, name: &Name) -> Result<bool, ApiError> {
+    let region = s.repo.get_by_name::<RegionSpec, ()>(Kind::Region, None, name).await?;
+    Ok(region.is_none_or(|r| r.spec.outbound_allowed()))
+}
+
+/// Refuses work on `zone` in a regional controller of another region: its cloudlets, and the
+/// data of what runs there, are kept by that region's controller.
+pub(crate) fn served_here(s: &AppState, zone: &Object<ZoneSpec>) -> Result<(), ApiError> {
+    match &s.region {
+        Some(here) if here != &zone.spec.region => Err(ApiError::Misdirected(format!(
+            "zone {} is in region {}; this controller serves region {here}: call the global plane, or region {}'s controller",
+            zone.metadata.name, zone.spec.region, zone.spec.region
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl InfraKind for ZoneSpec {
     type Observed = ();
     const KIND: Kind = Kind::Zone;
@@ -116,7 +135,8 @@ impl InfraKind for CloudletSpec {
     const KIND: Kind = Kind::Cloudlet;
     const DEVELOPERS_READ: bool = false;
     async fn check_refs(&self, state: &AppState) -> Result<(), ApiError> {
-        must_exist(state, Kind::Zone, &self.zone, "spec.zone").await?;
+        let zone = state.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &self.zone).await?;
+        served_here(state, &zone.ok_or_else(|| ApiError::invalid("spec.zone", format!("{} '{}' does not exist", Kind::Zone, self.zone)))?)?;
         for (i, f) in self.flavors.iter().enumerate() {
             let field = format!("spec.flavors[{i}]");
             let flavor = state

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod mobility;
 pub mod placement;
 pub mod qoe;
+pub mod regions;
 pub mod registry;
 pub mod resources;
 pub mod scale;
@@ -104,7 +105,7 @@ pub fn openapi_json() -> String {
 
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    match s.repo.engine().revision().await {
+    match s.repo.engine(op_types::Home::Local).revision().await {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
         Err(e) => ApiError::Unavailable(e.to_string()).into_response(),
     }
@@ -231,6 +232,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ewbi::operator::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), audit::record))
+        .layer(middleware::from_fn_with_state(state.clone(), regions::route))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(RequestBodyLimitLayer::new(json::MAX_BODY))
         .with_state(state)

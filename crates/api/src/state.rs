@@ -72,6 +72,13 @@ pub struct Shared {
     pub events: crate::events::Events,
     /// The latest resource readings of every local instance.
     pub resources: crate::resources::Resources,
+    /// The region this process is the controller of, when it runs as a regional controller
+    /// only: it takes no work on zones of other regions. None when it serves every region
+    /// (the embedded default) or none (the global plane).
+    pub region: Option<op_types::Name>,
+    /// Where the global plane sends the calls about regional data, when this process is the
+    /// global plane only.
+    pub regions: Option<crate::regions::Forwarder>,
     /// The organizations' registry, when this platform runs one.
     pub images: Option<crate::registry::RegistryConfig>,
     /// The last delivery to each alarm receiver.

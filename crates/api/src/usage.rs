@@ -184,7 +184,7 @@ async fn sample(s: &AppState) -> Result<(), ApiError> {
         .collect();
     let zones: Vec<Uid> = zones.iter().map(|z| z.metadata.uid).collect();
     let ops = s.usage.sample(&loads, &zones);
-    s.repo.engine().txn(Vec::new(), ops).await.map_err(op_store::RepoError::from)?;
+    s.repo.engine(op_types::Home::Regional).txn(Vec::new(), ops).await.map_err(op_store::RepoError::from)?;
     Ok(())
 }
 

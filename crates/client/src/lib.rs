@@ -55,13 +55,21 @@ impl ClientError {
 pub struct Client {
     base: String,
     token: Option<String>,
+    region: Option<String>,
     http: reqwest::Client,
 }
 
 impl Client {
     /// A client of the platform at `base` (e.g. `http://127.0.0.1:7080`), with a bearer token.
     pub fn new(base: &str, token: Option<String>) -> Self {
-        Self { base: base.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
+        Self { base: base.trim_end_matches('/').to_string(), token, region: None, http: reqwest::Client::new() }
+    }
+
+    /// The same client, naming `region` in every call (`X-OP-Region`): on a platform split into
+    /// a global plane and regions, the region a regional create or list is for.
+    pub fn in_region(mut self, region: Option<String>) -> Self {
+        self.region = region;
+        self
     }
 
     /// Sends a request and decodes the JSON answer (or `null` for an empty body).
@@ -73,7 +81,10 @@ impl Client {
 
     /// A request to `path` carrying the client's token.
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let rb = self.http.request(method, format!("{}{path}", self.base));
+        let mut rb = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(r) = &self.region {
+            rb = rb.header("x-op-region", r);
+        }
         match &self.token {
             Some(t) => rb.bearer_auth(t),
             None => rb,

@@ -38,6 +38,10 @@ struct Cli {
     /// API base URL (default: the logged-in server, else http://127.0.0.1:7080).
     #[arg(long, global = true, env = "OPCTL_SERVER")]
     server: Option<String>,
+    /// The region a call is for, on a platform split into a global plane and regions (lists
+    /// without it join every region's).
+    #[arg(long, global = true, env = "OPCTL_REGION")]
+    in_region: Option<String>,
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     output: Format,
@@ -239,6 +243,13 @@ enum CrudCmd<A: Args> {
 struct RegionArgs {
     #[arg(long)]
     description: Option<String>,
+    /// Where the region's controller serves (when opd runs as a global plane and regional
+    /// controllers).
+    #[arg(long)]
+    controller_url: Option<String>,
+    /// The region's regulation lets nothing out of its cloudlets.
+    #[arg(long)]
+    deny_outbound: bool,
 }
 
 #[derive(Args)]
@@ -522,7 +533,7 @@ async fn run(cli: Cli) -> Result<()> {
     let server = cli.server.clone().or(config.server.clone()).unwrap_or_else(|| config::DEFAULT_SERVER.to_string());
     // An API key (or any token) in OPCTL_TOKEN wins over the one `opctl login` saved.
     let token = std::env::var("OPCTL_TOKEN").ok().filter(|t| !t.is_empty()).or(config.token.clone());
-    let client = Client::new(&server, token);
+    let client = Client::new(&server, token).in_region(cli.in_region.clone());
     let ctx = Ctx { client, config, config_path, server, out: cli.output };
     match cli.cmd {
         Cmd::Login { user, password_file, credential_file, org } => login(ctx, user, password_file, credential_file, org).await,
@@ -548,9 +559,18 @@ async fn run(cli: Cli) -> Result<()> {
             let zones = ctx.client.zones().await?;
             print(ctx.out, &zones, || zones_table(&zones))
         }
-        Cmd::Region(c) => crud(&ctx, "regions", c.cmd, |_, a: RegionArgs| Ok(RegionSpec { description: a.description }), |t, r: &Object<RegionSpec>| {
-            t.add_row(vec![r.metadata.name.to_string(), r.spec.description.clone().unwrap_or_default()]);
-        }, &["NAME", "DESCRIPTION"]).await,
+        Cmd::Region(c) => crud(&ctx, "regions", c.cmd, |_, a: RegionArgs| {
+            let privacy_policy = a.deny_outbound.then(PrivacyPolicy::default);
+            Ok(RegionSpec { description: a.description, controller_url: a.controller_url, privacy_policy })
+        }, |t, r: &Object<RegionSpec>| {
+            let outbound = if r.spec.outbound_allowed() { "allowed" } else { "denied" };
+            t.add_row(vec![
+                r.metadata.name.to_string(),
+                r.spec.controller_url.clone().unwrap_or_else(|| "-".into()),
+                outbound.into(),
+                r.spec.description.clone().unwrap_or_default(),
+            ]);
+        }, &["NAME", "CONTROLLER", "OUTBOUND", "DESCRIPTION"]).await,
         Cmd::Org(c) => crud(&ctx, "organizations", c.cmd, |_, a: OrgArgs| {
             let parent = a.parent.map(Name::new).transpose().map_err(|e| anyhow!("--parent: {e}"))?;
             Ok(OrganizationSpec { description: a.description, parent })

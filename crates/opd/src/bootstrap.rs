@@ -160,7 +160,7 @@ fn ready<S>(mut o: Object<S>) -> Object<S> {
 /// `small`/`medium`/`large`, and cloudlet `local-docker` on `docker_endpoint`.
 pub async fn ensure_default_site(repo: &Repo, docker_endpoint: &str) -> anyhow::Result<()> {
     let here = GeoPoint { latitude: 48.8566, longitude: 2.3522 };
-    create_once(repo, ready(Object::new(Kind::Region, None, name("default")?, RegionSpec { description: Some("embedded default region".into()) }))).await?;
+    create_once(repo, ready(Object::new(Kind::Region, None, name("default")?, RegionSpec { description: Some("embedded default region".into()), ..Default::default() }))).await?;
     let zone = ZoneSpec {
         region: name("default")?,
         location: here,

@@ -192,6 +192,37 @@ struct ServeArgs {
     /// takes over the controllers from a leader that died.
     #[arg(long, default_value_t = 5)]
     leader_ttl_secs: u64,
+    /// What this process is: the global plane (organizations, users, apps, regions, zones;
+    /// regional calls passed to the regions' controllers), one region's controller (its
+    /// cloudlets, flavors, instances, clusters and devices, in its own store), or both in one
+    /// process (the embedded default).
+    #[arg(long, env = "OPD_ROLE", value_enum, default_value_t = Plane::Both)]
+    role: Plane,
+    /// The region this process controls (with `--role regional`).
+    #[arg(long, env = "OPD_REGION", required_if_eq("role", "regional"))]
+    region: Option<String>,
+    /// The global plane's etcd cluster (with `--role regional`): the controller reads
+    /// organizations, users, apps, regions and zones there, and writes nothing.
+    #[arg(long, env = "OPD_GLOBAL_ETCD_ENDPOINTS", value_delimiter = ',', required_if_eq("role", "regional"))]
+    global_etcd_endpoints: Vec<String>,
+    /// The global plane's prefix in its etcd cluster.
+    #[arg(long, env = "OPD_GLOBAL_ETCD_PREFIX", default_value = "/op")]
+    global_etcd_prefix: String,
+    /// The global plane's URL (with `--role regional`): the issuer of the tokens the
+    /// controller accepts, and where it sends callers of global calls.
+    #[arg(long, env = "OPD_GLOBAL_URL", required_if_eq("role", "regional"))]
+    global_url: Option<String>,
+}
+
+/// What an `opd` process is in a platform split into a global plane and regions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Plane {
+    /// Global plane and the controller of every region, one store: the embedded default.
+    Both,
+    /// The global plane alone.
+    Global,
+    /// One region's controller.
+    Regional,
 }
 
 /// A startup step slower than this is logged as a warning: a platform that takes long to
@@ -275,12 +306,38 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         info!(endpoints = %args.etcd_endpoints.join(","), prefix = %args.etcd_prefix, "state in etcd");
         (e.clone(), Some(e))
     };
-    let repo = Repo::new(engine);
+    let repo = match args.role {
+        Plane::Both => Repo::new(engine),
+        Plane::Global => {
+            let why = "the global plane keeps no regional data: the region's controller does (GET /op/v1/regions names it)";
+            Repo::split(engine.clone(), Arc::new(op_store::homes::Elsewhere::new(why)), engine)
+        }
+        Plane::Regional => {
+            let settings = EtcdSettings::new(args.global_etcd_endpoints.clone(), &args.global_etcd_prefix);
+            let global = EtcdEngine::connect(settings)
+                .await
+                .with_context(|| format!("connecting to the global plane's etcd at {}", args.global_etcd_endpoints.join(",")))?;
+            let why = format!(
+                "organizations, users, apps, regions and zones are managed by the global plane at {}",
+                args.global_url.as_deref().unwrap_or_default()
+            );
+            Repo::split(Arc::new(op_store::homes::ReadOnly::new(global, why)), engine.clone(), engine)
+        }
+    };
     watch.step("opening the store");
-    bootstrap::ensure_admin(&repo, &boot).await?;
-    if !args.no_default_cloudlet {
+    if args.role != Plane::Both && (args.ewbi_listen.is_some() || args.registry_listen.is_some()) {
+        anyhow::bail!("--ewbi-listen and --registry-listen need --role both: federation and the organizations' registry do not run on a split platform yet");
+    }
+    if args.role != Plane::Regional {
+        bootstrap::ensure_admin(&repo, &boot).await?;
+    }
+    if args.role == Plane::Both && !args.no_default_cloudlet {
         bootstrap::ensure_default_site(&repo, &args.docker_endpoint).await?;
     }
+    let region = match (&args.role, &args.region) {
+        (Plane::Regional, Some(r)) => Some(op_types::Name::new(r).map_err(|e| anyhow::anyhow!("--region: {e}"))?),
+        _ => None,
+    };
     watch.step("writing the first objects");
 
     let mut registry = Registry::default();
@@ -328,7 +385,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             op_uni::limit::Rate { per_second: args.uni_rps, burst: args.uni_rps * 2.0 },
         ),
     };
-    let keys = bootstrap::token_keys(&args.data_dir, public_url.trim_end_matches('/'))?;
+    // A region's controller accepts the tokens the global plane issues.
+    let issuer = args.global_url.clone().filter(|_| args.role == Plane::Regional).unwrap_or_else(|| public_url.clone());
+    let keys = bootstrap::token_keys(&args.data_dir, issuer.trim_end_matches('/'))?;
     let registry_config = match &args.registry_listen {
         Some(listen) => {
             let events_secret = op_types::secret::derive_hex_str(&boot.service_secret, "registry-events/", "");
@@ -359,7 +418,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http,
         provider: args.provider.clone(),
         uni: Arc::new(uni),
-        usage: op_api::usage::Usage::restore(repo.engine().as_ref()).await.context("reading recorded usage")?,
+        usage: op_api::usage::Usage::restore(repo.engine(op_types::Home::Regional).as_ref()).await.context("reading recorded usage")?,
         telemetry: Default::default(),
         instance_secret: boot.service_secret.clone(),
         mobility: Default::default(),
@@ -374,6 +433,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lbs: Default::default(),
         qoe: Default::default(),
         images: registry_config,
+        region: region.clone(),
+        regions: if args.role == Plane::Global { Some(op_api::regions::Forwarder::new()?) } else { None },
     });
 
     watch.step("loading keys, usage and federation settings");
@@ -415,7 +476,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             repo: repo.clone(),
             metrics,
             drivers,
-            platform_id: boot.platform_id.clone(),
+            // A region's containers carry the region in their platform label, so that
+            // controllers of regions that share a runtime (a lab) never collect each other's.
+            platform_id: match &region {
+                Some(r) => format!("{}-{r}", boot.platform_id),
+                None => boot.platform_id.clone(),
+            },
+            role: args.role,
             service_secret: boot.service_secret.clone(),
             platform_url,
             workers: args.workers,
@@ -456,6 +523,7 @@ struct Controllers {
     metrics: Metrics,
     drivers: Drivers,
     platform_id: String,
+    role: Plane,
     service_secret: Vec<u8>,
     platform_url: Option<String>,
     workers: usize,
@@ -469,10 +537,27 @@ struct Controllers {
 }
 
 impl Controllers {
-    /// Starts every controller and background writer; returns their tasks.
+    /// Starts the controllers and background writers of this process's plane; returns their
+    /// tasks. The global plane only expires its audit records; a region's controller runs
+    /// everything that acts on the region; federation runs where one process is both.
     fn spawn(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let (state, repo, metrics) = (&self.state, &self.repo, &self.metrics);
-        let clients = state.ewbi.clients.clone();
+        let mut tasks = vec![tokio::spawn(op_api::audit::expire(repo.clone(), self.audit_retention, std::time::Duration::from_secs(3600)))];
+        if self.role == Plane::Global {
+            return tasks;
+        }
+        if self.role == Plane::Both {
+            let clients = state.ewbi.clients.clone();
+            tasks.extend([
+                tokio::spawn(Runner::new(op_api::ewbi::peer::PeerReconciler::new(state.clone(), clients.clone()), repo.clone(), metrics.clone(), 2).run()),
+                tokio::spawn(Runner::new(op_api::ewbi::peer::RemoteInstanceReconciler::new(state.clone(), clients), repo.clone(), metrics.clone(), 4).run()),
+                tokio::spawn(Runner::new(op_api::ewbi::notify::InstanceNotifier::new(state.clone()), repo.clone(), metrics.clone(), 4).run()),
+                tokio::spawn(op_api::ewbi::notify::deliver(state.clone())),
+                tokio::spawn(op_api::ewbi::notify::report_all_sessions(state.clone())),
+                tokio::spawn(op_api::ewbi::zones::run(state.clone())),
+                tokio::spawn(Runner::new(op_api::ewbi::cloudlets::CloudletFederationReconciler::new(state.clone()), repo.clone(), metrics.clone(), 2).run()),
+            ]);
+        }
         let mut platform_env: std::collections::BTreeMap<String, String> =
             [("OP_UNI_PUBLIC_KEY".to_string(), state.uni.signer.public_pem().to_string())].into_iter().collect();
         if let Some(url) = &self.platform_url {
@@ -486,26 +571,19 @@ impl Controllers {
         }
         let cloudlets = CloudletReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone(), self.probe_image.clone());
         let clusters = op_controller::ClusterReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone());
-        vec![
-            tokio::spawn(Runner::new(op_api::ewbi::peer::PeerReconciler::new(state.clone(), clients.clone()), repo.clone(), metrics.clone(), 2).run()),
-            tokio::spawn(Runner::new(op_api::ewbi::peer::RemoteInstanceReconciler::new(state.clone(), clients), repo.clone(), metrics.clone(), 4).run()),
-            tokio::spawn(Runner::new(op_api::ewbi::notify::InstanceNotifier::new(state.clone()), repo.clone(), metrics.clone(), 4).run()),
-            tokio::spawn(op_api::ewbi::notify::deliver(state.clone())),
-            tokio::spawn(op_api::ewbi::notify::report_all_sessions(state.clone())),
-            tokio::spawn(op_api::ewbi::zones::run(state.clone())),
-            tokio::spawn(Runner::new(op_api::ewbi::cloudlets::CloudletFederationReconciler::new(state.clone()), repo.clone(), metrics.clone(), 2).run()),
+        tasks.extend([
             tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), self.workers).run()),
             tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1))),
             tokio::spawn(op_api::ams::run(state.clone())),
             tokio::spawn(op_api::usage::run(state.clone(), self.usage_sample)),
             tokio::spawn(op_api::resources::run(state.clone(), self.resources_every)),
-            tokio::spawn(op_api::audit::expire(repo.clone(), self.audit_retention, std::time::Duration::from_secs(3600))),
             tokio::spawn(op_api::alarms::run(state.clone(), self.alarms_every)),
             tokio::spawn(op_api::scale::run(state.clone(), self.scale_every, self.scale_in_after)),
             tokio::spawn(op_api::clusters::run(state.clone(), std::time::Duration::from_secs(1))),
             tokio::spawn(Runner::new(clusters, repo.clone(), metrics.clone(), 2).run()),
             tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics.clone(), 2).run()),
-        ]
+        ]);
+        tasks
     }
 }
 

@@ -74,6 +74,10 @@ pub enum StoreError {
     /// The engine is not reachable or failed; the operation may be retried.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// This process does not keep these keys: they belong to another plane (a region's
+    /// controller, or the global plane); the message says which and where to go.
+    #[error("{0}")]
+    Elsewhere(String),
     /// The stored bytes could not be decoded.
     #[error("corrupt value at {key}: {reason}")]
     Corrupt {

@@ -11,6 +11,7 @@
 mod engine;
 mod etcd_engine;
 pub mod etcd_lab;
+pub mod homes;
 pub mod informer;
 mod redb_engine;
 mod repo;

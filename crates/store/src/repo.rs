@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use op_types::{Kind, Name, Object, Uid};
+use op_types::{Home, Kind, Name, Object, Uid};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -36,9 +36,15 @@ pub enum RepoError {
 }
 
 /// Typed access to stored objects. Cheap to clone.
+///
+/// Each kind is kept in the engine of its [`Home`]: one engine for all three in the embedded
+/// default and in a process that is both global plane and regional controller; different
+/// engines when the platform runs split (see [`Repo::split`]).
 #[derive(Clone)]
 pub struct Repo {
-    engine: Arc<dyn Engine>,
+    global: Arc<dyn Engine>,
+    regional: Arc<dyn Engine>,
+    local: Arc<dyn Engine>,
 }
 
 /// The key an object of `kind` with `uid` is stored at.
@@ -61,14 +67,31 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StoreError>
 }
 
 impl Repo {
-    /// A repository over `engine`.
+    /// A repository keeping every kind in `engine`.
     pub fn new(engine: Arc<dyn Engine>) -> Self {
-        Self { engine }
+        Self { global: engine.clone(), regional: engine.clone(), local: engine }
     }
 
-    /// The engine underneath, for callers that watch raw events.
-    pub fn engine(&self) -> &Arc<dyn Engine> {
-        &self.engine
+    /// A repository keeping global kinds in `global`, regional kinds in `regional` and local
+    /// ones (audit) in `local`: a region's controller passes the global plane's store wrapped
+    /// in [`crate::homes::ReadOnly`], the global plane passes [`crate::homes::Elsewhere`] for
+    /// the regional kinds.
+    pub fn split(global: Arc<dyn Engine>, regional: Arc<dyn Engine>, local: Arc<dyn Engine>) -> Self {
+        Self { global, regional, local }
+    }
+
+    /// The engine that keeps data of `home`, for callers that store raw keys (recorded usage
+    /// is regional) or ask for a revision.
+    pub fn engine(&self, home: Home) -> &Arc<dyn Engine> {
+        match home {
+            Home::Global => &self.global,
+            Home::Regional => &self.regional,
+            Home::Local => &self.local,
+        }
+    }
+
+    fn of(&self, kind: Kind) -> &Arc<dyn Engine> {
+        self.engine(kind.home())
     }
 
     /// Stores a new object, claiming its name. On success `obj.metadata.revision` is set.
@@ -78,7 +101,7 @@ impl Repo {
         let nkey = name_key(m.kind, m.organization.as_ref(), &m.name);
         let value = serde_json::to_vec(&obj)?;
         let res = self
-            .engine
+            .of(m.kind)
             .txn(
                 vec![Compare::Absent(nkey.clone()), Compare::Absent(key.clone())],
                 vec![Op::Put(key, value), Op::Put(nkey, m.uid.to_string().into_bytes())],
@@ -95,7 +118,8 @@ impl Repo {
     }
 
     /// Stores many new objects in one transaction (all or none), claiming their names: for
-    /// imports and fixtures, where one fsync per object would dominate.
+    /// imports and fixtures, where one fsync per object would dominate. The objects' kinds must
+    /// share a [`Home`] (one engine takes the transaction: the first object's).
     pub async fn create_batch<S: Serialize, X: Serialize>(&self, objs: &mut [Object<S, X>]) -> Result<(), RepoError> {
         let mut compares = Vec::with_capacity(objs.len() * 2);
         let mut ops = Vec::with_capacity(objs.len() * 2);
@@ -108,17 +132,15 @@ impl Repo {
             ops.push(Op::Put(key, serde_json::to_vec(obj)?));
             ops.push(Op::Put(nkey, m.uid.to_string().into_bytes()));
         }
-        match self.engine.txn(compares, ops).await {
+        let Some(kind) = objs.first().map(|o| o.metadata.kind) else { return Ok(()) };
+        match self.of(kind).txn(compares, ops).await {
             Ok(rev) => {
                 for o in objs.iter_mut() {
                     o.metadata.revision = rev;
                 }
                 Ok(())
             }
-            Err(StoreError::Conflict) => Err(RepoError::AlreadyExists {
-                kind: objs.first().map_or(Kind::Region, |o| o.metadata.kind),
-                name: "(one of a batch)".into(),
-            }),
+            Err(StoreError::Conflict) => Err(RepoError::AlreadyExists { kind, name: "(one of a batch)".into() }),
             Err(e) => Err(e.into()),
         }
     }
@@ -130,7 +152,7 @@ impl Repo {
         uid: Uid,
     ) -> Result<Option<Object<S, X>>, RepoError> {
         let key = object_key(kind, uid);
-        let Some(kv) = self.engine.get(&key).await? else { return Ok(None) };
+        let Some(kv) = self.of(kind).get(&key).await? else { return Ok(None) };
         let mut obj: Object<S, X> = decode(&kv.value, &key)?;
         obj.metadata.revision = kv.mod_revision;
         Ok(Some(obj))
@@ -144,7 +166,7 @@ impl Repo {
         name: &Name,
     ) -> Result<Option<Object<S, X>>, RepoError> {
         let nkey = name_key(kind, org, name);
-        let Some(kv) = self.engine.get(&nkey).await? else { return Ok(None) };
+        let Some(kv) = self.of(kind).get(&nkey).await? else { return Ok(None) };
         let uid: Uid = std::str::from_utf8(&kv.value)
             .ok()
             .and_then(|s| s.parse().ok())
@@ -157,7 +179,7 @@ impl Repo {
         &self,
         kind: Kind,
     ) -> Result<(Vec<Object<S, X>>, Revision), RepoError> {
-        let (kvs, rev) = self.engine.range(&kind_prefix(kind)).await?;
+        let (kvs, rev) = self.of(kind).range(&kind_prefix(kind)).await?;
         let mut out = Vec::with_capacity(kvs.len());
         for kv in kvs {
             let mut obj: Object<S, X> = decode(&kv.value, &kv.key)?;
@@ -174,7 +196,7 @@ impl Repo {
         let prev = obj.metadata.revision;
         obj.metadata.updated = Utc::now();
         let value = serde_json::to_vec(&obj)?;
-        match self.engine.txn(vec![Compare::ModRevision(key.clone(), prev)], vec![Op::Put(key, value)]).await {
+        match self.of(obj.metadata.kind).txn(vec![Compare::ModRevision(key.clone(), prev)], vec![Op::Put(key, value)]).await {
             Ok(rev) => {
                 obj.metadata.revision = rev;
                 Ok(())
@@ -190,7 +212,7 @@ impl Repo {
         let key = object_key(m.kind, m.uid);
         let nkey = name_key(m.kind, m.organization.as_ref(), &m.name);
         match self
-            .engine
+            .of(m.kind)
             .txn(vec![Compare::ModRevision(key.clone(), m.revision)], vec![Op::Delete(key), Op::Delete(nkey)])
             .await
         {
@@ -202,7 +224,7 @@ impl Repo {
 
     /// Watches every change to objects of `kind` after revision `after`.
     pub async fn watch(&self, kind: Kind, after: Revision) -> Result<Watch, RepoError> {
-        Ok(self.engine.watch(&kind_prefix(kind), after).await?)
+        Ok(self.of(kind).watch(&kind_prefix(kind), after).await?)
     }
 
     /// Decodes a watch event into the uid it concerns and, for puts, the new object.

@@ -23,7 +23,7 @@ pub mod validate;
 pub mod views;
 
 pub use ids::{Name, Uid};
-pub use meta::{Condition, Kind, Meta, Object, State, Status};
+pub use meta::{Condition, Home, Kind, Meta, Object, State, Status};
 pub use validate::{FieldError, Validate};
 
 /// An error with its causes, joined by `: ` (an HTTP client's own message, "error sending

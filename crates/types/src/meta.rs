@@ -151,6 +151,48 @@ impl Kind {
         }
     }
 
+    /// Which store keeps objects of this kind when the platform runs as a global plane and
+    /// regional controllers: what describes the platform and its customers is global; what
+    /// runs in a region and what its devices do stays in the region's store.
+    pub fn home(self) -> Home {
+        match self {
+            Kind::Cloudlet
+            | Kind::Flavor
+            | Kind::AppInstance
+            | Kind::PlatformService
+            | Kind::Relocation
+            | Kind::AmsRegistration
+            | Kind::AmsSubscription
+            | Kind::Alarm
+            | Kind::Cluster
+            | Kind::LoadBalancer => Home::Regional,
+            Kind::AuditRecord => Home::Local,
+            Kind::Region
+            | Kind::Zone
+            | Kind::Organization
+            | Kind::User
+            | Kind::App
+            | Kind::PlacementPolicy
+            | Kind::FederationPartner
+            | Kind::Federation
+            | Kind::FederationPeer
+            | Kind::EwbiFile
+            | Kind::EwbiArtefact
+            | Kind::EwbiApp
+            | Kind::EwbiInstance
+            | Kind::EwbiPool
+            | Kind::UsageLedger
+            | Kind::EwbiOutbox
+            | Kind::EwbiZoneView
+            | Kind::FederatedCloudlet
+            | Kind::ApiKey
+            | Kind::OidcClient
+            | Kind::AlarmReceiver
+            | Kind::AlertPolicy
+            | Kind::ImageVersion => Home::Global,
+        }
+    }
+
     /// Whether objects of this kind belong to a developer organization (and are isolated by it).
     pub fn org_scoped(self) -> bool {
         matches!(self, Kind::App | Kind::AppInstance | Kind::Relocation | Kind::AmsRegistration | Kind::AmsSubscription)
@@ -161,6 +203,19 @@ impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
     }
+}
+
+/// Where a kind's objects are stored (see [`Kind::home`]). In the embedded default one store
+/// is all three.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Home {
+    /// The global plane's store: organizations, users, apps, regions and zones, partners.
+    Global,
+    /// The store of the region's controller: cloudlets, flavors, instances, clusters and what
+    /// devices did there. Never leaves the region.
+    Regional,
+    /// The store of whichever process writes it (audit records of the writes it served).
+    Local,
 }
 
 /// Metadata common to every object.

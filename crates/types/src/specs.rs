@@ -71,11 +71,32 @@ pub struct RegionSpec {
     /// Free text shown to users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Where the region's controller serves its API (`http(s)://host:port`): the global plane
+    /// sends it every call about the region's cloudlets, instances and devices. None when one
+    /// process is both (the embedded default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_url: Option<String>,
+    /// The region's regulation, applied by its controller to every cloudlet in it: a cloudlet's
+    /// own policy or a developer's cluster may be stricter, never looser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_policy: Option<PrivacyPolicy>,
+}
+
+impl RegionSpec {
+    /// Whether the region's regulation lets instances open connections out of their cloudlet.
+    pub fn outbound_allowed(&self) -> bool {
+        self.privacy_policy.as_ref().is_none_or(|p| p.outbound_allowed)
+    }
 }
 
 impl Validate for RegionSpec {
     fn validate(&self) -> Result<(), FieldError> {
-        self.description.as_deref().map_or(Ok(()), |d| max_len(d, 256, "description"))
+        self.description.as_deref().map_or(Ok(()), |d| max_len(d, 256, "description"))?;
+        if let Some(u) = &self.controller_url {
+            ensure(u.starts_with("http://") || u.starts_with("https://"), "controllerUrl", "must be an http:// or https:// URL")?;
+            max_len(u, 2048, "controllerUrl")?;
+        }
+        Ok(())
     }
 }
 

@@ -494,7 +494,7 @@ fn sealed_url(s: &AppState, sealed: &str) -> Result<String, ApiError> {
 
 async fn ensure_region(s: &AppState) -> Result<Name, ApiError> {
     let name = Name::new(PARTNER_REGION).map_err(|e| ApiError::Internal(e.to_string()))?;
-    super::ensure_global(s, Kind::Region, &name, RegionSpec { description: Some("partner operators' federated cloudlets".into()) }).await?;
+    super::ensure_global(s, Kind::Region, &name, RegionSpec { description: Some("partner operators' federated cloudlets".into()), ..Default::default() }).await?;
     Ok(name)
 }
 

@@ -126,6 +126,7 @@ impl IntoResponse for EwbiError {
             ApiError::NotFound(_) | ApiError::IdentifierNotFound(_) => ("Not Found", "NOT_FOUND"),
             ApiError::AlreadyExists(_) | ApiError::Aborted(_) | ApiError::Conflict(_) => ("Conflict", "CONFLICT"),
             ApiError::Unprocessable(_, _) => ("Unprocessable Entity", "UNPROCESSABLE"),
+            ApiError::Misdirected(_) => ("Misdirected Request", "MISDIRECTED_REQUEST"),
             ApiError::TooManyRequests(_) => ("Too Many Requests", "TOO_MANY_REQUESTS"),
             ApiError::Unavailable(_) => ("Service Unavailable", "UNAVAILABLE"),
             ApiError::Internal(_) => ("Internal Server Error", "INTERNAL"),

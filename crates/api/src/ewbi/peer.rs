@@ -136,7 +136,7 @@ impl PeerReconciler {
         if let Some(z) = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &name).await? {
             return Ok(z.metadata.uid);
         }
-        super::ensure_global(s, Kind::Region, &p.spec.region, RegionSpec { description: Some(format!("zones of partner {}", p.metadata.name)) }).await?;
+        super::ensure_global(s, Kind::Region, &p.spec.region, RegionSpec { description: Some(format!("zones of partner {}", p.metadata.name)), ..Default::default() }).await?;
         let view = p.observed.offered_zones.get(id).cloned().unwrap_or_default();
         let (lat, lon) = wire::check_geolocation(&view.geolocation, "geolocation").unwrap_or((0.0, 0.0));
         let spec = ZoneSpec {
