@@ -243,6 +243,25 @@ pub struct Api {
 }
 
 impl Api {
+    /// Whether this replica runs the controllers (leads its region), from its `/metrics`.
+    pub async fn leads(&self) -> Result<bool> {
+        let (s, m) = self.get("/metrics").await?;
+        anyhow::ensure!(s == 200, "metrics: {s}");
+        let m = m.as_str().unwrap_or_default();
+        let line = m.lines().find(|l| l.starts_with("op_controllers_leader ")).context("op_controllers_leader on /metrics")?;
+        Ok(line.ends_with(" 1"))
+    }
+
+    /// Waits until this replica leads its region.
+    pub async fn wait_leads(&self, within: Duration) -> Result<()> {
+        let begun = Instant::now();
+        while !self.leads().await? {
+            anyhow::ensure!(begun.elapsed() < within, "{} did not take the leadership within {within:?}", self.url);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
     /// A client of the platform at `url` (a benchmark's own opd, a partner's), with `token`.
     pub fn new(url: &str, token: Option<String>) -> Self {
         Api { url: url.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use op_e2e::federation::{ewbi_http, register_partner_offering, start_ewbi, tail, token};
 use serde_json::{json, Value};
 
@@ -108,7 +108,22 @@ async fn partner_cloudlet_passes_compliance_then_takes_instances() -> Result<()>
         assert_eq!(report["phases"][phase]["ok"], true, "{phase}: {report}");
     }
     let steps: Vec<&str> = report["compliance"]["steps"].as_array().context("steps")?.iter().filter_map(|s| s["step"].as_str()).collect();
-    assert_eq!(steps, ["createApp", "createInstance", "ready", "qoeTest", "metrics", "deleteInstance"], "{report}");
+    assert_eq!(
+        steps,
+        ["createApp", "createCluster", "createInstance", "clusterReady", "ready", "qoeTest", "metrics", "deleteInstance", "deleteCluster"],
+        "{report}"
+    );
+    // The run's cluster goes with it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, clusters) = admin.get("/op/v1/clusters").await?;
+        ensure!(s == 200, "clusters: {s} {clusters}");
+        if clusters.as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "the compliance cluster was not removed: {clusters}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     assert!(report["compliance"]["metrics"]["vcpus"].as_u64().unwrap_or(0) >= 1, "{report}");
     assert!(report["flavors"].as_array().is_some_and(|f| !f.is_empty()), "{report}");
 

@@ -217,3 +217,45 @@ async fn readme_regions_block_lays_out_two_regions() -> anyhow::Result<()> {
     assert_eq!(region["spec"]["privacyPolicy"]["outboundAllowed"], false, "{region}");
     Ok(())
 }
+
+/// Each region elects its own leader among its controller's replicas: a second replica of eu
+/// waits while eu's first leads, takes over when it dies, and runs eu's controllers; us's
+/// leader is not disturbed.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_region_elects_its_own_leader() -> anyhow::Result<()> {
+    let mut split = Split::start().await?;
+    let admin = split.global.admin().await?;
+    let on = |p: &Platform| p.api(admin.token.clone());
+    on(&split.eu).wait_leads(Duration::from_secs(10)).await?;
+    on(&split.us).wait_leads(Duration::from_secs(10)).await?;
+    let mut args = regional(&split.lab, "eu", &split.global.url);
+    args.extend(["--replica-id", "eu-2"].map(String::from));
+    let eu2 = split.global.replica_of(&refs(&args)).await?;
+    ensure!(!on(&eu2).leads().await?, "one leader per region");
+
+    let (s, b) = admin.post("/op/v1/regions", &json!({"name": "eu", "spec": {"controllerUrl": split.eu.url}})).await?;
+    ensure!(s == 201, "region: {s} {b}");
+    let (s, b) = admin
+        .post("/op/v1/zones", &json!({"name": "eu-1", "spec": {"region": "eu", "location": {"latitude": 48.0, "longitude": 2.0}, "serviceArea": {"cells": ["c1"]}}}))
+        .await?;
+    ensure!(s == 201, "zone: {s} {b}");
+    split.eu.kill9();
+    on(&eu2).wait_leads(Duration::from_secs(15)).await?;
+    assert!(on(&split.us).leads().await?, "us keeps its leader");
+    // eu's controllers now run on eu-2: a cloudlet created there is checked and goes Ready.
+    let eu2_admin = on(&eu2);
+    let (s, b) = eu2_admin.post("/op/v1/flavors", &json!({"name": "small", "spec": {"vcpus": 1, "memoryMb": 256}})).await?;
+    ensure!(s == 201, "flavor: {s} {b}");
+    let (s, b) = eu2_admin.post("/op/v1/cloudlets", &cloudlet("eu-a", "eu-1")).await?;
+    ensure!(s == 201, "cloudlet: {s} {b}");
+    let begun = std::time::Instant::now();
+    loop {
+        let (_, c) = eu2_admin.get("/op/v1/cloudlets/eu-a").await?;
+        if c["status"]["state"] == "Ready" {
+            break;
+        }
+        ensure!(begun.elapsed() < Duration::from_secs(30), "eu-a not Ready under the new leader: {c}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}

@@ -28,34 +28,16 @@ fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// Whether this replica runs the controllers, from its `/metrics`.
-async fn leads(admin: &Api) -> anyhow::Result<bool> {
-    let (s, m) = admin.get("/metrics").await?;
-    ensure!(s == 200, "metrics: {s}");
-    let m = m.as_str().unwrap_or_default();
-    let line = m.lines().find(|l| l.starts_with("op_controllers_leader ")).context("op_controllers_leader on /metrics")?;
-    Ok(line.ends_with(" 1"))
-}
-
-async fn wait_leads(admin: &Api, within: Duration) -> anyhow::Result<()> {
-    let begun = Instant::now();
-    while !leads(admin).await? {
-        ensure!(begun.elapsed() < within, "{} did not take the leadership within {within:?}", admin.url);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_killed_during_100_deployments_converges_exactly_once() -> anyhow::Result<()> {
     let etcd_dir = tempfile::tempdir()?;
     let lab = EtcdLab::start(etcd_dir.path(), 3).await?;
     let mut a = Platform::start_with(&refs(&on_etcd(&lab, "/op/failover", "replica-a"))).await?;
     let admin_a = a.admin().await?;
-    wait_leads(&admin_a, Duration::from_secs(10)).await?;
+    admin_a.wait_leads(Duration::from_secs(10)).await?;
     let b = a.replica_of(&refs(&on_etcd(&lab, "/op/failover", "replica-b"))).await?;
     let admin_b = b.admin().await?;
-    ensure!(!leads(&admin_b).await?, "one leader at a time");
+    ensure!(!admin_b.leads().await?, "one leader at a time");
 
     // A second Podman cloudlet in the zone: the default one has disk for 50 small instances.
     let (s, e) = admin_a
@@ -83,7 +65,7 @@ async fn leader_killed_during_100_deployments_converges_exactly_once() -> anyhow
         let id = via.deploy(&format!("inst_{i:03}"), &app, &zone).await?;
         ids.insert(id, i);
     }
-    wait_leads(&admin_b, Duration::from_secs(15)).await?;
+    admin_b.wait_leads(Duration::from_secs(15)).await?;
     for id in ids.keys() {
         dev_b.wait_ready(id, Duration::from_secs(240)).await?;
     }
@@ -99,7 +81,7 @@ async fn leader_killed_during_100_deployments_converges_exactly_once() -> anyhow
     // The replica killed comes back as a follower.
     let a = a.replica_of(&refs(&on_etcd(&lab, "/op/failover", "replica-a"))).await?;
     let admin_a = a.admin().await?;
-    ensure!(!leads(&admin_a).await?, "the leader stays the leader");
+    ensure!(!admin_a.leads().await?, "the leader stays the leader");
     let (s, list) = a.api(dev_b.token.clone()).get(&format!("{CAMARA}/appinstances")).await?;
     ensure!(s == 200, "list through the old leader: {s} {list}");
     let listed = list.as_array().map(Vec::len).unwrap_or(0);

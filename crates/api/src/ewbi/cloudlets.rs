@@ -26,6 +26,7 @@ use axum::Json;
 use base64::Engine as _;
 use chrono::Utc;
 use op_controller::{Action, ReconcileError, Reconciler};
+use op_types::cluster::{ClusterObserved, ClusterSpec};
 use op_types::ewbi::objects::{ComplianceMetrics, ComplianceReport, ComplianceStep, FederatedCloudletObserved, FederatedCloudletSpec, PhaseRecord};
 use op_types::specs::{App, AppInstance, AppInstanceSpec, AppSpec, Cloudlet, CloudletSpec, FlavorSpec, GeoPoint, OrganizationSpec, PlatformType, RegionSpec, Resources, ServiceArea, ZoneSpec};
 use op_types::{Kind, Name, Object, State as ObjState, Uid};
@@ -877,6 +878,28 @@ impl CloudletFederationReconciler {
             return self.finish(rec, "ready", false, 0, "the test instance vanished".into(), ComplianceMetrics::default()).await;
         };
         let elapsed = (Utc::now() - started).to_std().unwrap_or_default();
+        if let Some(uid) = rec.observed.compliance_cluster {
+            let cluster = s.repo.get::<ClusterSpec, ClusterObserved>(Kind::Cluster, uid).await?;
+            let Some(cluster) = cluster else {
+                return self.finish(rec, "clusterReady", false, 0, "the test cluster vanished".into(), ComplianceMetrics::default()).await;
+            };
+            if cluster.status.state != ObjState::Ready {
+                if elapsed > READY_TIMEOUT || cluster.status.state == ObjState::Failed {
+                    let why = cluster.status.message.clone().unwrap_or_else(|| format!("state {}", cluster.status.state));
+                    return self.finish(rec, "clusterReady", false, elapsed.as_millis() as u64, format!("cluster not Ready: {why}"), ComplianceMetrics::default()).await;
+                }
+                return Ok(Action::Requeue(Duration::from_millis(300)));
+            }
+            if !rec.observed.running_steps.iter().any(|st| st.step == "clusterReady") {
+                let network = cluster.observed.network.clone().unwrap_or_default();
+                rec.observed.running_steps.push(ComplianceStep {
+                    step: "clusterReady".into(),
+                    ok: true,
+                    millis: elapsed.as_millis() as u64,
+                    detail: format!("cluster network {network} made on {}", cl.metadata.name),
+                });
+            }
+        }
         if inst.status.state != ObjState::Ready || inst.observed.endpoints.is_empty() {
             if elapsed > READY_TIMEOUT {
                 let why = inst.status.message.clone().unwrap_or_else(|| format!("state {}", inst.status.state));
@@ -961,6 +984,29 @@ impl CloudletFederationReconciler {
         };
         rec.observed.compliance_app = Some(app.metadata.uid);
         rec.observed.running_steps.push(ComplianceStep { step: "createApp".into(), ok: true, millis: millis(t), detail: format!("app {COMPLIANCE_ORG}/{} of {CATALOGUE_IMAGE}", app.metadata.name) });
+        let zone = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &cl.spec.zone).await?.ok_or_else(|| ApiError::Internal(format!("zone {} is gone", cl.spec.zone)))?;
+        let run_name = |prefix: &str| {
+            let mut n = format!("{prefix}{}-{}", Utc::now().timestamp(), cl.metadata.name);
+            n.truncate(op_types::ids::NAME_MAX);
+            while n.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
+                n.pop();
+            }
+            Name::new(n).map_err(|e| ApiError::Internal(e.to_string()))
+        };
+        // A cluster pinned to this cloudlet: its network must be made there.
+        let t = Instant::now();
+        let spec = ClusterSpec { edge_cloud_zone_id: zone.metadata.uid, outbound_allowed: false, description: Some("compliance test".into()) };
+        let mut cluster: Object<ClusterSpec, ClusterObserved> = Object::new(Kind::Cluster, Some(org.clone()), run_name("c")?, spec);
+        cluster.observed.cloudlet = Some(cl.metadata.name.clone());
+        cluster.metadata.labels.insert("op.federation.compliance".into(), rec.metadata.uid.to_string());
+        s.repo.create(&mut cluster).await?;
+        rec.observed.compliance_cluster = Some(cluster.metadata.uid);
+        rec.observed.running_steps.push(ComplianceStep {
+            step: "createCluster".into(),
+            ok: true,
+            millis: millis(t),
+            detail: format!("cluster {} pinned to {}", cluster.metadata.name, cl.metadata.name),
+        });
         let t = Instant::now();
         let need = app.spec.needs();
         let (all, _) = s.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
@@ -969,14 +1015,8 @@ impl CloudletFederationReconciler {
         let Some(flavor) = fit.first() else {
             return self.finish(rec, "createInstance", false, millis(t), "no assigned flavor fits the sample app".into(), ComplianceMetrics::default()).await;
         };
-        let zone = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &cl.spec.zone).await?.ok_or_else(|| ApiError::Internal(format!("zone {} is gone", cl.spec.zone)))?;
-        let mut iname = format!("t{}-{}", Utc::now().timestamp(), cl.metadata.name);
-        iname.truncate(op_types::ids::NAME_MAX);
-        while iname.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
-            iname.pop();
-        }
         let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet: cl.metadata.name.clone(), flavor: flavor.metadata.name.clone(), federated: None, cluster: None };
-        let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), Name::new(iname).map_err(|e| ApiError::Internal(e.to_string()))?, spec);
+        let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), run_name("t")?, spec);
         inst.metadata.labels.insert("op.federation.compliance".into(), rec.metadata.uid.to_string());
         s.repo.create(&mut inst).await?;
         rec.observed.compliance_instance = Some(inst.metadata.uid);
@@ -1008,6 +1048,17 @@ impl CloudletFederationReconciler {
             }
         }
         rec.observed.running_steps.push(ComplianceStep { step: "deleteInstance".into(), ok: removed, millis: millis(t), detail: "test instance deletion requested".into() });
+        if let Some(uid) = rec.observed.compliance_cluster.take() {
+            let t = Instant::now();
+            let mut removed = true;
+            if let Some(mut c) = s.repo.get::<ClusterSpec, Value>(Kind::Cluster, uid).await? {
+                if c.metadata.deletion_requested.is_none() {
+                    c.metadata.deletion_requested = Some(Utc::now());
+                    removed = s.repo.update(&mut c).await.is_ok();
+                }
+            }
+            rec.observed.running_steps.push(ComplianceStep { step: "deleteCluster".into(), ok: removed, millis: millis(t), detail: "test cluster deletion requested".into() });
+        }
         let steps = std::mem::take(&mut rec.observed.running_steps);
         let passed = steps.iter().all(|s| s.ok);
         rec.observed.compliance = Some(ComplianceReport { passed, at: Some(Utc::now()), steps, metrics });

@@ -656,6 +656,9 @@ pub struct FederatedCloudletObserved {
     /// The compliance test's instance while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance_instance: Option<Uid>,
+    /// The compliance test's cluster while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_cluster: Option<Uid>,
     /// When the current compliance run started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance_started: Option<DateTime<Utc>>,
