@@ -18,6 +18,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use serde::de::IgnoredAny;
 use op_store::informer::{Change, Informer};
 use op_store::RepoError;
 use op_types::alarm::{
@@ -96,11 +97,13 @@ enum Seen {
 fn seen_of(kind: Kind, change: Change<'_>) -> Option<Seen> {
     match change {
         Change::Deleted(uid) => Some(Seen::Gone(uid)),
-        Change::Put(o) if kind == Kind::Cloudlet => {
+        Change::Put(raw) if kind == Kind::Cloudlet => {
+            let o: Object<IgnoredAny, IgnoredAny> = raw.decode().ok()?;
             Some(Seen::Cloudlet { uid: o.metadata.uid, name: o.metadata.name.to_string(), down: cloudlet_down(&o.status) })
         }
-        Change::Put(o) => {
-            let spec: AppInstanceSpec = serde_json::from_value(o.spec.clone()).ok()?;
+        Change::Put(raw) => {
+            let o: Object<AppInstanceSpec, IgnoredAny> = raw.decode().ok()?;
+            let spec = &o.spec;
             Some(Seen::Instance {
                 uid: o.metadata.uid,
                 down: instance_down(&o.status, o.metadata.deletion_requested.is_some()),

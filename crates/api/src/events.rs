@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
 use axum::Json;
-use op_store::informer::{Change, Informer, RawObject};
+use op_store::informer::{Change, Informer, Raw};
 use op_store::{Repo, RepoError};
 use op_types::observe::{Event, Severity};
 use op_types::{Kind, Name, State as ObjState, Status, Uid};
@@ -58,6 +58,14 @@ impl Default for Events {
     }
 }
 
+/// What events are derived from: an object's metadata and status (its spec and observed
+/// status are skipped, not decoded).
+type Header = op_types::Object<serde::de::IgnoredAny, serde::de::IgnoredAny>;
+
+fn header(raw: &Raw) -> Option<Header> {
+    raw.decode().map_err(|e| tracing::warn!(error = %e, "undecodable object")).ok()
+}
+
 impl Events {
     /// Starts following instances and cloudlets. What is stored when it starts is the baseline:
     /// it yields no events, only later changes do.
@@ -75,7 +83,7 @@ impl Events {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn seen_of(o: &RawObject) -> Seen {
+    fn seen_of(o: &Header) -> Seen {
         let status: &Status = &o.status;
         Seen {
             name: o.metadata.name.to_string(),
@@ -87,8 +95,10 @@ impl Events {
     }
 
     fn baseline(&self, change: Change<'_>) {
-        if let Change::Put(o) = change {
-            self.lock().seen.insert(o.metadata.uid, Self::seen_of(o));
+        if let Change::Put(raw) = change {
+            if let Some(o) = header(raw) {
+                self.lock().seen.insert(o.metadata.uid, Self::seen_of(&o));
+            }
         }
     }
 
@@ -97,7 +107,9 @@ impl Events {
         let mut out = Vec::new();
         let mut inner = self.lock();
         match change {
-            Change::Put(o) => {
+            Change::Put(raw) => {
+                let Some(o) = header(raw) else { return };
+                let o = &o;
                 let now = Self::seen_of(o);
                 let event = |reason: &str, message: String, severity| Event {
                     at: chrono::Utc::now(),
@@ -225,14 +237,14 @@ mod tests {
     use super::*;
     use op_types::Object;
 
-    fn inst(uid: Uid, state: ObjState, running: Option<bool>) -> RawObject {
-        let mut o: RawObject = Object::new(Kind::AppInstance, Name::new("org_one").ok(), Name::new("web_1").unwrap(), serde_json::json!({}));
+    fn inst(uid: Uid, state: ObjState, running: Option<bool>) -> Raw {
+        let mut o: Object<serde_json::Value> = Object::new(Kind::AppInstance, Name::new("org_one").ok(), Name::new("web_1").unwrap(), serde_json::json!({}));
         o.metadata.uid = uid;
         o.status.state = state;
         if let Some(r) = running {
             o.status.set_condition("ContainerRunning", r, if r { "" } else { "Exited" });
         }
-        o
+        Raw::of(&o).unwrap()
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use op_store::informer::{Change, Informer, RawObject};
+use op_store::informer::{Change, Informer};
 use op_store::{Repo, RepoError};
 use op_types::specs::{AppInstance, Cloudlet};
 use op_types::{Kind, Name, Uid};
@@ -25,10 +25,6 @@ struct Inner {
 #[derive(Clone, Default)]
 pub struct Inventory {
     inner: Arc<RwLock<Inner>>,
-}
-
-fn typed<T: serde::de::DeserializeOwned>(o: &RawObject) -> Option<T> {
-    serde_json::to_value(o).ok().and_then(|v| serde_json::from_value(v).ok())
 }
 
 impl Inventory {
@@ -54,7 +50,8 @@ impl Inventory {
     fn apply(&self, kind: Kind, change: Change<'_>) {
         match (kind, change) {
             (Kind::Cloudlet, Change::Put(o)) => {
-                if let Some(c) = typed::<Cloudlet>(o) {
+                if let Ok(c) = o.decode() {
+                    let c: Cloudlet = c;
                     let mut inner = self.write();
                     if let Some(old) = inner.cloudlets.get(&c.metadata.uid).map(|o| o.spec.zone.clone()) {
                         inner.zone_cloudlets.entry(old).or_default().remove(&c.metadata.uid);
@@ -70,7 +67,8 @@ impl Inventory {
                 }
             }
             (Kind::AppInstance, Change::Put(o)) => {
-                if let Some(i) = typed::<AppInstance>(o) {
+                if let Ok(i) = o.decode() {
+                    let i: AppInstance = i;
                     self.put_instance(&i);
                 }
             }
@@ -108,6 +106,12 @@ impl Inventory {
         out
     }
 
+    /// Every cloudlet (shared, not copied: the serverless ingress checks them on every change
+    /// of the index).
+    pub fn cloudlets(&self) -> Vec<Arc<Cloudlet>> {
+        self.read().cloudlets.values().cloned().collect()
+    }
+
     /// The instances placed on `cloudlet` (shared, not copied: admission reads every
     /// instance of a zone per deployment).
     pub fn instances_on(&self, cloudlet: &Name) -> Vec<Arc<AppInstance>> {
@@ -133,8 +137,8 @@ mod tests {
         i
     }
 
-    fn raw(i: &AppInstance) -> RawObject {
-        serde_json::from_value(serde_json::to_value(i).unwrap()).unwrap()
+    fn raw(i: &AppInstance) -> op_store::informer::Raw {
+        op_store::informer::Raw::of(i).unwrap()
     }
 
     #[test]

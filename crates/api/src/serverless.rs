@@ -14,7 +14,7 @@ use chrono::Utc;
 use op_ingress::{AppRoute, Backend, Mesh, PopHandle, Table, Wake};
 use op_placement::serverless::{plan, Inst, Policy, Pop, Step};
 use op_types::serverless::{PointOfPresence, PopTraffic, ServerlessBounds, ServerlessEvent, ServerlessInstance, ServerlessPolicy, ServerlessProtocol, ServerlessStatus, ZoneEndpoint, ZoneTraffic};
-use op_types::specs::{AppSpec, CloudletSpec, InstantiationType, PlacementPolicySpec, PlatformType, ZoneSpec};
+use op_types::specs::{AppSpec, InstantiationType, PlacementPolicySpec, PlatformType, ZoneSpec};
 use op_types::validate::Validate;
 use op_types::{Kind, Name, Uid};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -173,8 +173,9 @@ async fn feed(s: AppState, mut changes: tokio::sync::watch::Receiver<u64>) {
 /// Points of presence for the Docker cloudlets accepting instances, TCP ports for TCP apps,
 /// and the table.
 async fn sync(s: &AppState) -> Result<(), ApiError> {
-    let (cloudlets, _) = s.repo.list::<CloudletSpec, serde_json::Value>(Kind::Cloudlet).await?;
-    let (zones, _) = s.repo.list::<ZoneSpec, ()>(Kind::Zone).await?;
+    // From memory: this runs on every change of the index, and a region has thousands of
+    // cloudlets.
+    let cloudlets = s.inventory.cloudlets();
     let wanted: Vec<_> = cloudlets.iter().filter(|c| c.spec.platform_type == PlatformType::Docker && c.metadata.deletion_requested.is_none()).collect();
     let (apps, backends) = {
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
@@ -206,7 +207,7 @@ async fn sync(s: &AppState) -> Result<(), ApiError> {
         if pops.contains_key(&c.metadata.name) {
             continue;
         }
-        let Some(zone) = zones.iter().find(|z| z.metadata.name == c.spec.zone) else { continue };
+        let Some(zone) = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &c.spec.zone).await? else { continue };
         let port = match s.serverless.http_port {
             0 => 0,
             p => p.saturating_add(pops.len() as u16),

@@ -133,15 +133,19 @@ impl<R: Reconciler> Runner<R> {
     }
 
     async fn list_and_watch(&self, kind: Kind) -> Result<(), RepoError> {
-        let (objs, rev) = self.repo.list::<serde_json::Value, serde_json::Value>(kind).await?;
-        for o in &objs {
-            Self::enqueue(&self.queue, &self.notify, o.metadata.uid);
+        // Only uids are queued: the key names them, nothing is decoded here.
+        let (kvs, rev) = self.repo.list_raw(kind).await?;
+        for uid in kvs.iter().filter_map(|kv| op_store::uid_of_key(&kv.key)) {
+            Self::enqueue(&self.queue, &self.notify, uid);
         }
         let mut watch = self.repo.watch(kind, rev).await?;
         while let Some(ev) = watch.recv().await {
             match ev {
                 Ok(ev) => {
-                    let (uid, _) = Repo::decode_event::<serde_json::Value, serde_json::Value>(&ev)?;
+                    let Some(uid) = op_store::uid_of_key(&ev.kv.key) else {
+                        warn!(%kind, key = %ev.kv.key, "a watched key that names no uid");
+                        continue;
+                    };
                     Self::enqueue(&self.queue, &self.notify, uid);
                 }
                 Err(StoreError::Compacted(r)) => {

@@ -20,6 +20,12 @@ use op_store::{EtcdEngine, EtcdSettings, RedbEngine, Repo};
 use prometheus_client::registry::Registry;
 use tracing::{debug, info, warn};
 
+/// mimalloc instead of glibc's allocator: the API and the informers allocate and free many
+/// small objects on every thread, and glibc's arenas spent a third of opd's CPU in malloc,
+/// free and their locks under load (`bench/scale.sh`, profiled with `perf`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "opd", version, about = "Operator Platform daemon")]
 struct Cli {

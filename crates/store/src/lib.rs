@@ -19,4 +19,4 @@ mod repo;
 pub use engine::{Compare, Engine, Event, EventKind, KeyValue, Op, Revision, StoreError, Watch};
 pub use etcd_engine::{EtcdEngine, EtcdSettings, Leadership, PAGE};
 pub use redb_engine::RedbEngine;
-pub use repo::{kind_prefix, object_key, Repo, RepoError};
+pub use repo::{kind_prefix, object_key, uid_of_key, Repo, RepoError};

@@ -11,7 +11,7 @@ use op_types::{Home, Kind, Name, Object, Uid};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::engine::{Compare, Engine, Event, EventKind, Op, Revision, StoreError, Watch};
+use crate::engine::{Compare, Engine, Op, Revision, StoreError, Watch};
 
 /// Errors of the typed layer.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,12 @@ pub struct Repo {
 /// The key an object of `kind` with `uid` is stored at.
 pub fn object_key(kind: Kind, uid: Uid) -> String {
     format!("/o/{}/{uid}", kind.plural())
+}
+
+/// The uid of the object stored at `key` (`/o/{kind}/{uid}`): what a watcher needs to know
+/// which object changed, without decoding it.
+pub fn uid_of_key(key: &str) -> Option<Uid> {
+    key.rsplit('/').next().and_then(|u| u.parse().ok())
 }
 
 /// The prefix under which all objects of `kind` are stored.
@@ -189,6 +195,12 @@ impl Repo {
         Ok((out, rev))
     }
 
+    /// Every stored object of `kind` as the engine holds it, undecoded, with the revision the
+    /// list reflects (informers hand the bytes on to consumers that decode what they need).
+    pub async fn list_raw(&self, kind: Kind) -> Result<(Vec<crate::KeyValue>, Revision), RepoError> {
+        Ok(self.of(kind).range(&kind_prefix(kind)).await?)
+    }
+
     /// Writes `obj` if nobody wrote it since it was read (compare-and-swap on its revision).
     /// On success `obj.metadata.revision` and `updated` are refreshed.
     pub async fn update<S: Serialize, X: Serialize>(&self, obj: &mut Object<S, X>) -> Result<(), RepoError> {
@@ -225,15 +237,5 @@ impl Repo {
     /// Watches every change to objects of `kind` after revision `after`.
     pub async fn watch(&self, kind: Kind, after: Revision) -> Result<Watch, RepoError> {
         Ok(self.of(kind).watch(&kind_prefix(kind), after).await?)
-    }
-
-    /// Decodes a watch event into the uid it concerns and, for puts, the new object.
-    pub fn decode_event<S: DeserializeOwned, X: DeserializeOwned + Default>(
-        ev: &Event,
-    ) -> Result<(Uid, Option<Object<S, X>>), RepoError> {
-        let mut obj: Object<S, X> = decode(&ev.kv.value, &ev.kv.key)?;
-        obj.metadata.revision = ev.kv.mod_revision;
-        let uid = obj.metadata.uid;
-        Ok((uid, (ev.kind == EventKind::Put).then_some(obj)))
     }
 }

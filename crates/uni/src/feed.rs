@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use op_store::informer::{Change, Informer};
+use op_store::informer::{Change, Informer, Raw};
 use op_store::{Repo, RepoError};
 use op_types::specs::{App, AppInstance, Cloudlet, Organization, PlacementPolicy, Zone};
 use op_types::{Kind, Uid};
@@ -32,36 +32,60 @@ fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, EdgeIndex> {
     index.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One decoded object of a kind the index follows.
+enum Decoded {
+    Zone(Box<Zone>),
+    Cloudlet(Box<Cloudlet>),
+    App(Box<App>),
+    Instance(Box<AppInstance>),
+    Policy(Box<PlacementPolicy>),
+    Org(Box<Organization>),
+}
+
+/// Decodes a stored object of `kind` (outside the index's lock: discovery keeps reading
+/// while it runs).
+fn decode(kind: Kind, raw: &Raw) -> Result<Option<Decoded>, RepoError> {
+    Ok(Some(match kind {
+        Kind::Zone => Decoded::Zone(Box::new(raw.decode()?)),
+        Kind::Cloudlet => Decoded::Cloudlet(Box::new(raw.decode()?)),
+        Kind::App => Decoded::App(Box::new(raw.decode()?)),
+        Kind::AppInstance => Decoded::Instance(Box::new(raw.decode()?)),
+        Kind::PlacementPolicy => Decoded::Policy(Box::new(raw.decode()?)),
+        Kind::Organization => Decoded::Org(Box::new(raw.decode()?)),
+        _ => return Ok(None),
+    }))
+}
+
 /// Applies one stored object (or its removal) of `kind` to the index.
-fn apply(index: &SharedIndex, kind: Kind, uid: Uid, value: Option<&serde_json::Value>) -> Result<(), RepoError> {
+fn apply(index: &SharedIndex, kind: Kind, uid: Uid, value: Option<Decoded>) {
     let mut ix = write(index);
     ix.generation += 1;
     match (kind, value) {
-        (Kind::Zone, Some(v)) => ix.upsert_zone(&serde_json::from_value::<Zone>(v.clone())?),
+        (_, Some(Decoded::Zone(z))) => ix.upsert_zone(&z),
+        (_, Some(Decoded::Cloudlet(c))) => ix.upsert_cloudlet(&c),
+        (_, Some(Decoded::App(a))) => ix.upsert_app(&a),
+        (_, Some(Decoded::Instance(i))) => ix.upsert_instance(&i),
+        (_, Some(Decoded::Policy(p))) => ix.upsert_policy(&p),
+        (_, Some(Decoded::Org(o))) => ix.upsert_org(&o),
         (Kind::Zone, None) => ix.remove_zone(uid),
-        (Kind::Cloudlet, Some(v)) => ix.upsert_cloudlet(&serde_json::from_value::<Cloudlet>(v.clone())?),
         (Kind::Cloudlet, None) => ix.remove_cloudlet(uid),
-        (Kind::App, Some(v)) => ix.upsert_app(&serde_json::from_value::<App>(v.clone())?),
         (Kind::App, None) => ix.remove_app(uid),
-        (Kind::AppInstance, Some(v)) => ix.upsert_instance(&serde_json::from_value::<AppInstance>(v.clone())?),
         (Kind::AppInstance, None) => ix.remove_instance(uid),
-        (Kind::PlacementPolicy, Some(v)) => ix.upsert_policy(&serde_json::from_value::<PlacementPolicy>(v.clone())?),
         (Kind::PlacementPolicy, None) => ix.remove_policy(uid),
-        (Kind::Organization, Some(v)) => ix.upsert_org(&serde_json::from_value::<Organization>(v.clone())?),
         (Kind::Organization, None) => ix.remove_org(uid),
         _ => {}
     }
-    Ok(())
 }
 
 /// Applies one informer change to the index.
 fn index_change(index: &SharedIndex, kind: Kind, change: Change<'_>) {
-    let r = match change {
-        Change::Put(o) => serde_json::to_value(o).map_err(RepoError::from).and_then(|v| apply(index, kind, o.metadata.uid, Some(&v))),
+    match change {
+        Change::Put(o) => match decode(kind, o) {
+            Ok(Some(d)) => apply(index, kind, o.uid(), Some(d)),
+            Ok(None) => {}
+            Err(e) => warn!(%kind, error = %e, "cannot index object"),
+        },
         Change::Deleted(uid) => apply(index, kind, uid, None),
-    };
-    if let Err(e) = r {
-        warn!(%kind, error = %e, "cannot index object");
     }
 }
 
