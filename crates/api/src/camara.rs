@@ -212,7 +212,7 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
     // instances only in clusters that deny outbound traffic (the cluster's own checks see to
     // that).
     if pin.cluster.is_none() {
-        if !crate::infra::region_lets_out(s, &zone.spec.region).await? {
+        if !s.inventory.region_lets_out(&zone.spec.region) {
             return Err(ApiError::invalid(
                 "clusterRef",
                 format!("the regulation of region {} lets nothing out of its cloudlets: deploy into a cluster there that denies outbound traffic", zone.spec.region),
@@ -711,22 +711,22 @@ pub async fn delete_app_instance(
     if let Some(org) = &inst.metadata.organization {
         c.require_write(org)?;
     }
-    request_deletion(&s, inst.metadata.uid, &c.user).await?;
+    request_deletion(&s, Kind::AppInstance, inst.metadata.uid, &c.user).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
-/// Marks an instance for deletion (the controller removes its container, then the object);
-/// marking one already marked, or gone, is not an error.
-pub(crate) async fn request_deletion(s: &AppState, uid: Uid, by: &str) -> Result<(), ApiError> {
+/// Marks an object (an instance, a cluster) for deletion: its controller releases what it
+/// holds, then removes it. Marking one already marked, or gone, is not an error.
+pub(crate) async fn request_deletion(s: &AppState, kind: Kind, uid: Uid, by: &str) -> Result<(), ApiError> {
     loop {
-        let Some(mut inst) = s.repo.get::<AppInstanceSpec, op_types::specs::InstanceObserved>(Kind::AppInstance, uid).await? else { return Ok(()) };
-        if inst.metadata.deletion_requested.is_some() {
+        let Some(mut obj) = s.repo.get::<serde_json::Value, serde_json::Value>(kind, uid).await? else { return Ok(()) };
+        if obj.metadata.deletion_requested.is_some() {
             return Ok(());
         }
-        inst.metadata.deletion_requested = Some(chrono::Utc::now());
-        match s.repo.update(&mut inst).await {
+        obj.metadata.deletion_requested = Some(chrono::Utc::now());
+        match s.repo.update(&mut obj).await {
             Ok(()) => {
-                tracing::info!(instance = %uid, by, "instance deletion requested");
+                tracing::info!(%kind, %uid, by, "deletion requested");
                 return Ok(());
             }
             Err(op_store::RepoError::Conflict) => continue,

@@ -78,7 +78,7 @@ fn view(s: &AppState, c: &Caller, cl: Cluster, members: Vec<AppInstance>) -> Clu
 async fn place(s: &AppState, zone: &Object<ZoneSpec>, outbound: bool) -> Result<Name, ApiError> {
     crate::infra::served_here(s, zone)?;
     let cloudlets = s.inventory.cloudlets_in(&zone.metadata.name);
-    if outbound && !crate::infra::region_lets_out(s, &zone.spec.region).await? {
+    if outbound && !s.inventory.region_lets_out(&zone.spec.region) {
         return Err(ApiError::invalid("spec.outboundAllowed", format!("the regulation of region {} lets nothing out of its cloudlets", zone.spec.region)));
     }
     if outbound && !cloudlets.is_empty() && cloudlets.iter().all(|c| !c.spec.outbound_allowed()) {
@@ -153,7 +153,7 @@ pub async fn update_cluster(State(s): State<AppState>, c: Caller, Path(id): Path
         if req.spec.outbound_allowed && !cl.spec.outbound_allowed {
             let zone = s.repo.get::<ZoneSpec, ()>(Kind::Zone, cl.spec.edge_cloud_zone_id).await?;
             if let Some(z) = zone {
-                if !crate::infra::region_lets_out(&s, &z.spec.region).await? {
+                if !s.inventory.region_lets_out(&z.spec.region) {
                     return Err(ApiError::invalid("spec.outboundAllowed", format!("the regulation of region {} lets nothing out of its cloudlets", z.spec.region)));
                 }
             }
@@ -180,7 +180,7 @@ pub async fn update_cluster(State(s): State<AppState>, c: Caller, Path(id): Path
 #[utoipa::path(delete, path = "/op/v1/clusters/{id}", tag = "clusters", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 202), (status = 403, body = ErrorInfo), (status = 404, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
 pub async fn delete_cluster(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let mut cl: Cluster = find(&s, &c, Kind::Cluster, &id, true).await?;
+    let cl: Cluster = find(&s, &c, Kind::Cluster, &id, true).await?;
     let members = instances_of_cluster(&s, cl.metadata.uid).await?;
     if let Some(m) = members.first() {
         return Err(ApiError::Aborted(format!("instance {} still runs in the cluster; delete its instances first", m.metadata.name)));
@@ -189,10 +189,7 @@ pub async fn delete_cluster(State(s): State<AppState>, c: Caller, Path(id): Path
     if let Some(lb) = lbs.iter().find(|l| l.spec.cluster_id == cl.metadata.uid) {
         return Err(ApiError::Aborted(format!("load balancer {} serves the cluster; delete it first", lb.metadata.name)));
     }
-    if cl.metadata.deletion_requested.is_none() {
-        cl.metadata.deletion_requested = Some(chrono::Utc::now());
-        s.repo.update(&mut cl).await?;
-    }
+    crate::camara::request_deletion(&s, Kind::Cluster, cl.metadata.uid, &c.user).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -108,8 +108,7 @@ impl Events {
         let mut inner = self.lock();
         match change {
             Change::Put(raw) => {
-                let Some(o) = header(raw) else { return };
-                let o = &o;
+                let Some(ref o) = header(raw) else { return };
                 let now = Self::seen_of(o);
                 let event = |reason: &str, message: String, severity| Event {
                     at: chrono::Utc::now(),

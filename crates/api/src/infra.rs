@@ -99,13 +99,6 @@ impl InfraKind for RegionSpec {
     }
 }
 
-/// Whether region `name`'s regulation lets instances open connections out of their cloudlet
-/// (a region that does not exist, e.g. a zone's region deleted since, regulates nothing).
-pub(crate) async fn region_lets_out(s: &AppState, name: &Name) -> Result<bool, ApiError> {
-    let region = s.repo.get_by_name::<RegionSpec, ()>(Kind::Region, None, name).await?;
-    Ok(region.is_none_or(|r| r.spec.outbound_allowed()))
-}
-
 /// Refuses work on `zone` in a regional controller of another region: its cloudlets, and the
 /// data of what runs there, are kept by that region's controller.
 pub(crate) fn served_here(s: &AppState, zone: &Object<ZoneSpec>) -> Result<(), ApiError> {

@@ -1,5 +1,5 @@
-//! The admission inventory: every cloudlet by zone and every app instance by cloudlet, in
-//! memory, kept current by informers. Admission is a hot path (each deployment places against
+//! The admission inventory: every cloudlet by zone, every app instance by cloudlet and the
+//! regions whose regulation lets nothing out, in memory, kept current by informers. Admission is a hot path (each deployment places against
 //! the zone's cloudlets and what already runs on them); reading those from the store per
 //! request costs a range over every instance of the region, which at 100,000 instances is
 //! tens of megabytes per deployment. Admission writes through: an instance it creates is in
@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use op_store::informer::{Change, Informer};
 use op_store::{Repo, RepoError};
-use op_types::specs::{AppInstance, Cloudlet};
+use op_types::specs::{AppInstance, AppInstanceSpec, Cloudlet, CloudletObserved, CloudletSpec, InstanceObserved, RegionSpec};
 use op_types::{Kind, Name, Uid};
 
 #[derive(Default)]
@@ -19,6 +19,8 @@ struct Inner {
     zone_cloudlets: HashMap<Name, BTreeSet<Uid>>,
     instances: HashMap<Uid, Arc<AppInstance>>,
     cloudlet_instances: HashMap<Name, BTreeSet<Uid>>,
+    /// Regions that let nothing out of their cloudlets, by uid (their names, for admission).
+    sealed_regions: HashMap<Uid, Name>,
 }
 
 /// Cloudlets by zone and instances by cloudlet. Cheap to clone.
@@ -28,10 +30,10 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Lists cloudlets and instances, then follows them in the background.
+    /// Lists cloudlets, instances and regions, then follows them in the background.
     pub async fn start(repo: Repo) -> Result<Self, RepoError> {
         let inv = Self::default();
-        for kind in [Kind::Cloudlet, Kind::AppInstance] {
+        for kind in [Kind::Cloudlet, Kind::AppInstance, Kind::Region] {
             let informer = Informer::start(repo.clone(), kind, &mut |c| inv.apply(kind, c)).await?;
             let me = inv.clone();
             tokio::spawn(informer.run(move |c| me.apply(kind, c)));
@@ -50,8 +52,7 @@ impl Inventory {
     fn apply(&self, kind: Kind, change: Change<'_>) {
         match (kind, change) {
             (Kind::Cloudlet, Change::Put(o)) => {
-                if let Ok(c) = o.decode() {
-                    let c: Cloudlet = c;
+                if let Ok(c) = o.decode::<CloudletSpec, CloudletObserved>() {
                     let mut inner = self.write();
                     if let Some(old) = inner.cloudlets.get(&c.metadata.uid).map(|o| o.spec.zone.clone()) {
                         inner.zone_cloudlets.entry(old).or_default().remove(&c.metadata.uid);
@@ -67,8 +68,7 @@ impl Inventory {
                 }
             }
             (Kind::AppInstance, Change::Put(o)) => {
-                if let Ok(i) = o.decode() {
-                    let i: AppInstance = i;
+                if let Ok(i) = o.decode::<AppInstanceSpec, InstanceObserved>() {
                     self.put_instance(&i);
                 }
             }
@@ -77,6 +77,19 @@ impl Inventory {
                 if let Some(i) = inner.instances.remove(&uid) {
                     inner.cloudlet_instances.entry(i.spec.cloudlet.clone()).or_default().remove(&uid);
                 }
+            }
+            (Kind::Region, Change::Put(o)) => {
+                if let Ok(r) = o.decode::<RegionSpec, ()>() {
+                    let mut inner = self.write();
+                    if r.spec.outbound_allowed() {
+                        inner.sealed_regions.remove(&r.metadata.uid);
+                    } else {
+                        inner.sealed_regions.insert(r.metadata.uid, r.metadata.name);
+                    }
+                }
+            }
+            (Kind::Region, Change::Deleted(uid)) => {
+                self.write().sealed_regions.remove(&uid);
             }
             _ => {}
         }
@@ -104,6 +117,12 @@ impl Inventory {
             inner.zone_cloudlets.get(zone).into_iter().flatten().filter_map(|u| inner.cloudlets.get(u).map(|c| Cloudlet::clone(c))).collect();
         out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         out
+    }
+
+    /// Whether region `name`'s regulation lets instances open connections out of their
+    /// cloudlet (a region that does not exist regulates nothing).
+    pub fn region_lets_out(&self, name: &Name) -> bool {
+        !self.read().sealed_regions.values().any(|n| n == name)
     }
 
     /// Every cloudlet (shared, not copied: the serverless ingress checks them on every change
@@ -162,5 +181,23 @@ mod tests {
         assert_eq!(inv.instances_on(&name("edge-b")).len(), 1);
         inv.apply(Kind::AppInstance, Change::Deleted(i.metadata.uid));
         assert!(inv.instances_on(&name("edge-b")).is_empty());
+    }
+
+    #[test]
+    fn a_sealed_regions_regulation_holds_until_it_changes_or_goes() {
+        let inv = Inventory::default();
+        let mut r: op_types::specs::Region =
+            Object::new(Kind::Region, None, name("eu"), RegionSpec { privacy_policy: Some(op_types::specs::PrivacyPolicy::default()), ..Default::default() });
+        assert!(inv.region_lets_out(&name("eu")), "an unknown region regulates nothing");
+        inv.apply(Kind::Region, Change::Put(&op_store::informer::Raw::of(&r).unwrap()));
+        assert!(!inv.region_lets_out(&name("eu")));
+        assert!(inv.region_lets_out(&name("us")));
+        r.spec.privacy_policy = None;
+        inv.apply(Kind::Region, Change::Put(&op_store::informer::Raw::of(&r).unwrap()));
+        assert!(inv.region_lets_out(&name("eu")), "opened up");
+        r.spec.privacy_policy = Some(op_types::specs::PrivacyPolicy::default());
+        inv.apply(Kind::Region, Change::Put(&op_store::informer::Raw::of(&r).unwrap()));
+        inv.apply(Kind::Region, Change::Deleted(r.metadata.uid));
+        assert!(inv.region_lets_out(&name("eu")), "deleted");
     }
 }

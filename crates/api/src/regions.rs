@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -172,14 +172,14 @@ async fn pass(s: &AppState, fwd: &Forwarder, req: Request, scope: Scope) -> Resu
         if is_upgrade(&parts.headers) {
             return Err(terminal_elsewhere(t, &path));
         }
-        return Ok(stream(t, send(fwd, t, &parts.method, &path, &parts.headers, body.to_vec()).await?));
+        return Ok(stream(t, send(fwd, t, &parts.method, &path, &parts.headers, body).await?));
     }
     if regions.is_empty() {
         return Err(ApiError::Misdirected("no region has a controller yet (spec.controllerUrl of the regions): regional data is kept by the regions' controllers".into()));
     }
     match scope {
         Scope::Collection if parts.method == Method::GET => join(fwd, &regions, &parts, &path).await,
-        Scope::Collection | Scope::Zone(_) => Err(ApiError::invalid(
+        Scope::Collection => Err(ApiError::invalid(
             "region",
             "name the region this is for (?region= or the X-OP-Region header), or a zone (edgeCloudZoneId, spec.zone)",
         )),
@@ -187,13 +187,13 @@ async fn pass(s: &AppState, fwd: &Forwarder, req: Request, scope: Scope) -> Resu
             let mut last = None;
             for t in &regions {
                 if is_upgrade(&parts.headers) {
-                    let probe = send(fwd, t, &Method::GET, parts.uri.path().trim_end_matches("/exec"), &parts.headers, Vec::new()).await?;
+                    let probe = send(fwd, t, &Method::GET, parts.uri.path().trim_end_matches("/exec"), &parts.headers, Bytes::new()).await?;
                     if probe.status() != reqwest::StatusCode::NOT_FOUND {
                         return Err(terminal_elsewhere(t, &path));
                     }
                     continue;
                 }
-                let r = send(fwd, t, &parts.method, &path, &parts.headers, body.to_vec()).await?;
+                let r = send(fwd, t, &parts.method, &path, &parts.headers, body.clone()).await?;
                 if r.status() != reqwest::StatusCode::NOT_FOUND {
                     return Ok(stream(t, r));
                 }
@@ -204,7 +204,8 @@ async fn pass(s: &AppState, fwd: &Forwarder, req: Request, scope: Scope) -> Resu
                 None => Err(ApiError::NotFound("not found in any region".into())),
             }
         }
-        Scope::Here => Err(ApiError::Internal("a global path reached the regions".into())),
+        // A zone in the path always names its region (above); global paths never come here.
+        Scope::Here | Scope::Zone(_) => Err(ApiError::Internal("a path without a region reached the regions".into())),
     }
 }
 
@@ -260,7 +261,7 @@ fn terminal_elsewhere(t: &Target, path: &str) -> ApiError {
     ApiError::Misdirected(format!("the instance runs in region {}: open the terminal at its controller, {}{path}", t.name, t.url))
 }
 
-async fn send(fwd: &Forwarder, t: &Target, method: &Method, path: &str, headers: &HeaderMap, body: Vec<u8>) -> Result<reqwest::Response, ApiError> {
+async fn send(fwd: &Forwarder, t: &Target, method: &Method, path: &str, headers: &HeaderMap, body: Bytes) -> Result<reqwest::Response, ApiError> {
     let mut out = reqwest::header::HeaderMap::new();
     for (k, v) in headers {
         if !HOP.contains(&k.as_str()) {
@@ -303,7 +304,7 @@ fn copy_headers(from: &reqwest::header::HeaderMap, to: &mut HeaderMap) {
 /// `X-OP-Unreachable-Regions`; when none answers, the call fails naming them.
 async fn join(fwd: &Forwarder, regions: &[Target], parts: &axum::http::request::Parts, path: &str) -> Result<Response, ApiError> {
     let calls = regions.iter().map(|t| async move {
-        let r = send(fwd, t, &parts.method, path, &parts.headers, Vec::new()).await?;
+        let r = send(fwd, t, &parts.method, path, &parts.headers, Bytes::new()).await?;
         let (status, headers) = (StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY), r.headers().clone());
         let body = r.bytes().await.map_err(|e| ApiError::Unavailable(format!("region {}'s answer broke off: {e}", t.name)))?.to_vec();
         let mut h = HeaderMap::new();
@@ -363,7 +364,7 @@ fn app_path(path: &str) -> Option<&str> {
 async fn app_unused(s: &AppState, fwd: &Forwarder, app: &str, headers: HeaderMap) -> Result<(), ApiError> {
     let path = format!("{}/appinstances?appId={}", crate::camara::BASE, percent_encoding::utf8_percent_encode(app, percent_encoding::NON_ALPHANUMERIC));
     for t in targets(s).await? {
-        let r = send(fwd, &t, &Method::GET, &path, &headers, Vec::new()).await?;
+        let r = send(fwd, &t, &Method::GET, &path, &headers, Bytes::new()).await?;
         if !r.status().is_success() {
             continue;
         }

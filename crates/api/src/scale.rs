@@ -107,7 +107,7 @@ async fn tick(s: &AppState, scale_in_after: Duration, surplus_since: &mut HashMa
             still_surplus.push(inst);
             let since = *surplus_since.entry(inst).or_insert_with(Instant::now);
             if since.elapsed() >= scale_in_after {
-                crate::camara::request_deletion(s, inst, "capacity scaler").await?;
+                crate::camara::request_deletion(s, Kind::AppInstance, inst, "capacity scaler").await?;
                 tracing::info!(app = %app.metadata.name, instance = %inst, "scaled in: no users");
             }
         }

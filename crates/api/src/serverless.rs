@@ -357,7 +357,7 @@ async fn tick(s: &AppState, waiting: &mut HashSet<(Uid, String)>, pending: &mut 
                 Step::Stop { id, why } => {
                     let Some(uid) = ids.get(id as usize).copied() else { continue };
                     let zone = f.instances.iter().find(|(u, _)| *u == uid).and_then(|(_, c)| pops.iter().find(|(p, _)| p == c)).map(|(_, z)| z.clone());
-                    crate::camara::request_deletion(s, uid, "serverless orchestrator").await?;
+                    crate::camara::request_deletion(s, Kind::AppInstance, uid, "serverless orchestrator").await?;
                     pending.remove(&uid);
                     sv.reasons.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
                     sv.record(f.uid, why.kind(), zone, Some(uid), why.to_string());

@@ -1038,25 +1038,14 @@ impl CloudletFederationReconciler {
             rec.observed.running_steps.push(ComplianceStep { step: step.into(), ok, millis: ms, detail });
         }
         let t = Instant::now();
-        let mut removed = true;
-        if let Some(uid) = rec.observed.compliance_instance.take() {
-            if let Some(mut i) = s.repo.get::<AppInstanceSpec, Value>(Kind::AppInstance, uid).await? {
-                if i.metadata.deletion_requested.is_none() {
-                    i.metadata.deletion_requested = Some(Utc::now());
-                    removed = s.repo.update(&mut i).await.is_ok();
-                }
-            }
-        }
+        let removed = match rec.observed.compliance_instance.take() {
+            Some(uid) => crate::camara::request_deletion(s, Kind::AppInstance, uid, "compliance run").await.is_ok(),
+            None => true,
+        };
         rec.observed.running_steps.push(ComplianceStep { step: "deleteInstance".into(), ok: removed, millis: millis(t), detail: "test instance deletion requested".into() });
         if let Some(uid) = rec.observed.compliance_cluster.take() {
             let t = Instant::now();
-            let mut removed = true;
-            if let Some(mut c) = s.repo.get::<ClusterSpec, Value>(Kind::Cluster, uid).await? {
-                if c.metadata.deletion_requested.is_none() {
-                    c.metadata.deletion_requested = Some(Utc::now());
-                    removed = s.repo.update(&mut c).await.is_ok();
-                }
-            }
+            let removed = crate::camara::request_deletion(s, Kind::Cluster, uid, "compliance run").await.is_ok();
             rec.observed.running_steps.push(ComplianceStep { step: "deleteCluster".into(), ok: removed, millis: millis(t), detail: "test cluster deletion requested".into() });
         }
         let steps = std::mem::take(&mut rec.observed.running_steps);
