@@ -3,7 +3,8 @@
 # their FROM-scratch images with Podman: localhost/op-sample-app:latest (the sample app),
 # localhost/op-counter:latest (the stateful sample app whose per-device counters follow their
 # devices on relocation, MEC 021 with prior notice) and localhost/op-probe:latest (the
-# connectivity probe every cloudlet runs). Nothing is pulled.
+# connectivity probe every cloudlet runs) and localhost/op-egress:latest (the egress gateway of
+# clusters whose outbound traffic is let out selectively). Nothing is pulled.
 # Idempotent: unchanged sources give the same binaries and the same images. Prints the image
 # ids on stdout; progress goes to stderr.
 #
@@ -35,11 +36,11 @@ if [ ! -x /bin/busybox ] || ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic exe
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq busybox-static >/dev/null
 fi
 
-echo "==> building op-sample-app, op-counter and op-probe (static, $triple)" >&2
+echo "==> building op-sample-app, op-counter, op-probe and op-egress (static, $triple)" >&2
 RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release -p op-sample-app --bins \
   --target "$triple" --target-dir "$target/static"
 
-for name in op-sample-app op-counter op-probe; do
+for name in op-sample-app op-counter op-probe op-egress; do
   bin="$target/static/$triple/release/$name"
 
   # FROM scratch has no libc: the binary must not be dynamic.
@@ -80,7 +81,10 @@ if [ "$name" = op-sample-app ]; then
   done
   printf 'COPY bin /bin\n' >> "$ctx/Containerfile"
 fi
-printf 'EXPOSE 8080\nENTRYPOINT ["/%s"]\n' "$name" >> "$ctx/Containerfile"
+# The egress gateway serves proxy requests on 3128; the others on 8080.
+port=8080
+[ "$name" = op-egress ] && port=3128
+printf 'EXPOSE %s\nENTRYPOINT ["/%s"]\n' "$port" "$name" >> "$ctx/Containerfile"
 $SUDO podman build -q --layers -f "$ctx/Containerfile" -t "$image" "$ctx" >/dev/null
 rm -rf "$ctx"
 $SUDO podman image inspect --format '{{.Id}}' "$image"

@@ -208,14 +208,14 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
     if let Some(only) = pin.cloudlet {
         cloudlets.retain(|c| &c.metadata.name == only);
     }
-    // A cloudlet whose privacy policy (or whose region's regulation) keeps everything in takes
-    // instances only in clusters that deny outbound traffic (the cluster's own checks see to
-    // that).
+    // A cloudlet whose privacy policy (or whose region's regulation) does not let everything
+    // out takes instances only in clusters, whose egress gateway applies it (the cluster's own
+    // checks see to the rest).
     if pin.cluster.is_none() {
         if !s.inventory.region_lets_out(&zone.spec.region) {
             return Err(ApiError::invalid(
                 "clusterRef",
-                format!("the regulation of region {} lets nothing out of its cloudlets: deploy into a cluster there that denies outbound traffic", zone.spec.region),
+                format!("the regulation of region {} does not let everything out of its cloudlets: deploy into a cluster there (its egress gateway lets out what the regulation allows)", zone.spec.region),
             ));
         }
         let before = cloudlets.len();
@@ -223,7 +223,7 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
         if cloudlets.is_empty() && before > 0 {
             return Err(ApiError::invalid(
                 "clusterRef",
-                format!("the privacy policy of zone {}'s cloudlets lets nothing out: deploy into a cluster there that denies outbound traffic", zone.metadata.name),
+                format!("the privacy policy of zone {}'s cloudlets does not let everything out: deploy into a cluster there (its egress gateway lets out what the policy allows)", zone.metadata.name),
             ));
         }
     }
@@ -242,7 +242,7 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
     if cloudlets.iter().all(|c| c.spec.maintenance) {
         return Err(ApiError::invalid("edgeCloudZoneId", "the zone has no cloudlet accepting instances"));
     }
-    let (mut flavors, _) = s.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
+    let mut flavors: Vec<Object<FlavorSpec>> = s.inventory.flavors().iter().map(|f| Object::clone(f)).collect();
     flavors.sort_by_key(|f| (f.spec.vcpus, f.spec.memory_mb, f.spec.gpus, f.spec.disk_gb, f.metadata.name.clone()));
     let instances: std::collections::HashMap<Name, Vec<std::sync::Arc<AppInstance>>> =
         cloudlets.iter().map(|c| (c.metadata.name.clone(), s.inventory.instances_on(&c.metadata.name))).collect();
@@ -413,10 +413,9 @@ fn needed_services(app: &App) -> u64 {
 /// a 400 naming `requirements.platformServices[i]` when no cloudlet of the zone offers
 /// service `i`, so the developer knows which one is missing here.
 async fn offered_services(s: &AppState, app: &App, cloudlets: &[op_types::specs::Cloudlet], zone: &Object<ZoneSpec>) -> Result<Vec<u64>, ApiError> {
-    use op_types::specs::PlatformServiceSpec;
     let mut bits = vec![0u64; cloudlets.len()];
     for (i, name) in app.spec.requirements.platform_services.iter().enumerate().take(64) {
-        let svc = s.repo.get_by_name::<PlatformServiceSpec, ()>(Kind::PlatformService, None, name).await?;
+        let svc = s.inventory.platform_service(name);
         let mut anywhere = false;
         for (k, cl) in cloudlets.iter().enumerate() {
             if svc.as_ref().is_some_and(|p| p.spec.offered_on(&cl.metadata.name)) {
@@ -482,11 +481,10 @@ pub async fn create_app_instance(
         .ok_or_else(|| ApiError::invalid("appId", format!("app {} does not exist", req.app_id)))?;
     let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
     c.require_write(&org)?;
-    let zone = s
-        .repo
-        .get::<ZoneSpec, ()>(Kind::Zone, req.edge_cloud_zone_id)
-        .await?
-        .ok_or_else(|| ApiError::invalid("edgeCloudZoneId", format!("zone {} does not exist", req.edge_cloud_zone_id)))?;
+    let zone = match s.inventory.zone(req.edge_cloud_zone_id) {
+        Some(z) => Object::clone(&z),
+        None => s.repo.get::<ZoneSpec, ()>(Kind::Zone, req.edge_cloud_zone_id).await?.ok_or_else(|| ApiError::invalid("edgeCloudZoneId", format!("zone {} does not exist", req.edge_cloud_zone_id)))?,
+    };
     let inst = match req.cluster_ref {
         None => create_instance(&s, &app, &zone, name, &c.user).await?,
         Some(cluster) => {
@@ -576,12 +574,11 @@ async fn placement_policy(
     app: &App,
     cloudlets: &[op_types::specs::Cloudlet],
 ) -> Result<(op_placement::decide::Policy, u32), ApiError> {
-    use op_types::specs::PlacementPolicySpec;
     let default = Name::new("default").map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut spec = None;
     for name in [region, &default] {
-        if let Some(p) = s.repo.get_by_name::<PlacementPolicySpec, ()>(Kind::PlacementPolicy, None, name).await? {
-            spec = Some(p.spec);
+        if let Some(p) = s.inventory.placement_policy(name) {
+            spec = Some(p.spec.clone());
             break;
         }
     }
@@ -629,7 +626,7 @@ async fn check_image(s: &AppState, app: &App, cloudlet: &Name) -> Result<(), Api
             return crate::registry::check_pushed(s, image, org).await;
         }
     }
-    let Some(cl) = s.repo.get_by_name::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, cloudlet).await? else { return Ok(()) };
+    let Some(cl) = s.inventory.cloudlet(cloudlet) else { return Ok(()) };
     let checked = match s.drivers.for_cloudlet(&cl.spec) {
         Ok(driver) => driver.image_exists(image).await,
         Err(e) => Err(e),

@@ -68,25 +68,38 @@ fn view(s: &AppState, c: &Caller, cl: Cluster, members: Vec<AppInstance>) -> Clu
         state: if cl.metadata.deletion_requested.is_some() { "Deleting".to_string() } else { cl.status.state.to_string() },
         message: cl.status.message,
         cloudlet: if c.role.is_operator() { cl.observed.cloudlet.map(|n| n.to_string()).unwrap_or_default() } else { HIDDEN_CLOUDLET.to_string() },
+        egress: cl.observed.egress,
         members,
     }
 }
 
+/// Refuses a cluster that asks to let traffic out (`outbound`) where the regulation of
+/// `zone`'s region lets nothing out.
+fn region_lets_something_out(s: &AppState, zone: &Object<ZoneSpec>) -> Result<(), ApiError> {
+    if s.inventory.region_egress(&zone.spec.region).lets_anything_out() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("spec.outboundAllowed", format!("the regulation of region {} lets nothing out of its cloudlets", zone.spec.region)))
+    }
+}
+
 /// The cloudlet of zone `zone` a new cluster goes to: not failed (one still being checked
-/// is fine: the cluster waits for it), not in maintenance, whose privacy policy allows what
-/// the cluster asks (`outbound`), with the most capacity.
+/// is fine: the cluster waits for it), not in maintenance, whose privacy policy lets
+/// something out if the cluster asks to (`outbound`), with the most capacity. What leaves is
+/// then what the cluster, the cloudlet's policy and the region's regulation all let out.
 async fn place(s: &AppState, zone: &Object<ZoneSpec>, outbound: bool) -> Result<Name, ApiError> {
     crate::infra::served_here(s, zone)?;
     let cloudlets = s.inventory.cloudlets_in(&zone.metadata.name);
-    if outbound && !s.inventory.region_lets_out(&zone.spec.region) {
-        return Err(ApiError::invalid("spec.outboundAllowed", format!("the regulation of region {} lets nothing out of its cloudlets", zone.spec.region)));
+    if outbound {
+        region_lets_something_out(s, zone)?;
     }
-    if outbound && !cloudlets.is_empty() && cloudlets.iter().all(|c| !c.spec.outbound_allowed()) {
+    let lets_out = |c: &op_types::specs::Cloudlet| c.spec.egress().lets_anything_out();
+    if outbound && !cloudlets.is_empty() && !cloudlets.iter().any(lets_out) {
         return Err(ApiError::invalid("spec.outboundAllowed", format!("the privacy policy of zone {}'s cloudlets lets nothing out", zone.metadata.name)));
     }
     cloudlets
         .into_iter()
-        .filter(|c| c.status.state != ObjState::Failed && !c.spec.maintenance && (!outbound || c.spec.outbound_allowed()))
+        .filter(|c| c.status.state != ObjState::Failed && !c.spec.maintenance && (!outbound || lets_out(c)))
         .max_by_key(|c| c.spec.capacity.vcpus)
         .map(|c| c.metadata.name)
         .ok_or_else(|| ApiError::invalid("spec.edgeCloudZoneId", format!("zone {} has no cloudlet that can take a cluster now (all failed or in maintenance)", zone.metadata.name)))
@@ -107,7 +120,7 @@ pub async fn create_cluster(State(s): State<AppState>, c: Caller, Body(req): Bod
     if zone.spec.federated.is_some() {
         return Err(ApiError::invalid("spec.edgeCloudZoneId", "clusters run on this operator's zones, not a partner's"));
     }
-    let cloudlet = place(&s, &zone, req.spec.outbound_allowed).await?;
+    let cloudlet = place(&s, &zone, req.spec.egress().lets_anything_out()).await?;
     let mut cl: Cluster = Object::new(Kind::Cluster, Some(org), req.name, req.spec);
     cl.observed.cloudlet = Some(cloudlet);
     s.repo.create(&mut cl).await?;
@@ -150,16 +163,12 @@ pub async fn update_cluster(State(s): State<AppState>, c: Caller, Path(id): Path
         if cl.spec.edge_cloud_zone_id != req.spec.edge_cloud_zone_id {
             return Err(ApiError::invalid("spec.edgeCloudZoneId", "a cluster stays in its zone; create another cluster there"));
         }
-        if req.spec.outbound_allowed && !cl.spec.outbound_allowed {
-            let zone = s.repo.get::<ZoneSpec, ()>(Kind::Zone, cl.spec.edge_cloud_zone_id).await?;
-            if let Some(z) = zone {
-                if !s.inventory.region_lets_out(&z.spec.region) {
-                    return Err(ApiError::invalid("spec.outboundAllowed", format!("the regulation of region {} lets nothing out of its cloudlets", z.spec.region)));
-                }
+        if req.spec.egress().lets_anything_out() && !cl.spec.egress().lets_anything_out() {
+            if let Some(z) = s.inventory.zone(cl.spec.edge_cloud_zone_id) {
+                region_lets_something_out(&s, &z)?;
             }
             if let Some(name) = &cl.observed.cloudlet {
-                let host = s.repo.get_by_name::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, name).await?;
-                if host.is_some_and(|h| !h.spec.outbound_allowed()) {
+                if s.inventory.cloudlet(name).is_some_and(|h| !h.spec.egress().lets_anything_out()) {
                     return Err(ApiError::invalid("spec.outboundAllowed", "the privacy policy of the cluster's cloudlet lets nothing out"));
                 }
             }

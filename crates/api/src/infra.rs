@@ -287,6 +287,7 @@ async fn create<S: InfraKind>(state: &AppState, caller: &Caller, req: CreateRequ
         obj.status.state = ObjState::Ready;
     }
     state.repo.create(&mut obj).await?;
+    state.inventory.wrote(S::KIND, obj.metadata.uid, Some(&obj));
     tracing::info!(kind = %S::KIND, name = %obj.metadata.name, user = %caller.user, "created");
     S::redact(&mut obj, true);
     Ok(obj)
@@ -323,6 +324,7 @@ async fn delete<S: InfraKind>(state: &AppState, caller: &Caller, name: &str) -> 
     }
     S::check_unused(state, &name).await?;
     state.repo.delete(&obj).await?;
+    state.inventory.wrote::<S, S::Observed>(S::KIND, obj.metadata.uid, None);
     tracing::info!(kind = %S::KIND, %name, user = %caller.user, "deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -433,7 +435,71 @@ pub async fn update_placement_policy(
         obj.spec = req.spec.clone();
         match s.repo.update(&mut obj).await {
             Ok(()) => {
+                s.inventory.wrote(Kind::PlacementPolicy, obj.metadata.uid, Some(&obj));
                 tracing::info!(%name, user = %c.user, "placement policy replaced");
+                return Ok(Json(obj));
+            }
+            Err(op_store::RepoError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Body of `PUT /op/v1/cloudlets/{name}/policies`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CloudletPolicies {
+    /// The traffic let in to instances there; none: every published port.
+    #[serde(default)]
+    pub security_group: Option<op_types::specs::SecurityGroup>,
+    /// What may leave instances there; none: anything.
+    #[serde(default)]
+    pub privacy_policy: Option<op_types::specs::PrivacyPolicy>,
+}
+
+/// Replace a cloudlet's security group and privacy policy (operator admins only). Clusters
+/// there follow the new privacy policy within seconds (their egress gateways are restarted
+/// with it); new deployments are admitted under both. A policy that no longer lets everything
+/// out is refused while an instance outside a cluster runs there (it would keep its way out).
+#[utoipa::path(put, path = "/op/v1/cloudlets/{name}/policies", tag = "cloudlets", security(("bearer" = [])),
+    params(("name" = String, Path)), request_body = CloudletPolicies,
+    responses((status = 200, body = Object<CloudletSpec, CloudletObserved>), (status = 400, body = ErrorInfo), (status = 403, body = ErrorInfo),
+        (status = 404, body = ErrorInfo), (status = 409, body = ErrorInfo)))]
+pub async fn update_cloudlet_policies(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+    Body(req): Body<CloudletPolicies>,
+) -> Result<Json<Object<CloudletSpec, CloudletObserved>>, ApiError> {
+    c.require_operator_admin()?;
+    let name = path_name(&name)?;
+    if let Some(sg) = &req.security_group {
+        sg.validate().map_err(|e| e.under("securityGroup"))?;
+    }
+    if let Some(p) = &req.privacy_policy {
+        p.validate().map_err(|e| e.under("privacyPolicy"))?;
+    }
+    let lets_all_out = req.privacy_policy.as_ref().is_none_or(|p| p.outbound_allowed);
+    if !lets_all_out {
+        if let Some(i) = s.inventory.instances_on(&name).iter().find(|i| i.spec.cluster.is_none()) {
+            return Err(ApiError::Aborted(format!(
+                "instance {} runs on cloudlet {name} outside a cluster and would keep its way out: delete it (or redeploy it into a cluster) first",
+                i.metadata.name
+            )));
+        }
+    }
+    loop {
+        let mut obj = s
+            .repo
+            .get_by_name::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, &name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("cloudlet '{name}' not found")))?;
+        obj.spec.security_group = req.security_group.clone();
+        obj.spec.privacy_policy = req.privacy_policy.clone();
+        match s.repo.update(&mut obj).await {
+            Ok(()) => {
+                s.inventory.wrote(Kind::Cloudlet, obj.metadata.uid, Some(&obj));
+                tracing::info!(cloudlet = %name, user = %c.user, "cloudlet policies replaced");
                 return Ok(Json(obj));
             }
             Err(op_store::RepoError::Conflict) => continue,
@@ -477,6 +543,7 @@ pub async fn update_platform_service(
         obj.spec = spec.clone();
         match s.repo.update(&mut obj).await {
             Ok(()) => {
+                s.inventory.wrote(Kind::PlatformService, obj.metadata.uid, Some(&obj));
                 tracing::info!(%name, user = %c.user, "platform service replaced");
                 PlatformServiceSpec::redact(&mut obj, true);
                 return Ok(Json(obj));

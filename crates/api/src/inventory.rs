@@ -1,17 +1,23 @@
-//! The admission inventory: every cloudlet by zone, every app instance by cloudlet and the
-//! regions whose regulation lets nothing out, in memory, kept current by informers. Admission is a hot path (each deployment places against
+//! The admission inventory: every cloudlet by zone, every app instance by cloudlet, the
+//! regions whose regulation does not let everything out, and the zones, flavors, placement
+//! policies and platform services, in memory, kept current by informers. Admission is a hot
+//! path (each deployment places against
 //! the zone's cloudlets and what already runs on them); reading those from the store per
 //! request costs a range over every instance of the region, which at 100,000 instances is
 //! tens of megabytes per deployment. Admission writes through: an instance it creates is in
-//! the inventory before the next admission runs, whatever the watch's delay.
+//! the inventory before the next admission runs, whatever the watch's delay; so do the
+//! operator's writes of the small kinds (a policy replaced applies to the next deployment).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use op_store::informer::{Change, Informer};
 use op_store::{Repo, RepoError};
-use op_types::specs::{AppInstance, AppInstanceSpec, Cloudlet, CloudletObserved, CloudletSpec, InstanceObserved, RegionSpec};
-use op_types::{Kind, Name, Uid};
+use op_types::egress::Egress;
+use op_types::specs::{
+    AppInstance, AppInstanceSpec, Cloudlet, CloudletObserved, CloudletSpec, FlavorSpec, InstanceObserved, PlacementPolicySpec, PlatformServiceSpec, RegionSpec, ZoneSpec,
+};
+use op_types::{Kind, Name, Object, Uid};
 
 #[derive(Default)]
 struct Inner {
@@ -19,21 +25,42 @@ struct Inner {
     zone_cloudlets: HashMap<Name, BTreeSet<Uid>>,
     instances: HashMap<Uid, Arc<AppInstance>>,
     cloudlet_instances: HashMap<Name, BTreeSet<Uid>>,
-    /// Regions that let nothing out of their cloudlets, by uid (their names, for admission).
-    sealed_regions: HashMap<Uid, Name>,
+    /// Regions that do not let everything out of their cloudlets, by uid: their names (for
+    /// admission) and what they let out.
+    sealed_regions: HashMap<Uid, (Name, Egress)>,
+    /// Cloudlets by name.
+    cloudlet_names: HashMap<Name, Uid>,
+    /// The small kinds admission reads on every deployment, by uid.
+    zones: HashMap<Uid, Arc<Object<ZoneSpec>>>,
+    flavors: HashMap<Uid, Arc<Object<FlavorSpec>>>,
+    policies: HashMap<Uid, Arc<Object<PlacementPolicySpec>>>,
+    services: HashMap<Uid, Arc<Object<PlatformServiceSpec>>>,
 }
 
-/// Cloudlets by zone and instances by cloudlet. Cheap to clone.
+/// The kinds the inventory holds.
+const HELD: [Kind; 7] = [Kind::Cloudlet, Kind::AppInstance, Kind::Region, Kind::Zone, Kind::Flavor, Kind::PlacementPolicy, Kind::PlatformService];
+
+/// Puts `o` in `map` unless the map holds a newer version (a watch event older than what the
+/// API wrote through changes nothing).
+fn put_newer<T>(map: &mut HashMap<Uid, Arc<Object<T>>>, o: Object<T>) {
+    if map.get(&o.metadata.uid).is_none_or(|old| old.metadata.revision <= o.metadata.revision) {
+        map.insert(o.metadata.uid, Arc::new(o));
+    }
+}
+
+/// Cloudlets by zone and by name, instances by cloudlet, regions' regulations, and the small
+/// kinds every deployment reads (zones, flavors, placement policies, platform services), so
+/// that admission reads memory, not the store. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Inventory {
     inner: Arc<RwLock<Inner>>,
 }
 
 impl Inventory {
-    /// Lists cloudlets, instances and regions, then follows them in the background.
+    /// Lists what it holds, then follows it in the background.
     pub async fn start(repo: Repo) -> Result<Self, RepoError> {
         let inv = Self::default();
-        for kind in [Kind::Cloudlet, Kind::AppInstance, Kind::Region] {
+        for kind in HELD {
             let informer = Informer::start(repo.clone(), kind, &mut |c| inv.apply(kind, c)).await?;
             let me = inv.clone();
             tokio::spawn(informer.run(move |c| me.apply(kind, c)));
@@ -58,6 +85,7 @@ impl Inventory {
                         inner.zone_cloudlets.entry(old).or_default().remove(&c.metadata.uid);
                     }
                     inner.zone_cloudlets.entry(c.spec.zone.clone()).or_default().insert(c.metadata.uid);
+                    inner.cloudlet_names.insert(c.metadata.name.clone(), c.metadata.uid);
                     inner.cloudlets.insert(c.metadata.uid, Arc::new(c));
                 }
             }
@@ -65,6 +93,7 @@ impl Inventory {
                 let mut inner = self.write();
                 if let Some(c) = inner.cloudlets.remove(&uid) {
                     inner.zone_cloudlets.entry(c.spec.zone.clone()).or_default().remove(&uid);
+                    inner.cloudlet_names.remove(&c.metadata.name);
                 }
             }
             (Kind::AppInstance, Change::Put(o)) => {
@@ -81,18 +110,86 @@ impl Inventory {
             (Kind::Region, Change::Put(o)) => {
                 if let Ok(r) = o.decode::<RegionSpec, ()>() {
                     let mut inner = self.write();
-                    if r.spec.outbound_allowed() {
-                        inner.sealed_regions.remove(&r.metadata.uid);
-                    } else {
-                        inner.sealed_regions.insert(r.metadata.uid, r.metadata.name);
-                    }
+                    match r.spec.egress() {
+                        Egress::All => inner.sealed_regions.remove(&r.metadata.uid),
+                        egress => inner.sealed_regions.insert(r.metadata.uid, (r.metadata.name, egress)),
+                    };
                 }
             }
             (Kind::Region, Change::Deleted(uid)) => {
                 self.write().sealed_regions.remove(&uid);
             }
+            (Kind::Zone, c) => self.keep(c, |i| &mut i.zones),
+            (Kind::Flavor, c) => self.keep(c, |i| &mut i.flavors),
+            (Kind::PlacementPolicy, c) => self.keep(c, |i| &mut i.policies),
+            (Kind::PlatformService, c) => self.keep(c, |i| &mut i.services),
             _ => {}
         }
+    }
+
+    /// Applies a change of one of the small kinds to its map (decoded before the lock is
+    /// taken; a version older than the one held changes nothing).
+    fn keep<T: serde::de::DeserializeOwned>(&self, change: Change<'_>, map: impl FnOnce(&mut Inner) -> &mut HashMap<Uid, Arc<Object<T>>>) {
+        match change {
+            Change::Put(o) => {
+                if let Ok(o) = o.decode::<T, ()>() {
+                    put_newer(map(&mut self.write()), o);
+                }
+            }
+            Change::Deleted(uid) => {
+                map(&mut self.write()).remove(&uid);
+            }
+        }
+    }
+
+    /// Records what the API just stored (or, with `None`, removed), so that the next request
+    /// sees it even before the store's watch tells the inventory; kinds it does not hold are
+    /// ignored.
+    pub fn wrote<S: serde::Serialize, X: serde::Serialize>(&self, kind: Kind, uid: Uid, obj: Option<&Object<S, X>>) {
+        if !HELD.contains(&kind) {
+            return;
+        }
+        match obj.map(op_store::informer::Raw::of) {
+            Some(Ok(raw)) => self.apply(kind, Change::Put(&raw)),
+            Some(Err(_)) => {}
+            None => self.apply(kind, Change::Deleted(uid)),
+        }
+    }
+
+    /// Zone `uid`.
+    pub fn zone(&self, uid: Uid) -> Option<Arc<Object<ZoneSpec>>> {
+        self.read().zones.get(&uid).cloned()
+    }
+
+    /// Every zone's uid.
+    pub fn zone_uids(&self) -> Vec<Uid> {
+        self.read().zones.keys().copied().collect()
+    }
+
+    /// Every instance (shared, not copied: the resource and usage samplers walk them all).
+    pub fn instances(&self) -> Vec<Arc<AppInstance>> {
+        self.read().instances.values().cloned().collect()
+    }
+
+    /// Every flavor.
+    pub fn flavors(&self) -> Vec<Arc<Object<FlavorSpec>>> {
+        self.read().flavors.values().cloned().collect()
+    }
+
+    /// The placement policy named `name`.
+    pub fn placement_policy(&self, name: &Name) -> Option<Arc<Object<PlacementPolicySpec>>> {
+        self.read().policies.values().find(|p| &p.metadata.name == name).cloned()
+    }
+
+    /// The platform service named `name`.
+    pub fn platform_service(&self, name: &Name) -> Option<Arc<Object<PlatformServiceSpec>>> {
+        self.read().services.values().find(|p| &p.metadata.name == name).cloned()
+    }
+
+    /// The cloudlet named `name`.
+    pub fn cloudlet(&self, name: &Name) -> Option<Arc<Cloudlet>> {
+        let inner = self.read();
+        inner.cloudlet_names.get(name).and_then(|u| inner.cloudlets.get(u)).cloned()
     }
 
     /// Records an instance (admission calls this right after storing one).
@@ -122,7 +219,13 @@ impl Inventory {
     /// Whether region `name`'s regulation lets instances open connections out of their
     /// cloudlet (a region that does not exist regulates nothing).
     pub fn region_lets_out(&self, name: &Name) -> bool {
-        !self.read().sealed_regions.values().any(|n| n == name)
+        self.region_egress(name) == Egress::All
+    }
+
+    /// What region `name`'s regulation lets out of its cloudlets (through a cluster's egress
+    /// gateway, unless everything).
+    pub fn region_egress(&self, name: &Name) -> Egress {
+        self.read().sealed_regions.values().find(|(n, _)| n == name).map_or(Egress::All, |(_, e)| e.clone())
     }
 
     /// Every cloudlet (shared, not copied: the serverless ingress checks them on every change
@@ -191,7 +294,13 @@ mod tests {
         assert!(inv.region_lets_out(&name("eu")), "an unknown region regulates nothing");
         inv.apply(Kind::Region, Change::Put(&op_store::informer::Raw::of(&r).unwrap()));
         assert!(!inv.region_lets_out(&name("eu")));
+        assert_eq!(inv.region_egress(&name("eu")), Egress::Nothing);
         assert!(inv.region_lets_out(&name("us")));
+        let web = op_types::egress::OutboundRule { protocol: op_types::specs::Protocol::TCP, remote_cidr: "0.0.0.0/0".into(), port_min: 443, port_max: None };
+        r.spec.privacy_policy = Some(op_types::specs::PrivacyPolicy { outbound_allowed: false, outbound_rules: vec![web.clone()] });
+        inv.apply(Kind::Region, Change::Put(&op_store::informer::Raw::of(&r).unwrap()));
+        assert!(!inv.region_lets_out(&name("eu")), "selective rules hold plain instances back");
+        assert_eq!(inv.region_egress(&name("eu")), Egress::Rules(vec![web]));
         r.spec.privacy_policy = None;
         inv.apply(Kind::Region, Change::Put(&op_store::informer::Raw::of(&r).unwrap()));
         assert!(inv.region_lets_out(&name("eu")), "opened up");

@@ -78,6 +78,7 @@ impl Modify for BearerAuth {
         infra::list_flavors, infra::create_flavor, infra::get_flavor, infra::delete_flavor,
         infra::list_organizations, infra::create_organization, infra::get_organization, infra::delete_organization,
         infra::list_placement_policies, infra::create_placement_policy, infra::get_placement_policy, infra::delete_placement_policy, infra::update_placement_policy,
+        infra::update_cloudlet_policies,
         infra::list_platform_services, infra::create_platform_service, infra::get_platform_service, infra::delete_platform_service, infra::update_platform_service,
         camara::submit_app, camara::get_apps, camara::get_app, camara::delete_app,
         camara::create_app_instance, camara::get_app_instances, camara::delete_app_instance,
@@ -169,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .route("/op/v1/zones/{name}", get(get_zone).delete(delete_zone))
         .route("/op/v1/zones/{name}/flavors", get(infra::zone_flavors))
         .route("/op/v1/cloudlets/{name}/flavors", get(infra::cloudlet_flavors))
+        .route("/op/v1/cloudlets/{name}/policies", axum::routing::put(infra::update_cloudlet_policies))
         .route("/op/v1/cloudlets", get(list_cloudlets).post(create_cloudlet))
         .route("/op/v1/cloudlets/{name}", get(get_cloudlet).delete(delete_cloudlet))
         .route("/op/v1/flavors", get(list_flavors).post(create_flavor))

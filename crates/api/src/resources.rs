@@ -15,8 +15,8 @@ use axum::Json;
 use futures::StreamExt;
 use op_driver::{ContainerStats, DriverError};
 use op_types::observe::{Health, InstanceUsage, ResourceAmounts, UsageTotals};
-use op_types::specs::{CloudletObserved, CloudletSpec, FlavorSpec};
-use op_types::{Kind, Name, Uid};
+use op_types::specs::Cloudlet;
+use op_types::{Name, Uid};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -154,7 +154,8 @@ struct Target {
     cloudlet: Name,
     vcpus: u32,
     ready: bool,
-    spec: CloudletSpec,
+    /// Its cloudlet (shared: a copy per instance would be 100,000 copies per pass).
+    host: Arc<Cloudlet>,
 }
 
 /// Reads every local instance once per `every`, for ever.
@@ -168,10 +169,12 @@ pub async fn run(s: AppState, every: Duration) {
 }
 
 async fn collect(s: &AppState) -> Result<(), ApiError> {
-    let (cloudlets, _) = s.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
-    let (flavors, _) = s.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
-    let instances = crate::infra::all_instances(s).await?;
-    let cloudlet_of: HashMap<&Name, &CloudletSpec> = cloudlets.iter().map(|c| (&c.metadata.name, &c.spec)).collect();
+    // From memory: at 100,000 instances a list from the store every few seconds costs more
+    // than the readings.
+    let cloudlets = s.inventory.cloudlets();
+    let flavors = s.inventory.flavors();
+    let instances = s.inventory.instances();
+    let cloudlet_of: HashMap<&Name, &Arc<Cloudlet>> = cloudlets.iter().map(|c| (&c.metadata.name, c)).collect();
     let vcpus_of: HashMap<&Name, u32> = flavors.iter().map(|f| (&f.metadata.name, f.spec.vcpus)).collect();
     let targets: Vec<Target> = instances
         .iter()
@@ -185,13 +188,13 @@ async fn collect(s: &AppState) -> Result<(), ApiError> {
                 cloudlet: i.spec.cloudlet.clone(),
                 vcpus: vcpus_of.get(&i.spec.flavor).copied().unwrap_or(0),
                 ready: i.status.holds("ContainerRunning"),
-                spec: (*cloudlet_of.get(&i.spec.cloudlet)?).clone(),
+                host: Arc::clone(cloudlet_of.get(&i.spec.cloudlet)?),
             })
         })
         .collect();
     let readings: Vec<(Target, Result<ContainerStats, DriverError>)> = futures::stream::iter(targets)
         .map(|t| async move {
-            let r = match s.drivers.for_cloudlet(&t.spec) {
+            let r = match s.drivers.for_cloudlet(&t.host.spec) {
                 Ok(d) => d.stats(&op_controller::container_name(t.uid)).await,
                 Err(e) => Err(e),
             };

@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use op_placement::forecast::Holt;
 use op_store::{Engine, Op, StoreError};
-use op_types::specs::{CloudletObserved, CloudletSpec, FlavorSpec};
-use op_types::{Kind, Name, Uid};
+use op_types::{Name, Uid};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -165,10 +164,11 @@ pub async fn run(s: AppState, every: Duration) {
 }
 
 async fn sample(s: &AppState) -> Result<(), ApiError> {
-    let (cloudlets, _) = s.repo.list::<CloudletSpec, CloudletObserved>(Kind::Cloudlet).await?;
-    let (flavors, _) = s.repo.list::<FlavorSpec, ()>(Kind::Flavor).await?;
-    let (zones, _) = s.repo.list::<op_types::specs::ZoneSpec, ()>(Kind::Zone).await?;
-    let instances = crate::infra::all_instances(s).await?;
+    // From memory, as admission reads them (a list from the store would decode every instance).
+    let cloudlets = s.inventory.cloudlets();
+    let flavors = s.inventory.flavors();
+    let zones = s.inventory.zone_uids();
+    let instances = s.inventory.instances();
     // One pass over the instances, not one per cloudlet.
     let vcpus_of: HashMap<&Name, u32> = flavors.iter().map(|f| (&f.metadata.name, f.spec.vcpus)).collect();
     let mut used: HashMap<&Name, u32> = HashMap::new();
@@ -182,7 +182,6 @@ async fn sample(s: &AppState) -> Result<(), ApiError> {
             (cl.metadata.name.clone(), f64::from(vcpus) / f64::from(cl.spec.capacity.vcpus.max(1)))
         })
         .collect();
-    let zones: Vec<Uid> = zones.iter().map(|z| z.metadata.uid).collect();
     let ops = s.usage.sample(&loads, &zones);
     s.repo.engine(op_types::Home::Regional).txn(Vec::new(), ops).await.map_err(op_store::RepoError::from)?;
     Ok(())

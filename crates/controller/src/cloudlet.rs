@@ -84,19 +84,18 @@ impl CloudletReconciler {
         }
     }
 
-    /// Removes this platform's containers on `cl` whose instance (or, for a probe, cloudlet)
-    /// is not in the store.
+    /// Removes this platform's containers on `cl` whose instance (or, for a probe, cloudlet;
+    /// for an egress gateway, cluster) is not in the store.
     async fn sweep(&self, cl: &Cloudlet) -> Result<usize, ReconcileError> {
         let driver = self.drivers.for_cloudlet(&cl.spec)?;
         let containers =
             driver.list(&[(LABEL_MANAGED, "true"), (LABEL_PLATFORM, self.platform_id.as_str())]).await?;
         let mut removed = 0;
         for c in containers {
-            let owner = match (c.labels.get(LABEL_INSTANCE), c.labels.get(LABEL_PROBE)) {
-                (Some(u), _) => u.parse::<Uid>().ok().map(|u| (Kind::AppInstance, u)),
-                (None, Some(u)) => u.parse::<Uid>().ok().map(|u| (Kind::Cloudlet, u)),
-                (None, None) => None,
-            };
+            let owner = [(LABEL_INSTANCE, Kind::AppInstance), (LABEL_PROBE, Kind::Cloudlet), (crate::cluster::LABEL_EGRESS_GATEWAY, Kind::Cluster)]
+                .into_iter()
+                .find_map(|(label, kind)| c.labels.get(label).map(|u| (kind, u)))
+                .and_then(|(kind, u)| u.parse::<Uid>().ok().map(|u| (kind, u)));
             let known = match owner {
                 Some((kind, uid)) => self.repo.get::<serde_json::Value, serde_json::Value>(kind, uid).await?.is_some(),
                 None => false,

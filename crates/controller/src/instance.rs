@@ -90,7 +90,7 @@ impl InstanceReconciler {
 
     async fn cloudlet(&self, inst: &AppInstance) -> Result<Cloudlet, ReconcileError> {
         self.repo
-            .get_by_name::<_, _>(Kind::Cloudlet, None, &inst.spec.cloudlet)
+            .get_by_name_cached::<_, _>(Kind::Cloudlet, None, &inst.spec.cloudlet)
             .await?
             .ok_or_else(|| ReconcileError::Dangling(format!("cloudlet '{}' no longer exists", inst.spec.cloudlet)))
     }
@@ -169,6 +169,8 @@ impl InstanceReconciler {
             labels.insert(LABEL_ORG.to_string(), org.to_string());
         }
         let network = inst.spec.cluster.map(|c| {
+            // A member's way out, whatever its cluster lets out, is the cluster's gateway.
+            env.extend(crate::cluster::proxy_env());
             labels.insert(crate::cluster::LABEL_CLUSTER.to_string(), c.to_string());
             NetworkAttachment { name: op_types::cluster::cluster_network(c), aliases: vec![inst.metadata.name.to_string()] }
         });
@@ -206,7 +208,7 @@ impl Reconciler for InstanceReconciler {
         }
         let cl = self.cloudlet(&inst).await;
         let app = self.repo.get::<_, ()>(Kind::App, inst.spec.app_id).await?;
-        let flavor = self.repo.get_by_name::<_, ()>(Kind::Flavor, None, &inst.spec.flavor).await?;
+        let flavor = self.repo.get_by_name_cached::<_, ()>(Kind::Flavor, None, &inst.spec.flavor).await?;
         let (cl, app, flavor) = match (cl, app, flavor) {
             (Ok(cl), Some(app), Some(f)) => (cl, app, f),
             (Err(e), _, _) => return self.fail(inst, &inst_before, "CloudletMissing", e).await,
@@ -244,7 +246,7 @@ impl Reconciler for InstanceReconciler {
                 self.save(&mut inst, &inst_before).await?;
                 return Ok(Action::Requeue(STARTING_PROBE));
             };
-            egress = c.spec.outbound_allowed.then_some(c.observed.egress_network).flatten();
+            egress = crate::cluster::members_egress(&c);
         }
         let known = inst.observed.container_id.is_some();
         if known && inst.status.holds("ContainerRunning") {

@@ -36,6 +36,13 @@ pub trait Reconciler: Send + Sync + 'static {
     async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError>;
     /// How long to wait before retrying after `failures` consecutive errors.
     fn error_policy(&self, err: &ReconcileError, failures: u32) -> Duration;
+    /// Whether a stored version of an object (its bytes, as listed or watched) concerns this
+    /// reconciler at all: one that follows a few of a kind's objects (a partner's instances)
+    /// says no to the rest before anything is read, instead of reading each on every change.
+    /// Deletions are always handed on.
+    fn wants(&self, _stored: &[u8]) -> bool {
+        true
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,14 +69,76 @@ impl Metrics {
     }
 }
 
+/// How many uids the workers take from the changes before one requeued uid, while both wait:
+/// changes come first, yet periodic re-checks and retries are never starved.
+const CHANGES_PER_REQUEUE: u32 = 3;
+
+/// The uids waiting and running. Changes (the list, watch events) and requeues (a reconciler's
+/// `Requeue`, retries after errors) wait apart: at 100,000 Ready instances re-checked every
+/// few seconds, the re-checks alone exceed what the store serves, and a new instance must not
+/// wait behind them.
 #[derive(Default)]
 struct Queue {
-    ready: VecDeque<Uid>,
-    queued: HashSet<Uid>,
+    changes: VecDeque<Uid>,
+    requeues: VecDeque<Uid>,
+    /// Every uid waiting, and whether it waits among the changes.
+    queued: HashMap<Uid, bool>,
     running: HashSet<Uid>,
     /// Changed while running: queue again when the running reconcile ends.
     dirty: HashSet<Uid>,
     failures: HashMap<Uid, u32>,
+    /// Changes taken since the last requeue.
+    streak: u32,
+}
+
+impl Queue {
+    /// Queues `uid` (`change`: among the changes); whether a worker should be woken.
+    fn push(&mut self, uid: Uid, change: bool) -> bool {
+        if self.running.contains(&uid) {
+            self.dirty.insert(uid);
+            return false;
+        }
+        match self.queued.get(&uid) {
+            Some(true) => false,
+            // Waiting as a requeue: a change moves it up (the entry left behind is skipped).
+            Some(false) if change => {
+                self.queued.insert(uid, true);
+                self.changes.push_back(uid);
+                true
+            }
+            Some(false) => false,
+            None => {
+                self.queued.insert(uid, change);
+                if change {
+                    self.changes.push_back(uid);
+                } else {
+                    self.requeues.push_back(uid);
+                }
+                true
+            }
+        }
+    }
+
+    /// The next uid to reconcile, now marked running.
+    fn pop(&mut self) -> Option<Uid> {
+        loop {
+            let take_requeue = !self.requeues.is_empty() && (self.changes.is_empty() || self.streak >= CHANGES_PER_REQUEUE);
+            let (uid, change) = if take_requeue {
+                self.streak = 0;
+                (self.requeues.pop_front()?, false)
+            } else {
+                self.streak += 1;
+                (self.changes.pop_front()?, true)
+            };
+            // An entry whose uid has since moved (or run) is stale.
+            if self.queued.get(&uid) != Some(&change) {
+                continue;
+            }
+            self.queued.remove(&uid);
+            self.running.insert(uid);
+            return Some(uid);
+        }
+    }
 }
 
 /// Drives one [`Reconciler`].
@@ -95,12 +164,9 @@ impl<R: Reconciler> Runner<R> {
         }
     }
 
-    fn enqueue(queue: &Mutex<Queue>, notify: &Notify, uid: Uid) {
+    fn enqueue(queue: &Mutex<Queue>, notify: &Notify, uid: Uid, change: bool) {
         let Ok(mut q) = queue.lock() else { return };
-        if q.running.contains(&uid) {
-            q.dirty.insert(uid);
-        } else if q.queued.insert(uid) {
-            q.ready.push_back(uid);
+        if q.push(uid, change) {
             drop(q);
             notify.notify_one();
         }
@@ -135,8 +201,8 @@ impl<R: Reconciler> Runner<R> {
     async fn list_and_watch(&self, kind: Kind) -> Result<(), RepoError> {
         // Only uids are queued: the key names them, nothing is decoded here.
         let (kvs, rev) = self.repo.list_raw(kind).await?;
-        for uid in kvs.iter().filter_map(|kv| op_store::uid_of_key(&kv.key)) {
-            Self::enqueue(&self.queue, &self.notify, uid);
+        for uid in kvs.iter().filter(|kv| self.reconciler.wants(&kv.value)).filter_map(|kv| op_store::uid_of_key(&kv.key)) {
+            Self::enqueue(&self.queue, &self.notify, uid, true);
         }
         let mut watch = self.repo.watch(kind, rev).await?;
         while let Some(ev) = watch.recv().await {
@@ -146,7 +212,9 @@ impl<R: Reconciler> Runner<R> {
                         warn!(%kind, key = %ev.kv.key, "a watched key that names no uid");
                         continue;
                     };
-                    Self::enqueue(&self.queue, &self.notify, uid);
+                    if ev.kind == op_store::EventKind::Delete || self.reconciler.wants(&ev.kv.value) {
+                        Self::enqueue(&self.queue, &self.notify, uid, true);
+                    }
                 }
                 Err(StoreError::Compacted(r)) => {
                     debug!(%kind, r, "watch compacted");
@@ -161,12 +229,8 @@ impl<R: Reconciler> Runner<R> {
     async fn next(&self) -> Uid {
         loop {
             let notified = self.notify.notified();
-            if let Ok(mut q) = self.queue.lock() {
-                if let Some(uid) = q.ready.pop_front() {
-                    q.queued.remove(&uid);
-                    q.running.insert(uid);
-                    return uid;
-                }
+            if let Some(uid) = self.queue.lock().ok().and_then(|mut q| q.pop()) {
+                return uid;
             }
             notified.await;
         }
@@ -206,14 +270,69 @@ impl<R: Reconciler> Runner<R> {
                 q.dirty.remove(&uid)
             });
             if again_now.unwrap_or(false) {
-                Self::enqueue(&self.queue, &self.notify, uid);
+                Self::enqueue(&self.queue, &self.notify, uid, true);
             } else if let Some(d) = delay {
                 let (queue, notify) = (self.queue.clone(), self.notify.clone());
                 tokio::spawn(async move {
                     tokio::time::sleep(d).await;
-                    Self::enqueue(&queue, &notify, uid);
+                    Self::enqueue(&queue, &notify, uid, false);
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uids(n: usize) -> Vec<Uid> {
+        (0..n).map(|_| Uid::random()).collect()
+    }
+
+    fn drain(q: &mut Queue) -> Vec<Uid> {
+        let mut out = Vec::new();
+        while let Some(u) = q.pop() {
+            q.running.remove(&u);
+            out.push(u);
+        }
+        out
+    }
+
+    #[test]
+    fn changes_come_first_and_requeues_are_not_starved() {
+        let mut q = Queue::default();
+        let (periodic, fresh) = (uids(4), uids(8));
+        for u in &periodic {
+            assert!(q.push(*u, false));
+        }
+        for u in &fresh {
+            assert!(q.push(*u, true));
+        }
+        let order = drain(&mut q);
+        assert_eq!(order.len(), 12, "each once");
+        // Three changes, then a requeue, while both wait; then what is left.
+        assert_eq!(&order[..3], &fresh[..3]);
+        assert_eq!(order[3], periodic[0]);
+        assert_eq!(&order[4..7], &fresh[3..6]);
+        assert_eq!(order[7], periodic[1]);
+    }
+
+    #[test]
+    fn a_change_moves_a_waiting_requeue_up_and_runs_it_once() {
+        let mut q = Queue::default();
+        let (a, b, c) = (Uid::random(), Uid::random(), Uid::random());
+        q.push(a, false);
+        q.push(b, false);
+        assert!(!q.push(a, false), "already waiting");
+        assert!(q.push(a, true), "moved up");
+        q.push(c, true);
+        assert_eq!(drain(&mut q), vec![a, c, b], "a with the changes, its old place skipped");
+        // Running: a change marks it dirty instead of queueing it twice.
+        q.push(a, true);
+        assert_eq!(q.pop(), Some(a));
+        assert!(!q.push(a, true));
+        assert!(q.dirty.contains(&a));
+        assert_eq!(q.pop(), None);
     }
 }

@@ -589,10 +589,11 @@ impl Driver for DockerDriver {
     }
 
     /// `POST /networks/create` unless `GET /networks/{name}` finds it.
-    async fn ensure_network(&self, name: &str, internal: bool, labels: &BTreeMap<String, String>) -> Result<(), DriverError> {
+    async fn ensure_network(&self, name: &str, internal: bool, labels: &BTreeMap<String, String>) -> Result<Option<String>, DriverError> {
         let docker = self.client().await?;
+        let subnet = |n: bollard::models::Network| n.ipam.and_then(|i| i.config).and_then(|c| c.into_iter().find_map(|c| c.subnet));
         match docker.inspect_network(name, None::<bollard::network::InspectNetworkOptions<String>>).await {
-            Ok(_) => return Ok(()),
+            Ok(n) => return Ok(subnet(n)),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
             Err(e) => return Err(self.map(e)),
         }
@@ -604,9 +605,10 @@ impl Driver for DockerDriver {
             ..Default::default()
         };
         match docker.create_network(opts).await {
-            Ok(_) => Ok(()),
-            // Made meanwhile by another reconcile.
-            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            // Made now, or meanwhile by another reconcile: the runtime picked its subnet.
+            Ok(_) | Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {
+                docker.inspect_network(name, None::<bollard::network::InspectNetworkOptions<String>>).await.map(subnet).map_err(|e| self.map(e))
+            }
             Err(e) => Err(self.map(e)),
         }
     }

@@ -297,8 +297,9 @@ pub trait Driver: Send + Sync + 'static {
     /// error, one a container still uses is [`DriverError::Runtime`].
     async fn remove_image(&self, image: &str) -> Result<(), DriverError>;
     /// Creates network `name` unless it exists; `internal` networks have no route out of the
-    /// runtime. Labels mark it as the platform's.
-    async fn ensure_network(&self, name: &str, internal: bool, labels: &BTreeMap<String, String>) -> Result<(), DriverError>;
+    /// runtime. Labels mark it as the platform's. Returns its subnet (CIDR) when the runtime
+    /// tells it (a cluster's egress gateway always lets traffic to it through).
+    async fn ensure_network(&self, name: &str, internal: bool, labels: &BTreeMap<String, String>) -> Result<Option<String>, DriverError>;
     /// Removes network `name`; a missing one is not an error.
     async fn remove_network(&self, name: &str) -> Result<(), DriverError>;
     /// Connects container `id` to network `network`; already connected is not an error.

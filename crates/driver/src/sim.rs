@@ -188,8 +188,8 @@ impl Driver for SimDriver {
     }
 
     /// Networks are not modelled: every network call succeeds.
-    async fn ensure_network(&self, _name: &str, _internal: bool, _labels: &BTreeMap<String, String>) -> Result<(), DriverError> {
-        Ok(())
+    async fn ensure_network(&self, _name: &str, _internal: bool, _labels: &BTreeMap<String, String>) -> Result<Option<String>, DriverError> {
+        Ok(None)
     }
 
     /// See [`SimDriver::ensure_network`].

@@ -561,8 +561,9 @@ async fn networks_connect_disconnect_and_aliases() {
     let unique = suffix();
     let (internal, egress) = (format!("op-test-net-{unique}"), format!("op-test-egress-{unique}"));
     let labels = BTreeMap::from([(LABEL_MANAGED.to_string(), "true".to_string())]);
-    d.ensure_network(&internal, true, &labels).await.unwrap();
-    d.ensure_network(&internal, true, &labels).await.expect("ensuring again is not an error");
+    let subnet = d.ensure_network(&internal, true, &labels).await.unwrap().expect("the runtime tells the subnet");
+    let again = d.ensure_network(&internal, true, &labels).await.expect("ensuring again is not an error");
+    assert_eq!(again.as_deref(), Some(subnet.as_str()), "the same network");
     d.ensure_network(&egress, false, &labels).await.unwrap();
     let mut a = spec("net-a", None);
     a.network = Some(op_driver::NetworkAttachment { name: internal.clone(), aliases: vec![format!("alias-{unique}")] });
@@ -576,6 +577,8 @@ async fn networks_connect_disconnect_and_aliases() {
     let info = d.inspect(&a.name).await.unwrap().unwrap();
     assert!(info.ports.is_empty(), "nothing published on a cluster network: {:?}", info.ports);
     assert!(info.networks.contains_key(&internal), "{:?}", info.networks);
+    let net: op_types::egress::Cidr = subnet.parse().unwrap();
+    assert!(net.contains(info.networks[&internal].parse().unwrap()), "{:?} in {subnet}", info.networks);
     // b reaches a by its alias.
     let session = d.exec(&b.name, &op_driver::ExecRequest { cmd: vec!["sh".into(), "-c".into(), format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 alias-{unique} 8080")], tty: false }).await.unwrap();
     let mut out = Vec::new();

@@ -1,7 +1,9 @@
 //! Cloudlet federation on the EWBI listener (`/api/v1/auth/{create,show,update,delete}/cloudlet`):
 //! a partner federates a simulated cloudlet, the operator reserves resources on it, the
 //! compliance run passes, and then a developer's instance lands there. The partner's
-//! `Access_vars` never show in any answer, the log, or the store file.
+//! `Access_vars` never show in any answer, the log, or the store file. A partner's Docker
+//! Engine cloudlet goes the same way with real containers: the compliance run's instance
+//! answers its QoE test over HTTP, and so does the developer's.
 
 use std::time::{Duration, Instant};
 
@@ -24,11 +26,15 @@ async fn call(http: &reqwest::Client, tok: &str, method: reqwest::Method, url: &
 }
 
 fn create_body(org: &str, lat: &str, platform: &str) -> Value {
+    with_endpoint(org, lat, platform, "sim://fed-edge-1")
+}
+
+fn with_endpoint(org: &str, lat: &str, platform: &str, url: &str) -> Value {
     json!({
         "cloudlet_key": {"organization": org, "name": "edge1"},
         "cloudlet_location": {"Latitude": lat, "Longitude": "2.35"},
         "Platform_type": platform,
-        "Access_vars": format!("url=sim://fed-edge-1;username=ops;password={PASSWORD}"),
+        "Access_vars": format!("url={url};username=ops;password={PASSWORD}"),
         "IP_support": "Static",
         "Static_IPs": ["127.0.0.1"],
         "Resource_Map": {"gpu-model": "none", "region-tag": "paris"},
@@ -182,5 +188,71 @@ async fn partner_cloudlet_passes_compliance_then_takes_instances() -> Result<()>
     let store = std::fs::read(p.data_dir().join("store.redb"))?;
     assert!(store.len() > 1000, "the store file was read");
     assert!(!store.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "the store holds Access_vars in clear");
+    Ok(())
+}
+
+/// A partner's Docker Engine cloudlet (here the local Podman service): the workflow runs with
+/// real containers, the compliance run measures a real instance, and a developer's instance
+/// on it answers HTTP.
+#[tokio::test(flavor = "multi_thread")]
+async fn partner_docker_cloudlet_runs_real_instances() -> Result<()> {
+    let (p, ewbi) = start_ewbi("opd_docker", &[]).await?;
+    let ca = std::fs::read_to_string(p.data_dir().join("ewbi-ca.pem"))?;
+    let secret = register_partner_offering(&p, &ca, "opa-client", "opa", json!({"zone": "local"})).await?;
+    let http = ewbi_http(&p)?;
+    let tok = token(&http, &ewbi, "opa-client", &secret).await?;
+    let body = with_endpoint("opa", "48.85", "Docker", &op_e2e::docker_endpoint());
+    let (s, b) = call(&http, &tok, reqwest::Method::POST, &format!("{ewbi}/api/v1/auth/create/cloudlet"), Some(&body)).await?;
+    assert_eq!(s, 200, "{b}");
+    let mut answers = b.to_string();
+    let admin = p.admin().await?;
+    let (s, b) = admin.post("/op/v1/federation/cloudlets/p-opa-edge1/reservation", &json!({"vcpus": 2, "memoryMb": 2048, "diskGb": 10, "gpus": 0})).await?;
+    assert_eq!(s, 200, "{b}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let report = loop {
+        let (s, b) = call(&http, &tok, reqwest::Method::GET, &format!("{ewbi}/api/v1/auth/show/cloudlet"), None).await?;
+        assert_eq!(s, 200, "{b}");
+        answers.push_str(&b.to_string());
+        let c = &b["cloudlets"][0];
+        if c["compliance"]["passed"] == true && c["placeable"] == true {
+            break c.clone();
+        }
+        if c["compliance"]["passed"] == false {
+            bail!("the compliance run failed: {b}\n{}", tail(&p.log()));
+        }
+        if Instant::now() > deadline {
+            bail!("compliance did not pass in 120 s: {b}\n{}", tail(&p.log()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // The QoE test reached the real container over HTTP; its metrics are the runtime's.
+    let steps = report["compliance"]["steps"].as_array().context("steps")?;
+    let qoe = steps.iter().find(|s| s["step"] == "qoeTest").context("qoeTest")?;
+    assert_eq!(qoe["ok"], true, "{report}");
+    let m = &report["compliance"]["metrics"];
+    assert_eq!(m["source"], "runtime", "{report}");
+    assert!(m["measured"]["memoryBytes"].as_u64().unwrap_or(0) > 0, "memory in use: {report}");
+    assert!(m["measured"]["netTxBytes"].as_u64().unwrap_or(0) > 0, "the QoE answer went out: {report}");
+    assert!(m["bandwidthBps"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert_eq!(report["phases"]["networking"]["ok"], true, "{report}");
+
+    let zone = p.zone_id(&admin, "p-opa-edge1").await?;
+    let dev = p.developer("docker_fed", "dfd_user", "Manager").await?;
+    let app = dev.sample_app("docker_fed", "dfd_app", json!({})).await?;
+    let inst = dev.deploy("dfd_1", &app, &zone).await?;
+    let ready = dev.wait_ready(&inst, Duration::from_secs(90)).await?;
+    let body = op_e2e::http_get_ok(&op_e2e::endpoint(&ready)?, Duration::from_secs(10)).await?;
+    assert!(body.contains(&inst), "the instance on the partner's cloudlet answers: {body}");
+    let seen = admin.instance(&inst).await?.context("instance")?;
+    assert_eq!(seen["spec"]["cloudlet"], "p-opa-edge1", "{seen}");
+    let container = seen["observed"]["containerId"].as_str().unwrap_or_default().to_string();
+    let running = std::process::Command::new("podman").args(["inspect", "--format", "{{.State.Running}}", &container]).output()?;
+    assert_eq!(String::from_utf8_lossy(&running.stdout).trim(), "true", "a real container runs it");
+    let (s, b) = dev.delete(&format!("{}/appinstances/{inst}", op_e2e::CAMARA)).await?;
+    assert!(s == 202 || s == 204, "{s} {b}");
+    dev.wait_gone(&inst, Duration::from_secs(60)).await?;
+    let (s, b) = call(&http, &tok, reqwest::Method::POST, &format!("{ewbi}/api/v1/auth/delete/cloudlet"), Some(&json!({"cloudlet_key": {"organization": "opa", "name": "edge1"}}))).await?;
+    assert_eq!(s, 200, "{b}");
+    assert!(!answers.contains(PASSWORD), "an answer returned Access_vars");
     Ok(())
 }

@@ -12,5 +12,6 @@ async fn readme_clusters_runs() -> anyhow::Result<()> {
     assert!(out.matches("hello from op-sample-app").count() >= 2, "{out}");
     assert!(out.contains("healthy"), "{out}");
     assert!(out.contains("api_1") && out.contains("api_2") && out.contains("denied"), "{out}");
+    assert!(out.contains("only tcp:192.0.2.0/24:443"), "the payments cluster lets out only its rule: {out}");
     Ok(())
 }

@@ -5,6 +5,7 @@ use anyhow::{anyhow, Result};
 use clap::Subcommand;
 use op_client::Method;
 use op_types::cluster::{ClusterView, LoadBalancerView};
+use op_types::egress::{EffectiveEgress, OutboundRule};
 use op_types::Uid;
 use serde_json::json;
 
@@ -14,7 +15,7 @@ use crate::Ctx;
 /// `opctl cluster`.
 #[derive(Subcommand)]
 pub enum ClusterCmd {
-    /// Create one in a zone (outbound traffic denied unless --outbound).
+    /// Create one in a zone (outbound traffic denied unless --outbound or --allow-out).
     Create {
         /// Its name.
         name: String,
@@ -24,16 +25,23 @@ pub enum ClusterCmd {
         /// Let its containers open connections outside it.
         #[arg(long)]
         outbound: bool,
+        /// Let out only this (repeat), through the cluster's egress gateway, e.g.
+        /// tcp:10.0.0.0/8:443 or tcp:192.0.2.0/24:8000-8100.
+        #[arg(long, conflicts_with = "outbound")]
+        allow_out: Vec<String>,
     },
     /// List them with their members and health.
     List,
-    /// Allow or deny outbound traffic.
+    /// Allow outbound traffic (--outbound), some of it (--allow-out), or none (neither).
     Update {
         /// Its name or id.
         cluster: String,
-        /// Allow (true) or deny (false).
+        /// Let everything out.
         #[arg(long)]
         outbound: bool,
+        /// Let out only this (repeat), e.g. tcp:10.0.0.0/8:443.
+        #[arg(long, conflicts_with = "outbound")]
+        allow_out: Vec<String>,
     },
     /// Delete one (once its instances and load balancers are gone).
     Delete {
@@ -84,11 +92,30 @@ pub async fn cluster_id(ctx: &Ctx, s: &str) -> Result<Uid> {
     Ok(cluster_named(ctx, s).await?.id)
 }
 
+/// Parses `--allow-out` rules.
+pub fn outbound_rules(given: &[String]) -> Result<Vec<OutboundRule>> {
+    given.iter().map(|r| r.parse::<OutboundRule>().map_err(|e| anyhow!("--allow-out {e}"))).collect()
+}
+
+/// What may leave a cluster, for its table row.
+fn egress_cell(c: &ClusterView) -> String {
+    match &c.egress {
+        None => "-".into(),
+        Some(EffectiveEgress::All) => "allowed".into(),
+        Some(EffectiveEgress::Nothing) => "denied".into(),
+        Some(EffectiveEgress::Rules(layers)) => {
+            let each: Vec<String> = layers.iter().map(|l| l.rules.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")).collect();
+            format!("only {}", each.join(" and "))
+        }
+    }
+}
+
 /// Runs `opctl cluster`.
 pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<()> {
     match cmd {
-        ClusterCmd::Create { name, zone, outbound } => {
-            let body = json!({"name": name, "spec": {"edgeCloudZoneId": crate::zone_id(ctx, &zone).await?, "outboundAllowed": outbound}});
+        ClusterCmd::Create { name, zone, outbound, allow_out } => {
+            let rules = outbound_rules(&allow_out)?;
+            let body = json!({"name": name, "spec": {"edgeCloudZoneId": crate::zone_id(ctx, &zone).await?, "outboundAllowed": outbound, "outboundRules": rules}});
             let c: ClusterView = ctx.client.call(Method::POST, "/op/v1/clusters", Some(&body)).await?;
             eprintln!("cluster {} created (id {}); deploy into it with: opctl instance create <name> --app <app> --zone {zone} --cluster {}", c.name, c.id, c.name);
             Ok(())
@@ -99,17 +126,23 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<()> {
                 let mut t = table(&["NAME", "ID", "STATE", "OUTBOUND", "HEALTH", "MEMBERS"]);
                 for c in &v {
                     let members = c.members.iter().map(|m| format!("{} ({:?})", m.name, m.health)).collect::<Vec<_>>().join(", ");
-                    t.add_row(vec![c.name.to_string(), c.id.to_string(), c.state.clone(), if c.spec.outbound_allowed { "allowed" } else { "denied" }.into(), format!("{:?}", c.health), members]);
+                    t.add_row(vec![c.name.to_string(), c.id.to_string(), c.state.clone(), egress_cell(c), format!("{:?}", c.health), members]);
                 }
                 t
             })
         }
-        ClusterCmd::Update { cluster, outbound } => {
+        ClusterCmd::Update { cluster, outbound, allow_out } => {
             let c = cluster_named(ctx, &cluster).await?;
             let mut spec = c.spec.clone();
             spec.outbound_allowed = outbound;
+            spec.outbound_rules = outbound_rules(&allow_out)?;
             let _: ClusterView = ctx.client.call(Method::PUT, &format!("/op/v1/clusters/{}", c.id), Some(&json!({"spec": spec}))).await?;
-            eprintln!("cluster {}: outbound traffic {}", c.name, if outbound { "allowed" } else { "denied" });
+            let what = match (outbound, allow_out.is_empty()) {
+                (true, _) => "allowed".to_string(),
+                (false, false) => format!("only {}", allow_out.join(", ")),
+                (false, true) => "denied".to_string(),
+            };
+            eprintln!("cluster {}: outbound traffic {what}", c.name);
             Ok(())
         }
         ClusterCmd::Delete { cluster } => {

@@ -176,6 +176,8 @@ enum Cmd {
     Flavor(Crud<FlavorArgs>),
     /// Cloudlets (operator).
     Cloudlet(Crud<CloudletArgs>),
+    /// Replace a cloudlet's security group and privacy policy (operator).
+    CloudletPolicy(CloudletPolicyArgs),
     /// Organizations (operator).
     Org(Crud<OrgArgs>),
     /// Platform services offered to apps, e.g. a managed PostgreSQL (operator writes; developers read).
@@ -240,6 +242,43 @@ enum CrudCmd<A: Args> {
 }
 
 #[derive(Args)]
+struct CloudletPolicyArgs {
+    /// The cloudlet.
+    name: String,
+    #[command(flatten)]
+    policies: PolicyArgs,
+}
+
+/// A cloudlet's security group and privacy policy, at creation and when replaced.
+#[derive(Args)]
+struct PolicyArgs {
+    /// Only let this traffic in (repeat), e.g. tcp:8000-8100; default: every published port.
+    #[arg(long)]
+    allow_ingress: Vec<String>,
+    /// Privacy policy: nothing leaves instances here (they run only in clusters that deny
+    /// outbound traffic).
+    #[arg(long)]
+    deny_outbound: bool,
+    /// Privacy policy: only this leaves instances here (repeat), through their clusters'
+    /// egress gateways, e.g. tcp:10.0.0.0/8:443. With neither, anything may leave.
+    #[arg(long)]
+    allow_out: Vec<String>,
+}
+
+impl PolicyArgs {
+    fn security_group(&self) -> Result<Option<SecurityGroup>> {
+        if self.allow_ingress.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(SecurityGroup { ingress: self.allow_ingress.iter().map(|r| ingress_rule(r)).collect::<Result<_>>()? }))
+    }
+
+    fn privacy_policy(&self) -> Result<Option<PrivacyPolicy>> {
+        privacy_policy(self.deny_outbound, &self.allow_out)
+    }
+}
+
+#[derive(Args)]
 struct RegionArgs {
     #[arg(long)]
     description: Option<String>,
@@ -250,6 +289,10 @@ struct RegionArgs {
     /// The region's regulation lets nothing out of its cloudlets.
     #[arg(long)]
     deny_outbound: bool,
+    /// The regulation lets only this out (repeat), through clusters' egress gateways, e.g.
+    /// tcp:10.0.0.0/8:443.
+    #[arg(long)]
+    allow_out: Vec<String>,
 }
 
 #[derive(Args)]
@@ -322,13 +365,8 @@ struct CloudletArgs {
     /// edgeSite, federatedSite or publicCloudPeering.
     #[arg(long, default_value = "edgeSite")]
     level: String,
-    /// Only let this traffic in (repeat), e.g. tcp:8000-8100; default: every published port.
-    #[arg(long)]
-    allow_ingress: Vec<String>,
-    /// Privacy policy: nothing leaves instances here (they run only in clusters that deny
-    /// outbound traffic).
-    #[arg(long)]
-    deny_outbound: bool,
+    #[command(flatten)]
+    policies: PolicyArgs,
 }
 
 #[derive(Args)]
@@ -560,14 +598,14 @@ async fn run(cli: Cli) -> Result<()> {
             print(ctx.out, &zones, || zones_table(&zones))
         }
         Cmd::Region(c) => crud(&ctx, "regions", c.cmd, |_, a: RegionArgs| {
-            let privacy_policy = a.deny_outbound.then(PrivacyPolicy::default);
+            let privacy_policy = privacy_policy(a.deny_outbound, &a.allow_out)?;
             Ok(RegionSpec { description: a.description, controller_url: a.controller_url, privacy_policy })
         }, |t, r: &Object<RegionSpec>| {
-            let outbound = if r.spec.outbound_allowed() { "allowed" } else { "denied" };
+            let outbound = egress_text(&r.spec.egress());
             t.add_row(vec![
                 r.metadata.name.to_string(),
                 r.spec.controller_url.clone().unwrap_or_else(|| "-".into()),
-                outbound.into(),
+                outbound,
                 r.spec.description.clone().unwrap_or_default(),
             ]);
         }, &["NAME", "CONTROLLER", "OUTBOUND", "DESCRIPTION"]).await,
@@ -611,11 +649,18 @@ async fn run(cli: Cli) -> Result<()> {
                     || "all".to_string(),
                     |sg| sg.ingress.iter().map(|r| format!("{:?}:{}{}", r.protocol, r.port_min, r.port_max.map(|m| format!("-{m}")).unwrap_or_default())).collect::<Vec<_>>().join(","),
                 ),
+                egress_text(&c.spec.egress()),
                 c.spec.flavors.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
                 c.observed.probe.as_ref().map(|p| format!("{}:{}", p.host, p.port)).unwrap_or_default(),
                 state_text(c.status.state, c.status.message.as_deref()),
             ]);
-        }, &["NAME", "ZONE", "LEVEL", "ENDPOINT", "CAPACITY", "INGRESS", "FLAVORS", "PROBE", "STATE"]).await,
+        }, &["NAME", "ZONE", "LEVEL", "ENDPOINT", "CAPACITY", "INGRESS", "OUTBOUND", "FLAVORS", "PROBE", "STATE"]).await,
+        Cmd::CloudletPolicy(a) => {
+            let body = json!({"securityGroup": a.policies.security_group()?, "privacyPolicy": a.policies.privacy_policy()?});
+            let c: Object<CloudletSpec, CloudletObserved> = ctx.client.call(op_client::Method::PUT, &format!("/op/v1/cloudlets/{}/policies", a.name), Some(&body)).await?;
+            eprintln!("cloudlet {}: outbound {}; its clusters follow within seconds", c.metadata.name, egress_text(&c.spec.egress()));
+            Ok(())
+        }
         Cmd::Service(c) => crud(&ctx, "platformservices", c.cmd, service_spec, |t, p: &Object<PlatformServiceSpec>| {
             t.add_row(vec![
                 p.metadata.name.to_string(),
@@ -782,9 +827,24 @@ fn cloudlet_spec(_: &str, a: CloudletArgs) -> Result<CloudletSpec> {
         flavors: a.flavors.iter().map(|f| name(f, "flavor")).collect::<Result<_>>()?,
         maintenance: a.maintenance,
         level: serde_json::from_value(json!(a.level)).map_err(|_| anyhow!("--level must be edgeSite, federatedSite or publicCloudPeering"))?,
-        security_group: if a.allow_ingress.is_empty() { None } else { Some(SecurityGroup { ingress: a.allow_ingress.iter().map(|r| ingress_rule(r)).collect::<Result<_>>()? }) },
-        privacy_policy: a.deny_outbound.then(PrivacyPolicy::default),
+        security_group: a.policies.security_group()?,
+        privacy_policy: a.policies.privacy_policy()?,
     })
+}
+
+/// A privacy policy from `--deny-outbound` and `--allow-out` (none: everything may leave).
+fn privacy_policy(deny: bool, allow_out: &[String]) -> Result<Option<PrivacyPolicy>> {
+    let outbound_rules = cluster::outbound_rules(allow_out)?;
+    Ok((deny || !outbound_rules.is_empty()).then_some(PrivacyPolicy { outbound_allowed: false, outbound_rules }))
+}
+
+/// What a policy lets out, for a table.
+fn egress_text(e: &op_types::egress::Egress) -> String {
+    match e {
+        op_types::egress::Egress::All => "allowed".into(),
+        op_types::egress::Egress::Nothing => "denied".into(),
+        op_types::egress::Egress::Rules(r) => format!("only {}", r.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")),
+    }
 }
 
 /// `tcp:8000-8100`, `udp:53` or `any:443` as an ingress rule.

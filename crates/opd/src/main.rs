@@ -69,6 +69,10 @@ struct ServeArgs {
     /// `scripts/build-images.sh`).
     #[arg(long, env = "OPD_PROBE_IMAGE", default_value = "localhost/op-probe:latest")]
     probe_image: String,
+    /// The image of the egress gateway run in every cluster (built by
+    /// `scripts/build-images.sh`).
+    #[arg(long, env = "OPD_EGRESS_IMAGE", default_value = "localhost/op-egress:latest")]
+    egress_image: String,
     /// How often capacity-based apps are scaled to their users, ms.
     #[arg(long, default_value_t = 2000)]
     scale_every_ms: u64,
@@ -477,9 +481,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(op_api::ewbi::tls::serve(l, config, op_api::ewbi::router(state.clone()), shutdown()));
     }
     if !args.no_controllers {
+        // Controllers read the same flavors and cloudlets on every reconcile: from memory. (Apps
+        // are read from the store: a deployment right after an app's update must see it.)
+        let controller_repo = match args.role {
+            Plane::Global => repo.clone(),
+            _ => repo.clone().with_read_cache(&[op_types::Kind::Flavor, op_types::Kind::Cloudlet]).await.context("reading flavors and cloudlets for the controllers")?,
+        };
         let controllers = Controllers {
             state: state.clone(),
-            repo: repo.clone(),
+            repo: controller_repo,
             metrics,
             drivers,
             // A region's containers carry the region in their platform label, so that
@@ -493,6 +503,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             platform_url,
             workers: args.workers,
             probe_image: args.probe_image.clone(),
+            egress_image: args.egress_image.clone(),
             usage_sample: std::time::Duration::from_millis(args.usage_sample_ms.max(100)),
             resources_every: std::time::Duration::from_millis(args.resources_every_ms.max(100)),
             audit_retention: std::time::Duration::from_secs(args.audit_retention_days.max(1) * 86_400),
@@ -534,6 +545,7 @@ struct Controllers {
     platform_url: Option<String>,
     workers: usize,
     probe_image: String,
+    egress_image: String,
     usage_sample: std::time::Duration,
     resources_every: std::time::Duration,
     audit_retention: std::time::Duration,
@@ -576,7 +588,7 @@ impl Controllers {
             instances = instances.with_registry(op_controller::RegistryPulls { host: r.host.clone(), credentials });
         }
         let cloudlets = CloudletReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone(), self.probe_image.clone());
-        let clusters = op_controller::ClusterReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone());
+        let clusters = op_controller::ClusterReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone(), self.egress_image.clone());
         tasks.extend([
             tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), self.workers).run()),
             tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1))),

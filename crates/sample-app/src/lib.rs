@@ -9,6 +9,7 @@
 //! connection, never a panic. `HEAD` is answered like `GET`, without body.
 
 pub mod client;
+pub mod egress;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -289,18 +290,18 @@ pub fn exit_on_sigterm() {
     }
 }
 
-/// Listens on `0.0.0.0:$PORT` (default 8080; `0`: any free port); exits the process when it
-/// cannot.
-pub fn listen() -> TcpListener {
+/// Listens on `0.0.0.0:$PORT` (default `default`; `0`: any free port); exits the process when
+/// it cannot.
+pub fn listen(default: u16) -> TcpListener {
     let port = match std::env::var("PORT") {
         Ok(p) => match p.trim().parse::<u16>() {
             Ok(p) => p,
             Err(_) => {
-                log(&format!("PORT '{p}' is not a port number; using 8080"));
-                8080
+                log(&format!("PORT '{p}' is not a port number; using {default}"));
+                default
             }
         },
-        Err(_) => 8080,
+        Err(_) => default,
     };
     match TcpListener::bind(("0.0.0.0", port)) {
         Ok(l) => l,
@@ -346,5 +347,5 @@ where
 /// wait for.
 pub fn run(name: &str, route: fn(&Request) -> Response) {
     exit_on_sigterm();
-    serve(name, listen(), route);
+    serve(name, listen(8080), route);
 }

@@ -10,6 +10,7 @@
 
 mod engine;
 mod etcd_engine;
+pub mod cache;
 pub mod etcd_lab;
 pub mod homes;
 pub mod informer;
@@ -19,4 +20,5 @@ mod repo;
 pub use engine::{Compare, Engine, Event, EventKind, KeyValue, Op, Revision, StoreError, Watch};
 pub use etcd_engine::{EtcdEngine, EtcdSettings, Leadership, PAGE};
 pub use redb_engine::RedbEngine;
+pub use cache::ReadCache;
 pub use repo::{kind_prefix, object_key, uid_of_key, Repo, RepoError};

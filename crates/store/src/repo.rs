@@ -11,6 +11,7 @@ use op_types::{Home, Kind, Name, Object, Uid};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::cache::ReadCache;
 use crate::engine::{Compare, Engine, Op, Revision, StoreError, Watch};
 
 /// Errors of the typed layer.
@@ -45,6 +46,8 @@ pub struct Repo {
     global: Arc<dyn Engine>,
     regional: Arc<dyn Engine>,
     local: Arc<dyn Engine>,
+    /// Kinds read through memory by [`Repo::get_cached`] and [`Repo::get_by_name_cached`].
+    cache: Option<ReadCache>,
 }
 
 /// The key an object of `kind` with `uid` is stored at.
@@ -75,7 +78,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StoreError>
 impl Repo {
     /// A repository keeping every kind in `engine`.
     pub fn new(engine: Arc<dyn Engine>) -> Self {
-        Self { global: engine.clone(), regional: engine.clone(), local: engine }
+        Self { global: engine.clone(), regional: engine.clone(), local: engine, cache: None }
     }
 
     /// A repository keeping global kinds in `global`, regional kinds in `regional` and local
@@ -83,7 +86,37 @@ impl Repo {
     /// in [`crate::homes::ReadOnly`], the global plane passes [`crate::homes::Elsewhere`] for
     /// the regional kinds.
     pub fn split(global: Arc<dyn Engine>, regional: Arc<dyn Engine>, local: Arc<dyn Engine>) -> Self {
-        Self { global, regional, local }
+        Self { global, regional, local, cache: None }
+    }
+
+    /// The same repository, whose cached reads of `kinds` come from memory (see
+    /// [`ReadCache`]): for controllers, which read the same apps, flavors and cloudlets on
+    /// every reconcile.
+    pub async fn with_read_cache(mut self, kinds: &[Kind]) -> Result<Self, RepoError> {
+        self.cache = Some(ReadCache::start(&self, kinds).await?);
+        Ok(self)
+    }
+
+    /// [`Repo::get`], from memory for a cached kind (which may lag a write by the watch's
+    /// delay; a miss asks the store).
+    pub async fn get_cached<S: DeserializeOwned, X: DeserializeOwned + Default>(&self, kind: Kind, uid: Uid) -> Result<Option<Object<S, X>>, RepoError> {
+        match self.cache.as_ref().and_then(|c| c.get(kind, uid)) {
+            Some(hit) => hit.map(Some),
+            None => self.get(kind, uid).await,
+        }
+    }
+
+    /// [`Repo::get_by_name`], from memory for a cached kind (as [`Repo::get_cached`]).
+    pub async fn get_by_name_cached<S: DeserializeOwned, X: DeserializeOwned + Default>(
+        &self,
+        kind: Kind,
+        org: Option<&Name>,
+        name: &Name,
+    ) -> Result<Option<Object<S, X>>, RepoError> {
+        match self.cache.as_ref().and_then(|c| c.get_by_name(kind, org, name)) {
+            Some(hit) => hit.map(Some),
+            None => self.get_by_name(kind, org, name).await,
+        }
     }
 
     /// The engine that keeps data of `home`, for callers that store raw keys (recorded usage

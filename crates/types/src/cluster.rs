@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::egress::{validate_rules, EffectiveEgress, Egress, OutboundRule};
 use crate::ids::{Name, Uid};
 use crate::observe::Health;
 use crate::validate::{ensure, max_len, FieldError, Validate};
@@ -20,9 +21,20 @@ pub struct ClusterSpec {
     /// Whether the cluster's containers may open connections outside it (default: no).
     #[serde(default)]
     pub outbound_allowed: bool,
+    /// While `outboundAllowed` is off: the destinations its containers may still reach (TCP,
+    /// through the cluster's egress gateway; HTTP clients find it in `HTTP_PROXY`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbound_rules: Vec<OutboundRule>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+impl ClusterSpec {
+    /// What the developer lets out of the cluster.
+    pub fn egress(&self) -> Egress {
+        Egress::from_policy(self.outbound_allowed, &self.outbound_rules)
+    }
 }
 
 impl Validate for ClusterSpec {
@@ -30,7 +42,7 @@ impl Validate for ClusterSpec {
         if let Some(d) = &self.description {
             max_len(d, 256, "description")?;
         }
-        Ok(())
+        validate_rules(&self.outbound_rules, self.outbound_allowed, "outboundRules")
     }
 }
 
@@ -44,9 +56,13 @@ pub struct ClusterObserved {
     /// The runtime network its containers share (internal: no route out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
-    /// The network that gives its containers a way out, while outbound traffic is allowed.
+    /// The network that gives its containers (or its egress gateway) a way out, while
+    /// anything may leave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress_network: Option<String>,
+    /// What may leave, the cluster's, its cloudlet's and its region's rules taken together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EffectiveEgress>,
 }
 
 /// The runtime network of cluster `uid` (containers reach each other on it by name).
@@ -58,6 +74,18 @@ pub fn cluster_network(uid: Uid) -> String {
 pub fn egress_network(uid: Uid) -> String {
     format!("op-egress-{uid}")
 }
+
+/// The container of cluster `uid`'s egress gateway.
+pub fn egress_gateway(uid: Uid) -> String {
+    format!("op-egw-{uid}")
+}
+
+/// The name members reach their cluster's egress gateway by (instance names cannot hold a
+/// hyphen, so no member takes it).
+pub const EGRESS_GATEWAY_HOST: &str = "op-egress";
+
+/// The port the egress gateway serves HTTP proxy requests (absolute-form and `CONNECT`) on.
+pub const EGRESS_GATEWAY_PORT: u16 = 3128;
 
 /// A load balancer: connections to its front-end port go to the healthy instances of `appId`
 /// in `clusterId`, least connections first.
@@ -150,6 +178,10 @@ pub struct ClusterView {
     pub message: Option<String>,
     /// The cloudlet (`hidden` for developers).
     pub cloudlet: String,
+    /// What its members may reach outside it: the cluster's, its cloudlet's and its region's
+    /// rules taken together (once the controller has seen it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EffectiveEgress>,
     /// Its instances.
     pub members: Vec<ClusterMember>,
     /// The worst member's health (`Healthy` when empty).

@@ -9,6 +9,7 @@
 pub mod alarm;
 pub mod ams;
 pub mod cluster;
+pub mod egress;
 pub mod ewbi;
 pub mod ids;
 pub mod meta;

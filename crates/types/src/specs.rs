@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::egress::{validate_rules, Egress, OutboundRule};
 use crate::ids::{Name, Uid};
 use crate::meta::Object;
 use crate::validate::{ensure, max_len, FieldError, Validate};
@@ -83,9 +84,9 @@ pub struct RegionSpec {
 }
 
 impl RegionSpec {
-    /// Whether the region's regulation lets instances open connections out of their cloudlet.
-    pub fn outbound_allowed(&self) -> bool {
-        self.privacy_policy.as_ref().is_none_or(|p| p.outbound_allowed)
+    /// What the region's regulation lets out of its cloudlets.
+    pub fn egress(&self) -> Egress {
+        self.privacy_policy.as_ref().map_or(Egress::All, PrivacyPolicy::egress)
     }
 }
 
@@ -96,7 +97,7 @@ impl Validate for RegionSpec {
             ensure(u.starts_with("http://") || u.starts_with("https://"), "controllerUrl", "must be an http:// or https:// URL")?;
             max_len(u, 2048, "controllerUrl")?;
         }
-        Ok(())
+        self.privacy_policy.as_ref().map_or(Ok(()), |p| p.validate().map_err(|e| e.under("privacyPolicy")))
     }
 }
 
@@ -235,21 +236,44 @@ pub struct CloudletSpec {
     pub privacy_policy: Option<PrivacyPolicy>,
 }
 
-/// A cloudlet's privacy policy: whether its instances may open connections out of the
-/// cloudlet. Where they may not, instances run only in clusters that deny outbound traffic
-/// (on an internal network: nothing leaves), and such a cluster cannot be opened up.
+/// A cloudlet's (or a region's) privacy policy: what its instances may open connections to
+/// outside the cloudlet. Anything (`outboundAllowed`), only TCP within `outboundRules`, or
+/// nothing. Unless anything may leave, instances run only in clusters (internal networks: no
+/// route out), whose egress gateway lets out what the rules allow, and a cluster there cannot
+/// be opened beyond them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PrivacyPolicy {
     /// Outbound connections allowed (default: no).
     #[serde(default)]
     pub outbound_allowed: bool,
+    /// While `outboundAllowed` is off: the destinations that may still be reached (TCP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbound_rules: Vec<OutboundRule>,
+}
+
+impl PrivacyPolicy {
+    /// What the policy lets out.
+    pub fn egress(&self) -> Egress {
+        Egress::from_policy(self.outbound_allowed, &self.outbound_rules)
+    }
+}
+
+impl Validate for PrivacyPolicy {
+    fn validate(&self) -> Result<(), FieldError> {
+        validate_rules(&self.outbound_rules, self.outbound_allowed, "outboundRules")
+    }
 }
 
 impl CloudletSpec {
-    /// Whether instances here may reach outside the cloudlet.
+    /// Whether instances here may reach outside the cloudlet directly (outside a cluster).
     pub fn outbound_allowed(&self) -> bool {
         self.privacy_policy.as_ref().is_none_or(|p| p.outbound_allowed)
+    }
+
+    /// What the cloudlet's privacy policy lets out.
+    pub fn egress(&self) -> Egress {
+        self.privacy_policy.as_ref().map_or(Egress::All, PrivacyPolicy::egress)
     }
 }
 
@@ -335,6 +359,9 @@ impl Validate for CloudletSpec {
         self.capacity.validate().map_err(|e| e.under("capacity"))?;
         if let Some(sg) = &self.security_group {
             sg.validate().map_err(|e| e.under("securityGroup"))?;
+        }
+        if let Some(p) = &self.privacy_policy {
+            p.validate().map_err(|e| e.under("privacyPolicy"))?;
         }
         ensure(!self.flavors.is_empty(), "flavors", "a cloudlet must offer at least one flavor")
     }

@@ -934,6 +934,17 @@ impl CloudletFederationReconciler {
             Some(id) => driver.inspect(id).await.ok().flatten().map(|c| c.state == op_driver::ContainerState::Running),
             None => None,
         };
+        let measured = match (&inst.observed.container_id, cl.spec.platform_type) {
+            (Some(id), PlatformType::Docker) => driver.stats(id).await.ok().map(|u| op_types::ewbi::objects::MeasuredUse {
+                cpu_ms: u.cpu_ns / 1_000_000,
+                memory_bytes: u.memory_bytes,
+                memory_limit_bytes: u.memory_limit_bytes,
+                disk_write_bytes: u.disk_write_bytes,
+                net_rx_bytes: u.net_rx_bytes,
+                net_tx_bytes: u.net_tx_bytes,
+            }),
+            _ => None,
+        };
         let secs = (qoe_ms / 1000.0).max(1e-6);
         let metrics = ComplianceMetrics {
             vcpus: flavor.vcpus,
@@ -941,14 +952,28 @@ impl CloudletFederationReconciler {
             disk_gb: flavor.disk_gb,
             bandwidth_bps: (bytes as f64 / secs) as u64,
             latency_ms: (qoe_ms * 10.0).round() / 10.0,
-            source: source.into(),
+            source: if measured.is_some() { "runtime" } else { source }.into(),
+            measured: measured.clone(),
         };
-        let metrics_ok = running == Some(true) && flavor.vcpus > 0;
+        // A real container must show its use: memory in use, and the QoE answer sent.
+        let use_ok = cl.spec.platform_type != PlatformType::Docker || measured.as_ref().is_some_and(|m| m.memory_bytes > 0 && m.net_tx_bytes > 0);
+        let metrics_ok = running == Some(true) && flavor.vcpus > 0 && use_ok;
         rec.observed.running_steps.push(ComplianceStep {
             step: "metrics".into(),
             ok: metrics_ok,
             millis: millis(t),
-            detail: format!("container {}; flavor {} ({flavor})", match running { Some(true) => "running", Some(false) => "not running", None => "not found" }, inst.spec.flavor),
+            detail: format!(
+                "container {}; flavor {} ({flavor}){}",
+                match running { Some(true) => "running", Some(false) => "not running", None => "not found" },
+                inst.spec.flavor,
+                measured.as_ref().map_or_else(String::new, |m| format!(
+                    "; runtime: {} ms CPU, {} KiB memory, {} B in, {} B out",
+                    m.cpu_ms,
+                    m.memory_bytes / 1024,
+                    m.net_rx_bytes,
+                    m.net_tx_bytes
+                ))
+            ),
         });
         let ok = qoe_ok && metrics_ok;
         self.finish(rec, "deleteInstance", ok, 0, String::new(), metrics).await
@@ -995,7 +1020,7 @@ impl CloudletFederationReconciler {
         };
         // A cluster pinned to this cloudlet: its network must be made there.
         let t = Instant::now();
-        let spec = ClusterSpec { edge_cloud_zone_id: zone.metadata.uid, outbound_allowed: false, description: Some("compliance test".into()) };
+        let spec = ClusterSpec { edge_cloud_zone_id: zone.metadata.uid, outbound_allowed: false, outbound_rules: Vec::new(), description: Some("compliance test".into()) };
         let mut cluster: Object<ClusterSpec, ClusterObserved> = Object::new(Kind::Cluster, Some(org.clone()), run_name("c")?, spec);
         cluster.observed.cloudlet = Some(cl.metadata.name.clone());
         cluster.metadata.labels.insert("op.federation.compliance".into(), rec.metadata.uid.to_string());

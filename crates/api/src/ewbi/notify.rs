@@ -21,6 +21,7 @@ use op_types::ewbi::objects::{EwbiInstanceObserved, EwbiInstanceSpec, EwbiOutbox
 use op_types::ewbi::usage::{InstanceState, InstanceStateChanged, SessionsServed, UsageEvent};
 use op_types::specs::{AppInstanceSpec, FlavorSpec, InstanceObserved};
 use op_types::{Kind, Name, Object, State, Uid};
+use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -170,6 +171,11 @@ impl Reconciler for InstanceNotifier {
     /// Driven by the local instances: their changes are what partners are told about.
     fn kind(&self) -> Kind {
         Kind::AppInstance
+    }
+
+    /// Only a partner's instances (labelled with their federated instance).
+    fn wants(&self, stored: &[u8]) -> bool {
+        serde_json::from_slice::<Object<IgnoredAny, IgnoredAny>>(stored).map_or(true, |o| o.metadata.labels.contains_key(LABEL_EWBI_INSTANCE))
     }
 
     async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {

@@ -23,6 +23,7 @@ use op_types::ewbi::wire;
 use op_types::specs::{App, AppInstance, AppInstanceSpec, AppSpec, CloudletSpec, Endpoint, GeoPoint, InstanceObserved, PlacementNote, PlatformType, RegionSpec, ServiceArea, ZoneSpec};
 use op_types::{Kind, Name, Object, State, Uid};
 use reqwest::Method;
+use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 
 use super::client::{ClientError, PeerClient};
@@ -695,6 +696,17 @@ impl RemoteInstanceReconciler {
 impl Reconciler for RemoteInstanceReconciler {
     fn kind(&self) -> Kind {
         Kind::AppInstance
+    }
+
+    /// Only instances on a partner's zone.
+    fn wants(&self, stored: &[u8]) -> bool {
+        /// The one field of an instance's spec this reconciler looks at first.
+        #[derive(serde::Deserialize)]
+        struct Federated {
+            #[serde(default)]
+            federated: Option<IgnoredAny>,
+        }
+        serde_json::from_slice::<Object<Federated, IgnoredAny>>(stored).map_or(true, |o| o.spec.federated.is_some())
     }
 
     async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {

@@ -250,7 +250,7 @@ impl App {
 
 fn main() {
     op_sample_app::exit_on_sigterm();
-    let listener = op_sample_app::listen();
+    let listener = op_sample_app::listen(8080);
     let port = match listener.local_addr() {
         Ok(a) => a.port(),
         Err(e) => {

@@ -618,6 +618,27 @@ pub struct ComplianceMetrics {
     pub latency_ms: f64,
     /// Where the figures come from (`flavor`, `runtime`, `model`).
     pub source: String,
+    /// What the runtime measured of the test container, where it runs one (Docker cloudlets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<MeasuredUse>,
+}
+
+/// The test container's use as the cloudlet's runtime reported it after the QoE test.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeasuredUse {
+    /// CPU time used since it started, milliseconds.
+    pub cpu_ms: u64,
+    /// Memory in use, bytes.
+    pub memory_bytes: u64,
+    /// Memory limit, bytes (the flavor's).
+    pub memory_limit_bytes: u64,
+    /// Bytes written to block devices.
+    pub disk_write_bytes: u64,
+    /// Bytes received on its interfaces (the QoE request among them).
+    pub net_rx_bytes: u64,
+    /// Bytes sent on its interfaces (the QoE answer among them).
+    pub net_tx_bytes: u64,
 }
 
 /// The compliance report of a federated cloudlet: the NBI flow run on it, step by step.
