@@ -193,6 +193,7 @@ pub async fn run(s: AppState, tick: Duration) {
     }
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticked = false;
     loop {
         tokio::select! {
             seen = rx.recv() => match seen {
@@ -205,11 +206,19 @@ pub async fn run(s: AppState, tick: Duration) {
                 }
                 None => return,
             },
-            _ = ticker.tick() => ev.thresholds().await,
+            _ = ticker.tick() => {
+                ev.thresholds().await;
+                ticked = true;
+            }
         }
         if ev.synced >= 2 {
-            ev.reconcile().await;
-            ev.deliver().await;
+            // Receivers are read (and told) when an alarm was written, and every tick for new
+            // receivers and retries: not on each of the many changes that alter no alarm.
+            let wrote = ev.reconcile().await;
+            if wrote || ticked {
+                ev.deliver().await;
+                ticked = false;
+            }
         }
     }
 }
@@ -309,13 +318,15 @@ impl Evaluator {
 
     /// Raises what should fire and is not stored as firing; resolves what is stored as firing
     /// and should not; forgets resolved alarms after [`KEEP_RESOLVED`].
-    async fn reconcile(&mut self) {
+    /// Writes what changed; whether it wrote (or tried to write) anything.
+    async fn reconcile(&mut self) -> bool {
         let raise: Vec<(String, AlarmSpec)> = self
             .desired
             .iter()
             .filter(|(fp, _)| self.stored.get(*fp).is_none_or(|a| a.observed.state == AlarmState::Resolved))
             .map(|(fp, a)| (fp.clone(), a.clone()))
             .collect();
+        let mut wrote = !raise.is_empty();
         for (fp, spec) in raise {
             let org = spec.object_kind.eq(&Kind::AppInstance).then(|| self.instances.get(&spec.object_id).and_then(|f| f.organization.clone())).flatten();
             let result = match self.stored.get(&fp).cloned() {
@@ -352,6 +363,7 @@ impl Evaluator {
             .filter(|(_, a)| a.spec.policy.is_none() || !self.instances.contains_key(&a.spec.object_id) || self.readings_cover(a))
             .map(|(fp, _)| fp.clone())
             .collect();
+        wrote |= !resolve.is_empty();
         for fp in resolve {
             let Some(mut a) = self.stored.get(&fp).cloned() else { continue };
             a.observed.state = AlarmState::Resolved;
@@ -367,6 +379,7 @@ impl Evaluator {
         let keep = chrono::Duration::from_std(KEEP_RESOLVED).unwrap_or_else(|_| chrono::Duration::hours(1));
         let old: Vec<Alarm> =
             self.stored.values().filter(|a| a.observed.ends_at.is_some_and(|t| Utc::now() - t > keep) && !self.desired.contains_key(a.metadata.name.as_str())).cloned().collect();
+        wrote |= !old.is_empty();
         for a in old {
             match self.s.repo.delete(&a).await {
                 Ok(()) => {
@@ -375,6 +388,7 @@ impl Evaluator {
                 Err(e) => self.write_failed(a.metadata.name.as_str(), e).await,
             }
         }
+        wrote
     }
 
     /// Whether the resource readings have caught up with a threshold alarm's instance since

@@ -85,11 +85,17 @@ impl Slot {
 /// The queue to the writer task: a record and who waits for it to be stored.
 pub type Queue = mpsc::Sender<(AuditRecord, oneshot::Sender<()>)>;
 
+/// Batches of records being stored at once: while they are, new records gather into the
+/// next batch (and the store may commit batches together with other writes).
+const BATCHES_IN_FLIGHT: usize = 4;
+
 /// Starts the writer: stores whatever is queued in one transaction, then tells the waiters.
 pub fn start(repo: Repo) -> Queue {
     let (tx, mut rx) = mpsc::channel::<(AuditRecord, oneshot::Sender<()>)>(4096);
     tokio::spawn(async move {
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
         while let Some(first) = rx.recv().await {
+            let Ok(slot) = slots.clone().acquire_owned().await else { return };
             let (mut batch, mut waiters): (Vec<AuditRecord>, Vec<oneshot::Sender<()>>) = (vec![first.0], vec![first.1]);
             while batch.len() < 256 {
                 match rx.try_recv() {
@@ -100,16 +106,20 @@ pub fn start(repo: Repo) -> Queue {
                     Err(_) => break,
                 }
             }
-            // A store that fails now may work in a moment: retry the batch, never drop it.
-            let mut wait = Duration::from_millis(100);
-            while let Err(e) = repo.create_batch(&mut batch).await {
-                tracing::warn!(error = %e, records = batch.len(), "cannot store audit records; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-            for w in waiters {
-                let _ = w.send(());
-            }
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                // A store that fails now may work in a moment: retry the batch, never drop it.
+                let mut wait = Duration::from_millis(100);
+                while let Err(e) = repo.create_batch(&mut batch).await {
+                    tracing::warn!(error = %e, records = batch.len(), "cannot store audit records; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                for w in waiters {
+                    let _ = w.send(());
+                }
+                drop(slot);
+            });
         }
     });
     tx

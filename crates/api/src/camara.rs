@@ -244,10 +244,9 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
     }
     let mut flavors: Vec<Object<FlavorSpec>> = s.inventory.flavors().iter().map(|f| Object::clone(f)).collect();
     flavors.sort_by_key(|f| (f.spec.vcpus, f.spec.memory_mb, f.spec.gpus, f.spec.disk_gb, f.metadata.name.clone()));
-    let instances: std::collections::HashMap<Name, Vec<std::sync::Arc<AppInstance>>> =
-        cloudlets.iter().map(|c| (c.metadata.name.clone(), s.inventory.instances_on(&c.metadata.name))).collect();
+    // What each cloudlet's instances take, counted by the inventory as they come and go.
+    let loads = s.inventory.loads(&cloudlets);
     let services = offered_services(s, app, &cloudlets, zone).await?;
-    let here = |cl: &Name| instances.get(cl).into_iter().flatten().map(|i| i.as_ref());
     let to_placement = |r: &Resources| op_placement::decide::Resources {
         millicpus: u64::from(r.vcpus) * 1000,
         memory_mb: r.memory_mb,
@@ -261,8 +260,8 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
         .iter()
         .enumerate()
         .map(|(i, cl)| {
-            let used = here(&cl.metadata.name).fold(Resources::default(), |acc, inst| {
-                flavors.iter().find(|f| f.metadata.name == inst.spec.flavor).map_or(acc, |f| acc.plus(&f.spec))
+            let used = loads[i].flavors.iter().fold(Resources::default(), |acc, (flavor, n)| {
+                flavors.iter().find(|f| &f.metadata.name == flavor).map_or(acc, |f| acc.plus(&f.spec.times(*n)))
             });
             let (cap, used) = (to_placement(&cl.spec.capacity), to_placement(&used));
             Site {
@@ -299,7 +298,7 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
     let deployed: std::collections::BTreeSet<u32> = cloudlets
         .iter()
         .enumerate()
-        .filter(|(_, cl)| here(&cl.metadata.name).any(|i| i.spec.app_id == app.metadata.uid))
+        .filter(|(i, _)| loads[*i].apps.contains_key(&app.metadata.uid))
         .map(|(i, _)| i as u32)
         .collect();
     let (policy, class) = placement_policy(s, &zone.spec.region, app, &cloudlets).await?;
@@ -338,7 +337,7 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
         }
         for (rank, choice) in decision.ranked.iter().enumerate() {
             let cl = &cloudlets[choice.site as usize];
-            let on_it: Vec<&AppInstance> = here(&cl.metadata.name).collect();
+            let on_it = s.inventory.instances_on(&cl.metadata.name);
             if let Some(p) = clashing_port(s, app, &on_it).await? {
                 port_clash = Some(p);
                 continue;
@@ -412,7 +411,7 @@ fn needed_services(app: &App) -> u64 {
 /// Which of the services `app` needs each of `cloudlets` offers, in [`needed_services`]' bits;
 /// a 400 naming `requirements.platformServices[i]` when no cloudlet of the zone offers
 /// service `i`, so the developer knows which one is missing here.
-async fn offered_services(s: &AppState, app: &App, cloudlets: &[op_types::specs::Cloudlet], zone: &Object<ZoneSpec>) -> Result<Vec<u64>, ApiError> {
+async fn offered_services(s: &AppState, app: &App, cloudlets: &[std::sync::Arc<op_types::specs::Cloudlet>], zone: &Object<ZoneSpec>) -> Result<Vec<u64>, ApiError> {
     let mut bits = vec![0u64; cloudlets.len()];
     for (i, name) in app.spec.requirements.platform_services.iter().enumerate().take(64) {
         let svc = s.inventory.platform_service(name);
@@ -434,7 +433,7 @@ async fn offered_services(s: &AppState, app: &App, cloudlets: &[op_types::specs:
 }
 
 /// A fixed `extPort` of `app` already used by an instance in `here`, with its field path.
-async fn clashing_port(s: &AppState, app: &App, here: &[&AppInstance]) -> Result<Option<(String, u16)>, ApiError> {
+async fn clashing_port(s: &AppState, app: &App, here: &[std::sync::Arc<AppInstance>]) -> Result<Option<(String, u16)>, ApiError> {
     let wanted: Vec<(String, u16)> = app
         .spec
         .component_spec
@@ -555,7 +554,7 @@ pub(crate) async fn create_instance_on(
     let _admission = s.admission.zone(zone.metadata.uid).await;
     let Admitted { cloudlet, flavor, note } = admit(s, app, zone, pin).await?;
     check_image(s, app, &cloudlet).await?;
-    let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor, federated: None, cluster: pin.cluster };
+    let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet, flavor, federated: None, cluster: pin.cluster, app_revision: Some(app.metadata.revision) };
     let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);
     inst.metadata.labels = labels;
     inst.observed.placement = Some(note);
@@ -572,7 +571,7 @@ async fn placement_policy(
     s: &AppState,
     region: &Name,
     app: &App,
-    cloudlets: &[op_types::specs::Cloudlet],
+    cloudlets: &[std::sync::Arc<op_types::specs::Cloudlet>],
 ) -> Result<(op_placement::decide::Policy, u32), ApiError> {
     let default = Name::new("default").map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut spec = None;

@@ -93,7 +93,7 @@ async fn place(s: &AppState, zone: &Object<ZoneSpec>, outbound: bool) -> Result<
     if outbound {
         region_lets_something_out(s, zone)?;
     }
-    let lets_out = |c: &op_types::specs::Cloudlet| c.spec.egress().lets_anything_out();
+    let lets_out = |c: &std::sync::Arc<op_types::specs::Cloudlet>| c.spec.egress().lets_anything_out();
     if outbound && !cloudlets.is_empty() && !cloudlets.iter().any(lets_out) {
         return Err(ApiError::invalid("spec.outboundAllowed", format!("the privacy policy of zone {}'s cloudlets lets nothing out", zone.metadata.name)));
     }
@@ -101,7 +101,7 @@ async fn place(s: &AppState, zone: &Object<ZoneSpec>, outbound: bool) -> Result<
         .into_iter()
         .filter(|c| c.status.state != ObjState::Failed && !c.spec.maintenance && (!outbound || lets_out(c)))
         .max_by_key(|c| c.spec.capacity.vcpus)
-        .map(|c| c.metadata.name)
+        .map(|c| c.metadata.name.clone())
         .ok_or_else(|| ApiError::invalid("spec.edgeCloudZoneId", format!("zone {} has no cloudlet that can take a cluster now (all failed or in maintenance)", zone.metadata.name)))
 }
 

@@ -25,6 +25,9 @@ struct Inner {
     zone_cloudlets: HashMap<Name, BTreeSet<Uid>>,
     instances: HashMap<Uid, Arc<AppInstance>>,
     cloudlet_instances: HashMap<Name, BTreeSet<Uid>>,
+    /// What the instances on each cloudlet (by name) take: admission weighs a zone's
+    /// cloudlets from these counts instead of walking every instance there.
+    loads: HashMap<Name, Load>,
     /// Regions that do not let everything out of their cloudlets, by uid: their names (for
     /// admission) and what they let out.
     sealed_regions: HashMap<Uid, (Name, Egress)>,
@@ -35,6 +38,30 @@ struct Inner {
     flavors: HashMap<Uid, Arc<Object<FlavorSpec>>>,
     policies: HashMap<Uid, Arc<Object<PlacementPolicySpec>>>,
     services: HashMap<Uid, Arc<Object<PlatformServiceSpec>>>,
+}
+
+/// What the instances on one cloudlet take: how many of each flavor, and of each app.
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
+pub struct Load {
+    /// Instances by flavor name.
+    pub flavors: HashMap<Name, u32>,
+    /// Instances by app.
+    pub apps: HashMap<Uid, u32>,
+}
+
+impl Inner {
+    /// Counts instance `i` on its cloudlet (`add`) or takes it off.
+    fn count(&mut self, i: &AppInstance, add: bool) {
+        let load = self.loads.entry(i.spec.cloudlet.clone()).or_default();
+        for n in [load.flavors.entry(i.spec.flavor.clone()).or_default(), load.apps.entry(i.spec.app_id).or_default()] {
+            *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        }
+        load.flavors.retain(|_, n| *n > 0);
+        load.apps.retain(|_, n| *n > 0);
+        if load.flavors.is_empty() && load.apps.is_empty() {
+            self.loads.remove(&i.spec.cloudlet);
+        }
+    }
 }
 
 /// The kinds the inventory holds.
@@ -105,6 +132,7 @@ impl Inventory {
                 let mut inner = self.write();
                 if let Some(i) = inner.instances.remove(&uid) {
                     inner.cloudlet_instances.entry(i.spec.cloudlet.clone()).or_default().remove(&uid);
+                    inner.count(&i, false);
                 }
             }
             (Kind::Region, Change::Put(o)) => {
@@ -195,25 +223,31 @@ impl Inventory {
     /// Records an instance (admission calls this right after storing one).
     pub fn put_instance(&self, i: &AppInstance) {
         let mut inner = self.write();
-        if let Some(old) = inner.instances.get(&i.metadata.uid) {
+        if let Some(old) = inner.instances.get(&i.metadata.uid).cloned() {
             // A watch event older than what admission wrote through changes nothing.
             if old.metadata.revision > i.metadata.revision {
                 return;
             }
-            let was = old.spec.cloudlet.clone();
-            inner.cloudlet_instances.entry(was).or_default().remove(&i.metadata.uid);
+            inner.cloudlet_instances.entry(old.spec.cloudlet.clone()).or_default().remove(&i.metadata.uid);
+            inner.count(&old, false);
         }
         inner.cloudlet_instances.entry(i.spec.cloudlet.clone()).or_default().insert(i.metadata.uid);
+        inner.count(i, true);
         inner.instances.insert(i.metadata.uid, Arc::new(i.clone()));
     }
 
-    /// The cloudlets of `zone`, by name.
-    pub fn cloudlets_in(&self, zone: &Name) -> Vec<Cloudlet> {
+    /// The cloudlets of `zone`, by name (shared, not copied).
+    pub fn cloudlets_in(&self, zone: &Name) -> Vec<Arc<Cloudlet>> {
         let inner = self.read();
-        let mut out: Vec<Cloudlet> =
-            inner.zone_cloudlets.get(zone).into_iter().flatten().filter_map(|u| inner.cloudlets.get(u).map(|c| Cloudlet::clone(c))).collect();
+        let mut out: Vec<Arc<Cloudlet>> = inner.zone_cloudlets.get(zone).into_iter().flatten().filter_map(|u| inner.cloudlets.get(u).cloned()).collect();
         out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         out
+    }
+
+    /// What the instances on each of `cloudlets` take, in their order.
+    pub fn loads(&self, cloudlets: &[Arc<Cloudlet>]) -> Vec<Load> {
+        let inner = self.read();
+        cloudlets.iter().map(|c| inner.loads.get(&c.metadata.name).cloned().unwrap_or_default()).collect()
     }
 
     /// Whether region `name`'s regulation lets instances open connections out of their
@@ -253,7 +287,7 @@ mod tests {
     }
 
     fn instance(cloudlet: &str, revision: u64) -> AppInstance {
-        let spec = AppInstanceSpec { app_id: Uid::random(), edge_cloud_zone_id: Uid::random(), cloudlet: name(cloudlet), flavor: name("small"), federated: None, cluster: None };
+        let spec = AppInstanceSpec { app_id: Uid::random(), edge_cloud_zone_id: Uid::random(), cloudlet: name(cloudlet), flavor: name("small"), federated: None, cluster: None, app_revision: None };
         let mut i: AppInstance = Object::new(Kind::AppInstance, Some(name("org")), name("i1"), spec);
         i.metadata.revision = revision;
         i
@@ -282,8 +316,21 @@ mod tests {
         inv.apply(Kind::AppInstance, Change::Put(&raw(&i)));
         assert!(inv.instances_on(&name("edge-a")).is_empty());
         assert_eq!(inv.instances_on(&name("edge-b")).len(), 1);
+        let load = |cl: &str| inv.read().loads.get(&name(cl)).cloned().unwrap_or_default();
+        assert_eq!(load("edge-a"), Load::default(), "moved off: counted off");
+        assert_eq!((load("edge-b").flavors.get(&name("small")), load("edge-b").apps.get(&i.spec.app_id)), (Some(&1), Some(&1)));
+        // A second instance of the same app, another flavor.
+        let mut j = instance("edge-b", 12);
+        (j.metadata.uid, j.spec.app_id, j.spec.flavor) = (Uid::random(), i.spec.app_id, name("large"));
+        inv.put_instance(&j);
+        inv.put_instance(&j);
+        assert_eq!((load("edge-b").flavors.len(), load("edge-b").apps.get(&i.spec.app_id)), (2, Some(&2)), "counted once however often told");
         inv.apply(Kind::AppInstance, Change::Deleted(i.metadata.uid));
+        assert_eq!(inv.instances_on(&name("edge-b")).len(), 1);
+        assert_eq!((load("edge-b").flavors.get(&name("small")), load("edge-b").apps.get(&i.spec.app_id)), (None, Some(&1)));
+        inv.apply(Kind::AppInstance, Change::Deleted(j.metadata.uid));
         assert!(inv.instances_on(&name("edge-b")).is_empty());
+        assert!(inv.read().loads.is_empty(), "nothing left counted");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct ScaleArgs {
     /// Give up waiting for convergence after this long, s.
     #[arg(long, default_value_t = 900)]
     converge_limit: u64,
+    /// Where opd's log goes (default: the run's temporary directory, removed at the end).
+    #[arg(long)]
+    opd_log: Option<PathBuf>,
 }
 
 /// Runs `n` POSTs of `body(i)` to `path` with `concurrency` at a time; returns each latency.
@@ -93,6 +96,22 @@ async fn ready_count(dev: &Api) -> Result<(usize, usize)> {
     Ok((ready, all.len()))
 }
 
+/// etcd's gRPC calls served so far, by method, summed over the members (their `/metrics`):
+/// where the store's work per instance goes.
+async fn etcd_calls(endpoints: &[String]) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in endpoints {
+        let Ok(r) = reqwest::get(format!("{e}/metrics")).await else { continue };
+        let Ok(text) = r.text().await else { continue };
+        for l in text.lines().filter(|l| l.starts_with("grpc_server_handled_total{")) {
+            let method = l.split("grpc_method=\"").nth(1).and_then(|m| m.split('"').next()).unwrap_or("?");
+            let n: f64 = l.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
+            *out.entry(method.to_string()).or_insert(0.0) += n;
+        }
+    }
+    out
+}
+
 /// Runs the benchmark and prints its `RESULT` line.
 pub async fn run(a: ScaleArgs) -> Result<()> {
     let work = tempfile::tempdir()?;
@@ -101,7 +120,8 @@ pub async fn run(a: ScaleArgs) -> Result<()> {
     let lab = EtcdLab::start(&etcd_dir, 3).await?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let data = work.path().join("data");
-    let log = std::fs::File::create(work.path().join("opd.log"))?;
+    let log_path = a.opd_log.clone().unwrap_or_else(|| work.path().join("opd.log"));
+    let log = std::fs::File::create(&log_path)?;
     let mut opd = std::process::Command::new(&a.opd)
         .args(["serve", "--data-dir"])
         .arg(&data)
@@ -113,19 +133,19 @@ pub async fn run(a: ScaleArgs) -> Result<()> {
         .context("starting opd")?;
     let pid = opd.id();
     let store = op_store::EtcdEngine::connect(op_store::EtcdSettings::new(lab.endpoints(), "/op/scale")).await?;
-    let result = measure(&a, port, &data, pid, store.as_ref()).await;
+    let result = measure(&a, port, &data, pid, store.as_ref(), &lab.endpoints()).await;
     let _ = opd.kill();
     let _ = opd.wait();
     drop(lab);
     if result.is_err() {
-        let log = std::fs::read_to_string(work.path().join("opd.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
         eprintln!("opd log (last lines):\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
     }
     result
 }
 
-async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, store: &dyn op_store::Engine) -> Result<()> {
+async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, store: &dyn op_store::Engine, etcd: &[String]) -> Result<()> {
     let url = format!("http://127.0.0.1:{port}");
     let anonymous = Api::new(&url, None);
     let begun = Instant::now();
@@ -206,6 +226,7 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
 
     // The churn: instances created through the API, spread over the zones.
     let rev0 = store.revision().await?;
+    let calls0 = etcd_calls(etcd).await;
     let t0 = Instant::now();
     let mut created = create_all(&dev, "/edge-application-management/v0.1alpha1/appinstances", a.instances, a.concurrency, |i| {
         json!({"name": format!("i{i}"), "appId": app_id, "edgeCloudZoneId": zone_ids[i % zone_ids.len()]})
@@ -225,6 +246,14 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
     churn.store(false, std::sync::atomic::Ordering::Relaxed);
     let writes = store.revision().await?.saturating_sub(rev0);
     eprintln!("{writes} store writes during the churn ({:.1} per instance)", writes as f64 / a.instances as f64);
+    let per: Vec<String> = etcd_calls(etcd)
+        .await
+        .into_iter()
+        .map(|(m, n)| (m.clone(), n - calls0.get(&m).copied().unwrap_or(0.0)))
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(m, n)| format!("{m} {:.2}", n / a.instances as f64))
+        .collect();
+    eprintln!("etcd calls per instance (all members): {}", per.join(", "));
     let (mut disc, failed) = discovery.await?;
     ensure!(!disc.is_empty(), "no discovery answered ({failed} failed)");
     let create_p99 = percentile(&mut created, 0.99);

@@ -105,7 +105,7 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
     let mut insts = Vec::new();
     for i in 0..a.instances {
         let z = (i / a.apps) % a.zones;
-        let spec = AppInstanceSpec { app_id: app_ids[i % a.apps], edge_cloud_zone_id: zone_ids[z], cloudlet: name(&format!("cl{z}"))?, flavor: name("small")?, federated: None, cluster: None };
+        let spec = AppInstanceSpec { app_id: app_ids[i % a.apps], edge_cloud_zone_id: zone_ids[z], cloudlet: name(&format!("cl{z}"))?, flavor: name("small")?, federated: None, cluster: None, app_revision: None };
         let mut o: AppInstance = ready(Kind::AppInstance, Some(name("bench_org")?), &format!("i{i}"), spec)?;
         o.observed.endpoints = vec![Endpoint { interface_id: "http".into(), host: "127.0.0.1".into(), port: 20_000 + (i % 40_000) as u16 }];
         insts.push(o);

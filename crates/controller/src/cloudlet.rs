@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use op_driver::{ContainerSpec, Driver, PortProtocol, PortSpec, LABEL_INSTANCE, LABEL_MANAGED, LABEL_PLATFORM, LABEL_PROBE};
+use op_store::informer::Raw;
 use op_store::Repo;
 use op_types::specs::{Cloudlet, Endpoint};
 use op_types::{Kind, State, Uid};
 use tracing::{info, warn};
 
+use crate::runner::Known;
 use crate::{backoff, Action, Drivers, ReconcileError, Reconciler};
 
 /// How often a cloudlet is checked and swept.
@@ -36,13 +38,22 @@ pub struct CloudletReconciler {
     drivers: Drivers,
     platform_id: String,
     probe_image: String,
+    /// The instances the instance controller holds: a sweep asks the store only about
+    /// containers whose instance it does not hold.
+    instances: Option<Known>,
 }
 
 impl CloudletReconciler {
     /// A reconciler over `repo`; it sweeps only containers labelled with `platform_id`, and
     /// runs `probe_image` on every cloudlet as its connectivity test endpoint.
     pub fn new(repo: Repo, drivers: Drivers, platform_id: String, probe_image: String) -> Self {
-        Self { repo, drivers, platform_id, probe_image }
+        Self { repo, drivers, platform_id, probe_image, instances: None }
+    }
+
+    /// Sweeps ask `instances` (the instance controller's runner) before the store.
+    pub fn with_instances(mut self, instances: Known) -> Self {
+        self.instances = Some(instances);
+        self
     }
 
     fn probe_spec(&self, cl: &Cloudlet) -> ContainerSpec {
@@ -96,7 +107,11 @@ impl CloudletReconciler {
                 .into_iter()
                 .find_map(|(label, kind)| c.labels.get(label).map(|u| (kind, u)))
                 .and_then(|(kind, u)| u.parse::<Uid>().ok().map(|u| (kind, u)));
+            // Held in memory settles it; otherwise the store says (a container is only started
+            // for an instance the instance controller held, so that read is for orphans).
             let known = match owner {
+                Some((Kind::Cloudlet, uid)) if uid == cl.metadata.uid => true,
+                Some((Kind::AppInstance, uid)) if self.instances.as_ref().is_some_and(|k| k.holds(uid)) => true,
                 Some((kind, uid)) => self.repo.get::<serde_json::Value, serde_json::Value>(kind, uid).await?.is_some(),
                 None => false,
             };
@@ -116,8 +131,8 @@ impl Reconciler for CloudletReconciler {
         Kind::Cloudlet
     }
 
-    async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
-        let Some(mut cl) = self.repo.get::<_, _>(Kind::Cloudlet, uid).await? else {
+    async fn reconcile(&self, _uid: Uid, stored: Option<&Raw>) -> Result<Action, ReconcileError> {
+        let Some(mut cl): Option<Cloudlet> = stored.map(Raw::decode).transpose()? else {
             return Ok(Action::AwaitChange);
         };
         let before = cl.clone();

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use op_driver::{ContainerInfo, ContainerSpec, Driver, NetworkAttachment, LABEL_MANAGED, LABEL_PLATFORM};
+use op_store::informer::Raw;
 use op_store::Repo;
 use op_types::cluster::{cluster_network, egress_gateway, egress_network, ClusterObserved, ClusterSpec, EGRESS_GATEWAY_HOST};
 use op_types::egress::EffectiveEgress;
@@ -170,8 +171,8 @@ impl Reconciler for ClusterReconciler {
         Kind::Cluster
     }
 
-    async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
-        let Some(mut c): Option<Cluster> = self.repo.get(Kind::Cluster, uid).await? else {
+    async fn reconcile(&self, uid: Uid, stored: Option<&Raw>) -> Result<Action, ReconcileError> {
+        let Some(mut c): Option<Cluster> = stored.map(Raw::decode).transpose()? else {
             return Ok(Action::AwaitChange);
         };
         let before = c.clone();

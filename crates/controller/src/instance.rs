@@ -15,6 +15,7 @@ use op_driver::{
     ContainerSpec, ContainerState, DriverError, NetworkAttachment, PortProtocol, PortSpec, LABEL_INSTANCE,
     LABEL_MANAGED, LABEL_ORG, LABEL_PLATFORM,
 };
+use op_store::informer::Raw;
 use op_store::Repo;
 use op_types::specs::{App, AppInstance, AppSpec, Cloudlet, Endpoint, Flavor, Protocol};
 use op_types::{Kind, State, Uid};
@@ -126,7 +127,7 @@ impl InstanceReconciler {
             Err(e) => return Err(e),
         }
         // Then what platform services hold for it (its database and role).
-        let app = self.repo.get::<AppSpec, ()>(Kind::App, inst.spec.app_id).await?;
+        let app = self.repo.get_cached_since::<AppSpec, ()>(Kind::App, inst.spec.app_id, inst.spec.app_revision).await?;
         if let Err(e) = crate::services::release(&self.repo, &inst, app.as_ref()).await {
             let before = inst.clone();
             inst.status.message = Some(format!("container removed; {e}; retrying"));
@@ -135,7 +136,8 @@ impl InstanceReconciler {
         }
         match self.repo.delete(&inst).await {
             Ok(()) => info!(uid = %inst.metadata.uid, "instance deleted"),
-            Err(op_store::RepoError::Conflict) => return Ok(Action::Requeue(Duration::ZERO)),
+            // Written meanwhile: the watch brings that version back to us.
+            Err(op_store::RepoError::Conflict) => return Ok(Action::AwaitChange),
             Err(e) => return Err(e.into()),
         }
         Ok(Action::AwaitChange)
@@ -194,8 +196,8 @@ impl Reconciler for InstanceReconciler {
         Kind::AppInstance
     }
 
-    async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
-        let Some(mut inst): Option<AppInstance> = self.repo.get::<_, _>(Kind::AppInstance, uid).await? else {
+    async fn reconcile(&self, _uid: Uid, stored: Option<&Raw>) -> Result<Action, ReconcileError> {
+        let Some(mut inst): Option<AppInstance> = stored.map(Raw::decode).transpose()? else {
             return Ok(Action::AwaitChange);
         };
         if inst.spec.federated.is_some() {
@@ -207,7 +209,7 @@ impl Reconciler for InstanceReconciler {
             return self.delete(inst).await;
         }
         let cl = self.cloudlet(&inst).await;
-        let app = self.repo.get::<_, ()>(Kind::App, inst.spec.app_id).await?;
+        let app = self.repo.get_cached_since::<_, ()>(Kind::App, inst.spec.app_id, inst.spec.app_revision).await?;
         let flavor = self.repo.get_by_name_cached::<_, ()>(Kind::Flavor, None, &inst.spec.flavor).await?;
         let (cl, app, flavor) = match (cl, app, flavor) {
             (Ok(cl), Some(app), Some(f)) => (cl, app, f),

@@ -17,7 +17,7 @@ pub use cloudlet::CloudletReconciler;
 pub use cluster::ClusterReconciler;
 pub use op_driver::Drivers;
 pub use instance::{container_name, InstanceReconciler, RegistryPulls};
-pub use runner::{Action, Metrics, Reconciler, Runner};
+pub use runner::{Action, Known, Metrics, Reconciler, Runner};
 
 use std::time::Duration;
 

@@ -1,12 +1,17 @@
 //! The runner: turns a kind's list and watch into a queue of uids and feeds them to a
-//! [`Reconciler`] with bounded concurrency, never reconciling one uid twice at once.
+//! [`Reconciler`] with bounded concurrency, never reconciling one uid twice at once. It keeps
+//! each object as last stored (a reflector, in kube-rs's words) and hands it to the reconcile:
+//! a reconcile reads its own object from memory, at least as new as the change that queued it,
+//! and its writes compare the revision, so a copy that lags a write loses the race and runs
+//! again on the watch event that follows.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use op_store::{Repo, RepoError, StoreError};
+use op_store::informer::{Change, Informer, Raw};
+use op_store::Repo;
 use op_types::{Kind, Uid};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,7 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::ReconcileError;
 
@@ -32,8 +37,9 @@ pub enum Action {
 pub trait Reconciler: Send + Sync + 'static {
     /// The kind it watches.
     fn kind(&self) -> Kind;
-    /// Moves the world one step toward the spec of object `uid`. Idempotent and cancel-safe.
-    async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError>;
+    /// Moves the world one step toward the spec of object `uid`, given as last stored
+    /// (`None`: it is gone). Idempotent and cancel-safe.
+    async fn reconcile(&self, uid: Uid, stored: Option<&Raw>) -> Result<Action, ReconcileError>;
     /// How long to wait before retrying after `failures` consecutive errors.
     fn error_policy(&self, err: &ReconcileError, failures: u32) -> Duration;
     /// Whether a stored version of an object (its bytes, as listed or watched) concerns this
@@ -73,6 +79,21 @@ impl Metrics {
 /// changes come first, yet periodic re-checks and retries are never starved.
 const CHANGES_PER_REQUEUE: u32 = 3;
 
+/// Periodic re-checks (a requeue of a second or more after a reconcile that succeeded) are
+/// spread so that one runner starts at most this many a second: a health period of 5 s holds
+/// up to 10,000 objects; at 100,000 Ready instances each is re-checked every 50 s, and the
+/// re-checks never take the CPU that new objects need.
+const RECHECKS_PER_SECOND: f64 = 2000.0;
+
+/// The delay before a requeue the reconciler asked for after `asked`, with `held` objects.
+fn spread(asked: Duration, held: usize) -> Duration {
+    if asked < Duration::from_secs(1) {
+        // A step in progress (a container starting), not a periodic check.
+        return asked;
+    }
+    asked.max(Duration::from_secs_f64(held as f64 / RECHECKS_PER_SECOND))
+}
+
 /// The uids waiting and running. Changes (the list, watch events) and requeues (a reconciler's
 /// `Requeue`, retries after errors) wait apart: at 100,000 Ready instances re-checked every
 /// few seconds, the re-checks alone exceed what the store serves, and a new instance must not
@@ -86,6 +107,8 @@ struct Queue {
     running: HashSet<Uid>,
     /// Changed while running: queue again when the running reconcile ends.
     dirty: HashSet<Uid>,
+    /// Every wanted object as last stored.
+    objects: HashMap<Uid, Arc<Raw>>,
     failures: HashMap<Uid, u32>,
     /// Changes taken since the last requeue.
     streak: u32,
@@ -119,8 +142,28 @@ impl Queue {
         }
     }
 
-    /// The next uid to reconcile, now marked running.
-    fn pop(&mut self) -> Option<Uid> {
+    /// Keeps what the list or the watch brought and queues its uid (`wanted`: the reconciler
+    /// wants the stored object); whether a worker should be woken.
+    fn apply(&mut self, change: Change<'_>, wanted: impl Fn(&[u8]) -> bool) -> bool {
+        match change {
+            Change::Put(raw) if wanted(raw.bytes()) => {
+                self.objects.insert(raw.uid(), Arc::new(raw.clone()));
+                self.push(raw.uid(), true)
+            }
+            // Not (or no longer) this reconciler's: forgotten, and not handed on.
+            Change::Put(raw) => {
+                self.objects.remove(&raw.uid());
+                false
+            }
+            Change::Deleted(uid) => {
+                self.objects.remove(&uid);
+                self.push(uid, true)
+            }
+        }
+    }
+
+    /// The next uid to reconcile, now marked running, with its object as last stored.
+    fn pop(&mut self) -> Option<(Uid, Option<Arc<Raw>>)> {
         loop {
             let take_requeue = !self.requeues.is_empty() && (self.changes.is_empty() || self.streak >= CHANGES_PER_REQUEUE);
             let (uid, change) = if take_requeue {
@@ -136,8 +179,22 @@ impl Queue {
             }
             self.queued.remove(&uid);
             self.running.insert(uid);
-            return Some(uid);
+            return Some((uid, self.objects.get(&uid).cloned()));
         }
+    }
+}
+
+/// Which objects a runner holds, for another controller that asks whether one still exists
+/// without a store read (a sweep of thousands of containers). It is as fresh as the runner's
+/// watch: an object it does not hold may be newer than the watch, so "no" is for the store to
+/// confirm.
+#[derive(Clone)]
+pub struct Known(Arc<Mutex<Queue>>);
+
+impl Known {
+    /// Whether the runner holds object `uid`.
+    pub fn holds(&self, uid: Uid) -> bool {
+        self.0.lock().is_ok_and(|q| q.objects.contains_key(&uid))
     }
 }
 
@@ -164,6 +221,11 @@ impl<R: Reconciler> Runner<R> {
         }
     }
 
+    /// The objects this runner holds, for others to ask about.
+    pub fn known(&self) -> Known {
+        Known(self.queue.clone())
+    }
+
     fn enqueue(queue: &Mutex<Queue>, notify: &Notify, uid: Uid, change: bool) {
         let Ok(mut q) = queue.lock() else { return };
         if q.push(uid, change) {
@@ -182,55 +244,37 @@ impl<R: Reconciler> Runner<R> {
         this.feed().await;
     }
 
-    /// List, enqueue everything, watch from the list's revision; relist when the watch breaks.
+    /// Lists the kind into the queue, then follows it: an informer relists when its watch
+    /// breaks, and tells of objects that went meanwhile.
     async fn feed(&self) {
         let kind = self.reconciler.kind();
         let mut failures = 0u32;
-        loop {
-            match self.list_and_watch(kind).await {
-                Ok(()) => failures = 0,
+        let informer = loop {
+            match Informer::start(self.repo.clone(), kind, &mut |c| self.apply(c)).await {
+                Ok(i) => break i,
                 Err(e) => {
                     failures += 1;
-                    warn!(%kind, error = %e, "watch broke; relisting");
+                    warn!(%kind, error = %e, "cannot list; retrying");
+                    tokio::time::sleep(crate::backoff(failures)).await;
                 }
             }
-            tokio::time::sleep(crate::backoff(failures)).await;
+        };
+        informer.run(|c| self.apply(c)).await;
+    }
+
+    fn apply(&self, change: Change<'_>) {
+        let Ok(mut q) = self.queue.lock() else { return };
+        if q.apply(change, |b| self.reconciler.wants(b)) {
+            drop(q);
+            self.notify.notify_one();
         }
     }
 
-    async fn list_and_watch(&self, kind: Kind) -> Result<(), RepoError> {
-        // Only uids are queued: the key names them, nothing is decoded here.
-        let (kvs, rev) = self.repo.list_raw(kind).await?;
-        for uid in kvs.iter().filter(|kv| self.reconciler.wants(&kv.value)).filter_map(|kv| op_store::uid_of_key(&kv.key)) {
-            Self::enqueue(&self.queue, &self.notify, uid, true);
-        }
-        let mut watch = self.repo.watch(kind, rev).await?;
-        while let Some(ev) = watch.recv().await {
-            match ev {
-                Ok(ev) => {
-                    let Some(uid) = op_store::uid_of_key(&ev.kv.key) else {
-                        warn!(%kind, key = %ev.kv.key, "a watched key that names no uid");
-                        continue;
-                    };
-                    if ev.kind == op_store::EventKind::Delete || self.reconciler.wants(&ev.kv.value) {
-                        Self::enqueue(&self.queue, &self.notify, uid, true);
-                    }
-                }
-                Err(StoreError::Compacted(r)) => {
-                    debug!(%kind, r, "watch compacted");
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-
-    async fn next(&self) -> Uid {
+    async fn next(&self) -> (Uid, Option<Arc<Raw>>) {
         loop {
             let notified = self.notify.notified();
-            if let Some(uid) = self.queue.lock().ok().and_then(|mut q| q.pop()) {
-                return uid;
+            if let Some(next) = self.queue.lock().ok().and_then(|mut q| q.pop()) {
+                return next;
             }
             notified.await;
         }
@@ -239,12 +283,12 @@ impl<R: Reconciler> Runner<R> {
     async fn work(&self) {
         let kind = self.reconciler.kind();
         loop {
-            let uid = self.next().await;
+            let (uid, stored) = self.next().await;
             let started = Instant::now();
-            let result = self.reconciler.reconcile(uid).await;
+            let result = self.reconciler.reconcile(uid, stored.as_deref()).await;
             self.metrics.duration.observe(started.elapsed().as_secs_f64());
             let (label, delay) = match &result {
-                Ok(Action::Requeue(d)) => ("ok", Some(*d)),
+                Ok(Action::Requeue(d)) => ("ok", Some(spread(*d, self.queue.lock().map_or(0, |q| q.objects.len())))),
                 Ok(Action::AwaitChange) => ("ok", None),
                 Err(e) => {
                     let n = self.queue.lock().map(|mut q| {
@@ -292,7 +336,7 @@ mod tests {
 
     fn drain(q: &mut Queue) -> Vec<Uid> {
         let mut out = Vec::new();
-        while let Some(u) = q.pop() {
+        while let Some((u, _)) = q.pop() {
             q.running.remove(&u);
             out.push(u);
         }
@@ -330,9 +374,47 @@ mod tests {
         assert_eq!(drain(&mut q), vec![a, c, b], "a with the changes, its old place skipped");
         // Running: a change marks it dirty instead of queueing it twice.
         q.push(a, true);
-        assert_eq!(q.pop(), Some(a));
+        assert_eq!(q.pop().map(|(u, _)| u), Some(a));
         assert!(!q.push(a, true));
         assert!(q.dirty.contains(&a));
-        assert_eq!(q.pop(), None);
+        assert!(q.pop().is_none());
+    }
+
+    /// Periodic re-checks stretch with the number of objects held; steps in progress do not.
+    #[test]
+    fn rechecks_are_spread_over_a_large_fleet() {
+        let five = Duration::from_secs(5);
+        assert_eq!(spread(five, 1_000), five, "a small fleet keeps its period");
+        assert_eq!(spread(five, 100_000), Duration::from_secs(50));
+        assert_eq!(spread(Duration::from_millis(25), 100_000), Duration::from_millis(25), "a starting container is not held back");
+    }
+
+    /// The reconcile gets the latest stored version of what it is handed; objects the
+    /// reconciler does not want are neither kept nor queued, and a deletion queues the uid
+    /// with nothing kept.
+    #[test]
+    fn the_latest_stored_object_goes_with_its_uid() {
+        use op_types::{Name, Object};
+        let mut q = Queue::default();
+        let mut obj: Object<serde_json::Value> = Object::new(Kind::Cluster, None, Name::new("c1").unwrap(), serde_json::json!({"v": 1}));
+        obj.metadata.revision = 7;
+        let wanted = |b: &[u8]| !String::from_utf8_lossy(b).contains("\"skip\"");
+        assert!(q.apply(Change::Put(&Raw::of(&obj).unwrap()), wanted));
+        obj.spec = serde_json::json!({"v": 2});
+        obj.metadata.revision = 9;
+        assert!(!q.apply(Change::Put(&Raw::of(&obj).unwrap()), wanted), "already queued");
+        let (uid, stored) = q.pop().unwrap();
+        let got: Object<serde_json::Value> = stored.unwrap().decode().unwrap();
+        assert_eq!((uid, got.spec["v"].as_u64(), got.metadata.revision), (obj.metadata.uid, Some(2), 9));
+        q.running.remove(&uid);
+
+        let mut other: Object<serde_json::Value> = Object::new(Kind::Cluster, None, Name::new("c2").unwrap(), serde_json::json!({"skip": true}));
+        other.metadata.revision = 3;
+        assert!(!q.apply(Change::Put(&Raw::of(&other).unwrap()), wanted), "not wanted: not queued");
+        assert!(!q.objects.contains_key(&other.metadata.uid), "nor kept");
+
+        assert!(q.apply(Change::Deleted(uid), wanted));
+        let (gone, stored) = q.pop().unwrap();
+        assert_eq!((gone, stored.is_none()), (uid, true), "a deletion is handed on with nothing kept");
     }
 }

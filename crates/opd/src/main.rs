@@ -481,11 +481,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(op_api::ewbi::tls::serve(l, config, op_api::ewbi::router(state.clone()), shutdown()));
     }
     if !args.no_controllers {
-        // Controllers read the same flavors and cloudlets on every reconcile: from memory. (Apps
-        // are read from the store: a deployment right after an app's update must see it.)
+        // Controllers read the same flavors, cloudlets and apps on every reconcile: from memory.
+        // (An instance names the app revision it was admitted with, and an older copy is
+        // passed over for the store's: a deployment right after an app's update sees it.)
         let controller_repo = match args.role {
             Plane::Global => repo.clone(),
-            _ => repo.clone().with_read_cache(&[op_types::Kind::Flavor, op_types::Kind::Cloudlet]).await.context("reading flavors and cloudlets for the controllers")?,
+            _ => repo
+                .clone()
+                .with_read_cache(&[op_types::Kind::Flavor, op_types::Kind::Cloudlet, op_types::Kind::App])
+                .await
+                .context("reading flavors, cloudlets and apps for the controllers")?,
         };
         let controllers = Controllers {
             state: state.clone(),
@@ -587,10 +592,11 @@ impl Controllers {
             let credentials = Arc::new(move |org: &op_types::Name, cloudlet: &op_types::Name| op_api::registry::pull_credentials(&s, org, cloudlet));
             instances = instances.with_registry(op_controller::RegistryPulls { host: r.host.clone(), credentials });
         }
-        let cloudlets = CloudletReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone(), self.probe_image.clone());
+        let instances = Runner::new(instances, repo.clone(), metrics.clone(), self.workers);
+        let cloudlets = CloudletReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone(), self.probe_image.clone()).with_instances(instances.known());
         let clusters = op_controller::ClusterReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone(), self.egress_image.clone());
         tasks.extend([
-            tokio::spawn(Runner::new(instances, repo.clone(), metrics.clone(), self.workers).run()),
+            tokio::spawn(instances.run()),
             tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1))),
             tokio::spawn(op_api::ams::run(state.clone())),
             tokio::spawn(op_api::usage::run(state.clone(), self.usage_sample)),

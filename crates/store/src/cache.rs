@@ -133,4 +133,37 @@ mod tests {
         plain.create(&mut app).await.unwrap();
         assert!(repo.get_cached::<Value, Value>(Kind::App, app.metadata.uid).await.unwrap().is_some(), "a kind not followed is read from the store");
     }
+
+    /// A reader that needs a revision at least as new as the one it knows of gets the kept
+    /// copy only when it is that new, else the store's.
+    #[tokio::test]
+    async fn a_floor_passes_over_an_older_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine: std::sync::Arc<dyn Engine> = RedbEngine::open(&dir.path().join("s.redb")).unwrap();
+        let plain = Repo::new(engine);
+        let mut app: Loose = Object::new(Kind::App, None, Name::new("web").unwrap(), json!({"image": "v1"}));
+        plain.create(&mut app).await.unwrap();
+        let repo = plain.clone().with_read_cache(&[Kind::App]).await.unwrap();
+        let uid = app.metadata.uid;
+        let v1 = app.clone();
+        app.spec = json!({"image": "v2"});
+        plain.update(&mut app).await.unwrap();
+        for _ in 0..200 {
+            let o: Option<Loose> = repo.get_cached(Kind::App, uid).await.unwrap();
+            if o.is_some_and(|o| o.spec["image"] == "v2") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The kept copy put back to v1, as if the cache's watch lagged the update.
+        repo.cache.as_ref().unwrap().apply(Kind::App, crate::informer::Change::Put(&crate::informer::Raw::of(&v1).unwrap()));
+        let kept: Loose = repo.get_cached(Kind::App, uid).await.unwrap().unwrap();
+        assert_eq!(kept.spec["image"], "v1", "the lagging copy");
+        let fresh: Loose = repo.get_cached_since(Kind::App, uid, Some(app.metadata.revision)).await.unwrap().unwrap();
+        assert_eq!(fresh.spec["image"], "v2", "older than the floor: the store's");
+        let any: Loose = repo.get_cached_since(Kind::App, uid, Some(kept.metadata.revision)).await.unwrap().unwrap();
+        assert_eq!(any.spec["image"], "v1", "new enough: the kept copy");
+        let unknown: Loose = repo.get_cached_since(Kind::App, uid, None).await.unwrap().unwrap();
+        assert_eq!(unknown.spec["image"], "v2", "no floor: the store's");
+    }
 }

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use etcd_client::{
     Client, Compare as ECompare, CompareOp, ConnectOptions, EventType, GetOptions, Txn, TxnOp, WatchOptions,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::engine::{Compare, Engine, Event, EventKind, KeyValue, Op, Revision, StoreError, Watch};
@@ -81,6 +81,8 @@ pub struct EtcdEngine {
     /// When the engine was made, and when (ms after) it last warned of a member failing.
     started: Instant,
     last_warning: AtomicU64,
+    /// Transactions on their way to the group committer.
+    batcher: mpsc::UnboundedSender<Pending>,
 }
 
 /// Whether an etcd error is worth trying again on another member, and its text.
@@ -138,14 +140,18 @@ impl EtcdEngine {
                 .map_err(|e| StoreError::Unavailable(format!("etcd member {url}: {e}")))?;
             members.push(Member { url: url.clone(), client });
         }
-        Ok(Arc::new(Self {
+        let (batcher, pending) = mpsc::unbounded_channel();
+        let me = Arc::new(Self {
             members,
             current: AtomicUsize::new(0),
             prefix: settings.prefix.clone(),
             settings,
             started: Instant::now(),
             last_warning: AtomicU64::new(0),
-        }))
+            batcher,
+        });
+        tokio::spawn(group_commit(Arc::downgrade(&me), pending));
+        Ok(me)
     }
 
     /// The client of the member calls go to now.
@@ -247,6 +253,95 @@ impl EtcdEngine {
             latest = self.revision().await?;
         }
         Ok(Some(latest))
+    }
+
+    /// The store's transaction in etcd's terms, under this engine's prefix.
+    fn etcd_txn(&self, compares: &[Compare], ops: &[Op]) -> Txn {
+        let p = &self.prefix;
+        // etcd reads a missing key's mod_revision as 0; the contract's ModRevision also needs
+        // the key to exist, hence the second compare.
+        let when: Vec<ECompare> = compares
+            .iter()
+            .flat_map(|c| match c {
+                Compare::Absent(k) => vec![ECompare::create_revision(full(p, k), CompareOp::Equal, 0)],
+                Compare::ModRevision(k, r) => vec![
+                    ECompare::create_revision(full(p, k), CompareOp::Greater, 0),
+                    ECompare::mod_revision(full(p, k), CompareOp::Equal, i64::try_from(*r).unwrap_or(i64::MAX)),
+                ],
+            })
+            .collect();
+        let then: Vec<TxnOp> = ops
+            .iter()
+            .map(|o| match o {
+                Op::Put(k, v) => TxnOp::put(full(p, k), v.clone(), None),
+                Op::Delete(k) => TxnOp::delete(full(p, k), None),
+            })
+            .collect();
+        Txn::new().when(when).and_then(then)
+    }
+
+    /// One transaction on its own: tried member after member until the deadline; an outcome
+    /// lost with a failed member is looked up before trying again.
+    async fn txn_one(&self, compares: &[Compare], ops: &[Op]) -> Result<Revision, StoreError> {
+        let txn = self.etcd_txn(compares, ops);
+        let begun = Instant::now();
+        loop {
+            let (i, mut c) = self.member();
+            let failure = match self.attempt(c.txn(txn.clone())).await? {
+                Ok(resp) if resp.succeeded() => return Ok(resp.header().map(|h| rev(h.revision())).unwrap_or(0)),
+                Ok(_) => return Err(StoreError::Conflict),
+                Err(why) => why,
+            };
+            self.failed_over(i, begun, &failure)?;
+            // The outcome is unknown: the write may have been applied before the reply was lost.
+            if !ops.is_empty() {
+                if let Ok(Some(r)) = self.already_applied(ops).await {
+                    return Ok(r);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Transactions of a batch (no key in two of them) as one etcd transaction, so that many
+    /// writers share one raft entry, one apply and one reply. If any compare fails, or the
+    /// outcome is lost, each is tried on its own (after looking whether the whole went in).
+    async fn commit_batch(&self, batch: Vec<Pending>) {
+        if batch.len() == 1 {
+            for p in batch {
+                let r = self.txn_one(&p.compares, &p.ops).await;
+                let _ = p.done.send(r);
+            }
+            return;
+        }
+        let compares: Vec<Compare> = batch.iter().flat_map(|p| p.compares.iter().cloned()).collect();
+        let ops: Vec<Op> = batch.iter().flat_map(|p| p.ops.iter().cloned()).collect();
+        let (i, mut c) = self.member();
+        let whole = match self.attempt(c.txn(self.etcd_txn(&compares, &ops))).await {
+            Ok(Ok(resp)) if resp.succeeded() => Some(resp.header().map(|h| rev(h.revision())).unwrap_or(0)),
+            Ok(Ok(_)) => None,
+            // Lost with the member: all or nothing went in; look which.
+            Ok(Err(why)) => {
+                self.next_member(i, &why);
+                self.already_applied(&ops).await.ok().flatten()
+            }
+            // Refused whole (too large for etcd): each on its own.
+            Err(_) => None,
+        };
+        match whole {
+            Some(r) => {
+                for p in batch {
+                    let _ = p.done.send(Ok(r));
+                }
+            }
+            None => {
+                let each = batch.into_iter().map(|p| async move {
+                    let r = self.txn_one(&p.compares, &p.ops).await;
+                    let _ = p.done.send(r);
+                });
+                futures::future::join_all(each).await;
+            }
+        }
     }
 
     /// Campaigns for leadership of `name` (one leader per name among every engine on this
@@ -363,6 +458,88 @@ impl Drop for Leadership {
     }
 }
 
+/// Batches in flight at once: while they are, new transactions gather into the next batch.
+const BATCHES_IN_FLIGHT: usize = 2;
+/// etcd's limit on compares and on operations in one transaction (`--max-txn-ops`).
+const MAX_TXN_OPS: usize = 128;
+/// Bytes one batch may carry, under etcd's request limit (`--max-request-bytes`, 1.5 MiB).
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// One caller's transaction waiting for the group committer.
+struct Pending {
+    compares: Vec<Compare>,
+    ops: Vec<Op>,
+    done: oneshot::Sender<Result<Revision, StoreError>>,
+}
+
+impl Pending {
+    /// Every key it compares or writes.
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        let c = self.compares.iter().map(|c| match c {
+            Compare::Absent(k) | Compare::ModRevision(k, _) => k.as_str(),
+        });
+        c.chain(self.ops.iter().map(|o| match o {
+            Op::Put(k, _) | Op::Delete(k) => k.as_str(),
+        }))
+    }
+
+    /// Compares as etcd counts them (a ModRevision is two), and operations.
+    fn weight(&self) -> (usize, usize, usize) {
+        let compares = self.compares.iter().map(|c| if matches!(c, Compare::ModRevision(..)) { 2 } else { 1 }).sum();
+        let bytes = self.ops.iter().map(|o| match o {
+            Op::Put(k, v) => k.len() + v.len(),
+            Op::Delete(k) => k.len(),
+        });
+        (compares, self.ops.len(), bytes.sum())
+    }
+}
+
+/// Group commit: transactions that arrive while earlier batches are in flight go to etcd
+/// together, as one transaction. Under load this divides etcd's work per write (one raft
+/// entry, one apply, one reply per batch); alone, a transaction goes at once. Two that touch
+/// the same key never share a batch, and keep their order.
+async fn group_commit(engine: std::sync::Weak<EtcdEngine>, mut incoming: mpsc::UnboundedReceiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    let mut carried: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
+    loop {
+        if carried.is_empty() {
+            match incoming.recv().await {
+                Some(p) => carried.push_back(p),
+                None => return,
+            }
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        while let Ok(p) = incoming.try_recv() {
+            carried.push_back(p);
+        }
+        let mut batch = Vec::new();
+        let mut keys: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut blocked: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let (mut compares, mut ops, mut bytes) = (0, 0, 0);
+        let mut left = std::collections::VecDeque::new();
+        for p in carried.drain(..) {
+            let (c, o, b) = p.weight();
+            let clash = p.keys().any(|k| keys.contains(k) || blocked.contains(k));
+            let fits = batch.is_empty() || (compares + c <= MAX_TXN_OPS && ops + o <= MAX_TXN_OPS && bytes + b <= MAX_BATCH_BYTES);
+            if clash || !fits {
+                // Later ones on the same keys wait behind it.
+                blocked.extend(p.keys().map(str::to_string));
+                left.push_back(p);
+                continue;
+            }
+            keys.extend(p.keys().map(str::to_string));
+            (compares, ops, bytes) = (compares + c, ops + o, bytes + b);
+            batch.push(p);
+        }
+        carried = left;
+        let Some(engine) = engine.upgrade() else { return };
+        tokio::spawn(async move {
+            engine.commit_batch(batch).await;
+            drop(slot);
+        });
+    }
+}
+
 #[async_trait]
 impl Engine for EtcdEngine {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
@@ -413,44 +590,12 @@ impl Engine for EtcdEngine {
     }
 
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<Revision, StoreError> {
-        let p = &self.prefix;
-        // etcd reads a missing key's mod_revision as 0; the contract's ModRevision also needs
-        // the key to exist, hence the second compare.
-        let when: Vec<ECompare> = compares
-            .iter()
-            .flat_map(|c| match c {
-                Compare::Absent(k) => vec![ECompare::create_revision(full(p, k), CompareOp::Equal, 0)],
-                Compare::ModRevision(k, r) => vec![
-                    ECompare::create_revision(full(p, k), CompareOp::Greater, 0),
-                    ECompare::mod_revision(full(p, k), CompareOp::Equal, i64::try_from(*r).unwrap_or(i64::MAX)),
-                ],
-            })
-            .collect();
-        let then: Vec<TxnOp> = ops
-            .iter()
-            .map(|o| match o {
-                Op::Put(k, v) => TxnOp::put(full(p, k), v.clone(), None),
-                Op::Delete(k) => TxnOp::delete(full(p, k), None),
-            })
-            .collect();
-        let txn = Txn::new().when(when).and_then(then);
-        let begun = Instant::now();
-        loop {
-            let (i, mut c) = self.member();
-            let failure = match self.attempt(c.txn(txn.clone())).await? {
-                Ok(resp) if resp.succeeded() => return Ok(resp.header().map(|h| rev(h.revision())).unwrap_or(0)),
-                Ok(_) => return Err(StoreError::Conflict),
-                Err(why) => why,
-            };
-            self.failed_over(i, begun, &failure)?;
-            // The outcome is unknown: the write may have been applied before the reply was lost.
-            if !ops.is_empty() {
-                if let Ok(Some(r)) = self.already_applied(&ops).await {
-                    return Ok(r);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let (done, outcome) = oneshot::channel();
+        if let Err(mpsc::error::SendError(p)) = self.batcher.send(Pending { compares, ops, done }) {
+            // The committer is gone (the runtime is shutting down): this one goes alone.
+            return self.txn_one(&p.compares, &p.ops).await;
         }
+        outcome.await.map_err(|_| StoreError::Unavailable("etcd: the transaction was dropped (shutting down)".into()))?
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch, StoreError> {

@@ -105,6 +105,7 @@ impl EtcdLab {
             .map_err(|e| LabError::Start { program: self.program.clone(), reason: e.to_string() })?;
         let child = Command::new(&self.program)
             .args(&m.args)
+            .env("GOMAXPROCS", std::env::var("OP_ETCD_GOMAXPROCS").unwrap_or_else(|_| "1".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

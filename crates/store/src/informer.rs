@@ -35,6 +35,11 @@ impl Raw {
         self.uid
     }
 
+    /// The object as stored (JSON), for consumers that sift before decoding.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Decodes the object; `serde::de::IgnoredAny` for a spec or observed status the
     /// consumer does not read skips it without allocating.
     pub fn decode<S: DeserializeOwned, X: DeserializeOwned + Default>(&self) -> Result<Object<S, X>, RepoError> {

@@ -47,7 +47,7 @@ pub struct Repo {
     regional: Arc<dyn Engine>,
     local: Arc<dyn Engine>,
     /// Kinds read through memory by [`Repo::get_cached`] and [`Repo::get_by_name_cached`].
-    cache: Option<ReadCache>,
+    pub(crate) cache: Option<ReadCache>,
 }
 
 /// The key an object of `kind` with `uid` is stored at.
@@ -104,6 +104,25 @@ impl Repo {
             Some(hit) => hit.map(Some),
             None => self.get(kind, uid).await,
         }
+    }
+
+    /// [`Repo::get_cached`] for a reader that knows how new the object must be: the kept copy
+    /// when it is at revision `at_least` or later, else (or with no floor) the store's.
+    pub async fn get_cached_since<S: DeserializeOwned, X: DeserializeOwned + Default>(
+        &self,
+        kind: Kind,
+        uid: Uid,
+        at_least: Option<Revision>,
+    ) -> Result<Option<Object<S, X>>, RepoError> {
+        if let (Some(floor), Some(cache)) = (at_least, self.cache.as_ref()) {
+            if let Some(hit) = cache.get::<S, X>(kind, uid) {
+                let hit = hit?;
+                if hit.metadata.revision >= floor {
+                    return Ok(Some(hit));
+                }
+            }
+        }
+        self.get(kind, uid).await
     }
 
     /// [`Repo::get_by_name`], from memory for a cached kind (as [`Repo::get_cached`]).

@@ -171,6 +171,16 @@ impl Resources {
             && self.gpus <= other.gpus
     }
 
+    /// `n` of these (what `n` instances of one flavor take), saturating.
+    pub fn times(&self, n: u32) -> Resources {
+        Resources {
+            vcpus: self.vcpus.saturating_mul(n),
+            memory_mb: self.memory_mb.saturating_mul(u64::from(n)),
+            disk_gb: self.disk_gb.saturating_mul(u64::from(n)),
+            gpus: self.gpus.saturating_mul(n),
+        }
+    }
+
     /// Component-wise sum, saturating.
     pub fn plus(&self, o: &Resources) -> Resources {
         Resources {
@@ -1419,6 +1429,11 @@ pub struct AppInstanceSpec {
     /// outside only through a load balancer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Uid>,
+    /// The app's store revision when the instance was admitted: the controller may read the
+    /// app from its in-memory copy once that copy is at least this new (else from the store),
+    /// so an app updated just before a deployment deploys as updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_revision: Option<u64>,
 }
 
 /// What developers see in place of a cloudlet's name.

@@ -59,6 +59,7 @@ fn instance(app: &App, zone: &Zone, cloudlet: &str, ready: bool) -> AppInstance 
         flavor: n("small"),
         federated: None,
         cluster: None,
+        app_revision: None,
     });
     if ready {
         i.status.state = State::Ready;

@@ -26,6 +26,7 @@ use axum::Json;
 use base64::Engine as _;
 use chrono::Utc;
 use op_controller::{Action, ReconcileError, Reconciler};
+use op_store::informer::Raw;
 use op_types::cluster::{ClusterObserved, ClusterSpec};
 use op_types::ewbi::objects::{ComplianceMetrics, ComplianceReport, ComplianceStep, FederatedCloudletObserved, FederatedCloudletSpec, PhaseRecord};
 use op_types::specs::{App, AppInstance, AppInstanceSpec, AppSpec, Cloudlet, CloudletSpec, FlavorSpec, GeoPoint, OrganizationSpec, PlatformType, RegionSpec, Resources, ServiceArea, ZoneSpec};
@@ -712,7 +713,9 @@ impl Reconciler for CloudletFederationReconciler {
         Kind::FederatedCloudlet
     }
 
-    async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
+    // A multi-step flow that writes as it goes and comes back at once: it reads its latest
+    // from the store, which the runner's copy would lag after its own writes.
+    async fn reconcile(&self, uid: Uid, _stored: Option<&Raw>) -> Result<Action, ReconcileError> {
         let s = &self.state;
         let Some(mut rec) = s.repo.get::<FederatedCloudletSpec, FederatedCloudletObserved>(Kind::FederatedCloudlet, uid).await? else {
             return Ok(Action::AwaitChange);
@@ -1040,7 +1043,7 @@ impl CloudletFederationReconciler {
         let Some(flavor) = fit.first() else {
             return self.finish(rec, "createInstance", false, millis(t), "no assigned flavor fits the sample app".into(), ComplianceMetrics::default()).await;
         };
-        let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet: cl.metadata.name.clone(), flavor: flavor.metadata.name.clone(), federated: None, cluster: None };
+        let spec = AppInstanceSpec { app_id: app.metadata.uid, edge_cloud_zone_id: zone.metadata.uid, cloudlet: cl.metadata.name.clone(), flavor: flavor.metadata.name.clone(), federated: None, cluster: None, app_revision: Some(app.metadata.revision) };
         let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), run_name("t")?, spec);
         inst.metadata.labels.insert("op.federation.compliance".into(), rec.metadata.uid.to_string());
         s.repo.create(&mut inst).await?;

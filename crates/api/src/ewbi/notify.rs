@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use op_controller::{Action, ReconcileError, Reconciler};
+use op_store::informer::Raw;
 use op_types::ewbi::objects::{EwbiInstanceObserved, EwbiInstanceSpec, EwbiOutboxSpec, FederationPartnerSpec, FederationSpec, InstanceRelocation, MAX_RELOCATIONS};
 use op_types::ewbi::usage::{InstanceState, InstanceStateChanged, SessionsServed, UsageEvent};
 use op_types::specs::{AppInstanceSpec, FlavorSpec, InstanceObserved};
@@ -178,9 +179,9 @@ impl Reconciler for InstanceNotifier {
         serde_json::from_slice::<Object<IgnoredAny, IgnoredAny>>(stored).map_or(true, |o| o.metadata.labels.contains_key(LABEL_EWBI_INSTANCE))
     }
 
-    async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
+    async fn reconcile(&self, uid: Uid, stored: Option<&Raw>) -> Result<Action, ReconcileError> {
         let s = &self.state;
-        let local = s.repo.get::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance, uid).await?;
+        let local = stored.map(Raw::decode::<AppInstanceSpec, InstanceObserved>).transpose()?;
         let fi = match local.as_ref().map(|l| l.metadata.labels.get(LABEL_EWBI_INSTANCE)) {
             // Not a partner's instance.
             Some(None) => return Ok(Action::AwaitChange),

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use op_controller::{Action, ReconcileError, Reconciler};
+use op_store::informer::Raw;
 use op_types::ewbi::objects::{
     federated_id, federated_uuid, FederatedPlacement, FederatedProgress, FederatedZone, FederationPeerObserved, FederationPeerSpec, InstanceInsights, OfferedZoneView, PartnerFlavour,
 };
@@ -261,7 +262,9 @@ impl Reconciler for PeerReconciler {
         Kind::FederationPeer
     }
 
-    async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
+    // A multi-step flow that writes as it goes and comes back at once: it reads its latest
+    // from the store, which the runner's copy would lag after its own writes.
+    async fn reconcile(&self, uid: Uid, _stored: Option<&Raw>) -> Result<Action, ReconcileError> {
         let s = &self.state;
         let Some(mut p) = s.repo.get::<FederationPeerSpec, FederationPeerObserved>(Kind::FederationPeer, uid).await? else { return Ok(Action::AwaitChange) };
         if p.observed.callback_id.is_none() {
@@ -358,6 +361,7 @@ pub async fn admit_federated(s: &AppState, app: &App, zone: &Object<ZoneSpec>, f
         flavor,
         federated: Some(FederatedPlacement { peer: fz.peer.clone(), zone_id: fz.zone_id.clone(), flavour_id: f.flavour_id.clone() }),
         cluster: None,
+        app_revision: Some(app.metadata.revision),
     };
     let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);
     let obs = InstanceObserved {
@@ -709,7 +713,9 @@ impl Reconciler for RemoteInstanceReconciler {
         serde_json::from_slice::<Object<Federated, IgnoredAny>>(stored).map_or(true, |o| o.spec.federated.is_some())
     }
 
-    async fn reconcile(&self, uid: Uid) -> Result<Action, ReconcileError> {
+    // A multi-step flow that writes as it goes and comes back at once: it reads its latest
+    // from the store, which the runner's copy would lag after its own writes.
+    async fn reconcile(&self, uid: Uid, _stored: Option<&Raw>) -> Result<Action, ReconcileError> {
         let s = &self.state;
         let Some(mut inst) = s.repo.get::<AppInstanceSpec, InstanceObserved>(Kind::AppInstance, uid).await? else { return Ok(Action::AwaitChange) };
         let Some(fed) = inst.spec.federated.clone() else { return Ok(Action::AwaitChange) };
