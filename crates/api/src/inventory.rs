@@ -50,14 +50,25 @@ pub struct Load {
 }
 
 impl Inner {
-    /// Counts instance `i` on its cloudlet (`add`) or takes it off.
+    /// Counts instance `i` on its cloudlet (`add`) or takes it off; a count that reaches zero
+    /// goes, and so does a cloudlet with nothing counted.
     fn count(&mut self, i: &AppInstance, add: bool) {
-        let load = self.loads.entry(i.spec.cloudlet.clone()).or_default();
-        for n in [load.flavors.entry(i.spec.flavor.clone()).or_default(), load.apps.entry(i.spec.app_id).or_default()] {
-            *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        fn bump<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K, add: bool) {
+            use std::collections::hash_map::Entry;
+            match (counts.entry(key), add) {
+                (e, true) => *e.or_default() += 1,
+                (Entry::Occupied(mut e), false) => {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+                (Entry::Vacant(_), false) => {}
+            }
         }
-        load.flavors.retain(|_, n| *n > 0);
-        load.apps.retain(|_, n| *n > 0);
+        let load = self.loads.entry(i.spec.cloudlet.clone()).or_default();
+        bump(&mut load.flavors, i.spec.flavor.clone(), add);
+        bump(&mut load.apps, i.spec.app_id, add);
         if load.flavors.is_empty() && load.apps.is_empty() {
             self.loads.remove(&i.spec.cloudlet);
         }

@@ -150,9 +150,12 @@ impl Queue {
                 self.objects.insert(raw.uid(), Arc::new(raw.clone()));
                 self.push(raw.uid(), true)
             }
-            // Not (or no longer) this reconciler's: forgotten, and not handed on.
+            // Not this reconciler's: not handed on. One it held (queued, say) keeps its latest
+            // version, so a reconcile sees what it became rather than taking it for gone.
             Change::Put(raw) => {
-                self.objects.remove(&raw.uid());
+                if let Some(held) = self.objects.get_mut(&raw.uid()) {
+                    *held = Arc::new(raw.clone());
+                }
                 false
             }
             Change::Deleted(uid) => {
@@ -288,7 +291,7 @@ impl<R: Reconciler> Runner<R> {
             let result = self.reconciler.reconcile(uid, stored.as_deref()).await;
             self.metrics.duration.observe(started.elapsed().as_secs_f64());
             let (label, delay) = match &result {
-                Ok(Action::Requeue(d)) => ("ok", Some(spread(*d, self.queue.lock().map_or(0, |q| q.objects.len())))),
+                Ok(Action::Requeue(d)) => ("ok", Some(*d)),
                 Ok(Action::AwaitChange) => ("ok", None),
                 Err(e) => {
                     let n = self.queue.lock().map(|mut q| {
@@ -306,14 +309,20 @@ impl<R: Reconciler> Runner<R> {
                 .reconciles
                 .get_or_create(&KindLabel { kind: kind.to_string(), result: label.to_string() })
                 .inc();
-            let again_now = self.queue.lock().map(|mut q| {
-                q.running.remove(&uid);
-                if result.is_ok() {
-                    q.failures.remove(&uid);
-                }
-                q.dirty.remove(&uid)
-            });
-            if again_now.unwrap_or(false) {
+            let (again_now, held) = self
+                .queue
+                .lock()
+                .map(|mut q| {
+                    q.running.remove(&uid);
+                    if result.is_ok() {
+                        q.failures.remove(&uid);
+                    }
+                    (q.dirty.remove(&uid), q.objects.len())
+                })
+                .unwrap_or((false, 0));
+            // Retries after errors keep their backoff; re-checks are spread over the fleet.
+            let delay = if result.is_ok() { delay.map(|d| spread(d, held)) } else { delay };
+            if again_now {
                 Self::enqueue(&self.queue, &self.notify, uid, true);
             } else if let Some(d) = delay {
                 let (queue, notify) = (self.queue.clone(), self.notify.clone());
@@ -412,6 +421,14 @@ mod tests {
         other.metadata.revision = 3;
         assert!(!q.apply(Change::Put(&Raw::of(&other).unwrap()), wanted), "not wanted: not queued");
         assert!(!q.objects.contains_key(&other.metadata.uid), "nor kept");
+
+        // One it held that it no longer wants: not queued, but held at its latest (a reconcile
+        // queued meanwhile sees what it became, not a deletion).
+        obj.spec = serde_json::json!({"skip": true});
+        obj.metadata.revision = 11;
+        assert!(!q.apply(Change::Put(&Raw::of(&obj).unwrap()), wanted));
+        let held: Object<serde_json::Value> = q.objects[&uid].decode().unwrap();
+        assert_eq!((held.spec["skip"].as_bool(), held.metadata.revision), (Some(true), 11));
 
         assert!(q.apply(Change::Deleted(uid), wanted));
         let (gone, stored) = q.pop().unwrap();

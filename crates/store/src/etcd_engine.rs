@@ -282,9 +282,9 @@ impl EtcdEngine {
 
     /// One transaction on its own: tried member after member until the deadline; an outcome
     /// lost with a failed member is looked up before trying again.
-    async fn txn_one(&self, compares: &[Compare], ops: &[Op]) -> Result<Revision, StoreError> {
+    /// `begun`: when this write was first tried (its deadline counts from there).
+    async fn txn_one(&self, compares: &[Compare], ops: &[Op], begun: Instant) -> Result<Revision, StoreError> {
         let txn = self.etcd_txn(compares, ops);
-        let begun = Instant::now();
         loop {
             let (i, mut c) = self.member();
             let failure = match self.attempt(c.txn(txn.clone())).await? {
@@ -304,30 +304,11 @@ impl EtcdEngine {
     }
 
     /// Transactions of a batch (no key in two of them) as one etcd transaction, so that many
-    /// writers share one raft entry, one apply and one reply. If any compare fails, or the
-    /// outcome is lost, each is tried on its own (after looking whether the whole went in).
+    /// writers share one raft entry, one apply and one reply. A batch of one, or one where any
+    /// compare fails or the outcome is lost (and the whole did not go in), is tried one by one.
     async fn commit_batch(&self, batch: Vec<Pending>) {
-        if batch.len() == 1 {
-            for p in batch {
-                let r = self.txn_one(&p.compares, &p.ops).await;
-                let _ = p.done.send(r);
-            }
-            return;
-        }
-        let compares: Vec<Compare> = batch.iter().flat_map(|p| p.compares.iter().cloned()).collect();
-        let ops: Vec<Op> = batch.iter().flat_map(|p| p.ops.iter().cloned()).collect();
-        let (i, mut c) = self.member();
-        let whole = match self.attempt(c.txn(self.etcd_txn(&compares, &ops))).await {
-            Ok(Ok(resp)) if resp.succeeded() => Some(resp.header().map(|h| rev(h.revision())).unwrap_or(0)),
-            Ok(Ok(_)) => None,
-            // Lost with the member: all or nothing went in; look which.
-            Ok(Err(why)) => {
-                self.next_member(i, &why);
-                self.already_applied(&ops).await.ok().flatten()
-            }
-            // Refused whole (too large for etcd): each on its own.
-            Err(_) => None,
-        };
+        let begun = Instant::now();
+        let whole = if batch.len() > 1 { self.commit_whole(&batch).await } else { None };
         match whole {
             Some(r) => {
                 for p in batch {
@@ -336,11 +317,30 @@ impl EtcdEngine {
             }
             None => {
                 let each = batch.into_iter().map(|p| async move {
-                    let r = self.txn_one(&p.compares, &p.ops).await;
+                    let r = self.txn_one(&p.compares, &p.ops, begun).await;
                     let _ = p.done.send(r);
                 });
                 futures::future::join_all(each).await;
             }
+        }
+    }
+
+    /// One attempt at `batch` as one transaction: its revision if it went in.
+    async fn commit_whole(&self, batch: &[Pending]) -> Option<Revision> {
+        let compares: Vec<Compare> = batch.iter().flat_map(|p| p.compares.iter().cloned()).collect();
+        let ops: Vec<Op> = batch.iter().flat_map(|p| p.ops.iter().cloned()).collect();
+        let (i, mut c) = self.member();
+        match self.attempt(c.txn(self.etcd_txn(&compares, &ops))).await {
+            Ok(Ok(resp)) if resp.succeeded() => Some(resp.header().map(|h| rev(h.revision())).unwrap_or(0)),
+            Ok(Ok(_)) => None,
+            // Lost with the member: all or nothing went in; look which (briefly: the callers'
+            // deadline runs on).
+            Ok(Err(why)) => {
+                self.next_member(i, &why);
+                tokio::time::timeout(self.settings.request_timeout, self.already_applied(&ops)).await.ok().and_then(Result::ok).flatten()
+            }
+            // Refused whole (too large for etcd).
+            Err(_) => None,
         }
     }
 
@@ -593,7 +593,7 @@ impl Engine for EtcdEngine {
         let (done, outcome) = oneshot::channel();
         if let Err(mpsc::error::SendError(p)) = self.batcher.send(Pending { compares, ops, done }) {
             // The committer is gone (the runtime is shutting down): this one goes alone.
-            return self.txn_one(&p.compares, &p.ops).await;
+            return self.txn_one(&p.compares, &p.ops, Instant::now()).await;
         }
         outcome.await.map_err(|_| StoreError::Unavailable("etcd: the transaction was dropped (shutting down)".into()))?
     }

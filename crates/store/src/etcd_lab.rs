@@ -105,6 +105,8 @@ impl EtcdLab {
             .map_err(|e| LabError::Start { program: self.program.clone(), reason: e.to_string() })?;
         let child = Command::new(&self.program)
             .args(&m.args)
+            // Members share this machine's few cores: one scheduler thread each keeps three of
+            // them from spinning against each other (OP_ETCD_GOMAXPROCS overrides).
             .env("GOMAXPROCS", std::env::var("OP_ETCD_GOMAXPROCS").unwrap_or_else(|_| "1".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
