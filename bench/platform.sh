@@ -5,9 +5,13 @@
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 api="http://127.0.0.1:$port"
+# The containers the platform starts outlive it (instances are durable): those it started are
+# removed on exit, so that runs do not pile up.
+managed() { podman ps -aq --filter label=op.managed=true 2>/dev/null | sort; }
+before=$(managed)
 target/release/opd serve --data-dir "$dir/data" --listen "127.0.0.1:$port" >/dev/null 2>"$dir/opd.log" &
 opd_pid=$!
-trap 'kill $opd_pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill $opd_pid 2>/dev/null || true; wait $opd_pid 2>/dev/null; comm -13 <(echo "$before") <(managed) | xargs -r podman rm -f >/dev/null 2>&1; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do curl -fsS "$api/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }

@@ -3,7 +3,9 @@
 # zero instances, against the same container started directly through the runtime API and
 # polled (N samples each, interleaved); (b) warm path, latency p50/p99 of sequential requests
 # on a kept-alive connection and throughput (wrk, 16 connections) through the ingress against
-# straight to the instance.
+# straight to the instance. Where the kernel allows it the ingress joins a routed connection to
+# its instance in the kernel (crates/ingress/src/splice.rs); the line before the last says how
+# many connections it joined.
 # Last line: RESULT cold_ratio=<x> warm_p50_overhead_us=<x> warm_p99_overhead_us=<x> rps_ratio=<x>
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +33,13 @@ exec 3<>"/dev/tcp/${pop%:*}/${pop#*:}"
 printf 'GET / HTTP/1.1\r\nHost: %s\r\n\r\n' "$host" >&3
 rps() { wrk -t2 -c16 -d5s -H "Host: $host" "http://$1/" | awk '/Requests\/sec/ {print $2}'; }
 rps "$pop" >/dev/null  # warm-up
-d1=$(rps "$straight"); v1=$(rps "$pop"); d2=$(rps "$straight"); v2=$(rps "$pop")
+# Alternated, three times each: on two cores one run can differ from the next by half.
+d=(); v=()
+for _ in 1 2 3; do d+=("$(rps "$straight")"); v+=("$(rps "$pop")"); done
 exec 3>&-
-ratio=$(python3 -c "print(f'{($v1+$v2)/($d1+$d2):.3f}')")
-echo "rps direct=$d1,$d2 via_ingress=$v1,$v2"
+sum() { local IFS=+; python3 -c "print($*)"; }
+ratio=$(python3 -c "print(f'{$(sum "${v[@]}")/($(sum "${d[@]}")):.3f}')")
+echo "rps direct=$(IFS=,; echo "${d[*]}") via_ingress=$(IFS=,; echo "${v[*]}")"
 get() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k {print $2}'; }
+echo "kernel_spliced=$(curl -fsS "${H[@]}" "$api/metrics" | awk '/^op_serverless_kernel_spliced_total / {print $2}')"
 echo "RESULT cold_ratio=$(get cold_ratio) warm_p50_overhead_us=$(get warm_p50_overhead_us) warm_p99_overhead_us=$(get warm_p99_overhead_us) rps_ratio=$ratio"

@@ -529,8 +529,8 @@ struct TrafficLabels {
 }
 
 /// The ingresses' counts per app and point of presence on `/metrics` (connections, sessions
-/// and distinct devices now; connections, held and forwarded ones in all), read from the
-/// ingress's counters at each scrape.
+/// and distinct devices now; connections, held and forwarded ones in all), and connections
+/// joined in the kernel, read from the ingress's counters at each scrape.
 pub struct TrafficMetrics(pub Arc<Serverless>);
 
 impl std::fmt::Debug for TrafficMetrics {
@@ -585,6 +585,13 @@ impl prometheus_client::collector::Collector for TrafficMetrics {
             for (l, t) in &rows {
                 ConstCounter::new(read(t)).encode(d.encode_family(l)?)?;
             }
+        }
+        // Whether the ingress joins connections in the kernel (absent: it copies them).
+        if let Some((total, open)) = self.0.mesh.kernel_spliced() {
+            let d = enc.encode_descriptor("op_serverless_kernel_spliced", "Connections the ingress joined to their instance in the kernel", None, MetricType::Counter)?;
+            ConstCounter::new(total).encode(d)?;
+            let d = enc.encode_descriptor("op_serverless_kernel_spliced_open", "Connections joined in the kernel now", None, MetricType::Gauge)?;
+            ConstGauge::new(i64::try_from(open).unwrap_or(i64::MAX)).encode(d)?;
         }
         Ok(())
     }

@@ -226,6 +226,9 @@ async fn serverless_lifecycle_from_zero_to_where_the_sessions_are_and_back_to_ze
         ensure!(line.split_whitespace().last().and_then(|v| v.parse::<u64>().ok()) >= Some(2), "{line}");
     }
     ensure!(series("op_serverless_forwarded_total{").is_some_and(|l| !l.ends_with(" 0")), "forwarded from Lyon on /metrics:\n{m}");
+    // The devices' connections were joined to their instances in the kernel.
+    let spliced = m.lines().find_map(|l| l.strip_prefix("op_serverless_kernel_spliced_total ")).and_then(|v| v.trim().parse::<u64>().ok());
+    ensure!(spliced >= Some(3), "connections joined in the kernel on /metrics:\n{m}");
     let y = instances_in(&st, "zone-lyon")[0]["appInstanceId"].as_str().context("id")?.to_string();
     // The Lyon ingress now serves locally.
     let mut d4 = DeviceConn::of(5, &carol).await?;

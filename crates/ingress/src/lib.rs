@@ -14,7 +14,9 @@
 //! ([`ProxyError`]).
 
 pub mod proxy;
+mod kernel;
 pub mod sniff;
+pub mod splice;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -169,6 +171,19 @@ pub struct Mesh {
     /// Spread connections round equally loaded backends (a load balancer) rather than keep
     /// to one (serverless, so that the others can go idle).
     pub spread: bool,
+    /// Joins routed connections in the kernel, where it allows it.
+    splicer: RwLock<Option<Arc<splice::Splicer>>>,
+}
+
+/// A splicer, or none (with the reason logged) where the kernel does not allow it.
+fn open_splicer() -> Option<Arc<splice::Splicer>> {
+    match splice::Splicer::open() {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::info!(error = %e, "routed connections are copied by the ingress: the kernel does not allow joining them (BPF sockhash)");
+            None
+        }
+    }
 }
 
 /// The table in the shape the data path reads.
@@ -200,6 +215,7 @@ impl Mesh {
             started: Instant::now(),
             hold,
             spread,
+            splicer: RwLock::new(open_splicer()),
         };
         (Arc::new(mesh), rx)
     }
@@ -207,6 +223,26 @@ impl Mesh {
     /// A mesh for load balancers: connections spread round equally loaded backends.
     pub fn spreading(hold: Duration) -> (Arc<Self>, mpsc::UnboundedReceiver<Wake>) {
         Self::build(hold, true)
+    }
+
+    /// Whether routed connections are joined in the kernel (the default where it allows it)
+    /// or copied by the ingress; connections already joined stay so.
+    pub fn set_kernel_splice(&self, on: bool) {
+        let mut s = self.splicer.write().unwrap_or_else(|e| e.into_inner());
+        match (on, s.is_some()) {
+            (true, false) => *s = open_splicer(),
+            (false, true) => *s = None,
+            _ => {}
+        }
+    }
+
+    /// Connections joined in the kernel so far and those joined now, if it does that now.
+    pub fn kernel_spliced(&self) -> Option<(u64, usize)> {
+        self.splicer().map(|s| (s.spliced(), s.open_now()))
+    }
+
+    pub(crate) fn splicer(&self) -> Option<Arc<splice::Splicer>> {
+        self.splicer.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Sets the key session tokens are verified with.

@@ -257,8 +257,9 @@ impl Drop for Busy<'_> {
 enum Upstream<'a> {
     /// An instance here.
     Local(TcpStream, Busy<'a>),
-    /// The peer listener of another point of presence.
-    Forwarded(TcpStream),
+    /// The peer listener of another point of presence, and the bytes of the preamble written
+    /// to it.
+    Forwarded(TcpStream, usize),
 }
 
 fn up(mesh: &Mesh, l: &Load) -> bool {
@@ -311,9 +312,9 @@ async fn connect<'a>(mesh: &'a Mesh, pop: &str, app: Uid, local_only: bool) -> R
         }
         let remote = |ready: bool| if local_only { None } else { other_pop(all, pop, |b| b.ready == ready) };
         if let Some(to) = remote(true) {
-            if let Some(s) = forward(mesh, &to, app).await {
+            if let Some(f) = forward(mesh, &to, app).await {
                 mesh.stats.forwarded(app, pop);
-                return Ok(Upstream::Forwarded(s));
+                return Ok(f);
             }
         }
         if let Some((b, l)) = local(false) {
@@ -322,9 +323,9 @@ async fn connect<'a>(mesh: &'a Mesh, pop: &str, app: Uid, local_only: bool) -> R
                 return Ok(Upstream::Local(s, Busy::new(mesh, l.clone())));
             }
         } else if let Some(to) = remote(false) {
-            if let Some(s) = forward(mesh, &to, app).await {
+            if let Some(f) = forward(mesh, &to, app).await {
                 mesh.stats.forwarded(app, pop);
-                return Ok(Upstream::Forwarded(s));
+                return Ok(f);
             }
         } else if !asked && !local_only && all.is_empty() {
             mesh.ask(app, pop);
@@ -345,18 +346,33 @@ async fn connect<'a>(mesh: &'a Mesh, pop: &str, app: Uid, local_only: bool) -> R
 }
 
 /// Opens a forwarded connection to point of presence `to` for `app`.
-async fn forward(mesh: &Mesh, to: &str, app: Uid) -> Option<TcpStream> {
+async fn forward<'a>(mesh: &'a Mesh, to: &str, app: Uid) -> Option<Upstream<'a>> {
     let addr = mesh.pop_addr(to)?;
     let mut s = TcpStream::connect(addr).await.ok()?;
     let _ = s.set_nodelay(true);
-    s.write_all(format!("{FORWARD}{app}\r\n").as_bytes()).await.ok()?;
-    Some(s)
+    let preamble = format!("{FORWARD}{app}\r\n");
+    s.write_all(preamble.as_bytes()).await.ok()?;
+    Some(Upstream::Forwarded(s, preamble.len()))
 }
 
-/// Sends `first` upstream, then copies both ways until either side closes.
-async fn splice(client: &mut TcpStream, up: &mut TcpStream, first: &[u8]) -> Result<(), ProxyError> {
+/// Sends `first` upstream, then joins the two connections until both sides have closed: in
+/// the kernel where it allows it ([`crate::splice`]), else by copying here. `read` bytes
+/// were read from the client, `written` already written upstream.
+async fn splice(mesh: &Mesh, mut client: TcpStream, mut up: TcpStream, read: usize, written: usize, first: &[u8]) -> Result<(), ProxyError> {
     up.write_all(first).await.map_err(|e| ProxyError::Io(Blame::Backend, e))?;
-    match tokio::io::copy_bidirectional(client, up).await {
+    if let Some(k) = mesh.splicer() {
+        match k.splice(client, up, read as u64, (written + first.len()) as u64).await {
+            Ok(done) => {
+                let _ = done.await;
+                return Ok(());
+            }
+            Err(r) => {
+                tracing::debug!(error = %r.error, "connection not joined in the kernel");
+                (client, up) = r.back.ok_or(ProxyError::Io(Blame::Platform, r.error))?;
+            }
+        }
+    }
+    match tokio::io::copy_bidirectional(&mut client, &mut up).await {
         Ok(_) => Ok(()),
         // A reset by either side ends the connection; not the ingress's business.
         Err(e) => Err(ProxyError::Io(Blame::Backend, e)),
@@ -398,13 +414,14 @@ async fn serve_http(mesh: Arc<Mesh>, pop: Arc<str>, mut client: TcpStream, from:
         }
     };
     let _counted = Counted::new(&mesh, r.app, &pop, session, &device);
+    let buf_len = buf.len();
     let first = if head.h2 { buf } else { with_header(&buf, head.head_len, &format!("X-Forwarded-For: {}", from.ip())) };
     match connect(&mesh, &pop, r.app, false).await {
-        Ok(Upstream::Local(mut up, _busy)) => {
-            let _ = splice(&mut client, &mut up, &first).await;
+        Ok(Upstream::Local(up, _busy)) => {
+            let _ = splice(&mesh, client, up, buf_len, 0, &first).await;
         }
-        Ok(Upstream::Forwarded(mut up)) => {
-            let _ = splice(&mut client, &mut up, &first).await;
+        Ok(Upstream::Forwarded(up, written)) => {
+            let _ = splice(&mesh, client, up, buf_len, written, &first).await;
         }
         Err(e) => {
             tracing::info!(app = %r.label, pop = %pop, error = %e, "connection not served");
@@ -415,15 +432,15 @@ async fn serve_http(mesh: Arc<Mesh>, pop: Arc<str>, mut client: TcpStream, from:
     }
 }
 
-async fn serve_tcp(mesh: Arc<Mesh>, pop: Arc<str>, app: Uid, mut client: TcpStream, from: SocketAddr) {
+async fn serve_tcp(mesh: Arc<Mesh>, pop: Arc<str>, app: Uid, client: TcpStream, from: SocketAddr) {
     let ip = from.ip().to_string();
     let _counted = Counted::new(&mesh, app, &pop, ip.clone(), &ip);
     match connect(&mesh, &pop, app, false).await {
-        Ok(Upstream::Local(mut up, _busy)) => {
-            let _ = splice(&mut client, &mut up, &[]).await;
+        Ok(Upstream::Local(up, _busy)) => {
+            let _ = splice(&mesh, client, up, 0, 0, &[]).await;
         }
-        Ok(Upstream::Forwarded(mut up)) => {
-            let _ = splice(&mut client, &mut up, &[]).await;
+        Ok(Upstream::Forwarded(up, written)) => {
+            let _ = splice(&mesh, client, up, 0, written, &[]).await;
         }
         Err(e) => tracing::info!(app = %app, pop = %pop, error = %e, "TCP connection not served"),
     }
@@ -444,8 +461,8 @@ async fn serve_peer(mesh: Arc<Mesh>, pop: Arc<str>, mut client: TcpStream) {
     let app = std::str::from_utf8(&buf[..line_end]).ok().and_then(|l| l.strip_prefix(FORWARD)).and_then(|u| u.parse::<Uid>().ok());
     let Some(app) = app else { return };
     let rest = buf[line_end + 2..].to_vec();
-    if let Ok(Upstream::Local(mut up, _busy)) = connect(&mesh, &pop, app, true).await {
-        let _ = splice(&mut client, &mut up, &rest).await;
+    if let Ok(Upstream::Local(up, _busy)) = connect(&mesh, &pop, app, true).await {
+        let _ = splice(&mesh, client, up, buf.len(), 0, &rest).await;
     }
 }
 

@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::{read_n, server};
 use op_ingress::{AppRoute, Backend, Mesh, PopHandle, Table};
 use op_types::serverless::ServerlessProtocol;
 use op_types::Uid;
@@ -16,23 +19,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 fn route(app: Uid, require_session: bool) -> AppRoute {
     AppRoute { app, label: "org/echo".into(), host: "echo.test".into(), path_prefix: None, protocol: ServerlessProtocol::Http, require_session, concurrency: 10 }
-}
-
-/// A server on a free port that runs `on` for each connection.
-async fn server<F, Fut>(on: F) -> SocketAddr
-where
-    F: Fn(TcpStream) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (s, _) = l.accept().await.unwrap();
-            tokio::spawn(on(s));
-        }
-    });
-    addr
 }
 
 /// A one-answer-per-connection HTTP server that says `name`.
@@ -137,13 +123,6 @@ async fn echo(name: &'static str) -> SocketAddr {
         let _ = tokio::io::copy(&mut r, &mut w).await;
     })
     .await
-}
-
-/// Reads exactly `n` bytes.
-async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut out = vec![0u8; n];
-    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut out)).await.expect("answer in time").unwrap();
-    out
 }
 
 #[tokio::test]
