@@ -5,7 +5,8 @@
 //! A caller acts for one organization at a time (the token's); a role held there holds in the
 //! organizations below it, read per request from the in-memory index (never the store).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -56,7 +57,13 @@ pub struct TokenKeys {
     kid: String,
     x: String,
     y: String,
+    /// Tokens already verified, with their claims: checking an ES256 signature costs more
+    /// than the rest of a typical request, and a client sends the same token many times.
+    verified: Arc<Mutex<HashMap<String, Claims>>>,
 }
+
+/// Verified tokens kept at most (a few megabytes).
+const VERIFIED_MAX: usize = 10_000;
 
 /// DER prefix of a P-256 public key's `SubjectPublicKeyInfo` (id-ecPublicKey, prime256v1),
 /// before the 65-byte uncompressed point.
@@ -109,6 +116,7 @@ impl TokenKeys {
             kid: libtrust_kid(&spki),
             x,
             y,
+            verified: Arc::default(),
         })
     }
 
@@ -141,14 +149,28 @@ impl TokenKeys {
         self.sign(&Claims { sub: user.to_string(), role, org: org.map(ToString::to_string), exp: iat + ttl_secs, iat, iss: self.issuer.clone() })
     }
 
-    /// Checks signature, expiry and issuer.
+    /// Checks signature, expiry and issuer. A token seen before is not checked again, but
+    /// its expiry is: the same bytes carry the same signature and claims.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let t = now();
+        if let Some(c) = self.verified.lock().unwrap_or_else(|e| e.into_inner()).get(token).filter(|c| c.exp > t) {
+            return Ok(c.clone());
+        }
         let mut v = Validation::new(Algorithm::ES256);
         v.set_issuer(&[&self.issuer]);
         v.leeway = 0;
-        decode::<Claims>(token, &self.dec, &v)
+        let claims = decode::<Claims>(token, &self.dec, &v)
             .map(|d| d.claims)
-            .map_err(|e| ApiError::Unauthenticated(format!("invalid or expired token ({e}); log in again")))
+            .map_err(|e| ApiError::Unauthenticated(format!("invalid or expired token ({e}); log in again")))?;
+        let mut kept = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= VERIFIED_MAX {
+            kept.retain(|_, c| c.exp > t);
+            if kept.len() >= VERIFIED_MAX {
+                kept.clear();
+            }
+        }
+        kept.insert(token.to_string(), claims.clone());
+        Ok(claims)
     }
 }
 
@@ -378,6 +400,26 @@ mod tests {
         assert!(same_key_other_issuer.verify(&t).is_err());
         let mut bad = t.clone();
         bad.push('x');
+        assert!(k.verify(&bad).is_err());
+    }
+
+    #[test]
+    fn a_token_seen_before_is_taken_from_memory_until_it_expires() {
+        let k = TokenKeys::from_pem(&TokenKeys::generate_pem().unwrap(), "http://op.example").unwrap();
+        let t = k.issue(&Name::new("alice").unwrap(), Role::Manager, None).unwrap();
+        assert_eq!(k.verify(&t).unwrap().sub, "alice");
+        assert!(k.verified.lock().unwrap().contains_key(&t), "kept once verified");
+        assert_eq!(k.clone().verify(&t).unwrap().sub, "alice", "from memory, in a clone too");
+        // An entry past its expiry is not used: the token is checked again (a real one passes
+        // and is kept anew, one that was never signed fails), and a tampered one is never
+        // served from memory.
+        k.verified.lock().unwrap().get_mut(&t).unwrap().exp = now() - 1;
+        assert!(k.verify(&t).is_ok());
+        assert!(k.verified.lock().unwrap()[&t].exp > now(), "kept anew with its own expiry");
+        k.verified.lock().unwrap().insert("forged".into(), Claims { sub: "mallory".into(), role: Role::OperatorAdmin, org: None, exp: now() - 1, iat: 0, iss: "http://op.example".into() });
+        assert!(k.verify("forged").is_err());
+        let mut bad = t.clone();
+        bad.pop();
         assert!(k.verify(&bad).is_err());
     }
 

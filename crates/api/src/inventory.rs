@@ -8,14 +8,14 @@
 //! the inventory before the next admission runs, whatever the watch's delay; so do the
 //! operator's writes of the small kinds (a policy replaced applies to the next deployment).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use op_store::informer::{Change, Informer};
 use op_store::{Repo, RepoError};
 use op_types::egress::Egress;
 use op_types::specs::{
-    AppInstance, AppInstanceSpec, Cloudlet, CloudletObserved, CloudletSpec, FlavorSpec, InstanceObserved, PlacementPolicySpec, PlatformServiceSpec, RegionSpec, ZoneSpec,
+    AppInstance, AppInstanceSpec, Cloudlet, CloudletObserved, CloudletSpec, FlavorSpec, InstanceObserved, PlacementPolicySpec, PlatformServiceSpec, PlatformType, RegionSpec, ZoneSpec,
 };
 use op_types::{Kind, Name, Object, Uid};
 
@@ -33,6 +33,11 @@ struct Inner {
     sealed_regions: HashMap<Uid, (Name, Egress)>,
     /// Cloudlets by name.
     cloudlet_names: HashMap<Name, Uid>,
+    /// The Docker cloudlets that accept instances (the serverless points of presence), with
+    /// their zones, and a count of the changes to that set: the serverless ingress looks
+    /// again only when it moved, not on every update of ten thousand cloudlets.
+    docker: BTreeMap<Name, Name>,
+    docker_changes: u64,
     /// The small kinds admission reads on every deployment, by uid.
     zones: HashMap<Uid, Arc<Object<ZoneSpec>>>,
     flavors: HashMap<Uid, Arc<Object<FlavorSpec>>>,
@@ -124,6 +129,12 @@ impl Inventory {
                     }
                     inner.zone_cloudlets.entry(c.spec.zone.clone()).or_default().insert(c.metadata.uid);
                     inner.cloudlet_names.insert(c.metadata.name.clone(), c.metadata.uid);
+                    let moved = if c.spec.platform_type == PlatformType::Docker && c.metadata.deletion_requested.is_none() {
+                        inner.docker.insert(c.metadata.name.clone(), c.spec.zone.clone()).as_ref() != Some(&c.spec.zone)
+                    } else {
+                        inner.docker.remove(&c.metadata.name).is_some()
+                    };
+                    inner.docker_changes += u64::from(moved);
                     inner.cloudlets.insert(c.metadata.uid, Arc::new(c));
                 }
             }
@@ -132,6 +143,8 @@ impl Inventory {
                 if let Some(c) = inner.cloudlets.remove(&uid) {
                     inner.zone_cloudlets.entry(c.spec.zone.clone()).or_default().remove(&uid);
                     inner.cloudlet_names.remove(&c.metadata.name);
+                    let moved = inner.docker.remove(&c.metadata.name).is_some();
+                    inner.docker_changes += u64::from(moved);
                 }
             }
             (Kind::AppInstance, Change::Put(o)) => {
@@ -245,6 +258,13 @@ impl Inventory {
         inner.cloudlet_instances.entry(i.spec.cloudlet.clone()).or_default().insert(i.metadata.uid);
         inner.count(i, true);
         inner.instances.insert(i.metadata.uid, Arc::new(i.clone()));
+    }
+
+    /// The Docker cloudlets that accept instances, with their zones, and how many times that
+    /// set has changed (equal counts: the same set).
+    pub fn docker_cloudlets(&self) -> (u64, BTreeMap<Name, Name>) {
+        let inner = self.read();
+        (inner.docker_changes, inner.docker.clone())
     }
 
     /// The cloudlets of `zone`, by name (shared, not copied).

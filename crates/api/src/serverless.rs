@@ -14,7 +14,7 @@ use chrono::Utc;
 use op_ingress::{AppRoute, Backend, Mesh, PopHandle, Table, Wake};
 use op_placement::serverless::{plan, Inst, Policy, Pop, Step};
 use op_types::serverless::{PointOfPresence, PopTraffic, ServerlessBounds, ServerlessEvent, ServerlessInstance, ServerlessPolicy, ServerlessProtocol, ServerlessStatus, ZoneEndpoint, ZoneTraffic};
-use op_types::specs::{AppSpec, InstantiationType, PlacementPolicySpec, PlatformType, ZoneSpec};
+use op_types::specs::{AppSpec, InstantiationType, PlacementPolicySpec, ZoneSpec};
 use op_types::validate::Validate;
 use op_types::{Kind, Name, Uid};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -68,6 +68,8 @@ pub struct Serverless {
     pops: tokio::sync::Mutex<BTreeMap<Name, PopEntry>>,
     /// The points of presence as reads see them (the UNI hot path, status): never waits on `pops`.
     view: Mutex<Vec<PopView>>,
+    /// What the last sync saw.
+    synced: tokio::sync::Mutex<Synced>,
     events: Mutex<HashMap<Uid, VecDeque<ServerlessEvent>>>,
     reasons: Mutex<HashMap<Uid, String>>,
     /// The port of the first point of presence's HTTP listener (0: any), then the next ones.
@@ -84,6 +86,7 @@ impl Serverless {
             wakes: Mutex::new(Some(wakes)),
             pops: tokio::sync::Mutex::default(),
             view: Mutex::default(),
+            synced: tokio::sync::Mutex::default(),
             events: Mutex::default(),
             reasons: Mutex::default(),
             http_port,
@@ -171,12 +174,10 @@ async fn feed(s: AppState, mut changes: tokio::sync::watch::Receiver<u64>) {
 }
 
 /// Points of presence for the Docker cloudlets accepting instances, TCP ports for TCP apps,
-/// and the table.
+/// and the table. This runs on every change of the index, which at scale is mostly instances
+/// of other apps: the points of presence are looked at only when the set of Docker cloudlets
+/// or of TCP apps moved, and the table is replaced only when it differs.
 async fn sync(s: &AppState) -> Result<(), ApiError> {
-    // From memory: this runs on every change of the index, and a region has thousands of
-    // cloudlets.
-    let cloudlets = s.inventory.cloudlets();
-    let wanted: Vec<_> = cloudlets.iter().filter(|c| c.spec.platform_type == PlatformType::Docker && c.metadata.deletion_requested.is_none()).collect();
     let (apps, backends) = {
         let ix = s.uni.index.read().unwrap_or_else(|e| e.into_inner());
         let mut apps = Vec::new();
@@ -201,51 +202,73 @@ async fn sync(s: &AppState) -> Result<(), ApiError> {
         }
         (apps, backends)
     };
+    let tcp: Vec<Uid> = apps.iter().filter(|a| a.protocol == ServerlessProtocol::Tcp).map(|a| a.app).collect();
+    // From memory: a region has thousands of cloudlets.
+    let (changes, wanted) = s.inventory.docker_cloudlets();
+    let seen = (changes, tcp.clone());
     let mut pops = s.serverless.pops.lock().await;
-    pops.retain(|name, _| wanted.iter().any(|c| &c.metadata.name == name));
-    for c in &wanted {
-        if pops.contains_key(&c.metadata.name) {
-            continue;
-        }
-        let Some(zone) = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, &c.spec.zone).await? else { continue };
-        let port = match s.serverless.http_port {
-            0 => 0,
-            p => p.saturating_add(pops.len() as u16),
-        };
-        let handle = match PopHandle::start(s.serverless.mesh.clone(), c.metadata.name.as_str(), "127.0.0.1", port).await {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::warn!(cloudlet = %c.metadata.name, port, error = %e, "cannot open the point of presence's ingress; retrying");
+    let mut last = s.serverless.synced.lock().await;
+    if last.0.as_ref() != Some(&seen) {
+        pops.retain(|name, _| wanted.contains_key(name));
+        let mut complete = true;
+        for (name, zone) in &wanted {
+            if pops.contains_key(name) {
                 continue;
             }
-        };
-        tracing::info!(cloudlet = %c.metadata.name, http = %handle.http, "point of presence open");
-        pops.insert(c.metadata.name.clone(), PopEntry { handle, zone: zone.metadata.name.clone(), zone_id: zone.metadata.uid });
-    }
-    let tcp: Vec<Uid> = apps.iter().filter(|a| a.protocol == ServerlessProtocol::Tcp).map(|a| a.app).collect();
-    for p in pops.values() {
-        p.handle.retain_tcp(&tcp);
-        for app in &tcp {
-            if let Err(e) = p.handle.ensure_tcp(*app).await {
-                tracing::warn!(app = %app, error = %e, "cannot open a TCP port for the app");
+            let Some(zone) = s.repo.get_by_name::<ZoneSpec, ()>(Kind::Zone, None, zone).await? else {
+                complete = false;
+                continue;
+            };
+            let port = match s.serverless.http_port {
+                0 => 0,
+                p => p.saturating_add(pops.len() as u16),
+            };
+            let handle = match PopHandle::start(s.serverless.mesh.clone(), name.as_str(), "127.0.0.1", port).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(cloudlet = %name, port, error = %e, "cannot open the point of presence's ingress; retrying");
+                    complete = false;
+                    continue;
+                }
+            };
+            tracing::info!(cloudlet = %name, http = %handle.http, "point of presence open");
+            pops.insert(name.clone(), PopEntry { handle, zone: zone.metadata.name.clone(), zone_id: zone.metadata.uid });
+        }
+        for p in pops.values() {
+            p.handle.retain_tcp(&tcp);
+            for app in &tcp {
+                if let Err(e) = p.handle.ensure_tcp(*app).await {
+                    tracing::warn!(app = %app, error = %e, "cannot open a TCP port for the app");
+                    complete = false;
+                }
             }
         }
+        let view = pops
+            .iter()
+            .map(|(n, p)| PopView {
+                cloudlet: n.clone(),
+                zone: p.zone.clone(),
+                zone_id: p.zone_id,
+                http: p.handle.http,
+                tcp: tcp.iter().filter_map(|a| Some((*a, p.handle.tcp_port(*a)?))).collect(),
+            })
+            .collect();
+        *s.serverless.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
+        // What could not be done is tried again on the next change or tick.
+        last.0 = complete.then_some(seen);
     }
-    let view = pops
-        .iter()
-        .map(|(n, p)| PopView {
-            cloudlet: n.clone(),
-            zone: p.zone.clone(),
-            zone_id: p.zone_id,
-            http: p.handle.http,
-            tcp: tcp.iter().filter_map(|a| Some((*a, p.handle.tcp_port(*a)?))).collect(),
-        })
-        .collect();
-    *s.serverless.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
     drop(pops);
-    s.serverless.mesh.set_table(Table { apps, backends });
+    let table = Table { apps, backends };
+    if last.1.as_ref() != Some(&table) {
+        s.serverless.mesh.set_table(table.clone());
+        last.1 = Some(table);
+    }
     Ok(())
 }
+
+/// What the last sync saw: the Docker cloudlets' change count and the TCP apps (when the
+/// points of presence were all set up for them), and the table it gave the mesh.
+type Synced = (Option<(u64, Vec<Uid>)>, Option<Table>);
 
 /// Instances the orchestrator started that the index may not show yet.
 type Pending = HashMap<Uid, (Uid, Name, tokio::time::Instant)>;

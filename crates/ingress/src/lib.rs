@@ -114,7 +114,7 @@ pub struct AppRoute {
 }
 
 /// An instance the ingress may send connections to.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Backend {
     /// The instance.
     pub instance: Uid,
@@ -127,7 +127,7 @@ pub struct Backend {
 }
 
 /// Everything a point of presence routes by; replaced as a whole.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Table {
     /// Apps.
     pub apps: Vec<AppRoute>,
