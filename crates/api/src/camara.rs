@@ -344,24 +344,42 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
             }
             // The chosen edge first, then the others from the closest call to the farthest,
             // at most MAX_NOTED_EDGES of them: a zone of a hundred edges does not make every
-            // instance carry a hundred lines.
-            let mut edges: Vec<(usize, EdgeOutcome)> = cloudlets
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let (order, outcome) = match (decision.ranked.iter().position(|r| r.site == i as u32), decision.rejected.iter().find(|r| r.0 == i as u32)) {
-                        (Some(p), _) if p == rank => (0, format!("chosen: {}", choice.explain())),
-                        (Some(p), _) if p < rank => (1 + p, "passed over: a fixed port of the app is taken there".to_string()),
-                        (Some(p), _) => (1 + p, format!("admissible: {}", decision.ranked[p].explain())),
-                        (None, Some((_, why))) => (usize::MAX - 1, format!("ruled out: {why}")),
-                        (None, None) => (usize::MAX, "not considered".to_string()),
+            // instance carry a hundred lines. Ordered first, worded only for those listed.
+            let mut ranks: Vec<Option<usize>> = vec![None; cloudlets.len()];
+            for (p, r) in decision.ranked.iter().enumerate() {
+                if let Some(slot) = ranks.get_mut(r.site as usize) {
+                    *slot = Some(p);
+                }
+            }
+            let mut ruled_out: Vec<Option<&op_placement::decide::Rejection>> = vec![None; cloudlets.len()];
+            for (site, why) in &decision.rejected {
+                if let Some(slot) = ruled_out.get_mut(*site as usize) {
+                    slot.get_or_insert(why);
+                }
+            }
+            let order = |i: usize| match (ranks[i], ruled_out[i]) {
+                (Some(p), _) if p == rank => 0,
+                (Some(p), _) => 1 + p,
+                (None, Some(_)) => usize::MAX - 1,
+                (None, None) => usize::MAX,
+            };
+            let mut listed: Vec<usize> = (0..cloudlets.len()).collect();
+            listed.sort_by_key(|i| order(*i));
+            let unlisted = listed.len().saturating_sub(MAX_NOTED_EDGES);
+            let edges: Vec<EdgeOutcome> = listed
+                .into_iter()
+                .take(MAX_NOTED_EDGES)
+                .map(|i| {
+                    let outcome = match (ranks[i], ruled_out[i]) {
+                        (Some(p), _) if p == rank => format!("chosen: {}", choice.explain()),
+                        (Some(p), _) if p < rank => "passed over: a fixed port of the app is taken there".to_string(),
+                        (Some(p), _) => format!("admissible: {}", decision.ranked[p].explain()),
+                        (None, Some(why)) => format!("ruled out: {why}"),
+                        (None, None) => "not considered".to_string(),
                     };
-                    (order, EdgeOutcome { cloudlet: c.metadata.name.clone(), outcome })
+                    EdgeOutcome { cloudlet: cloudlets[i].metadata.name.clone(), outcome }
                 })
                 .collect();
-            edges.sort_by_key(|(order, _)| *order);
-            let unlisted = edges.len().saturating_sub(MAX_NOTED_EDGES);
-            let edges: Vec<EdgeOutcome> = edges.into_iter().take(MAX_NOTED_EDGES).map(|(_, e)| e).collect();
             let summary = format!(
                 "flavor {} on one of {} edges of zone {} ({} admissible{}), chosen by the operator's weights: {}",
                 flavor.metadata.name,
