@@ -4,13 +4,15 @@
 //!
 //! The map holds, under the socket cookie of each side, the other side. The verdict program,
 //! run by the kernel on every segment a member socket receives, looks up the cookie of the
-//! receiving socket and sends the segment out of the socket found; when there is none it
-//! leaves the bytes on the receiving socket, where the ingress reads them as before.
+//! receiving socket and sends the segment out of the socket found; with no entry the bytes
+//! stay on the receiving socket, which can only happen between the two entries of a join, and
+//! the gates close that window.
 //!
-//! Joining keeps the bytes in order: both sockets are gated first (`SO_RCVLOWAT` high, so
-//! bytes that arrive wait in the socket without waking anyone), both entries are made, the
-//! bytes the ingress already read are written, and the gates are opened (lowering
-//! `SO_RCVLOWAT` makes the kernel hand whatever waited to the verdict program, in order).
+//! Joining keeps the bytes in order ([`crate::splice`]): the ingress writes upstream what it
+//! read first, then both sockets are gated (`SO_RCVLOWAT` high, so bytes that arrive wait in
+//! the socket without waking anyone), both entries are made, and the gates are opened
+//! (lowering `SO_RCVLOWAT` makes the kernel hand whatever waited to the verdict program, in
+//! order).
 //!
 //! Where the kernel refuses (no BPF, no privilege) [`Sockmap::open`] fails and the ingress
 //! copies in user space.

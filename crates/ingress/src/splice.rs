@@ -4,15 +4,15 @@
 //! which on a small machine halves what the instance can serve).
 //!
 //! Once the ingress has read the first request's head, routed it and written it upstream,
-//! [`Splicer::splice`] hands both sockets to the kernel ([`crate::kernel::Sockmap`]): each
+//! [`Splicer::splice`] hands both sockets to the kernel (`kernel::Sockmap`): each
 //! sends what it receives out of the other. The ingress keeps only the ends:
 //!
-//! - A thread waits for ends alone ([`crate::kernel::Ends`]): the arrival of bytes wakes
+//! - A thread waits for ends alone (`kernel::Ends`): the arrival of bytes wakes
 //!   no one.
 //! - When one side has sent its last byte (FIN), its end is passed on (a half-close of the
 //!   other side), but only once every byte it sent has been queued on the other side; the
 //!   kernel forwards on a work queue, so the thread compares the two sockets' byte counts
-//!   ([`crate::kernel::counts`]) and checks again shortly while they differ.
+//!   (`kernel::counts`) and checks again shortly while they differ.
 //! - When both directions have ended, or either connection failed, both sockets are closed
 //!   (which takes them out of the map) and the connection's task hears of it.
 
