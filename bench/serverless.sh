@@ -4,8 +4,9 @@
 # polled (N samples each, interleaved); (b) warm path, latency p50/p99 of sequential requests
 # on a kept-alive connection and throughput (wrk, 16 connections) through the ingress against
 # straight to the instance. Where the kernel allows it the ingress joins a routed connection to
-# its instance in the kernel (crates/ingress/src/splice.rs); the line before the last says how
-# many connections it joined.
+# its instance in the kernel (crates/ingress/src/splice.rs) and opens its upstream connection
+# inside the instance's network namespace (crates/ingress/src/netns.rs); the line before the
+# last says how many connections it joined and how many it opened that way.
 # Last line: RESULT cold_ratio=<x> warm_p50_overhead_us=<x> warm_p99_overhead_us=<x> rps_ratio=<x>
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +42,6 @@ sum() { local IFS=+; python3 -c "print($*)"; }
 ratio=$(python3 -c "print(f'{$(sum "${v[@]}")/($(sum "${d[@]}")):.3f}')")
 echo "rps direct=$(IFS=,; echo "${d[*]}") via_ingress=$(IFS=,; echo "${v[*]}")"
 get() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k {print $2}'; }
-echo "kernel_spliced=$(curl -fsS "${H[@]}" "$api/metrics" | awk '/^op_serverless_kernel_spliced_total / {print $2}')"
+metric() { curl -fsS "${H[@]}" "$api/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+echo "kernel_spliced=$(metric op_serverless_kernel_spliced_total) entered=$(metric op_serverless_entered_total)"
 echo "RESULT cold_ratio=$(get cold_ratio) warm_p50_overhead_us=$(get warm_p50_overhead_us) warm_p99_overhead_us=$(get warm_p99_overhead_us) rps_ratio=$ratio"

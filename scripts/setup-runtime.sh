@@ -16,6 +16,8 @@ need=()
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# Network namespaces for the ingress's tests (`ip netns`).
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 # The web console's end-to-end tests drive a headless Chromium over WebDriver.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)

@@ -764,6 +764,7 @@ pub async fn get_instance_detail(
         if let Some(p) = inst.observed.placement.as_mut() {
             p.edges.clear();
         }
+        inst.observed.network_namespace = None;
         inst.spec.cloudlet = Name::new(op_types::specs::HIDDEN_CLOUDLET).map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     Ok(Json(inst))

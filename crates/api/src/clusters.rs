@@ -373,7 +373,7 @@ pub async fn sync(s: &AppState) -> Result<(), ApiError> {
             .filter(|i| i.spec.cluster == Some(lb.spec.cluster_id) && i.spec.app_id == lb.spec.app_id && i.metadata.deletion_requested.is_none())
             .filter_map(|i| {
                 let addr = i.observed.internal_endpoints.iter().find(|e| e.port == lb.spec.backend_port)?;
-                Some(Backend { instance: i.metadata.uid, pop: host.clone(), addr: format!("{}:{}", addr.host, addr.port), ready: i.status.state == ObjState::Ready })
+                Some(Backend { instance: i.metadata.uid, pop: host.clone(), addr: format!("{}:{}", addr.host, addr.port), ready: i.status.state == ObjState::Ready, inside: None })
             })
             .collect();
         table.backends.insert(lb.metadata.uid, backends);

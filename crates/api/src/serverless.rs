@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::Utc;
-use op_ingress::{AppRoute, Backend, Mesh, PopHandle, Table, Wake};
+use op_ingress::{AppRoute, Backend, Inside, Mesh, PopHandle, Table, Wake};
 use op_placement::serverless::{plan, Inst, Policy, Pop, Step};
 use op_types::serverless::{PointOfPresence, PopTraffic, ServerlessBounds, ServerlessEvent, ServerlessInstance, ServerlessPolicy, ServerlessProtocol, ServerlessStatus, ZoneEndpoint, ZoneTraffic};
 use op_types::specs::{AppSpec, InstantiationType, PlacementPolicySpec, ZoneSpec};
@@ -196,7 +196,15 @@ async fn sync(s: &AppState) -> Result<(), ApiError> {
             let bs = ix
                 .instances_of(a.uid)
                 .filter(|i| !i.deleting)
-                .filter_map(|i| i.endpoint.as_ref().map(|e| Backend { instance: i.uid, pop: i.cloudlet.to_string(), addr: format!("{}:{}", e.host, e.port), ready: i.ready }))
+                .filter_map(|i| {
+                    i.endpoint.as_ref().map(|e| Backend {
+                        instance: i.uid,
+                        pop: i.cloudlet.to_string(),
+                        addr: format!("{}:{}", e.host, e.port),
+                        ready: i.ready,
+                        inside: i.inside.as_ref().map(|(netns, addr)| Inside { netns: netns.into(), addr: *addr }),
+                    })
+                })
                 .collect();
             backends.insert(a.uid, bs);
         }
@@ -616,6 +624,8 @@ impl prometheus_client::collector::Collector for TrafficMetrics {
             let d = enc.encode_descriptor("op_serverless_kernel_spliced_open", "Connections joined in the kernel now", None, MetricType::Gauge)?;
             ConstGauge::new(i64::try_from(open).unwrap_or(i64::MAX)).encode(d)?;
         }
+        let d = enc.encode_descriptor("op_serverless_entered", "Connections the ingress opened inside their instance's network namespace", None, MetricType::Counter)?;
+        ConstCounter::new(self.0.mesh.entered()).encode(d)?;
         Ok(())
     }
 }

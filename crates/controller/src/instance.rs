@@ -286,6 +286,7 @@ impl Reconciler for InstanceReconciler {
             Err(e) => return self.driver_failed(inst, &inst_before, e).await,
         };
         inst.observed.container_id = Some(info.id.clone());
+        inst.observed.network_namespace = info.netns.clone();
         inst.status.set_condition("ContainerRunning", true, "");
         let mut endpoints = Vec::new();
         let mut checked = Vec::new();

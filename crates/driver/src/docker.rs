@@ -122,6 +122,11 @@ impl DockerDriver {
         Ok(Self { docker, endpoint: endpoint.to_string(), negotiated: AtomicBool::new(false), next_port })
     }
 
+    /// The runtime runs on the platform's own host (the host ports are picked only then).
+    fn on_this_host(&self) -> bool {
+        self.next_port.is_some()
+    }
+
     /// A port of [`HOST_PORTS`] that nothing on this host listens on at `ip` (empty: every
     /// address), for a runtime on this host; `None` lets the runtime pick. A port is tried once
     /// per round of the range, so a port freed by one container is the last to be given again.
@@ -325,8 +330,10 @@ fn inspect_info(r: ContainerInspectResponse) -> ContainerInfo {
     // Runtimes write the zero time for "never".
     let when = |t: Option<&String>| t.filter(|t| !t.is_empty() && !t.starts_with("0001-")).cloned();
     let st = r.state.as_ref();
+    let netns = r.network_settings.as_ref().and_then(|n| n.sandbox_key.clone()).filter(|k| !k.is_empty());
     ContainerInfo {
         networks,
+        netns,
         id: r.id.unwrap_or_default(),
         name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
         labels,
@@ -375,6 +382,7 @@ fn summary_info(s: ContainerSummary) -> ContainerInfo {
         ports: normalize(ports),
         address,
         networks: BTreeMap::new(),
+        netns: None,
         started_at: None,
         finished_at: None,
         oom_killed: false,
@@ -811,7 +819,14 @@ impl Driver for DockerDriver {
     /// Inspects by id or name; 404 is `None`.
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, DriverError> {
         match self.client().await?.inspect_container(id, None).await {
-            Ok(r) => Ok(Some(inspect_info(r))),
+            Ok(r) => {
+                let mut info = inspect_info(r);
+                // A namespace file on another host is no way in.
+                if !self.on_this_host() {
+                    info.netns = None;
+                }
+                Ok(Some(info))
+            }
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             // Podman answers 500 "no such container" for one it is removing at that moment.
             Err(BollardError::DockerResponseServerError { message, .. }) if message.contains("no such container") => Ok(None),

@@ -124,6 +124,10 @@ pub struct ContainerInfo {
     pub address: Option<String>,
     /// Its address on each network it is on, by network name (inspect only; empty in lists).
     pub networks: BTreeMap<String, String>,
+    /// The file of its network namespace, for a runtime on the platform's own host (inspect
+    /// only): a point of presence's ingress enters it to reach the container over the
+    /// namespace's own loopback instead of through the published port's bridge and NAT.
+    pub netns: Option<String>,
     /// When the container last started and, once it stopped, when it finished (RFC 3339, as
     /// the runtime says), for the debug view; `None` when the runtime did not say (lists).
     pub started_at: Option<String>,

@@ -163,6 +163,7 @@ impl SimDriver {
             ports: c.ports.clone(),
             address: None,
             networks: BTreeMap::new(),
+            netns: None,
             started_at: None,
             finished_at: None,
             oom_killed: false,

@@ -194,6 +194,14 @@ async fn lifecycle_and_idempotence() {
     assert_eq!(published.host_ip, "127.0.0.1");
     assert!(HOST_PORTS.contains(&published.host_port), "the driver picked a host port outside the kernel's ephemeral range: {published:?}");
     let port = published.host_port;
+    let netns = info.netns.as_deref().expect("a runtime on this host names the container's network namespace");
+    assert!(std::path::Path::new(netns).exists(), "{netns} is a file here");
+    let mine = std::fs::metadata("/proc/self/ns/net").expect("own namespace");
+    assert_ne!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(netns).expect("namespace file")),
+        std::os::unix::fs::MetadataExt::ino(&mine),
+        "the container's namespace, not the host's"
+    );
 
     let body = http_get_eventually(port, "/").await;
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");

@@ -229,7 +229,16 @@ async fn serverless_lifecycle_from_zero_to_where_the_sessions_are_and_back_to_ze
     // The devices' connections were joined to their instances in the kernel.
     let spliced = m.lines().find_map(|l| l.strip_prefix("op_serverless_kernel_spliced_total ")).and_then(|v| v.trim().parse::<u64>().ok());
     ensure!(spliced >= Some(3), "connections joined in the kernel on /metrics:\n{m}");
+    // ... and opened inside the instances' network namespaces, the runtime being on this host.
+    let entered = m.lines().find_map(|l| l.strip_prefix("op_serverless_entered_total ")).and_then(|v| v.trim().parse::<u64>().ok());
+    ensure!(entered >= Some(3), "connections opened inside instances' namespaces on /metrics:\n{m}");
     let y = instances_in(&st, "zone-lyon")[0]["appInstanceId"].as_str().context("id")?.to_string();
+    // The operator sees the namespace the ingress enters; the developer does not.
+    let (_, seen) = admin.get(&format!("/op/v1/appinstances/{y}")).await?;
+    let netns = seen["observed"]["networkNamespace"].as_str().with_context(|| format!("the instance's namespace: {seen}"))?;
+    ensure!(std::path::Path::new(netns).exists(), "{netns} is a file on this host");
+    let (_, mine) = dev.get(&format!("/op/v1/appinstances/{y}")).await?;
+    ensure!(mine["observed"].get("networkNamespace").is_none(), "a developer sees the host's namespace file: {mine}");
     // The Lyon ingress now serves locally.
     let mut d4 = DeviceConn::of(5, &carol).await?;
     let (s, b) = d4.get(host, "/").await?;

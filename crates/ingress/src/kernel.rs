@@ -1,6 +1,6 @@
-//! The kernel interfaces the splice needs ([`crate::splice`]), and the only unsafe code of the
-//! crate: a BPF sockhash with an `sk_skb` verdict program, socket options, TCP counters and
-//! epoll.
+//! The kernel interfaces the splice needs ([`crate::splice`]) and the way into an instance's
+//! network namespace ([`crate::netns`]), and the only unsafe code of the crate: a BPF sockhash
+//! with an `sk_skb` verdict program, socket options, TCP counters, epoll and `setns`.
 //!
 //! The map holds, under the socket cookie of each side, the other side. The verdict program,
 //! run by the kernel on every segment a member socket receives, looks up the cookie of the
@@ -242,6 +242,18 @@ pub(crate) fn read_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         Err(io::Error::last_os_error())
     } else {
         Ok(n as usize)
+    }
+}
+
+/// Moves the calling thread into the network namespace whose file is `ns` (sockets it creates
+/// afterwards belong to that namespace).
+pub(crate) fn enter_netns(ns: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor the caller holds open.
+    let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 

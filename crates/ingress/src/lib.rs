@@ -15,6 +15,7 @@
 
 pub mod proxy;
 mod kernel;
+mod netns;
 pub mod sniff;
 pub mod splice;
 pub mod stats;
@@ -22,7 +23,7 @@ pub mod stats;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use op_types::serverless::ServerlessProtocol;
@@ -124,6 +125,18 @@ pub struct Backend {
     pub addr: String,
     /// Ready (answered the platform's check); a backend not yet ready is tried with patience.
     pub ready: bool,
+    /// Its way in from the same host, when it has one (tried before `addr`).
+    pub inside: Option<Inside>,
+}
+
+/// Where an ingress on an instance's host reaches it inside its network namespace, over the
+/// namespace's loopback rather than the published port's bridge and NAT (see [`netns`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inside {
+    /// The namespace's file (the runtime's `SandboxKey`).
+    pub netns: std::path::PathBuf,
+    /// The instance's address in it.
+    pub addr: SocketAddr,
 }
 
 /// Everything a point of presence routes by; replaced as a whole.
@@ -173,6 +186,10 @@ pub struct Mesh {
     pub spread: bool,
     /// Joins routed connections in the kernel, where it allows it.
     splicer: RwLock<Option<Arc<splice::Splicer>>>,
+    /// The way into instances' namespaces, opened on first use (none where it cannot be).
+    entrance: OnceLock<Option<netns::Entrance>>,
+    /// Connections opened inside an instance's namespace.
+    entered: AtomicU64,
 }
 
 /// A splicer, or none (with the reason logged) where the kernel does not allow it.
@@ -216,6 +233,8 @@ impl Mesh {
             hold,
             spread,
             splicer: RwLock::new(open_splicer()),
+            entrance: OnceLock::new(),
+            entered: AtomicU64::new(0),
         };
         (Arc::new(mesh), rx)
     }
@@ -239,6 +258,21 @@ impl Mesh {
     /// Connections joined in the kernel so far and those joined now, if it does that now.
     pub fn kernel_spliced(&self) -> Option<(u64, usize)> {
         self.splicer().map(|s| (s.spliced(), s.open_now()))
+    }
+
+    /// How many connections were opened inside an instance's network namespace.
+    pub fn entered(&self) -> u64 {
+        self.entered.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn entrance(&self) -> Option<&netns::Entrance> {
+        self.entrance
+            .get_or_init(|| {
+                netns::Entrance::open()
+                    .map_err(|e| tracing::info!(error = %e, "instances are reached at their published ports: no way into their network namespaces"))
+                    .ok()
+            })
+            .as_ref()
     }
 
     pub(crate) fn splicer(&self) -> Option<Arc<splice::Splicer>> {

@@ -295,7 +295,7 @@ async fn connect<'a>(mesh: &'a Mesh, pop: &str, app: Uid, local_only: bool) -> R
         if let Some((b, l)) = local(true) {
             // A backend that went away without a reset (its address gone from the network)
             // would hold the connection for seconds: give it a second, then try another.
-            let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&b.addr))
+            let connected = tokio::time::timeout(CONNECT_TIMEOUT, open(mesh, b))
                 .await
                 .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")));
             match connected {
@@ -318,7 +318,7 @@ async fn connect<'a>(mesh: &'a Mesh, pop: &str, app: Uid, local_only: bool) -> R
             }
         }
         if let Some((b, l)) = local(false) {
-            if let Ok(s) = TcpStream::connect(&b.addr).await {
+            if let Ok(s) = open(mesh, b).await {
                 let _ = s.set_nodelay(true);
                 return Ok(Upstream::Local(s, Busy::new(mesh, l.clone())));
             }
@@ -343,6 +343,25 @@ async fn connect<'a>(mesh: &'a Mesh, pop: &str, app: Uid, local_only: bool) -> R
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// Opens a connection to instance `b`: inside its network namespace where it has a way in and
+/// the ingress may enter ([`crate::netns`]), else at its published address.
+async fn open(mesh: &Mesh, b: &Backend) -> std::io::Result<TcpStream> {
+    if let (Some(inside), Some(entrance)) = (&b.inside, mesh.entrance()) {
+        let connected = match entrance.socket(inside.netns.clone(), inside.addr.is_ipv6()).await {
+            Ok(s) => s.connect(inside.addr).await,
+            Err(e) => Err(e),
+        };
+        match connected {
+            Ok(s) => {
+                mesh.entered.fetch_add(1, Ordering::Relaxed);
+                return Ok(s);
+            }
+            Err(e) => tracing::debug!(instance = %b.instance, error = %e, "no way in through the instance's namespace; trying its published address"),
+        }
+    }
+    TcpStream::connect(&b.addr).await
 }
 
 /// Opens a forwarded connection to point of presence `to` for `app`.

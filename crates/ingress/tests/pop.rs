@@ -40,7 +40,7 @@ async fn get(pop: SocketAddr, extra: &str) -> String {
 }
 
 fn backend(app: Uid, pop: &str, addr: SocketAddr) -> Table {
-    Table { apps: vec![route(app, false)], backends: [(app, vec![Backend { instance: Uid::random(), pop: pop.into(), addr: addr.to_string(), ready: true }])].into() }
+    Table { apps: vec![route(app, false)], backends: [(app, vec![Backend { instance: Uid::random(), pop: pop.into(), addr: addr.to_string(), ready: true, inside: None }])].into() }
 }
 
 #[tokio::test]
@@ -133,7 +133,7 @@ async fn http2_prior_knowledge_is_routed_by_its_authority_and_passed_unchanged()
     ra.host = "a.test".into();
     let mut rb = route(b, false);
     rb.host = "b.test".into();
-    let be = |app, addr: SocketAddr| (app, vec![Backend { instance: Uid::random(), pop: "p1".into(), addr: addr.to_string(), ready: true }]);
+    let be = |app, addr: SocketAddr| (app, vec![Backend { instance: Uid::random(), pop: "p1".into(), addr: addr.to_string(), ready: true, inside: None }]);
     mesh.set_table(Table { apps: vec![ra, rb], backends: [be(a, echo("A").await), be(b, echo("B").await)].into() });
     let p = PopHandle::start(mesh.clone(), "p1", "127.0.0.1", 0).await.unwrap();
 
@@ -217,7 +217,7 @@ async fn a_tcp_app_gets_a_port_of_its_own_at_each_point_of_presence() {
     let mut r = route(app, false);
     r.protocol = ServerlessProtocol::Tcp;
     let addr = echo("T").await;
-    mesh.set_table(Table { apps: vec![r], backends: [(app, vec![Backend { instance: Uid::random(), pop: "p1".into(), addr: addr.to_string(), ready: true }])].into() });
+    mesh.set_table(Table { apps: vec![r], backends: [(app, vec![Backend { instance: Uid::random(), pop: "p1".into(), addr: addr.to_string(), ready: true, inside: None }])].into() });
     let p1 = PopHandle::start(mesh.clone(), "p1", "127.0.0.1", 0).await.unwrap();
     let p2 = PopHandle::start(mesh.clone(), "p2", "127.0.0.1", 0).await.unwrap();
     let port = p1.ensure_tcp(app).await.unwrap();

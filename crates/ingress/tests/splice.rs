@@ -23,7 +23,7 @@ async fn pop_for(kernel: bool, protocol: ServerlessProtocol, addr: SocketAddr) -
     assert_eq!(mesh.kernel_spliced().is_some(), kernel, "this machine's kernel joins sockets (BPF sockhash), as the platform's machines do");
     let (app, instance) = (Uid::random(), Uid::random());
     let route = AppRoute { app, label: "org/big".into(), host: "big.test".into(), path_prefix: None, protocol, require_session: false, concurrency: 10 };
-    mesh.set_table(Table { apps: vec![route], backends: [(app, vec![Backend { instance, pop: "p1".into(), addr: addr.to_string(), ready: true }])].into() });
+    mesh.set_table(Table { apps: vec![route], backends: [(app, vec![Backend { instance, pop: "p1".into(), addr: addr.to_string(), ready: true, inside: None }])].into() });
     let p = PopHandle::start(mesh.clone(), "p1", "127.0.0.1", 0).await.unwrap();
     (mesh, p, app, instance)
 }

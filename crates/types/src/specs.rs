@@ -1465,6 +1465,11 @@ pub struct InstanceObserved {
     /// what MEC 021 gives an app moving a device's state to this instance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub internal_endpoints: Vec<Endpoint>,
+    /// The file of its container's network namespace on the platform's host (runtimes on that
+    /// host only): a serverless ingress enters it to reach the instance over the namespace's
+    /// own loopback (operator's view only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_namespace: Option<String>,
     /// Why the instance runs where it does (written at admission).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<PlacementNote>,

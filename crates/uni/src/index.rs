@@ -65,8 +65,20 @@ pub struct InstanceEntry {
     pub ready: bool,
     /// First external endpoint.
     pub endpoint: Option<Endpoint>,
+    /// Its container's network namespace file and, in it, the address of the first external
+    /// endpoint's interface: where an ingress on the same host reaches it without the
+    /// published port's bridge and NAT.
+    pub inside: Option<(String, std::net::SocketAddr)>,
     /// Being removed: takes no new connections.
     pub deleting: bool,
+}
+
+/// See [`InstanceEntry::inside`].
+fn inside(i: &AppInstance) -> Option<(String, std::net::SocketAddr)> {
+    let netns = i.observed.network_namespace.clone()?;
+    let first = i.observed.endpoints.first()?;
+    let e = i.observed.internal_endpoints.iter().find(|e| e.interface_id == first.interface_id)?;
+    Some((netns, std::net::SocketAddr::new(e.host.parse().ok()?, e.port)))
 }
 
 /// An app as discovery needs it.
@@ -300,6 +312,7 @@ impl EdgeIndex {
             slot,
             ready: i.status.state == State::Ready && i.metadata.deletion_requested.is_none(),
             endpoint: i.observed.endpoints.first().cloned(),
+            inside: inside(i),
             deleting: i.metadata.deletion_requested.is_some(),
         };
         self.instances_by_app.entry(e.app).or_default().push(e.uid);

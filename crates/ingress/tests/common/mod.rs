@@ -1,4 +1,6 @@
 //! What the ingress's tests share: servers on free ports and exact reads.
+//! (Each test binary uses part of it.)
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
