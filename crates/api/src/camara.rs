@@ -493,8 +493,14 @@ pub async fn create_app_instance(
     if req.kubernetes_cluster_ref.is_some() {
         return Err(ApiError::invalid("kubernetesClusterRef", "this platform's cloudlets are not Kubernetes clusters; omit it"));
     }
-    let app = visible_app(&s, &c, req.app_id)
+    // From memory where the platform follows apps (the store's copy on a miss): the instance
+    // names the app revision it was admitted with, and its controller deploys that revision
+    // or a later one.
+    let app = s
+        .repo
+        .get_cached::<AppSpec, ()>(Kind::App, req.app_id)
         .await?
+        .filter(|a| c.can_read(a.metadata.organization.as_ref()))
         .ok_or_else(|| ApiError::invalid("appId", format!("app {} does not exist", req.app_id)))?;
     let org = app.metadata.organization.clone().ok_or_else(|| ApiError::Internal("app without organization".into()))?;
     c.require_write(&org)?;

@@ -334,6 +334,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Repo::split(Arc::new(op_store::homes::ReadOnly::new(global, why)), engine.clone(), engine)
         }
     };
+    // Controllers read the same flavors, cloudlets and apps on every reconcile, and every
+    // deployment request reads its app: from memory. (An instance names the app revision it
+    // was admitted with, and an older copy is passed over for the store's.)
+    let repo = match args.role {
+        Plane::Global => repo,
+        _ => repo
+            .with_read_cache(&[op_types::Kind::Flavor, op_types::Kind::Cloudlet, op_types::Kind::App])
+            .await
+            .context("reading flavors, cloudlets and apps for the controllers")?,
+    };
     watch.step("opening the store");
     if args.role != Plane::Both && (args.ewbi_listen.is_some() || args.registry_listen.is_some()) {
         anyhow::bail!("--ewbi-listen and --registry-listen need --role both: federation and the organizations' registry do not run on a split platform yet");
@@ -481,20 +491,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(op_api::ewbi::tls::serve(l, config, op_api::ewbi::router(state.clone()), shutdown()));
     }
     if !args.no_controllers {
-        // Controllers read the same flavors, cloudlets and apps on every reconcile: from memory.
-        // (An instance names the app revision it was admitted with, and an older copy is
-        // passed over for the store's: a deployment right after an app's update sees it.)
-        let controller_repo = match args.role {
-            Plane::Global => repo.clone(),
-            _ => repo
-                .clone()
-                .with_read_cache(&[op_types::Kind::Flavor, op_types::Kind::Cloudlet, op_types::Kind::App])
-                .await
-                .context("reading flavors, cloudlets and apps for the controllers")?,
-        };
         let controllers = Controllers {
             state: state.clone(),
-            repo: controller_repo,
+            repo: repo.clone(),
             metrics,
             drivers,
             // A region's containers carry the region in their platform label, so that

@@ -302,7 +302,6 @@ impl EdgeIndex {
     /// Adds or replaces an app instance.
     pub fn upsert_instance(&mut self, i: &AppInstance) {
         self.changed();
-        self.remove_instance(i.metadata.uid);
         let slot = self.slot(&i.spec.cloudlet);
         let e = InstanceEntry {
             uid: i.metadata.uid,
@@ -315,6 +314,15 @@ impl EdgeIndex {
             inside: inside(i),
             deleting: i.metadata.deletion_requested.is_some(),
         };
+        // A change of state (the usual update) keeps the instance where the lists have it:
+        // taking it out of an app's list is a walk through all its instances.
+        if let Some(old) = self.instances.get_mut(&e.uid) {
+            if (old.app, old.zone, old.slot) == (e.app, e.zone, e.slot) {
+                *old = e;
+                return;
+            }
+        }
+        self.remove_instance(e.uid);
         self.instances_by_app.entry(e.app).or_default().push(e.uid);
         self.instances_by_app_zone.entry((e.app, e.zone)).or_default().push(e.uid);
         self.slots[slot as usize].instances += 1;

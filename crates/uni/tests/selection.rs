@@ -510,3 +510,27 @@ fn moves_with_prior_notice_wait_for_the_app_and_reports_move_devices() {
     assert_eq!((m.from, m.reason), (lyon, ChangeReason::QosUnmet));
     assert_ne!(m.to, lyon);
 }
+
+#[test]
+fn an_instance_updated_in_place_or_moved_is_listed_once_where_it_is() {
+    let mut w = world(Requirements::default());
+    let mut i = instance(&w.app, &w.paris, "paris-1", false);
+    w.ix.upsert_instance(&i);
+    let ids = |ix: &EdgeIndex, z: &Zone| ix.instances_in(w.app.metadata.uid, z.metadata.uid).map(|e| (e.uid, e.ready)).collect::<Vec<_>>();
+    assert_eq!(ids(&w.ix, &w.paris).iter().filter(|(u, _)| *u == i.metadata.uid).count(), 1);
+    // A change of state: the same entry, now ready, still listed once.
+    i.status.state = State::Ready;
+    w.ix.upsert_instance(&i);
+    let paris = ids(&w.ix, &w.paris);
+    assert_eq!(paris.iter().filter(|(u, _)| *u == i.metadata.uid).collect::<Vec<_>>(), vec![&(i.metadata.uid, true)]);
+    assert_eq!(w.ix.instances_of(w.app.metadata.uid).filter(|e| e.uid == i.metadata.uid).count(), 1);
+    // Moved to another zone: gone from the first zone's list, in the second's.
+    i.spec.edge_cloud_zone_id = w.lyon.metadata.uid;
+    i.spec.cloudlet = n("lyon-1");
+    w.ix.upsert_instance(&i);
+    assert!(ids(&w.ix, &w.paris).iter().all(|(u, _)| *u != i.metadata.uid));
+    assert_eq!(ids(&w.ix, &w.lyon).iter().filter(|(u, _)| *u == i.metadata.uid).count(), 1);
+    assert_eq!(w.ix.instances_of(w.app.metadata.uid).filter(|e| e.uid == i.metadata.uid).count(), 1);
+    w.ix.remove_instance(i.metadata.uid);
+    assert_eq!(w.ix.instances_of(w.app.metadata.uid).filter(|e| e.uid == i.metadata.uid).count(), 0);
+}
