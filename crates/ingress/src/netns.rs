@@ -67,11 +67,13 @@ fn serve(home: &File, asks: mpsc::Receiver<Ask>) {
         let made = entered.and_then(|()| if ask.v6 { TcpSocket::new_v6() } else { TcpSocket::new_v4() });
         let back = crate::kernel::enter_netns(home.as_fd());
         let refused = matches!(&made, Err(e) if e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::ENOSYS));
-        let _ = ask.reply.send(made.and_then(|s| back.as_ref().map(|()| s).map_err(|e| io::Error::new(e.kind(), e.to_string()))));
         if let Err(e) = back {
+            // A socket made in the instance's namespace is dropped here, unused.
+            let _ = ask.reply.send(Err(io::Error::new(e.kind(), e.to_string())));
             tracing::warn!(error = %e, "the ingress could not return to the host's network namespace; instances are reached at their published ports from now on");
             return;
         }
+        let _ = ask.reply.send(made);
         if refused {
             tracing::info!("the ingress may not enter network namespaces; instances are reached at their published ports");
             return;
