@@ -282,35 +282,39 @@ impl Evaluator {
             policies.iter().map(|p| (p.metadata.uid, p.metadata.organization.as_ref().map(scope))).collect();
         let now = Utc::now();
         let mut holding = HashSet::new();
-        for u in self.s.resources.instances(|_| true) {
-            let Some(facts) = self.instances.get(&u.app_instance_id) else { continue };
-            let (cpu_share, mem_share) = (u.amounts.cpu_share(), u.amounts.memory_share());
-            for p in &policies {
-                let covered = match scopes.get(&p.metadata.uid) {
-                    Some(Some(orgs)) => orgs.contains(&u.organization),
-                    _ => true,
-                };
-                if !covered || p.spec.app_id.is_some_and(|a| a != u.app_id) {
-                    continue;
-                }
-                for (name, what) in p.spec.passed(cpu_share, mem_share) {
-                    let fp = fingerprint(name, u.app_instance_id, Some(p.metadata.uid));
-                    holding.insert(fp.clone());
-                    let since = *self.over_since.entry(fp.clone()).or_insert(now);
-                    if (now - since).num_seconds() < i64::from(p.spec.for_seconds) || self.desired.contains_key(&fp) {
+        let (instances, over_since, desired) = (&self.instances, &mut self.over_since, &mut self.desired);
+        // With no policy there is nothing to compare: the readings are not walked.
+        if !policies.is_empty() {
+            self.s.resources.each(|u| {
+                let Some(facts) = instances.get(&u.app_instance_id) else { return };
+                let (cpu_share, mem_share) = (u.amounts.cpu_share(), u.amounts.memory_share());
+                for p in &policies {
+                    let covered = match scopes.get(&p.metadata.uid) {
+                        Some(Some(orgs)) => orgs.contains(&u.organization),
+                        _ => true,
+                    };
+                    if !covered || p.spec.app_id.is_some_and(|a| a != u.app_id) {
                         continue;
                     }
-                    let description = p.spec.description.as_ref().map_or_else(String::new, |d| format!(" ({d})"));
-                    let summary = format!("{what} under alert policy {}{description}", p.metadata.name);
-                    let alarm = AlarmSpec {
-                        policy: Some(p.metadata.uid),
-                        operator_only: p.metadata.organization.is_none(),
-                        starts_at: since,
-                        ..facts.alarm(u.app_instance_id, name, p.spec.severity, summary)
-                    };
-                    self.desired.insert(fp, alarm);
+                    for (name, what) in p.spec.passed(cpu_share, mem_share) {
+                        let fp = fingerprint(name, u.app_instance_id, Some(p.metadata.uid));
+                        holding.insert(fp.clone());
+                        let since = *over_since.entry(fp.clone()).or_insert(now);
+                        if (now - since).num_seconds() < i64::from(p.spec.for_seconds) || desired.contains_key(&fp) {
+                            continue;
+                        }
+                        let description = p.spec.description.as_ref().map_or_else(String::new, |d| format!(" ({d})"));
+                        let summary = format!("{what} under alert policy {}{description}", p.metadata.name);
+                        let alarm = AlarmSpec {
+                            policy: Some(p.metadata.uid),
+                            operator_only: p.metadata.organization.is_none(),
+                            starts_at: since,
+                            ..facts.alarm(u.app_instance_id, name, p.spec.severity, summary)
+                        };
+                        desired.insert(fp, alarm);
+                    }
                 }
-            }
+            });
         }
         self.over_since.retain(|fp, _| holding.contains(fp));
         self.desired.retain(|fp, a| a.policy.is_none() || holding.contains(fp));
@@ -395,7 +399,7 @@ impl Evaluator {
     /// this process started: a threshold alarm stored by an earlier run is resolved only on a
     /// reading that says so, not for want of one.
     fn readings_cover(&self, a: &Alarm) -> bool {
-        !self.s.resources.instances(|u| u.app_instance_id == a.spec.object_id).is_empty()
+        self.s.resources.has(a.spec.object_id)
     }
 
     /// After a failed write (a conflict, or a name already taken): read the stored alarms

@@ -2,11 +2,13 @@
 //! management APIs (the device-facing UNI and token exchanges are not management and stay
 //! out). Request bodies are kept with every secret-looking field replaced by `[redacted]`.
 //!
-//! Handlers never write it: a layer around the router sees each write, learns the caller from
-//! the [`Caller`] extractor (through a slot in the request's extensions) and queues a record;
-//! one task stores what is queued in one transaction (group commit: concurrent writes share
-//! one fsync), and the answer leaves only once its record is stored, so a write that was
-//! answered is a write that was audited.
+//! A layer around the router sees each write, learns the caller from the [`Caller`] extractor
+//! (through a slot in the request's extensions) and queues a record; one task stores what is
+//! queued in one transaction (group commit: concurrent writes share one fsync), and the answer
+//! leaves only once its record is stored, so a write that was answered is a write that was
+//! audited. A handler whose one write is the request's outcome (a deployment) may store the
+//! record in that write's own transaction instead ([`record_for_write`]): one commit answers
+//! the request, and the layer only corrects the record's status if the answer differs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,6 +81,73 @@ impl Slot {
 
     fn take(&self) -> Option<Who> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn peek(&self) -> Option<Who> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+tokio::task_local! {
+    /// The audited request being served, while its handler runs: a handler whose one write
+    /// makes the request's outcome stores the request's record in that write's transaction.
+    static CURRENT: Current;
+}
+
+/// What the layer knows of an audited request before its answer, and the record a handler
+/// stored with its write, if one did.
+#[derive(Clone)]
+struct Current(Arc<Mutex<Draft>>);
+
+struct Draft {
+    slot: Slot,
+    method: String,
+    path: String,
+    body: Option<serde_json::Value>,
+    stored: Option<AuditRecord>,
+}
+
+impl Draft {
+    fn record(&self, who: Option<Who>, status: u16) -> Option<AuditRecord> {
+        let (user, role, org) = match who {
+            Some((u, r, o)) => (Some(u), Some(r), o),
+            None => (None, None, None),
+        };
+        let entry = AuditEntry { at: chrono::Utc::now(), user, role, method: self.method.clone(), path: self.path.clone(), status, body: self.body.clone() };
+        let uid = Uid::random();
+        let name = Name::new(format!("a{}", uid.0.simple())).ok()?;
+        let mut rec: AuditRecord = Object::new(Kind::AuditRecord, org, name, entry);
+        rec.metadata.uid = uid;
+        Some(rec)
+    }
+}
+
+/// The record of the audited request being served, as it will read if the request is answered
+/// with `status`, for the handler to store in the transaction of its write (then
+/// [`stored_with_write`]); `None` outside an audited request, and once the request's record
+/// is stored (a request that writes many objects is recorded with the first).
+pub fn record_for_write(status: axum::http::StatusCode) -> Option<AuditRecord> {
+    CURRENT
+        .try_with(|c| {
+            let d = c.lock();
+            if d.stored.is_some() {
+                return None;
+            }
+            d.record(d.slot.peek(), status.as_u16())
+        })
+        .ok()
+        .flatten()
+}
+
+/// Tells the layer that `rec` (from [`record_for_write`]) is stored: the answer needs no other
+/// write when its status is the one recorded, and an update of the record otherwise.
+pub fn stored_with_write(rec: AuditRecord) {
+    let _ = CURRENT.try_with(|c| c.lock().stored = Some(rec));
+}
+
+impl Current {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Draft> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -199,38 +268,50 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     let method = parts.method.to_string();
     let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
     let mut body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
-    let resp = next.run(Request::from_parts(parts, AxumBody::from(bytes))).await;
-    if method == "GET" && !matches!(resp.status().as_u16(), 101 | 403) {
-        // An exec is recorded when a session opened or was refused to someone who can see the
-        // instance; a malformed or blind probe changed nothing and names nothing of the caller's.
-        return resp;
-    }
     if let Some(b) = body.as_mut() {
         redact(b);
         if b.to_string().len() > MAX_BODY_CHARS {
             *b = serde_json::Value::String("(longer than 4096 characters; not kept)".into());
         }
     }
-    let (user, role, org) = match slot.take() {
-        Some((u, r, o)) => (Some(u), Some(r), o),
-        None => (None, None, None),
+    let current = Current(Arc::new(Mutex::new(Draft { slot: slot.clone(), method, path, body, stored: None })));
+    let resp = CURRENT.scope(current.clone(), next.run(Request::from_parts(parts, AxumBody::from(bytes)))).await;
+    let status = resp.status().as_u16();
+    // What the handler stored with its write, else the record to store now.
+    let (stored, rec) = {
+        let mut draft = current.lock();
+        if draft.method == "GET" && !matches!(status, 101 | 403) {
+            // An exec is recorded when a session opened or was refused to someone who can see
+            // the instance; a malformed or blind probe changed nothing and names nothing of the
+            // caller's.
+            return resp;
+        }
+        match draft.stored.take() {
+            Some(rec) => (Some(rec), None),
+            None => (None, draft.record(slot.take(), status)),
+        }
     };
-    let entry = AuditEntry { at: chrono::Utc::now(), user, role, method, path, status: resp.status().as_u16(), body };
-    let uid = Uid::random();
-    if let Ok(name) = Name::new(format!("a{}", uid.0.simple())) {
-        let mut rec: AuditRecord = Object::new(Kind::AuditRecord, org, name, entry);
-        rec.metadata.uid = uid;
-        let (done, stored) = oneshot::channel();
-        if state.audit.send((rec, done)).await.is_err() {
-            tracing::error!("the audit writer has stopped; a record is lost");
-        } else {
-            match tokio::time::timeout(AUDIT_WAIT, stored).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => tracing::error!("the audit writer has stopped; a record is lost"),
-                // The store is down: the writer keeps the record and retries; the caller gets
-                // its answer (most likely the store's own error) instead of a hang.
-                Err(_) => tracing::warn!("audit record not stored yet; the writer keeps retrying"),
+    if let Some(mut rec) = stored {
+        // Stored with the handler's write: done, unless the answer turned out otherwise.
+        if rec.spec.status != status {
+            rec.spec.status = status;
+            if let Err(e) = state.repo.update(&mut rec).await {
+                tracing::error!(error = %e, record = %rec.metadata.uid, status, "cannot correct the status of an audit record");
             }
+        }
+        return resp;
+    }
+    let Some(rec) = rec else { return resp };
+    let (done, stored) = oneshot::channel();
+    if state.audit.send((rec, done)).await.is_err() {
+        tracing::error!("the audit writer has stopped; a record is lost");
+    } else {
+        match tokio::time::timeout(AUDIT_WAIT, stored).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => tracing::error!("the audit writer has stopped; a record is lost"),
+            // The store is down: the writer keeps the record and retries; the caller gets
+            // its answer (most likely the store's own error) instead of a hang.
+            Err(_) => tracing::warn!("audit record not stored yet; the writer keeps retrying"),
         }
     }
     resp

@@ -238,7 +238,6 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
             format!("the security groups of zone {}'s cloudlets let no traffic in on {}; expose a port they allow, or choose another zone", zone.metadata.name, ports.join(", ")),
         ));
     }
-    cloudlets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     if cloudlets.iter().all(|c| c.spec.maintenance) {
         return Err(ApiError::invalid("edgeCloudZoneId", "the zone has no cloudlet accepting instances"));
     }
@@ -582,7 +581,25 @@ pub(crate) async fn create_instance_on(
     let mut inst: AppInstance = Object::new(Kind::AppInstance, Some(org), name, spec);
     inst.metadata.labels = labels;
     inst.observed.placement = Some(note);
-    s.repo.create(&mut inst).await?;
+    // Counted before it is stored, so that the zone's next admission, which may start now,
+    // sees its share of the cloudlet while the store commits; taken back if the store refuses.
+    s.inventory.put_instance(&inst);
+    drop(_admission);
+    // A developer's deployment request is audited in the instance's own transaction: one
+    // commit answers it (the record says 202, what the CAMARA create answers; a request that
+    // answers otherwise has its record corrected by the audit layer).
+    let stored = match crate::audit::record_for_write(StatusCode::ACCEPTED) {
+        Some(mut rec) => s.repo.create_with(&mut inst, &mut rec).await.map(|together| {
+            if together {
+                crate::audit::stored_with_write(rec);
+            }
+        }),
+        None => s.repo.create(&mut inst).await,
+    };
+    if let Err(e) = stored {
+        s.inventory.forget_unstored(inst.metadata.uid);
+        return Err(e.into());
+    }
     s.inventory.put_instance(&inst);
     tracing::info!(instance = %inst.metadata.uid, cloudlet = %inst.spec.cloudlet, by, "instance accepted");
     Ok(inst)

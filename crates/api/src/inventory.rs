@@ -22,12 +22,15 @@ use op_types::{Kind, Name, Object, Uid};
 #[derive(Default)]
 struct Inner {
     cloudlets: HashMap<Uid, Arc<Cloudlet>>,
-    zone_cloudlets: HashMap<Name, BTreeSet<Uid>>,
+    /// Each zone's cloudlets, by name (the order admission weighs them in).
+    zone_cloudlets: HashMap<Name, BTreeMap<Name, Uid>>,
     instances: HashMap<Uid, Arc<AppInstance>>,
     cloudlet_instances: HashMap<Name, BTreeSet<Uid>>,
     /// What the instances on each cloudlet (by name) take: admission weighs a zone's
-    /// cloudlets from these counts instead of walking every instance there.
-    loads: HashMap<Name, Load>,
+    /// cloudlets from these counts instead of walking every instance there. Shared, so that
+    /// admission takes a zone's hundred without copying them; a count changes its own copy
+    /// when an admission still holds the old one.
+    loads: HashMap<Name, Arc<Load>>,
     /// Regions that do not let everything out of their cloudlets, by uid: their names (for
     /// admission) and what they let out.
     sealed_regions: HashMap<Uid, (Name, Egress)>,
@@ -55,6 +58,14 @@ pub struct Load {
 }
 
 impl Inner {
+    /// Takes instance `uid` out, with its count.
+    fn remove_instance(&mut self, uid: Uid) {
+        if let Some(i) = self.instances.remove(&uid) {
+            self.cloudlet_instances.entry(i.spec.cloudlet.clone()).or_default().remove(&uid);
+            self.count(&i, false);
+        }
+    }
+
     /// Counts instance `i` on its cloudlet (`add`) or takes it off; a count that reaches zero
     /// goes, and so does a cloudlet with nothing counted.
     fn count(&mut self, i: &AppInstance, add: bool) {
@@ -71,7 +82,7 @@ impl Inner {
                 (Entry::Vacant(_), false) => {}
             }
         }
-        let load = self.loads.entry(i.spec.cloudlet.clone()).or_default();
+        let load = Arc::make_mut(self.loads.entry(i.spec.cloudlet.clone()).or_default());
         bump(&mut load.flavors, i.spec.flavor.clone(), add);
         bump(&mut load.apps, i.spec.app_id, add);
         if load.flavors.is_empty() && load.apps.is_empty() {
@@ -124,10 +135,10 @@ impl Inventory {
             (Kind::Cloudlet, Change::Put(o)) => {
                 if let Ok(c) = o.decode::<CloudletSpec, CloudletObserved>() {
                     let mut inner = self.write();
-                    if let Some(old) = inner.cloudlets.get(&c.metadata.uid).map(|o| o.spec.zone.clone()) {
-                        inner.zone_cloudlets.entry(old).or_default().remove(&c.metadata.uid);
+                    if let Some((zone, name)) = inner.cloudlets.get(&c.metadata.uid).map(|o| (o.spec.zone.clone(), o.metadata.name.clone())) {
+                        inner.zone_cloudlets.entry(zone).or_default().remove(&name);
                     }
-                    inner.zone_cloudlets.entry(c.spec.zone.clone()).or_default().insert(c.metadata.uid);
+                    inner.zone_cloudlets.entry(c.spec.zone.clone()).or_default().insert(c.metadata.name.clone(), c.metadata.uid);
                     inner.cloudlet_names.insert(c.metadata.name.clone(), c.metadata.uid);
                     let moved = if c.spec.platform_type == PlatformType::Docker && c.metadata.deletion_requested.is_none() {
                         inner.docker.insert(c.metadata.name.clone(), c.spec.zone.clone()).as_ref() != Some(&c.spec.zone)
@@ -141,7 +152,7 @@ impl Inventory {
             (Kind::Cloudlet, Change::Deleted(uid)) => {
                 let mut inner = self.write();
                 if let Some(c) = inner.cloudlets.remove(&uid) {
-                    inner.zone_cloudlets.entry(c.spec.zone.clone()).or_default().remove(&uid);
+                    inner.zone_cloudlets.entry(c.spec.zone.clone()).or_default().remove(&c.metadata.name);
                     inner.cloudlet_names.remove(&c.metadata.name);
                     let moved = inner.docker.remove(&c.metadata.name).is_some();
                     inner.docker_changes += u64::from(moved);
@@ -152,13 +163,7 @@ impl Inventory {
                     self.put_instance(&i);
                 }
             }
-            (Kind::AppInstance, Change::Deleted(uid)) => {
-                let mut inner = self.write();
-                if let Some(i) = inner.instances.remove(&uid) {
-                    inner.cloudlet_instances.entry(i.spec.cloudlet.clone()).or_default().remove(&uid);
-                    inner.count(&i, false);
-                }
-            }
+            (Kind::AppInstance, Change::Deleted(uid)) => self.write().remove_instance(uid),
             (Kind::Region, Change::Put(o)) => {
                 if let Ok(r) = o.decode::<RegionSpec, ()>() {
                     let mut inner = self.write();
@@ -260,6 +265,15 @@ impl Inventory {
         inner.instances.insert(i.metadata.uid, Arc::new(i.clone()));
     }
 
+    /// Takes back an instance admission counted before storing it, when the store refused it
+    /// (an instance the store holds, which has a revision, is left alone).
+    pub fn forget_unstored(&self, uid: Uid) {
+        let mut inner = self.write();
+        if inner.instances.get(&uid).is_some_and(|i| i.metadata.revision == 0) {
+            inner.remove_instance(uid);
+        }
+    }
+
     /// The Docker cloudlets that accept instances, with their zones, and how many times that
     /// set has changed (equal counts: the same set).
     pub fn docker_cloudlets(&self) -> (u64, BTreeMap<Name, Name>) {
@@ -270,13 +284,11 @@ impl Inventory {
     /// The cloudlets of `zone`, by name (shared, not copied).
     pub fn cloudlets_in(&self, zone: &Name) -> Vec<Arc<Cloudlet>> {
         let inner = self.read();
-        let mut out: Vec<Arc<Cloudlet>> = inner.zone_cloudlets.get(zone).into_iter().flatten().filter_map(|u| inner.cloudlets.get(u).cloned()).collect();
-        out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        out
+        inner.zone_cloudlets.get(zone).into_iter().flatten().filter_map(|(_, u)| inner.cloudlets.get(u).cloned()).collect()
     }
 
     /// What the instances on each of `cloudlets` take, in their order.
-    pub fn loads(&self, cloudlets: &[Arc<Cloudlet>]) -> Vec<Load> {
+    pub fn loads(&self, cloudlets: &[Arc<Cloudlet>]) -> Vec<Arc<Load>> {
         let inner = self.read();
         cloudlets.iter().map(|c| inner.loads.get(&c.metadata.name).cloned().unwrap_or_default()).collect()
     }
@@ -347,14 +359,17 @@ mod tests {
         inv.apply(Kind::AppInstance, Change::Put(&raw(&i)));
         assert!(inv.instances_on(&name("edge-a")).is_empty());
         assert_eq!(inv.instances_on(&name("edge-b")).len(), 1);
-        let load = |cl: &str| inv.read().loads.get(&name(cl)).cloned().unwrap_or_default();
+        let load = |cl: &str| inv.read().loads.get(&name(cl)).map(|l| Load::clone(l)).unwrap_or_default();
         assert_eq!(load("edge-a"), Load::default(), "moved off: counted off");
         assert_eq!((load("edge-b").flavors.get(&name("small")), load("edge-b").apps.get(&i.spec.app_id)), (Some(&1), Some(&1)));
         // A second instance of the same app, another flavor.
         let mut j = instance("edge-b", 12);
         (j.metadata.uid, j.spec.app_id, j.spec.flavor) = (Uid::random(), i.spec.app_id, name("large"));
+        // What an admission took before is not changed under it.
+        let held = inv.read().loads.get(&name("edge-b")).cloned().unwrap();
         inv.put_instance(&j);
         inv.put_instance(&j);
+        assert_eq!((held.flavors.len(), held.apps.get(&i.spec.app_id)), (1, Some(&1)), "an admission's copy stays as it was");
         assert_eq!((load("edge-b").flavors.len(), load("edge-b").apps.get(&i.spec.app_id)), (2, Some(&2)), "counted once however often told");
         inv.apply(Kind::AppInstance, Change::Deleted(i.metadata.uid));
         assert_eq!(inv.instances_on(&name("edge-b")).len(), 1);
@@ -362,6 +377,22 @@ mod tests {
         inv.apply(Kind::AppInstance, Change::Deleted(j.metadata.uid));
         assert!(inv.instances_on(&name("edge-b")).is_empty());
         assert!(inv.read().loads.is_empty(), "nothing left counted");
+    }
+
+    /// An admission counted before the store commits is taken back when the store refuses
+    /// it; an instance the store holds is not.
+    #[test]
+    fn an_unstored_admission_is_taken_back_and_a_stored_one_kept() {
+        let inv = Inventory::default();
+        let reserved = instance("edge-a", 0);
+        inv.put_instance(&reserved);
+        assert_eq!(inv.instances_on(&name("edge-a")).len(), 1, "counted while the store commits");
+        inv.forget_unstored(reserved.metadata.uid);
+        assert!(inv.instances_on(&name("edge-a")).is_empty() && inv.read().loads.is_empty(), "taken back");
+        let stored = instance("edge-a", 5);
+        inv.put_instance(&stored);
+        inv.forget_unstored(stored.metadata.uid);
+        assert_eq!(inv.instances_on(&name("edge-a")).len(), 1, "a stored instance stays");
     }
 
     #[test]

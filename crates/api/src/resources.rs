@@ -58,6 +58,18 @@ impl Resources {
         self.0.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Calls `f` with every instance's latest reading, in no order, copying none (the alarm
+    /// evaluator walks them all on every tick; `f` runs under the readings' lock, so it must
+    /// be quick and must not wait).
+    pub fn each(&self, mut f: impl FnMut(&InstanceUsage)) {
+        self.read().values().for_each(|s| f(&s.usage));
+    }
+
+    /// Whether instance `uid` has a reading.
+    pub fn has(&self, uid: Uid) -> bool {
+        self.read().contains_key(&uid)
+    }
+
     /// Every instance's latest reading that passes `keep`.
     pub fn instances(&self, keep: impl Fn(&InstanceUsage) -> bool) -> Vec<InstanceUsage> {
         let mut v: Vec<InstanceUsage> = self.read().values().map(|s| s.usage.clone()).filter(|u| keep(u)).collect();

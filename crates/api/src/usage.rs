@@ -29,10 +29,26 @@ pub const HORIZON: f64 = 5.0;
 /// Where series live in the store.
 const PREFIX: &str = "/usage/";
 
+/// One series: its samples and their forecast, worked out when a sample comes (once a
+/// period) rather than when asked (a hundred times per deployment in a zone of a hundred).
+#[derive(Default)]
+struct History {
+    samples: VecDeque<f64>,
+    forecast: f64,
+}
+
+impl History {
+    fn with(samples: VecDeque<f64>) -> Self {
+        let mut h = History { samples, forecast: 0.0 };
+        h.forecast = Holt::default().load(h.samples.make_contiguous(), HORIZON);
+        h
+    }
+}
+
 /// One family of series, by key.
 struct Series {
     family: &'static str,
-    data: Mutex<HashMap<String, VecDeque<f64>>>,
+    data: Mutex<HashMap<String, History>>,
 }
 
 impl Series {
@@ -40,21 +56,23 @@ impl Series {
         Series { family, data: Mutex::default() }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<f64>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, History>> {
         self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn record(&self, key: &str, load: f64) {
         let mut m = self.lock();
-        let s = m.entry(key.to_string()).or_default();
-        if s.len() == KEEP {
-            s.pop_front();
+        let h = m.entry(key.to_string()).or_default();
+        let mut samples = std::mem::take(&mut h.samples);
+        if samples.len() == KEEP {
+            samples.pop_front();
         }
-        s.push_back(if load.is_finite() { load.clamp(0.0, 1.0) } else { 0.0 });
+        samples.push_back(if load.is_finite() { load.clamp(0.0, 1.0) } else { 0.0 });
+        *h = History::with(samples);
     }
 
     fn forecast(&self, key: &str) -> f64 {
-        self.lock().get_mut(key).map_or(0.0, |s| Holt::default().load(s.make_contiguous(), HORIZON))
+        self.lock().get(key).map_or(0.0, |h| h.forecast)
     }
 
     /// Drops the series whose key is not in `live`; the store operations that persist what is
@@ -65,7 +83,7 @@ impl Series {
         m.retain(|k, _| live.contains(k));
         for (k, s) in m.iter() {
             // Three decimals are plenty for a load and keep the value small.
-            let rounded: Vec<f64> = s.iter().map(|v| (v * 1000.0).round() / 1000.0).collect();
+            let rounded: Vec<f64> = s.samples.iter().map(|v| (v * 1000.0).round() / 1000.0).collect();
             if let Ok(bytes) = serde_json::to_vec(&rounded) {
                 ops.push(Op::Put(self.key(k), bytes));
             }
@@ -80,7 +98,7 @@ impl Series {
     fn restore(&self, key: &str, bytes: &[u8]) -> bool {
         let Ok(values) = serde_json::from_slice::<Vec<f64>>(bytes) else { return false };
         let start = values.len().saturating_sub(KEEP);
-        self.lock().insert(key.to_string(), values[start..].iter().copied().collect());
+        self.lock().insert(key.to_string(), History::with(values[start..].iter().copied().collect()));
         true
     }
 }
@@ -199,7 +217,7 @@ mod tests {
         for i in 0..(KEEP + 50) {
             u.record(&c, (i % 10) as f64 / 100.0);
         }
-        assert_eq!(u.edge.lock()[c.as_str()].len(), KEEP);
+        assert_eq!(u.edge.lock()[c.as_str()].samples.len(), KEEP);
         let d = Name::new("d1").unwrap();
         for i in 0..10 {
             u.record(&d, 0.1 * i as f64 / 2.0);
@@ -226,6 +244,6 @@ mod tests {
         let again = Usage::restore(engine.as_ref()).await.unwrap();
         assert!((again.forecast(&c) - edge).abs() < 0.01, "edge forecast after restart");
         assert!((again.network_forecast(z) - net).abs() < 0.01, "network forecast after restart");
-        assert_eq!(Usage::restore(engine.as_ref()).await.unwrap().edge.lock()[c.as_str()].len(), 20);
+        assert_eq!(Usage::restore(engine.as_ref()).await.unwrap().edge.lock()[c.as_str()].samples.len(), 20);
     }
 }

@@ -41,10 +41,12 @@ pub struct ScaleArgs {
     opd_log: Option<PathBuf>,
 }
 
-/// Runs `n` POSTs of `body(i)` to `path` with `concurrency` at a time; returns each latency.
-async fn create_all(c: &Api, path: &str, n: usize, concurrency: usize, body: impl Fn(usize) -> Value) -> Result<Vec<Duration>> {
+/// Runs `n` POSTs of `body(i)` to `path` with `concurrency` at a time; returns each latency
+/// with when it ended.
+async fn create_all(c: &Api, path: &str, n: usize, concurrency: usize, body: impl Fn(usize) -> Value) -> Result<Vec<(Duration, Instant)>> {
     let sem = Arc::new(Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let permit = sem.clone().acquire_owned().await?;
         let (c, path, b) = (c.clone(), path.to_string(), body(i));
@@ -53,19 +55,34 @@ async fn create_all(c: &Api, path: &str, n: usize, concurrency: usize, body: imp
             let begun = Instant::now();
             let (s, r) = c.post(&path, &b).await?;
             ensure!(s == 201 || s == 202, "{path} #{i}: {s} {r}");
-            Ok::<_, anyhow::Error>(begun.elapsed())
+            Ok::<_, anyhow::Error>((begun.elapsed(), Instant::now()))
         });
         while tasks.len() > concurrency * 2 {
             if let Some(r) = tasks.join_next().await {
-                r??;
+                out.push(r??);
             }
         }
     }
-    let mut out = Vec::with_capacity(n);
     while let Some(r) = tasks.join_next().await {
         out.push(r??);
     }
     Ok(out)
+}
+
+/// Where the creates' time went: their mean and worst latency, and the seconds of the run in
+/// which fewer than half the median number of creates completed (a stall that hides below
+/// p99 when it holds only the requests in flight).
+fn stalls(done: &[(Duration, Instant)], t0: Instant) -> String {
+    let secs = done.iter().map(|(_, end)| end.duration_since(t0).as_secs() as usize).max().unwrap_or(0) + 1;
+    let mut per = vec![0usize; secs];
+    done.iter().for_each(|(_, end)| per[end.duration_since(t0).as_secs() as usize] += 1);
+    let mut sorted = per.clone();
+    sorted.sort();
+    let median = sorted[sorted.len() / 2];
+    let slow: Vec<String> = per.iter().enumerate().filter(|(s, n)| **n < median / 2 && *s + 1 < secs).map(|(s, n)| format!("{s}s:{n}")).collect();
+    let mean = done.iter().map(|(d, _)| d.as_secs_f64()).sum::<f64>() / done.len().max(1) as f64 * 1000.0;
+    let max = done.iter().map(|(d, _)| d.as_secs_f64()).fold(0.0, f64::max) * 1000.0;
+    format!("create mean {mean:.1} ms, max {max:.0} ms; median {median}/s; seconds under half of it: {} [{}]", slow.len(), slow.join(" "))
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> f64 {
@@ -204,36 +221,44 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
         mac: String::new(),
     })?;
     let churn = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // The device asks from a thread of its own, as a device does from a machine of its own:
+    // its latencies are the platform's, not those of a client queue shared with the creates.
     let discovery = {
-        let (device, churn, rate, zones) = (Api::new(&url, Some(token)), churn.clone(), a.discovery_rate, a.zones);
-        tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut failed = 0usize;
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1.0)));
-            let mut k = 0usize;
-            while churn.load(std::sync::atomic::Ordering::Relaxed) {
-                tick.tick().await;
-                k += 1;
-                let t = Instant::now();
-                match device.post("/uni/v1/discover", &json!({"location": {"cellId": format!("c{}", k % zones)}})).await {
-                    Ok((200, _)) | Ok((404, _)) => lat.push(t.elapsed()),
-                    _ => failed += 1,
+        let (url, churn, rate, zones) = (url.clone(), churn.clone(), a.discovery_rate, a.zones);
+        std::thread::Builder::new().name("op-device".into()).spawn(move || -> Result<(Vec<Duration>, usize)> {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let device = Api::new(&url, Some(token));
+                let mut lat = Vec::new();
+                let mut failed = 0usize;
+                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1.0)));
+                let mut k = 0usize;
+                while churn.load(std::sync::atomic::Ordering::Relaxed) {
+                    tick.tick().await;
+                    k += 1;
+                    let t = Instant::now();
+                    match device.post("/uni/v1/discover", &json!({"location": {"cellId": format!("c{}", k % zones)}})).await {
+                        Ok((200, _)) | Ok((404, _)) => lat.push(t.elapsed()),
+                        _ => failed += 1,
+                    }
                 }
-            }
-            (lat, failed)
-        })
+                Ok((lat, failed))
+            })
+        })?
     };
 
     // The churn: instances created through the API, spread over the zones.
     let rev0 = store.revision().await?;
     let calls0 = etcd_calls(etcd).await;
     let t0 = Instant::now();
-    let mut created = create_all(&dev, "/edge-application-management/v0.1alpha1/appinstances", a.instances, a.concurrency, |i| {
+    let done = create_all(&dev, "/edge-application-management/v0.1alpha1/appinstances", a.instances, a.concurrency, |i| {
         json!({"name": format!("i{i}"), "appId": app_id, "edgeCloudZoneId": zone_ids[i % zone_ids.len()]})
     })
     .await?;
     let create_s = t0.elapsed().as_secs_f64();
     eprintln!("{} instances created in {create_s:.1} s ({:.0}/s)", a.instances, a.instances as f64 / create_s);
+    eprintln!("{}", stalls(&done, t0));
+    let mut created: Vec<Duration> = done.into_iter().map(|(d, _)| d).collect();
     let converge_s = loop {
         let (ready, all) = ready_count(&dev).await?;
         eprintln!("  {ready} of {all} Ready after {:.0} s", t0.elapsed().as_secs_f64());
@@ -254,13 +279,14 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
         .map(|(m, n)| format!("{m} {:.2}", n / a.instances as f64))
         .collect();
     eprintln!("etcd calls per instance (all members): {}", per.join(", "));
-    let (mut disc, failed) = discovery.await?;
+    let (mut disc, failed) = discovery.join().map_err(|_| anyhow::anyhow!("the discovery thread panicked"))??;
     ensure!(!disc.is_empty(), "no discovery answered ({failed} failed)");
     let create_p99 = percentile(&mut created, 0.99);
     let create_p50 = percentile(&mut created, 0.50);
     let disc_p99 = percentile(&mut disc, 0.99);
     let rss = rss_peak_mb(pid);
-    eprintln!("create p50 {create_p50:.1} ms; {} discoveries ({failed} failed)", disc.len());
+    let (disc_p50, disc_p90, disc_max) = (percentile(&mut disc, 0.50), percentile(&mut disc, 0.90), percentile(&mut disc, 1.0));
+    eprintln!("create p50 {create_p50:.1} ms; {} discoveries ({failed} failed): p50 {disc_p50:.2} ms, p90 {disc_p90:.2} ms, max {disc_max:.1} ms", disc.len());
     println!(
         "RESULT instances={} create_p99_ms={create_p99:.1} converge_s={converge_s:.1} rss_mb={rss:.0} discovery_p99_ms={disc_p99:.2}",
         a.instances

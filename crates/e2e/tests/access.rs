@@ -434,6 +434,13 @@ async fn audit_log_says_who_did_what() -> anyhow::Result<()> {
     let (s, _) = clem.post("/op/v1/users", &json!({"name": "eve2", "organization": "org_audited", "role": "Manager", "password": "eve-password-123"})).await?;
     assert_eq!(s, 403, "refused writes are audited too");
     let other = p.developer("org_unrelated", "ursula", "Manager").await?;
+    // A deployment is recorded in the instance's own transaction; one that fails (the name is
+    // taken) is recorded by the layer: one record per request either way.
+    let deployed = clem.sample_app("org_audited", "deployed_app", json!({})).await?;
+    let zone = p.zone_id(&clem, "local").await?;
+    let deploy = json!({"name": "audited_inst", "appId": deployed, "edgeCloudZoneId": zone});
+    assert_eq!(clem.post(&format!("{CAMARA}/appinstances"), &deploy).await?.0, 202);
+    assert_eq!(clem.post(&format!("{CAMARA}/appinstances"), &deploy).await?.0, 409);
 
     // A write is answered once its record is stored; the Manager sees the organization's.
     let (_, log) = audra.get("/op/v1/audit").await?;
@@ -445,6 +452,10 @@ async fn audit_log_says_who_did_what() -> anyhow::Result<()> {
     assert!(find("audra", "POST", "/op/v1/users", 201), "{log}");
     assert!(find("clem", "POST", "/apps", 201) && find("clem", "DELETE", &app, 204), "{log}");
     assert!(find("clem", "POST", "/op/v1/users", 403), "{log}");
+    let deploys: Vec<u64> = entries.iter().filter(|e| e["spec"]["path"].as_str().is_some_and(|p| p.ends_with("/appinstances"))).filter_map(|e| e["spec"]["status"].as_u64()).collect();
+    assert_eq!(deploys.iter().filter(|s| **s == 202).count(), 1, "{log}");
+    assert_eq!(deploys.iter().filter(|s| **s == 409).count(), 1, "{log}");
+    assert_eq!(deploys.len(), 2, "one record per deployment request: {log}");
     let text = log.to_string();
     for secret in ["audra-password-1", "clem-hunter2-pass", "repo-hunter2", "eve-password-123"] {
         assert!(!text.contains(secret), "'{secret}' in the audit log: {text}");

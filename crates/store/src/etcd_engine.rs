@@ -460,9 +460,9 @@ impl Drop for Leadership {
 
 /// Batches in flight at once: while they are, new transactions gather into the next batch.
 /// One: etcd's CPU is the limit under load (three members on two cores), and one larger batch
-/// costs it less than two smaller ones (`bench/scale.sh`, 20,000 instances at 32 clients:
-/// 0.15 transactions per instance and 896 creates/s, against 0.25 and 909/s with two in flight
-/// but a create p99 of 68 ms instead of 41).
+/// costs it less than two smaller ones (`bench/scale.sh`, 100,000 instances at 32 clients:
+/// 0.07 transactions per instance, 962 creates/s and a create p99 of 69 ms, against 0.11,
+/// 903/s and 88 ms with two in flight).
 const BATCHES_IN_FLIGHT: usize = 1;
 /// etcd's limit on compares and on operations in one transaction (`--max-txn-ops`).
 const MAX_TXN_OPS: usize = 128;

@@ -50,6 +50,19 @@ pub struct Repo {
     pub(crate) cache: Option<ReadCache>,
 }
 
+/// What creating `obj` takes in a transaction: its key and its name's key must be free, and
+/// both are written.
+fn creation<S: Serialize, X: Serialize>(obj: &Object<S, X>, compares: &mut Vec<Compare>, ops: &mut Vec<Op>) -> Result<(), RepoError> {
+    let m = &obj.metadata;
+    let key = object_key(m.kind, m.uid);
+    let nkey = name_key(m.kind, m.organization.as_ref(), &m.name);
+    compares.push(Compare::Absent(nkey.clone()));
+    compares.push(Compare::Absent(key.clone()));
+    ops.push(Op::Put(key, serde_json::to_vec(obj)?));
+    ops.push(Op::Put(nkey, m.uid.to_string().into_bytes()));
+    Ok(())
+}
+
 /// The key an object of `kind` with `uid` is stored at.
 pub fn object_key(kind: Kind, uid: Uid) -> String {
     format!("/o/{}/{uid}", kind.plural())
@@ -154,22 +167,43 @@ impl Repo {
 
     /// Stores a new object, claiming its name. On success `obj.metadata.revision` is set.
     pub async fn create<S: Serialize, X: Serialize>(&self, obj: &mut Object<S, X>) -> Result<(), RepoError> {
+        let (mut compares, mut ops) = (Vec::with_capacity(2), Vec::with_capacity(2));
+        creation(obj, &mut compares, &mut ops)?;
         let m = &obj.metadata;
-        let key = object_key(m.kind, m.uid);
-        let nkey = name_key(m.kind, m.organization.as_ref(), &m.name);
-        let value = serde_json::to_vec(&obj)?;
-        let res = self
-            .of(m.kind)
-            .txn(
-                vec![Compare::Absent(nkey.clone()), Compare::Absent(key.clone())],
-                vec![Op::Put(key, value), Op::Put(nkey, m.uid.to_string().into_bytes())],
-            )
-            .await;
-        match res {
+        match self.of(m.kind).txn(compares, ops).await {
             Ok(rev) => {
                 obj.metadata.revision = rev;
                 Ok(())
             }
+            Err(StoreError::Conflict) => Err(RepoError::AlreadyExists { kind: m.kind, name: m.name.to_string() }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores a new object and, in the same transaction, `record`: a new object that says how
+    /// it came (the audit record of the request that made it). One commit instead of two, and
+    /// never one without the other. Where the two kinds live in different stores, only `obj`
+    /// is stored and `false` returned: the caller stores `record` its usual way.
+    pub async fn create_with<S: Serialize, X: Serialize, T: Serialize, Y: Serialize>(
+        &self,
+        obj: &mut Object<S, X>,
+        record: &mut Object<T, Y>,
+    ) -> Result<bool, RepoError> {
+        if !Arc::ptr_eq(self.of(obj.metadata.kind), self.of(record.metadata.kind)) {
+            self.create(obj).await?;
+            return Ok(false);
+        }
+        let (mut compares, mut ops) = (Vec::with_capacity(4), Vec::with_capacity(4));
+        creation(obj, &mut compares, &mut ops)?;
+        creation(record, &mut compares, &mut ops)?;
+        let m = &obj.metadata;
+        match self.of(m.kind).txn(compares, ops).await {
+            Ok(rev) => {
+                obj.metadata.revision = rev;
+                record.metadata.revision = rev;
+                Ok(true)
+            }
+            // The record is new by construction (a fresh uid): the object's name is taken.
             Err(StoreError::Conflict) => Err(RepoError::AlreadyExists { kind: m.kind, name: m.name.to_string() }),
             Err(e) => Err(e.into()),
         }
@@ -182,13 +216,7 @@ impl Repo {
         let mut compares = Vec::with_capacity(objs.len() * 2);
         let mut ops = Vec::with_capacity(objs.len() * 2);
         for obj in objs.iter() {
-            let m = &obj.metadata;
-            let key = object_key(m.kind, m.uid);
-            let nkey = name_key(m.kind, m.organization.as_ref(), &m.name);
-            compares.push(Compare::Absent(nkey.clone()));
-            compares.push(Compare::Absent(key.clone()));
-            ops.push(Op::Put(key, serde_json::to_vec(obj)?));
-            ops.push(Op::Put(nkey, m.uid.to_string().into_bytes()));
+            creation(obj, &mut compares, &mut ops)?;
         }
         let Some(kind) = objs.first().map(|o| o.metadata.kind) else { return Ok(()) };
         match self.of(kind).txn(compares, ops).await {
@@ -289,5 +317,38 @@ impl Repo {
     /// Watches every change to objects of `kind` after revision `after`.
     pub async fn watch(&self, kind: Kind, after: Revision) -> Result<Watch, RepoError> {
         Ok(self.of(kind).watch(&kind_prefix(kind), after).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use op_types::{Kind, Name, Object};
+    use serde_json::{json, Value};
+
+    use crate::{Engine, RedbEngine, Repo};
+
+    type Loose = Object<Value, Value>;
+
+    /// An object and its record are stored in one transaction (one revision), and a create that
+    /// fails on a taken name stores neither.
+    #[tokio::test]
+    async fn an_object_and_its_record_are_stored_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine: std::sync::Arc<dyn Engine> = RedbEngine::open(&dir.path().join("s.redb")).unwrap();
+        let repo = Repo::new(engine);
+        let name = |n: &str| Name::new(n).unwrap();
+        let mut inst: Loose = Object::new(Kind::AppInstance, Some(name("org")), name("web"), json!({"n": 1}));
+        let mut rec: Loose = Object::new(Kind::AuditRecord, Some(name("org")), name("a1"), json!({"status": 202}));
+        assert!(repo.create_with(&mut inst, &mut rec).await.unwrap(), "one store: together");
+        assert_eq!(inst.metadata.revision, rec.metadata.revision);
+        let kept: Loose = repo.get(Kind::AuditRecord, rec.metadata.uid).await.unwrap().unwrap();
+        assert_eq!(kept.spec["status"], 202);
+
+        let mut again: Loose = Object::new(Kind::AppInstance, Some(name("org")), name("web"), json!({"n": 2}));
+        let mut rec2: Loose = Object::new(Kind::AuditRecord, Some(name("org")), name("a2"), json!({"status": 202}));
+        let e = repo.create_with(&mut again, &mut rec2).await.unwrap_err();
+        assert!(matches!(e, crate::RepoError::AlreadyExists { .. }), "{e}");
+        assert!(repo.get::<Value, Value>(Kind::AuditRecord, rec2.metadata.uid).await.unwrap().is_none(), "no record of a create that failed");
+        assert!(repo.get::<Value, Value>(Kind::AppInstance, again.metadata.uid).await.unwrap().is_none());
     }
 }

@@ -480,6 +480,14 @@ pub struct PlacementPolicySpec {
     pub serverless: Option<crate::serverless::ServerlessBounds>,
 }
 
+impl PlacementPolicySpec {
+    /// Whether the policy bars `app` from `cloudlet` (the app everywhere, the cloudlet for
+    /// every app, or the pair): the one barring rule, for discovery and its zone checks.
+    pub fn bars(&self, app: Uid, cloudlet: &Name) -> bool {
+        self.barred_apps.contains(&app) || self.barred_cloudlets.contains(cloudlet) || self.barred_pairs.iter().any(|b| b.app == app && &b.cloudlet == cloudlet)
+    }
+}
+
 impl Validate for PlacementPolicySpec {
     fn validate(&self) -> Result<(), FieldError> {
         self.weights.validate().map_err(|e| e.under("weights"))?;

@@ -73,6 +73,26 @@ pub struct InstanceEntry {
     pub deleting: bool,
 }
 
+impl InstanceEntry {
+    /// What ranking reads of it.
+    pub fn slim(&self) -> Slim {
+        Slim { uid: self.uid, slot: self.slot, offerable: self.ready && self.endpoint.is_some() }
+    }
+}
+
+/// What ranking needs of an instance, kept in its app's list for its zone: ranking a zone
+/// reads one contiguous list (a thousand instances in tens of kilobytes) instead of looking
+/// each instance up in the map of them all, and looks up only the instances it offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slim {
+    /// Instance id.
+    pub uid: Uid,
+    /// Its cloudlet's slot.
+    pub slot: u32,
+    /// Ready, with an endpoint to offer.
+    pub offerable: bool,
+}
+
 /// See [`InstanceEntry::inside`].
 fn inside(i: &AppInstance) -> Option<(String, std::net::SocketAddr)> {
     let netns = i.observed.network_namespace.clone()?;
@@ -149,7 +169,7 @@ pub struct EdgeIndex {
     slot_by_uid: HashMap<Uid, u32>,
     instances: HashMap<Uid, InstanceEntry>,
     instances_by_app: HashMap<Uid, Vec<Uid>>,
-    instances_by_app_zone: HashMap<(Uid, Uid), Vec<Uid>>,
+    instances_by_app_zone: HashMap<(Uid, Uid), Vec<Slim>>,
     cloudlets_by_zone: HashMap<Name, Vec<u32>>,
     apps: HashMap<Uid, AppEntry>,
     app_by_key: HashMap<(Name, Name, String), Uid>,
@@ -318,13 +338,17 @@ impl EdgeIndex {
         // taking it out of an app's list is a walk through all its instances.
         if let Some(old) = self.instances.get_mut(&e.uid) {
             if (old.app, old.zone, old.slot) == (e.app, e.zone, e.slot) {
+                let (slim, key) = (e.slim(), (e.app, e.zone));
                 *old = e;
+                if let Some(s) = self.instances_by_app_zone.get_mut(&key).and_then(|v| v.iter_mut().find(|s| s.uid == slim.uid)) {
+                    *s = slim;
+                }
                 return;
             }
         }
         self.remove_instance(e.uid);
         self.instances_by_app.entry(e.app).or_default().push(e.uid);
-        self.instances_by_app_zone.entry((e.app, e.zone)).or_default().push(e.uid);
+        self.instances_by_app_zone.entry((e.app, e.zone)).or_default().push(e.slim());
         self.slots[slot as usize].instances += 1;
         self.instances.insert(e.uid, e);
     }
@@ -341,7 +365,7 @@ impl EdgeIndex {
         }
         let key = (old.app, old.zone);
         if let Some(v) = self.instances_by_app_zone.get_mut(&key) {
-            v.retain(|u| *u != uid);
+            v.retain(|s| s.uid != uid);
             if v.is_empty() {
                 self.instances_by_app_zone.remove(&key);
             }
@@ -411,6 +435,11 @@ impl EdgeIndex {
         self.slot_cloudlet(inst.slot)
     }
 
+    /// The cloudlet in `slot` and its name, while one exists.
+    pub fn cloudlet_at(&self, slot: u32) -> Option<(&Name, &CloudletEntry)> {
+        self.slots.get(slot as usize).and_then(|s| s.cloudlet.as_ref().map(|(_, e)| (&s.name, e)))
+    }
+
     /// The name of the cloudlet of `slot`, while one exists.
     fn slot_name(&self, slot: u32) -> Option<&Name> {
         self.slots.get(slot as usize).filter(|s| s.cloudlet.is_some()).map(|s| &s.name)
@@ -432,7 +461,12 @@ impl EdgeIndex {
 
     /// The instances of an app in one zone.
     pub fn instances_in(&self, app: Uid, zone: Uid) -> impl Iterator<Item = &InstanceEntry> {
-        self.instances_by_app_zone.get(&(app, zone)).into_iter().flatten().filter_map(|u| self.instances.get(u))
+        self.instances_by_app_zone.get(&(app, zone)).into_iter().flatten().filter_map(|s| self.instances.get(&s.uid))
+    }
+
+    /// What ranking reads of the instances of an app in one zone, in one list.
+    pub fn slims_in(&self, app: Uid, zone: Uid) -> &[Slim] {
+        self.instances_by_app_zone.get(&(app, zone)).map_or(&[], Vec::as_slice)
     }
 
     /// Whether an app has instances in a zone (one lookup, touching no instance).
@@ -546,15 +580,6 @@ impl EdgeIndex {
         crate::select::Weights::from(&w)
     }
 
-    /// Whether the operator bars `app` from `inst`'s cloudlet (the policy of the instance's
-    /// zone's region).
-    pub fn barred(&self, app: &AppEntry, inst: &InstanceEntry, zone: &ZoneEntry) -> bool {
-        let Some(p) = self.policy_for(Some(&zone.region)) else { return false };
-        p.barred_apps.contains(&app.uid)
-            || p.barred_cloudlets.contains(&inst.cloudlet)
-            || p.barred_pairs.iter().any(|b| b.app == app.uid && b.cloudlet == inst.cloudlet)
-    }
-
     /// Whether the operator bars `app` from every cloudlet of `zone` (no dynamic instance there).
     pub fn barred_zone(&self, app: &AppEntry, zone: &ZoneEntry) -> bool {
         let Some(p) = self.policy_for(Some(&zone.region)) else { return false };
@@ -562,8 +587,7 @@ impl EdgeIndex {
             return true;
         }
         let mut cloudlets = self.cloudlets_by_zone.get(&zone.name).into_iter().flatten().filter_map(|s| self.slot_name(*s)).peekable();
-        cloudlets.peek().is_some()
-            && cloudlets.all(|c| p.barred_cloudlets.contains(c) || p.barred_pairs.iter().any(|b| b.app == app.uid && &b.cloudlet == c))
+        cloudlets.peek().is_some() && cloudlets.all(|c| p.bars(app.uid, c))
     }
 
     /// Whether a device (any of its identifiers) is barred by the policy of `region` (its
@@ -608,7 +632,12 @@ impl EdgeIndex {
 
     /// Instances on an instance's cloudlet per vCPU of capacity: the edge-load criterion.
     pub fn load(&self, inst: &InstanceEntry) -> f64 {
-        let Some(s) = self.slots.get(inst.slot as usize) else { return 0.0 };
+        self.load_at(inst.slot)
+    }
+
+    /// [`EdgeIndex::load`] of the cloudlet in `slot`.
+    pub fn load_at(&self, slot: u32) -> f64 {
+        let Some(s) = self.slots.get(slot as usize) else { return 0.0 };
         let cap = s.cloudlet.as_ref().map_or(1, |(_, c)| c.vcpus.max(1)) as f64;
         s.instances as f64 / cap
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::geo;
 pub use op_types::uni::PathInfo;
-use crate::index::{AppEntry, EdgeIndex, InstanceEntry, ZoneEntry, NEAR_LIST};
+use crate::index::{AppEntry, EdgeIndex, InstanceEntry, Slim, ZoneEntry, NEAR_LIST};
 
 /// Where the device is, as far as the platform knows (network-confirmed).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -178,42 +178,135 @@ pub fn reach_refusal(r: &op_types::specs::Requirements, own_plmn: &str, roaming:
     }
 }
 
-/// Checks one instance against the hard constraints.
-fn admissible(
-    index: &EdgeIndex,
-    app: &AppEntry,
-    inst: &InstanceEntry,
-    zone: &ZoneEntry,
-    path: Option<PathInfo>,
-) -> Result<(), Rejection> {
-    if !inst.ready || inst.endpoint.is_none() {
-        return Err(Rejection::NotReady);
-    }
-    if !index.cloudlet_of(inst).is_some_and(|c| c.ready && !c.maintenance) {
-        return Err(Rejection::EdgeUnavailable);
-    }
-    if index.barred(app, inst, zone) {
-        return Err(Rejection::Barred);
-    }
+/// Why no instance of `zone` may serve `app` over `path`: the zone's footprint, data-geography
+/// and path-bound checks, the same for every instance there.
+fn zone_refusal(app: &AppEntry, zone: &ZoneEntry, path: Option<PathInfo>) -> Option<Rejection> {
     if !in_footprint(app, zone) {
-        return Err(Rejection::OutsideFootprint);
+        return Some(Rejection::OutsideFootprint);
     }
     let r = &app.requirements;
     if !r.data_regions.is_empty() && !r.data_regions.contains(&zone.region) {
-        return Err(Rejection::DataGeography);
+        return Some(Rejection::DataGeography);
     }
-    if let Some(p) = path {
-        if r.max_latency_ms.is_some_and(|m| p.latency_ms > m) {
-            return Err(Rejection::Latency { expected_ms: p.latency_ms });
-        }
-        if r.max_jitter_ms.is_some_and(|m| p.jitter_ms > m) {
-            return Err(Rejection::Jitter { expected_ms: p.jitter_ms });
-        }
-        if r.min_bandwidth_mbps.is_some_and(|m| p.bandwidth_mbps < m) {
-            return Err(Rejection::Bandwidth { expected_mbps: p.bandwidth_mbps });
-        }
+    let p = path?;
+    if r.max_latency_ms.is_some_and(|m| p.latency_ms > m) {
+        return Some(Rejection::Latency { expected_ms: p.latency_ms });
     }
-    Ok(())
+    if r.max_jitter_ms.is_some_and(|m| p.jitter_ms > m) {
+        return Some(Rejection::Jitter { expected_ms: p.jitter_ms });
+    }
+    if r.min_bandwidth_mbps.is_some_and(|m| p.bandwidth_mbps < m) {
+        return Some(Rejection::Bandwidth { expected_mbps: p.bandwidth_mbps });
+    }
+    None
+}
+
+/// What a ranking knows of one zone: the same for every instance in it, so worked out once per
+/// zone instead of once per instance (a zone can hold thousands).
+struct ZoneFacts<'a> {
+    zone: &'a ZoneEntry,
+    path: Option<PathInfo>,
+    refusal: Option<Rejection>,
+    /// The operator's policy in the zone's region, for its bars.
+    policy: Option<&'a op_types::specs::PlacementPolicySpec>,
+    distance_km: Option<f64>,
+    /// The zone's part of an instance's score (distance, latency, network load).
+    cost: f64,
+}
+
+/// Judges candidate instances of one app for one device: each is offered with its score or
+/// rejected with the reason, the first hard constraint it fails (instance ready, cloudlet up,
+/// not barred, then the zone's checks).
+struct Judge<'a, 'q> {
+    index: &'a EdgeIndex,
+    app: &'q AppEntry,
+    point: Option<GeoPoint>,
+    weights: &'q Weights,
+    path: &'q dyn Fn(&ZoneEntry) -> Option<PathInfo>,
+    /// Zones seen so far (None: not in the index); `last` is where the previous candidate's was,
+    /// since candidates mostly come zone by zone.
+    zones: Vec<(Uid, Option<ZoneFacts<'a>>)>,
+    at: std::collections::HashMap<Uid, usize>,
+    last: usize,
+}
+
+impl<'a, 'q> Judge<'a, 'q> {
+    fn new(index: &'a EdgeIndex, app: &'q AppEntry, point: Option<GeoPoint>, weights: &'q Weights, path: &'q dyn Fn(&ZoneEntry) -> Option<PathInfo>) -> Self {
+        Self { index, app, point, weights, path, zones: Vec::new(), at: Default::default(), last: 0 }
+    }
+
+    /// Where `zone`'s facts are in `zones`, worked out on first sight (None: no such zone).
+    fn facts(&mut self, zone: Uid) -> Option<usize> {
+        if self.zones.get(self.last).is_none_or(|(u, _)| *u != zone) {
+            self.last = match self.at.get(&zone) {
+                Some(k) => *k,
+                None => {
+                    let facts = self.index.zone(zone).map(|z| {
+                        let path = (self.path)(z);
+                        let distance_km = self.point.map(|d| geo::distance_km(d, z.location));
+                        let w = self.weights;
+                        ZoneFacts {
+                            zone: z,
+                            path,
+                            refusal: zone_refusal(self.app, z, path),
+                            policy: self.index.policy_for(Some(&z.region)),
+                            distance_km,
+                            cost: w.distance * distance_km.unwrap_or(0.0) / 100.0
+                                + w.latency * path.map_or(0.0, |p| p.latency_ms) / 10.0
+                                + w.network_load * self.index.network_load(z.uid),
+                        }
+                    });
+                    self.zones.push((zone, facts));
+                    self.at.insert(zone, self.zones.len() - 1);
+                    self.zones.len() - 1
+                }
+            };
+        }
+        self.zones.get(self.last).and_then(|(_, f)| f.as_ref()).map(|_| self.last)
+    }
+
+    /// The score of an instance of `zone` (lower is better) and where its zone's facts are, or
+    /// why it is not offered.
+    fn score(&mut self, zone: Uid, s: Slim) -> Result<(f64, usize), Rejection> {
+        let (index, app, load_weight) = (self.index, self.app.uid, self.weights.load);
+        let k = self.facts(zone).ok_or(Rejection::EdgeUnavailable)?;
+        let Some(z) = self.zones.get(k).and_then(|(_, f)| f.as_ref()) else { return Err(Rejection::EdgeUnavailable) };
+        if !s.offerable {
+            return Err(Rejection::NotReady);
+        }
+        let Some((cloudlet, _)) = index.cloudlet_at(s.slot).filter(|(_, c)| c.ready && !c.maintenance) else {
+            return Err(Rejection::EdgeUnavailable);
+        };
+        if z.policy.is_some_and(|p| p.bars(app, cloudlet)) {
+            return Err(Rejection::Barred);
+        }
+        if let Some(why) = &z.refusal {
+            return Err(why.clone());
+        }
+        Ok((z.cost + load_weight * index.load_at(s.slot), k))
+    }
+
+    /// The offer of `inst`, scored by [`Judge::score`].
+    fn choice(&self, inst: &'a InstanceEntry, score: f64, k: usize) -> Option<Choice<'a>> {
+        let z = self.zones.get(k).and_then(|(_, f)| f.as_ref())?;
+        Some(Choice { instance: inst, zone: z.zone, score, distance_km: z.distance_km, path: z.path })
+    }
+
+    fn judge(&mut self, inst: &'a InstanceEntry) -> Result<Choice<'a>, Rejection> {
+        let (score, k) = self.score(inst.zone, inst.slim())?;
+        self.choice(inst, score, k).ok_or(Rejection::EdgeUnavailable)
+    }
+}
+
+/// The order of offers: lower score first, then instance id (so equal scores rank the same on
+/// every replica and every ask).
+fn order(a: (f64, Uid), b: (f64, Uid)) -> std::cmp::Ordering {
+    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+}
+
+/// [`order`] of two offers.
+fn better(a: &Choice<'_>, b: &Choice<'_>) -> std::cmp::Ordering {
+    order((a.score, a.instance.uid), (b.score, b.instance.uid))
 }
 
 /// Ranks the instances of `app` for a device at `at`. `path` gives the network's estimate from
@@ -231,25 +324,16 @@ pub fn rank<'a>(
 
 /// Apps with at most this many instances are ranked whole; larger ones near the device only.
 const RANK_ALL_UP_TO: usize = 64;
-/// Zones holding instances of the app examined near the device before stopping.
 const NEAR_ZONES: usize = 8;
 
-/// Like [`rank`], for the hot path: an app with many instances is ranked over the instances in
-/// the zones nearest to the device only (an R-tree walk), so the cost does not grow with the
-/// number of instances. Falls back to [`rank`] when the device position is unknown or the app is
-/// small.
-pub fn rank_near<'a>(
-    index: &'a EdgeIndex,
-    app: &AppEntry,
-    at: &DeviceAt,
-    weights: &Weights,
-    path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
-) -> Ranking<'a> {
+/// Where [`rank_near`] looks: the device's point, and the zones whose instances are candidates
+/// (None: all the app's instances).
+fn near_zones(index: &EdgeIndex, app: &AppEntry, at: &DeviceAt) -> (Option<GeoPoint>, Option<Vec<Uid>>) {
     // A device located by its cell stands at the cell's zone.
     let cell_zone = if at.point.is_none() { at.cell.as_deref().and_then(|c| index.cell_zone(c)) } else { None };
     let point = at.point.or(cell_zone.map(|z| z.location));
     let Some(p) = point.filter(|_| index.instance_count(app.uid) > RANK_ALL_UP_TO) else {
-        return rank_among(index, app, point, weights, path, index.instances_of(app.uid));
+        return (point, None);
     };
     let has_app = |z: &Uid| index.has_instances_in(app.uid, *z);
     let walk = || index.zones_near(p).filter(has_app).take(NEAR_ZONES).collect::<Vec<Uid>>();
@@ -263,7 +347,60 @@ pub fn rank_near<'a>(
         }
         None => walk(),
     };
-    rank_among(index, app, point, weights, path, zones.iter().flat_map(|z| index.instances_in(app.uid, *z)))
+    (point, Some(zones))
+}
+
+/// The candidates [`near_zones`] names.
+fn candidates(index: &EdgeIndex, app: Uid, zones: Option<Vec<Uid>>) -> Box<dyn Iterator<Item = &InstanceEntry> + '_> {
+    match zones {
+        None => Box::new(index.instances_of(app)),
+        Some(zones) => Box::new(zones.into_iter().flat_map(move |z| index.instances_in(app, z))),
+    }
+}
+
+/// Like [`rank`], for the hot path: an app with many instances is ranked over the instances in
+/// the zones nearest to the device only (an R-tree walk), so the cost does not grow with the
+/// number of instances. Falls back to [`rank`] when the device position is unknown or the app is
+/// small.
+pub fn rank_near<'a>(index: &'a EdgeIndex, app: &AppEntry, at: &DeviceAt, weights: &Weights, path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>) -> Ranking<'a> {
+    let (point, zones) = near_zones(index, app, at);
+    rank_among(index, app, point, weights, path, candidates(index, app.uid, zones))
+}
+
+/// The first `n` of [`rank_near`]'s ranking, found without ranking the rest: the candidates
+/// are judged one by one and only the best `n` are kept, sorted (no list of every candidate,
+/// no list of rejections). What a discovery needs.
+fn best_n<'a>(index: &'a EdgeIndex, app: &AppEntry, at: &DeviceAt, weights: &Weights, path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>, n: usize) -> Vec<Choice<'a>> {
+    let (point, zones) = near_zones(index, app, at);
+    let mut judge = Judge::new(index, app, point, weights, path);
+    let mut best: Vec<(f64, Uid, usize)> = Vec::with_capacity(n + 1);
+    let mut keep = |score: f64, uid: Uid, k: usize| {
+        let at = best.partition_point(|b| order((b.0, b.1), (score, uid)).is_lt());
+        if at < n {
+            best.insert(at, (score, uid, k));
+            best.truncate(n);
+        }
+    };
+    match zones {
+        // Near zones: each zone's list of slims, looked up once.
+        Some(zones) => {
+            for z in zones {
+                for s in index.slims_in(app.uid, z) {
+                    if let Ok((score, k)) = judge.score(z, *s) {
+                        keep(score, s.uid, k);
+                    }
+                }
+            }
+        }
+        None => {
+            for inst in index.instances_of(app.uid) {
+                if let Ok((score, k)) = judge.score(inst.zone, inst.slim()) {
+                    keep(score, inst.uid, k);
+                }
+            }
+        }
+    }
+    best.into_iter().filter_map(|(score, uid, k)| judge.choice(index.instance(uid)?, score, k)).collect()
 }
 
 /// The best `n` choices of [`rank_near`] with the index's network view for path estimates (the
@@ -275,7 +412,7 @@ pub fn best_near<'a>(index: &'a EdgeIndex, app: &AppEntry, at: &DeviceAt, weight
     let path = network_path(index, at);
     let cell = if at.point.is_none() { at.cell.as_deref().and_then(|c| index.cell_id(c)) } else { None };
     let Some(cell) = cell.filter(|_| n <= REMEMBER_TOP) else {
-        return rank_near(index, app, at, weights, &path).ranked.into_iter().take(n).collect();
+        return best_n(index, app, at, weights, &path, n);
     };
     let key = (app.uid, cell, weights.bits());
     if let Some(r) = index.remembered(&key) {
@@ -292,9 +429,10 @@ pub fn best_near<'a>(index: &'a EdgeIndex, app: &AppEntry, at: &DeviceAt, weight
             return c;
         }
     }
-    let ranked = rank_near(index, app, at, weights, &path).ranked;
-    index.remember(key, ranked.iter().take(REMEMBER_TOP).map(|c| (c.instance.uid, c.score, c.distance_km)).collect());
-    ranked.into_iter().take(n).collect()
+    let mut best = best_n(index, app, at, weights, &path, REMEMBER_TOP);
+    index.remember(key, best.iter().map(|c| (c.instance.uid, c.score, c.distance_km)).collect());
+    best.truncate(n);
+    best
 }
 
 /// How many choices are remembered per app and zone: the best and up to ten alternatives.
@@ -309,24 +447,14 @@ fn rank_among<'a>(
     candidates: impl Iterator<Item = &'a InstanceEntry>,
 ) -> Ranking<'a> {
     let mut out = Ranking::default();
+    let mut judge = Judge::new(index, app, point, weights, path);
     for inst in candidates {
-        let Some(zone) = index.zone(inst.zone) else {
-            out.rejected.push((inst.uid, Rejection::EdgeUnavailable));
-            continue;
-        };
-        let p = path(zone);
-        if let Err(why) = admissible(index, app, inst, zone, p) {
-            out.rejected.push((inst.uid, why));
-            continue;
+        match judge.judge(inst) {
+            Ok(c) => out.ranked.push(c),
+            Err(why) => out.rejected.push((inst.uid, why)),
         }
-        let distance_km = point.map(|d| geo::distance_km(d, zone.location));
-        let score = weights.distance * distance_km.unwrap_or(0.0) / 100.0
-            + weights.latency * p.map_or(0.0, |p| p.latency_ms) / 10.0
-            + weights.load * index.load(inst)
-            + weights.network_load * index.network_load(zone.uid);
-        out.ranked.push(Choice { instance: inst, zone, score, distance_km, path: p });
     }
-    out.ranked.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.instance.uid.cmp(&b.instance.uid)));
+    out.ranked.sort_by(better);
     out
 }
 
@@ -341,20 +469,13 @@ pub fn rank_zones<'a>(
     path: &dyn Fn(&ZoneEntry) -> Option<PathInfo>,
 ) -> Vec<(&'a ZoneEntry, f64)> {
     let point = device_point(index, at);
-    let r = &app.requirements;
     let mut out: Vec<(&ZoneEntry, f64)> = index
         .zones()
-        .filter(|z| index.zone_serving(z.uid) && in_footprint(app, z) && !index.barred_zone(app, z))
-        .filter(|z| r.data_regions.is_empty() || r.data_regions.contains(&z.region))
+        .filter(|z| index.zone_serving(z.uid) && !index.barred_zone(app, z))
         .filter_map(|z| {
             let p = path(z);
-            if let Some(p) = p {
-                let too_slow = r.max_latency_ms.is_some_and(|m| p.latency_ms > m)
-                    || r.max_jitter_ms.is_some_and(|m| p.jitter_ms > m)
-                    || r.min_bandwidth_mbps.is_some_and(|m| p.bandwidth_mbps < m);
-                if too_slow {
-                    return None;
-                }
+            if zone_refusal(app, z, p).is_some() {
+                return None;
             }
             let distance = point.map_or(0.0, |d| geo::distance_km(d, z.location));
             let deployed = index.instances_in(app.uid, z.uid).any(|i| i.ready);

@@ -285,6 +285,47 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Discovery's best `n` (judged one by one, only the best kept) are exactly the first `n` of
+    /// the full ranking, scores included, whether the device is located by cell or by position,
+    /// with instances not ready, loads that differ per cloudlet, and `n` past what is remembered.
+    #[test]
+    fn the_best_n_are_the_first_n_of_the_ranking(
+        cell in (0usize..12, 0usize..8),
+        counts in proptest::collection::vec(0usize..6, 96),
+        failed in proptest::collection::vec(any::<bool>(), 96),
+        n in 1usize..16,
+        by_cell in any::<bool>(),
+    ) {
+        let mut ix = EdgeIndex::default();
+        let app = app(Requirements::default());
+        ix.upsert_app(&app);
+        let zones = grid(&mut ix, &app, 12, 8, |i, j| counts[i * 8 + j]);
+        for ((_, _, insts), f) in zones.iter().zip(&failed) {
+            if let (Some(first), true) = (insts.first(), *f) {
+                let mut i = first.clone();
+                i.status.state = State::Failed;
+                ix.upsert_instance(&i);
+            }
+        }
+        let entry = ix.app(app.metadata.uid).unwrap().clone();
+        let cell_id = format!("c{}x{}", cell.0, cell.1);
+        let at = if by_cell {
+            DeviceAt { cell: Some(cell_id), point: None }
+        } else {
+            DeviceAt { cell: None, point: Some(ix.cell_zone(&cell_id).unwrap().location) }
+        };
+        let w = Weights { distance: 1.0, latency: 0.0, load: 0.5, not_deployed: 0.0, network_load: 0.0 };
+        let full = op_uni::select::rank_near(&ix, &entry, &at, &w, &no_path);
+        let expect: Vec<(op_types::Uid, f64)> = full.ranked.iter().take(n).map(|c| (c.instance.uid, c.score)).collect();
+        for round in ["fresh", "remembered"] {
+            let got: Vec<(op_types::Uid, f64)> = op_uni::select::best_near(&ix, &entry, &at, &w, n).iter().map(|c| (c.instance.uid, c.score)).collect();
+            prop_assert_eq!(&got, &expect, "{}", round);
+        }
+    }
+}
+
 /// The hot path's remembered rankings answer as a fresh ranking does, and are forgotten when
 /// the index changes (here: the best instance fails, then its cloudlet enters maintenance).
 #[test]
