@@ -40,8 +40,12 @@ struct History {
 impl History {
     fn with(samples: VecDeque<f64>) -> Self {
         let mut h = History { samples, forecast: 0.0 };
-        h.forecast = Holt::default().load(h.samples.make_contiguous(), HORIZON);
+        h.forecast_again();
         h
+    }
+
+    fn forecast_again(&mut self) {
+        self.forecast = Holt::default().load(self.samples.make_contiguous(), HORIZON);
     }
 }
 
@@ -63,12 +67,11 @@ impl Series {
     fn record(&self, key: &str, load: f64) {
         let mut m = self.lock();
         let h = m.entry(key.to_string()).or_default();
-        let mut samples = std::mem::take(&mut h.samples);
-        if samples.len() == KEEP {
-            samples.pop_front();
+        if h.samples.len() == KEEP {
+            h.samples.pop_front();
         }
-        samples.push_back(if load.is_finite() { load.clamp(0.0, 1.0) } else { 0.0 });
-        *h = History::with(samples);
+        h.samples.push_back(if load.is_finite() { load.clamp(0.0, 1.0) } else { 0.0 });
+        h.forecast_again();
     }
 
     fn forecast(&self, key: &str) -> f64 {

@@ -278,28 +278,19 @@ fn init_logs(format: &str) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Openapi => {
             println!("{}", op_api::openapi_json());
             Ok(())
         }
-        Cmd::Serve(args) => {
-            // Two runtimes: one serves the APIs (a device's discovery, a developer's request),
-            // the other runs the controllers and periodic jobs. A burst of reconciles then
-            // queues behind other reconciles, never in front of a request.
-            let serving = tokio::runtime::Builder::new_multi_thread().thread_name("opd-serve").enable_all().build()?;
-            let background = tokio::runtime::Builder::new_multi_thread().thread_name("opd-background").enable_all().build()?;
-            let served = serving.block_on(serve(*args, background.handle().clone()));
-            // Reconciles are cancel-safe: what was under way is taken up again at the next start.
-            background.shutdown_background();
-            served
-        }
+        Cmd::Serve(args) => serve(*args).await,
     }
 }
 
-async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logs(&args.log_format);
     let mut watch = Stopwatch::start();
     info!(version = env!("CARGO_PKG_VERSION"), data_dir = %args.data_dir.display(), "opd starting");
@@ -528,13 +519,12 @@ async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyhow::R
             None => {
                 leading.set(1);
                 // Embedded store: one process owns it (redb locks the file), so it leads.
-                let _background = background.enter();
                 let _detached = controllers.spawn();
             }
             Some(engine) => {
                 let id = args.replica_id.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
                 let ttl = std::time::Duration::from_secs(args.leader_ttl_secs.max(2));
-                background.spawn(lead(engine, id, ttl, controllers, leading));
+                tokio::spawn(lead(engine, id, ttl, controllers, leading));
             }
         }
     }

@@ -223,46 +223,51 @@ struct Judge<'a, 'q> {
     point: Option<GeoPoint>,
     weights: &'q Weights,
     path: &'q dyn Fn(&ZoneEntry) -> Option<PathInfo>,
-    /// Zones seen so far (None: not in the index); `last` is where the previous candidate's was,
-    /// since candidates mostly come zone by zone.
-    zones: Vec<(Uid, Option<ZoneFacts<'a>>)>,
-    at: std::collections::HashMap<Uid, usize>,
-    last: usize,
+    /// The facts of the zones seen so far, and where each zone's are (None: not in the
+    /// index); `last` is the previous candidate's zone, since candidates mostly come zone by
+    /// zone.
+    zones: Vec<ZoneFacts<'a>>,
+    at: std::collections::HashMap<Uid, Option<usize>>,
+    last: Option<(Uid, Option<usize>)>,
 }
 
 impl<'a, 'q> Judge<'a, 'q> {
     fn new(index: &'a EdgeIndex, app: &'q AppEntry, point: Option<GeoPoint>, weights: &'q Weights, path: &'q dyn Fn(&ZoneEntry) -> Option<PathInfo>) -> Self {
-        Self { index, app, point, weights, path, zones: Vec::new(), at: Default::default(), last: 0 }
+        Self { index, app, point, weights, path, zones: Vec::new(), at: Default::default(), last: None }
     }
 
     /// Where `zone`'s facts are in `zones`, worked out on first sight (None: no such zone).
     fn facts(&mut self, zone: Uid) -> Option<usize> {
-        if self.zones.get(self.last).is_none_or(|(u, _)| *u != zone) {
-            self.last = match self.at.get(&zone) {
-                Some(k) => *k,
-                None => {
-                    let facts = self.index.zone(zone).map(|z| {
-                        let path = (self.path)(z);
-                        let distance_km = self.point.map(|d| geo::distance_km(d, z.location));
-                        let w = self.weights;
-                        ZoneFacts {
-                            zone: z,
-                            path,
-                            refusal: zone_refusal(self.app, z, path),
-                            policy: self.index.policy_for(Some(&z.region)),
-                            distance_km,
-                            cost: w.distance * distance_km.unwrap_or(0.0) / 100.0
-                                + w.latency * path.map_or(0.0, |p| p.latency_ms) / 10.0
-                                + w.network_load * self.index.network_load(z.uid),
-                        }
-                    });
-                    self.zones.push((zone, facts));
-                    self.at.insert(zone, self.zones.len() - 1);
-                    self.zones.len() - 1
-                }
-            };
+        if let Some((u, k)) = self.last {
+            if u == zone {
+                return k;
+            }
         }
-        self.zones.get(self.last).and_then(|(_, f)| f.as_ref()).map(|_| self.last)
+        let k = match self.at.get(&zone) {
+            Some(k) => *k,
+            None => {
+                let k = self.index.zone(zone).map(|z| {
+                    let path = (self.path)(z);
+                    let distance_km = self.point.map(|d| geo::distance_km(d, z.location));
+                    let w = self.weights;
+                    self.zones.push(ZoneFacts {
+                        zone: z,
+                        path,
+                        refusal: zone_refusal(self.app, z, path),
+                        policy: self.index.policy_for(Some(&z.region)),
+                        distance_km,
+                        cost: w.distance * distance_km.unwrap_or(0.0) / 100.0
+                            + w.latency * path.map_or(0.0, |p| p.latency_ms) / 10.0
+                            + w.network_load * self.index.network_load(z.uid),
+                    });
+                    self.zones.len() - 1
+                });
+                self.at.insert(zone, k);
+                k
+            }
+        };
+        self.last = Some((zone, k));
+        k
     }
 
     /// The score of an instance of `zone` (lower is better) and where its zone's facts are, or
@@ -270,7 +275,7 @@ impl<'a, 'q> Judge<'a, 'q> {
     fn score(&mut self, zone: Uid, s: Slim) -> Result<(f64, usize), Rejection> {
         let (index, app, load_weight) = (self.index, self.app.uid, self.weights.load);
         let k = self.facts(zone).ok_or(Rejection::EdgeUnavailable)?;
-        let Some(z) = self.zones.get(k).and_then(|(_, f)| f.as_ref()) else { return Err(Rejection::EdgeUnavailable) };
+        let z = &self.zones[k];
         if !s.offerable {
             return Err(Rejection::NotReady);
         }
@@ -286,15 +291,15 @@ impl<'a, 'q> Judge<'a, 'q> {
         Ok((z.cost + load_weight * index.load_at(s.slot), k))
     }
 
-    /// The offer of `inst`, scored by [`Judge::score`].
-    fn choice(&self, inst: &'a InstanceEntry, score: f64, k: usize) -> Option<Choice<'a>> {
-        let z = self.zones.get(k).and_then(|(_, f)| f.as_ref())?;
-        Some(Choice { instance: inst, zone: z.zone, score, distance_km: z.distance_km, path: z.path })
+    /// The offer of `inst`, scored by [`Judge::score`] with its zone's facts at `k`.
+    fn choice(&self, inst: &'a InstanceEntry, score: f64, k: usize) -> Choice<'a> {
+        let z = &self.zones[k];
+        Choice { instance: inst, zone: z.zone, score, distance_km: z.distance_km, path: z.path }
     }
 
     fn judge(&mut self, inst: &'a InstanceEntry) -> Result<Choice<'a>, Rejection> {
         let (score, k) = self.score(inst.zone, inst.slim())?;
-        self.choice(inst, score, k).ok_or(Rejection::EdgeUnavailable)
+        Ok(self.choice(inst, score, k))
     }
 }
 
@@ -400,7 +405,7 @@ fn best_n<'a>(index: &'a EdgeIndex, app: &AppEntry, at: &DeviceAt, weights: &Wei
             }
         }
     }
-    best.into_iter().filter_map(|(score, uid, k)| judge.choice(index.instance(uid)?, score, k)).collect()
+    best.into_iter().filter_map(|(score, uid, k)| Some(judge.choice(index.instance(uid)?, score, k))).collect()
 }
 
 /// The best `n` choices of [`rank_near`] with the index's network view for path estimates (the
