@@ -27,9 +27,15 @@ pub struct ScaleArgs {
     zones: usize,
     #[arg(long, default_value_t = 100_000)]
     instances: usize,
-    /// Concurrent API clients creating instances.
+    /// Concurrent API clients creating instances (the most requests in flight).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Creates per second, sent on a fixed schedule whatever the answers (an open load, as
+    /// Kubernetes' scalability tests run at a set rate); each latency counts from when its
+    /// request was due, so a late client counts against the platform. Without it the clients
+    /// send back to back (a closed load: the latency is then mostly the queue they make).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Discovery requests per second during the churn.
     #[arg(long, default_value_t = 50.0)]
     discovery_rate: f64,
@@ -41,18 +47,27 @@ pub struct ScaleArgs {
     opd_log: Option<PathBuf>,
 }
 
-/// Runs `n` POSTs of `body(i)` to `path` with `concurrency` at a time; returns each latency
-/// with when it ended.
-async fn create_all(c: &Api, path: &str, n: usize, concurrency: usize, body: impl Fn(usize) -> Value) -> Result<Vec<(Duration, Instant)>> {
+/// Runs `n` POSTs of `body(i)` to `path` with `concurrency` at a time, at `rate` per second
+/// when given; returns each latency (from when the request was due) with when it ended.
+async fn create_all(c: &Api, path: &str, n: usize, concurrency: usize, rate: Option<f64>, body: impl Fn(usize) -> Value) -> Result<Vec<(Duration, Instant)>> {
     let sem = Arc::new(Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     let mut out = Vec::with_capacity(n);
+    let t0 = tokio::time::Instant::now();
     for i in 0..n {
+        let due = match rate {
+            Some(r) => {
+                let due = t0 + Duration::from_secs_f64(i as f64 / r);
+                tokio::time::sleep_until(due).await;
+                Some(due.into_std())
+            }
+            None => None,
+        };
         let permit = sem.clone().acquire_owned().await?;
         let (c, path, b) = (c.clone(), path.to_string(), body(i));
         tasks.spawn(async move {
             let _permit = permit;
-            let begun = Instant::now();
+            let begun = due.unwrap_or_else(Instant::now);
             let (s, r) = c.post(&path, &b).await?;
             ensure!(s == 201 || s == 202, "{path} #{i}: {s} {r}");
             Ok::<_, anyhow::Error>((begun.elapsed(), Instant::now()))
@@ -120,10 +135,16 @@ async fn etcd_calls(endpoints: &[String]) -> std::collections::BTreeMap<String, 
     for e in endpoints {
         let Ok(r) = reqwest::get(format!("{e}/metrics")).await else { continue };
         let Ok(text) = r.text().await else { continue };
-        for l in text.lines().filter(|l| l.starts_with("grpc_server_handled_total{")) {
-            let method = l.split("grpc_method=\"").nth(1).and_then(|m| m.split('"').next()).unwrap_or("?");
+        for l in text.lines() {
             let n: f64 = l.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
-            *out.entry(method.to_string()).or_insert(0.0) += n;
+            let name = if l.starts_with("grpc_server_handled_total{") {
+                l.split("grpc_method=\"").nth(1).and_then(|m| m.split('"').next()).unwrap_or("?")
+            } else if let Some(m) = ["etcd_mvcc_put_total", "etcd_network_client_grpc_received_bytes_total", "etcd_network_client_grpc_sent_bytes_total", "etcd_network_peer_sent_bytes_total"].iter().find(|m| l.starts_with(*m)) {
+                m
+            } else {
+                continue;
+            };
+            *out.entry(name.to_string()).or_insert(0.0) += n;
         }
     }
     out
@@ -136,13 +157,15 @@ pub async fn run(a: ScaleArgs) -> Result<()> {
     std::fs::create_dir_all(&etcd_dir)?;
     let lab = EtcdLab::start(&etcd_dir, 3).await?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    // Devices reach opd at an address of their own (`--uni-listen`), as an operator deploys it.
+    let uni_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let data = work.path().join("data");
     let log_path = a.opd_log.clone().unwrap_or_else(|| work.path().join("opd.log"));
     let log = std::fs::File::create(&log_path)?;
     let mut opd = std::process::Command::new(&a.opd)
         .args(["serve", "--data-dir"])
         .arg(&data)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--etcd-endpoints", &lab.endpoints().join(","), "--etcd-prefix", "/op/scale"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--uni-listen", &format!("127.0.0.1:{uni_port}"), "--etcd-endpoints", &lab.endpoints().join(","), "--etcd-prefix", "/op/scale"])
         .args(["--no-default-cloudlet", "--apps-listen", "none", "--workers", "64", "--uni-rps", "10000000", "--device-rps", "1000000"])
         .stdout(std::process::Stdio::null())
         .stderr(log)
@@ -150,7 +173,7 @@ pub async fn run(a: ScaleArgs) -> Result<()> {
         .context("starting opd")?;
     let pid = opd.id();
     let store = op_store::EtcdEngine::connect(op_store::EtcdSettings::new(lab.endpoints(), "/op/scale")).await?;
-    let result = measure(&a, port, &data, pid, store.as_ref(), &lab.endpoints()).await;
+    let result = measure(&a, (port, uni_port), &data, pid, store.as_ref(), &lab.endpoints()).await;
     let _ = opd.kill();
     let _ = opd.wait();
     drop(lab);
@@ -162,7 +185,7 @@ pub async fn run(a: ScaleArgs) -> Result<()> {
     result
 }
 
-async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, store: &dyn op_store::Engine, etcd: &[String]) -> Result<()> {
+async fn measure(a: &ScaleArgs, (port, uni_port): (u16, u16), data: &std::path::Path, pid: u32, store: &dyn op_store::Engine, etcd: &[String]) -> Result<()> {
     let url = format!("http://127.0.0.1:{port}");
     let anonymous = Api::new(&url, None);
     let begun = Instant::now();
@@ -179,12 +202,12 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
     let side = (a.zones as f64).sqrt().ceil() as usize;
     let loc = |i: usize| json!({"latitude": 43.0 + 8.0 * (i / side) as f64 / side as f64, "longitude": -1.0 + 9.0 * (i % side) as f64 / side as f64});
     let t = Instant::now();
-    create_all(&admin, "/op/v1/zones", a.zones, 8, |i| {
+    create_all(&admin, "/op/v1/zones", a.zones, 8, None, |i| {
         json!({"name": format!("z{i}"), "spec": {"region": "scale", "location": loc(i), "serviceArea": {"cells": [format!("c{i}")], "polygon": []}}})
     })
     .await?;
     let zones = a.zones;
-    create_all(&admin, "/op/v1/cloudlets", a.cloudlets, a.concurrency, |i| {
+    create_all(&admin, "/op/v1/cloudlets", a.cloudlets, a.concurrency, None, |i| {
         json!({"name": format!("cl{i}"), "spec": {"zone": format!("z{}", i % zones), "location": loc(i % zones), "platformType": "sim",
             "driverEndpoint": format!("sim://cl{i}"), "capacity": {"vcpus": 64, "memoryMb": 65536, "diskGb": 1000}, "flavors": ["small"]}})
     })
@@ -221,11 +244,15 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
         mac: String::new(),
     })?;
     let churn = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    // The device asks from a thread of its own, as a device does from a machine of its own:
-    // its latencies are the platform's, not those of a client queue shared with the creates.
+    // The device asks from a thread of its own in short turns, as a device does from a machine
+    // of its own: its latencies are the platform's, not those of the load generator's queue
+    // and turns on the same two cores.
     let discovery = {
-        let (url, churn, rate, zones) = (url.clone(), churn.clone(), a.discovery_rate, a.zones);
+        let (url, churn, rate, zones) = (format!("http://127.0.0.1:{uni_port}"), churn.clone(), a.discovery_rate, a.zones);
         std::thread::Builder::new().name("op-device".into()).spawn(move || -> Result<(Vec<Duration>, usize)> {
+            if let Err(e) = op_ingress::short_slice() {
+                eprintln!("the device thread keeps the kernel's default turns: {e}");
+            }
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
                 let device = Api::new(&url, Some(token));
@@ -251,7 +278,7 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
     let rev0 = store.revision().await?;
     let calls0 = etcd_calls(etcd).await;
     let t0 = Instant::now();
-    let done = create_all(&dev, "/edge-application-management/v0.1alpha1/appinstances", a.instances, a.concurrency, |i| {
+    let done = create_all(&dev, "/edge-application-management/v0.1alpha1/appinstances", a.instances, a.concurrency, a.rate, |i| {
         json!({"name": format!("i{i}"), "appId": app_id, "edgeCloudZoneId": zone_ids[i % zone_ids.len()]})
     })
     .await?;
@@ -266,7 +293,7 @@ async fn measure(a: &ScaleArgs, port: u16, data: &std::path::Path, pid: u32, sto
             break t0.elapsed().as_secs_f64();
         }
         ensure!(t0.elapsed() < Duration::from_secs(a.converge_limit), "not converged within {} s: {ready} of {all} Ready", a.converge_limit);
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     };
     churn.store(false, std::sync::atomic::Ordering::Relaxed);
     let writes = store.revision().await?.saturating_sub(rev0);

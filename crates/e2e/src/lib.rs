@@ -32,7 +32,7 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// A port the kernel just gave out and took back: free now, and (being from the ephemeral
 /// range) never one the driver gives a container.
-pub(crate) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
@@ -49,6 +49,11 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// The opd process's id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts opd with the embedded default site.
     pub async fn start() -> Result<Self> {
         Self::start_with(&[]).await

@@ -348,3 +348,31 @@ async fn relocations_left_open_by_a_crash_are_closed() -> anyhow::Result<()> {
     assert!(r["observed"]["timeline"].to_string().contains("restarted"), "{r}");
     Ok(())
 }
+
+/// Devices can be given an address of their own (`--uni-listen`): the same API, served there
+/// by a thread of its own that runs in short turns, so that a discovery never queues behind
+/// the NBI's and the controllers' work.
+#[tokio::test(flavor = "multi_thread")]
+async fn devices_have_an_address_of_their_own() -> anyhow::Result<()> {
+    let uni = free_port();
+    let p = Platform::start_with(&["--uni-listen", &format!("127.0.0.1:{uni}")]).await?;
+    let http = reqwest::Client::new();
+    let keys = |base: String| {
+        let http = http.clone();
+        async move { anyhow::Ok(http.get(format!("{base}/uni/v1/keys")).send().await?.error_for_status()?.text().await?) }
+    };
+    assert_eq!(keys(format!("http://127.0.0.1:{uni}")).await?, keys(p.url.clone()).await?, "the same UNI at both addresses");
+    let r = http.get(format!("http://127.0.0.1:{uni}/edge-application-management/v0.1alpha1/apps")).send().await?;
+    assert_eq!(r.status(), 401, "authenticated there as everywhere");
+    // Served by the op-uni thread, in 200 µs turns where the kernel has custom slices.
+    let pid = p.pid().expect("running");
+    let tid = std::fs::read_dir(format!("/proc/{pid}/task"))?
+        .filter_map(|t| t.ok())
+        .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "op-uni"))
+        .expect("an op-uni thread");
+    let sched = std::fs::read_to_string(tid.path().join("sched"))?;
+    if let Some(slice) = sched.lines().find(|l| l.starts_with("se.slice")) {
+        assert_eq!(slice.rsplit(' ').next(), Some("200000"), "{slice}");
+    }
+    Ok(())
+}

@@ -1,6 +1,7 @@
-//! The kernel interfaces the splice needs ([`crate::splice`]) and the way into an instance's
-//! network namespace ([`crate::netns`]), and the only unsafe code of the crate: a BPF sockhash
-//! with an `sk_skb` verdict program, socket options, TCP counters, epoll and `setns`.
+//! The kernel interfaces the splice needs ([`crate::splice`]), the way into an instance's
+//! network namespace ([`crate::netns`]) and a thread's scheduling slice ([`short_slice`]), and
+//! the only unsafe code of the crate: a BPF sockhash with an `sk_skb` verdict program, socket
+//! options, TCP counters, epoll, `setns` and `sched_setattr`.
 //!
 //! The map holds, under the socket cookie of each side, the other side. The verdict program,
 //! run by the kernel on every segment a member socket receives, looks up the cookie of the
@@ -242,6 +243,57 @@ pub(crate) fn read_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         Err(io::Error::last_os_error())
     } else {
         Ok(n as usize)
+    }
+}
+
+/// `struct sched_attr` as of Linux 3.14 (`SCHED_ATTR_SIZE_VER0`).
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+}
+
+/// The turn [`short_slice`] asks for: about what a device's discovery takes to serve.
+const SHORT_SLICE: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// Asks the kernel to run the calling thread in short turns (Linux 6.12 and later: EEVDF's
+/// custom slice for normal threads). A thread that serves short requests and sleeps in between
+/// is then picked soon after it wakes, ahead of threads in longer turns, while its share of
+/// the CPU stays what its nice value gives it. Older kernels refuse or ignore it, which
+/// changes nothing else.
+pub fn short_slice() -> io::Result<()> {
+    // SAFETY: plain syscall on the calling thread. errno is cleared first, so a nice of -1
+    // can be told from a failure.
+    let nice = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, 0)
+    };
+    if nice == -1 && io::Error::last_os_error().raw_os_error() != Some(0) {
+        return Err(io::Error::last_os_error());
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice,
+        priority: 0,
+        runtime: SHORT_SLICE.as_nanos() as u64,
+        deadline: 0,
+        period: 0,
+    };
+    // SAFETY: `attr` is a live `sched_attr` whose size is in its first field; 0 names the
+    // calling thread.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 

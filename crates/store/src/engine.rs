@@ -43,7 +43,10 @@ pub enum Op {
 pub enum EventKind {
     /// The key was created or overwritten; `kv.value` is the new value.
     Put,
-    /// The key was removed; `kv.value` is the last value it had.
+    /// The key was removed; `kv` names the key and the revision of the removal only (its
+    /// value is empty): no consumer needs the last value, and carrying it would make etcd send
+    /// every value twice with every write (its watches can ask for the previous value of all
+    /// changes or of none).
     Delete,
 }
 
@@ -52,8 +55,8 @@ pub enum EventKind {
 pub struct Event {
     /// Put or delete.
     pub kind: EventKind,
-    /// The key and value (for deletes, the value before deletion); `mod_revision` is the
-    /// revision of the change.
+    /// The key and value (for deletes, the key alone); `mod_revision` is the revision of the
+    /// change.
     pub kv: KeyValue,
 }
 

@@ -4,7 +4,7 @@
 //!
 //! The [`Engine`] contract maps onto etcd one to one: etcd's cluster revision is the store
 //! revision, `Compare::Absent` is `create_revision == 0`, `Compare::ModRevision` is etcd's
-//! `mod_revision` compare, and watches ask for the previous value so deletions carry it.
+//! `mod_revision` compare; watches do not ask for previous values (deletions carry the key alone).
 //!
 //! Fail-over is explicit, because a client that keeps sending to a stopped member shows every
 //! caller an error: the engine holds one connection per member and a current member. A call
@@ -19,6 +19,7 @@
 //! Ranges are read in pages of [`PAGE`] keys at one revision, so a list of 100,000 objects is
 //! neither one oversized gRPC message nor an inconsistent view.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +84,8 @@ pub struct EtcdEngine {
     last_warning: AtomicU64,
     /// Transactions on their way to the group committer.
     batcher: mpsc::UnboundedSender<Pending>,
+    /// The shared watch of each prefix watched, by full key ([`Hub`]).
+    hubs: std::sync::Mutex<std::collections::HashMap<Vec<u8>, mpsc::UnboundedSender<Subscriber>>>,
 }
 
 /// Whether an etcd error is worth trying again on another member, and its text.
@@ -149,6 +152,7 @@ impl EtcdEngine {
             started: Instant::now(),
             last_warning: AtomicU64::new(0),
             batcher,
+            hubs: std::sync::Mutex::default(),
         });
         tokio::spawn(group_commit(Arc::downgrade(&me), pending));
         Ok(me)
@@ -605,12 +609,20 @@ impl Engine for EtcdEngine {
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch, StoreError> {
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let key = full(&self.prefix, prefix);
-        let me = EtcdWatcher {
-            members: self.members.iter().map(|m| m.client.clone()).collect(),
-            current: self.current.load(Ordering::Relaxed),
-            prefix: self.prefix.clone(),
-        };
-        tokio::spawn(me.run(key, after, tx));
+        let mut sub = Subscriber { after, tx };
+        let mut hubs = self.hubs.lock().map_err(|_| StoreError::Unavailable("poisoned lock".into()))?;
+        if let Some(hub) = hubs.get(&key) {
+            match hub.send(sub) {
+                Ok(()) => return Ok(rx),
+                // That hub has ended: this watch starts the prefix's next one.
+                Err(mpsc::error::SendError(back)) => sub = back,
+            }
+        }
+        let (joins, joined) = mpsc::unbounded_channel();
+        hubs.insert(key.clone(), joins);
+        let (up_tx, up) = mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(self.watcher().run(key.clone(), after, up_tx));
+        tokio::spawn(Hub { base: after, recent: VecDeque::new(), subs: vec![sub], key, watcher: self.watcher() }.run(up, joined));
         Ok(rx)
     }
 
@@ -626,9 +638,111 @@ impl Engine for EtcdEngine {
     }
 }
 
-/// The task behind one [`Engine::watch`] stream: it follows the prefix from the last revision
+impl EtcdEngine {
+    fn watcher(&self) -> EtcdWatcher {
+        EtcdWatcher {
+            members: self.members.iter().map(|m| m.client.clone()).collect(),
+            current: self.current.load(Ordering::Relaxed),
+            prefix: self.prefix.clone(),
+        }
+    }
+}
+
+/// Events a hub keeps for watches that join late: enough for a consumer that listed a kind a
+/// moment ago, small enough to hold for every prefix.
+const HUB_RECENT: usize = 8192;
+
+/// One watch stream of a prefix, to be served from its revision `after` on.
+struct Subscriber {
+    after: Revision,
+    tx: mpsc::Sender<Result<Event, StoreError>>,
+}
+
+/// The watches of one prefix share one etcd watch. etcd encodes and sends every change once
+/// per watch: opd's in-memory views of a kind (the read cache, the inventory, the discovery
+/// index, events, alarms) each watch it, which made etcd send each write five times. A hub
+/// sends each change on to every stream whose revision it is past, in order; a stream that
+/// joins later is first given the changes it missed from the hub's recent ones, or its own
+/// etcd watch when they no longer reach back far enough. A stream that does not take its
+/// changes holds the others back (as its own watch held etcd's stream back before).
+struct Hub {
+    /// Every change after `base` is in `recent`.
+    base: Revision,
+    recent: VecDeque<Event>,
+    subs: Vec<Subscriber>,
+    key: Vec<u8>,
+    watcher: EtcdWatcher,
+}
+
+impl Hub {
+    async fn run(mut self, mut up: mpsc::Receiver<Result<Event, StoreError>>, mut joins: mpsc::UnboundedReceiver<Subscriber>) {
+        loop {
+            tokio::select! {
+                biased;
+                j = joins.recv() => match j {
+                    Some(s) => self.join(s).await,
+                    None => return,
+                },
+                ev = up.recv() => match ev {
+                    Some(Ok(ev)) => self.deliver(ev).await,
+                    // Compacted past the hub (or shutting down): every stream hears it, and
+                    // the next watch of the prefix starts a new hub.
+                    end => {
+                        joins.close();
+                        let err = match end {
+                            Some(Err(e)) => e,
+                            _ => StoreError::Unavailable("etcd: the watch ended".into()),
+                        };
+                        for s in self.subs.drain(..).chain(std::iter::from_fn(|| joins.try_recv().ok())) {
+                            let _ = s.tx.send(Err(match &err {
+                                StoreError::Compacted(r) => StoreError::Compacted(*r),
+                                e => StoreError::Unavailable(e.to_string()),
+                            })).await;
+                        }
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    async fn join(&mut self, s: Subscriber) {
+        if s.after < self.base {
+            // Older than the changes kept: a watch of its own, from its revision.
+            tokio::spawn(self.watcher.clone().run(self.key.clone(), s.after, s.tx));
+            return;
+        }
+        for ev in self.recent.iter().filter(|e| e.kv.mod_revision > s.after) {
+            if s.tx.send(Ok(ev.clone())).await.is_err() {
+                return;
+            }
+        }
+        self.subs.push(s);
+    }
+
+    async fn deliver(&mut self, ev: Event) {
+        let mut gone = false;
+        for s in &self.subs {
+            if ev.kv.mod_revision > s.after && s.tx.send(Ok(ev.clone())).await.is_err() {
+                gone = true;
+            }
+        }
+        if gone {
+            self.subs.retain(|s| !s.tx.is_closed());
+        }
+        if self.recent.len() == HUB_RECENT {
+            if let Some(old) = self.recent.pop_front() {
+                self.base = old.kv.mod_revision;
+            }
+        }
+        self.recent.push_back(ev);
+    }
+}
+
+/// The task behind one etcd watch: it follows the prefix from the last revision
 /// it delivered, moving to another member when its stream breaks, so the consumer sees no
 /// gap, no repeat and no error for a member's failure.
+#[derive(Clone)]
 struct EtcdWatcher {
     members: Vec<Client>,
     current: usize,
@@ -643,8 +757,7 @@ impl EtcdWatcher {
             let mut c = self.members[self.current % self.members.len()].clone();
             let opts = WatchOptions::new()
                 .with_range(prefix_end(&key))
-                .with_start_revision(i64::try_from(last + 1).unwrap_or(i64::MAX))
-                .with_prev_key();
+                .with_start_revision(i64::try_from(last + 1).unwrap_or(i64::MAX));
             let opened = tokio::select! {
                 r = c.watch(key.clone(), Some(opts)) => r,
                 _ = tx.closed() => return,
@@ -680,10 +793,7 @@ impl EtcdWatcher {
                     let mod_revision = rev(kv.mod_revision());
                     let (kind, value, create_revision) = match ev.event_type() {
                         EventType::Put => (EventKind::Put, kv.value().to_vec(), rev(kv.create_revision())),
-                        EventType::Delete => {
-                            let prev = ev.prev_kv();
-                            (EventKind::Delete, prev.map(|p| p.value().to_vec()).unwrap_or_default(), prev.map(|p| rev(p.create_revision())).unwrap_or(0))
-                        }
+                        EventType::Delete => (EventKind::Delete, Vec::new(), 0),
                     };
                     let Ok(k) = std::str::from_utf8(kv.key()) else { continue };
                     let k = k.strip_prefix(self.prefix.as_str()).unwrap_or(k).to_string();

@@ -199,12 +199,10 @@ impl RedbEngine {
                         });
                     }
                     Op::Delete(k) => {
-                        let old = kv.remove(k.as_str()).map_err(unavailable)?.map(|g| g.value().to_vec());
-                        if let Some(old) = old {
-                            let prev = decode_kv(k, &old)?;
+                        if kv.remove(k.as_str()).map_err(unavailable)?.is_some() {
                             events.push(Event {
                                 kind: EventKind::Delete,
-                                kv: KeyValue { mod_revision: rev, ..prev },
+                                kv: KeyValue { key: k.clone(), value: Vec::new(), create_revision: 0, mod_revision: rev },
                             });
                         }
                     }

@@ -79,7 +79,7 @@ async fn watch_history_then_live(e: Arc<dyn Engine>) {
     assert_eq!((ev.kv.key.as_str(), ev.kv.mod_revision), ("/w/b", r2));
     e.txn(vec![], vec![Op::Delete("/w/a".into())]).await.unwrap();
     let ev = next_event(&mut w).await;
-    assert_eq!((ev.kind, ev.kv.key.as_str(), ev.kv.value.as_slice()), (EventKind::Delete, "/w/a", b"1".as_slice()));
+    assert_eq!((ev.kind, ev.kv.key.as_str(), ev.kv.value.as_slice()), (EventKind::Delete, "/w/a", b"".as_slice()));
     // From the middle: only later changes.
     let mut w2 = e.watch("/w/", r2).await.unwrap();
     let ev = next_event(&mut w2).await;
@@ -379,6 +379,63 @@ async fn etcd_rides_out_one_member_down_and_fails_clearly_without_quorum() {
     let writes: Vec<String> = (1..20).map(|i| format!("/f/{i}")).chain(["/f/after".to_string()]).collect();
     let got: Vec<&String> = seen.iter().filter(|k| *k != "/f/lost").collect();
     assert_eq!(got, writes.iter().collect::<Vec<_>>(), "no gap, no repeat across the members' failures");
+}
+
+/// etcd's watchers now, summed over the members (`etcd_debugging_mvcc_watcher_total`).
+async fn etcd_watchers(lab: &EtcdLab) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sum = 0.0;
+    for e in lab.endpoints() {
+        let mut s = tokio::net::TcpStream::connect(e.trim_start_matches("http://")).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).await.unwrap();
+        let line = text.lines().find(|l| l.starts_with("etcd_debugging_mvcc_watcher_total ")).expect("etcd reports its watchers");
+        sum += line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()).unwrap();
+    }
+    sum
+}
+
+/// Watches of one prefix share one etcd watch, and each still gets exactly the changes after
+/// its own revision: one that starts it, one that joins later (given what it missed from the
+/// shared watch's recent changes), and one older than those (given a watch of its own).
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_watches_of_a_prefix_share_one_stream() {
+    let (_dir, lab) = etcd_lab().await;
+    let e = etcd_engine(&lab, "/share").await;
+    let before = etcd_watchers(&lab).await;
+    let r0 = e.revision().await.unwrap();
+    let mut revs = Vec::new();
+    for i in 0..5 {
+        revs.push(e.txn(vec![], vec![put(&format!("/k/{i}"), "v")]).await.unwrap());
+    }
+    let mut first = e.watch("/k/", revs[1]).await.unwrap();
+    let mut firsts = vec![next_event(&mut first).await.kv.key];
+    let mut joined = e.watch("/k/", revs[2]).await.unwrap();
+    let mut older = e.watch("/k/", r0).await.unwrap();
+    for i in 5..8 {
+        e.txn(vec![], vec![put(&format!("/k/{i}"), "v"), put("/other", "x")]).await.unwrap();
+    }
+    let keys = |from: usize| (from..8).map(|i| format!("/k/{i}")).collect::<Vec<_>>();
+    for _ in 3..8 {
+        firsts.push(next_event(&mut first).await.kv.key);
+    }
+    assert_eq!(firsts, keys(2), "the first watch: every change after its revision");
+    let mut got = Vec::new();
+    for _ in 3..8 {
+        got.push(next_event(&mut joined).await.kv.key);
+    }
+    assert_eq!(got, keys(3), "a watch that joined later: what it missed, then the rest");
+    let mut got = Vec::new();
+    for _ in 0..8 {
+        got.push(next_event(&mut older).await.kv.key);
+    }
+    assert_eq!(got, keys(0), "a watch from before the shared one: its own, complete");
+    for w in [&mut first, &mut joined, &mut older] {
+        assert!(tokio::time::timeout(Duration::from_millis(300), w.recv()).await.is_err(), "no repeat, nothing else");
+    }
+    // Two etcd watches for three streams: the shared one and the older stream's own.
+    assert_eq!(etcd_watchers(&lab).await - before, 2.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
