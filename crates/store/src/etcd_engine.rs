@@ -621,8 +621,9 @@ impl Engine for EtcdEngine {
         let (joins, joined) = mpsc::unbounded_channel();
         hubs.insert(key.clone(), joins);
         let (up_tx, up) = mpsc::channel(WATCH_BUFFER);
-        tokio::spawn(self.watcher().run(key.clone(), after, up_tx));
-        tokio::spawn(Hub { base: after, recent: VecDeque::new(), subs: vec![sub], key, watcher: self.watcher() }.run(up, joined));
+        let watcher = self.watcher();
+        tokio::spawn(watcher.clone().run(key.clone(), after, up_tx));
+        tokio::spawn(Hub { base: after, recent: VecDeque::new(), subs: vec![sub], key, watcher }.run(up, joined));
         Ok(rx)
     }
 
@@ -664,7 +665,9 @@ struct Subscriber {
 /// sends each change on to every stream whose revision it is past, in order; a stream that
 /// joins later is first given the changes it missed from the hub's recent ones, or its own
 /// etcd watch when they no longer reach back far enough. A stream that does not take its
-/// changes holds the others back (as its own watch held etcd's stream back before).
+/// changes holds the others back (as its own watch held etcd's stream back before). A hub
+/// lasts as long as its engine (a replica watches a fixed set of prefixes), or until
+/// compaction ends its watch.
 struct Hub {
     /// Every change after `base` is in `recent`.
     base: Revision,
@@ -685,19 +688,16 @@ impl Hub {
                 },
                 ev = up.recv() => match ev {
                     Some(Ok(ev)) => self.deliver(ev).await,
-                    // Compacted past the hub (or shutting down): every stream hears it, and
-                    // the next watch of the prefix starts a new hub.
+                    // Compacted past the hub (the only error a watcher sends): every stream
+                    // hears it, and the next watch of the prefix starts a new hub.
                     end => {
                         joins.close();
-                        let err = match end {
-                            Some(Err(e)) => e,
-                            _ => StoreError::Unavailable("etcd: the watch ended".into()),
+                        let compacted = match end {
+                            Some(Err(StoreError::Compacted(r))) => r,
+                            _ => self.base,
                         };
                         for s in self.subs.drain(..).chain(std::iter::from_fn(|| joins.try_recv().ok())) {
-                            let _ = s.tx.send(Err(match &err {
-                                StoreError::Compacted(r) => StoreError::Compacted(*r),
-                                e => StoreError::Unavailable(e.to_string()),
-                            })).await;
+                            let _ = s.tx.send(Err(StoreError::Compacted(compacted))).await;
                         }
                         return;
                     }
