@@ -241,8 +241,11 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
     if cloudlets.iter().all(|c| c.spec.maintenance) {
         return Err(ApiError::invalid("edgeCloudZoneId", "the zone has no cloudlet accepting instances"));
     }
-    let mut flavors: Vec<Object<FlavorSpec>> = s.inventory.flavors().iter().map(|f| Object::clone(f)).collect();
-    flavors.sort_by_key(|f| (f.spec.vcpus, f.spec.memory_mb, f.spec.gpus, f.spec.disk_gb, f.metadata.name.clone()));
+    let mut flavors = s.inventory.flavors();
+    flavors.sort_by(|a, b| {
+        let key = |f: &Object<FlavorSpec>| (f.spec.vcpus, f.spec.memory_mb, f.spec.gpus, f.spec.disk_gb);
+        key(a).cmp(&key(b)).then_with(|| a.metadata.name.cmp(&b.metadata.name))
+    });
     // What each cloudlet's instances take, counted by the inventory as they come and go.
     let loads = s.inventory.loads(&cloudlets);
     let services = offered_services(s, app, &cloudlets, zone).await?;
@@ -274,7 +277,16 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
                     disk_gb: cap.disk_gb.saturating_sub(used.disk_gb),
                     gpus: cap.gpus.saturating_sub(used.gpus),
                 },
-                flavors: flavors.iter().enumerate().filter(|(_, f)| cl.spec.flavors.contains(&f.metadata.name)).map(|(k, _)| k as u32).collect(),
+                flavors: {
+                    // Inserted one by one: a set of a flavor or two costs less so than collected.
+                    let mut offered = std::collections::BTreeSet::new();
+                    for (k, f) in flavors.iter().enumerate() {
+                        if cl.spec.flavors.contains(&f.metadata.name) {
+                            offered.insert(k as u32);
+                        }
+                    }
+                    offered
+                },
                 services: services[i],
                 available: !cl.spec.maintenance,
                 // Network mobility support: the zone's user plane has a DNAI the network can

@@ -24,6 +24,10 @@ struct Inner {
     cloudlets: HashMap<Uid, Arc<Cloudlet>>,
     /// Each zone's cloudlets, by name (the order admission weighs them in).
     zone_cloudlets: HashMap<Name, BTreeMap<Name, Uid>>,
+    /// Each zone's cloudlets as admission takes them, listed on the first deployment after a
+    /// change of the zone's cloudlets: a deployment copies one list instead of looking up a
+    /// hundred cloudlets, each somewhere else in memory.
+    zone_lists: HashMap<Name, Arc<[Arc<Cloudlet>]>>,
     instances: HashMap<Uid, Arc<AppInstance>>,
     cloudlet_instances: HashMap<Name, BTreeSet<Uid>>,
     /// What the instances on each cloudlet (by name) take: admission weighs a zone's
@@ -136,8 +140,10 @@ impl Inventory {
                 if let Ok(c) = o.decode::<CloudletSpec, CloudletObserved>() {
                     let mut inner = self.write();
                     if let Some((zone, name)) = inner.cloudlets.get(&c.metadata.uid).map(|o| (o.spec.zone.clone(), o.metadata.name.clone())) {
+                        inner.zone_lists.remove(&zone);
                         inner.zone_cloudlets.entry(zone).or_default().remove(&name);
                     }
+                    inner.zone_lists.remove(&c.spec.zone);
                     inner.zone_cloudlets.entry(c.spec.zone.clone()).or_default().insert(c.metadata.name.clone(), c.metadata.uid);
                     inner.cloudlet_names.insert(c.metadata.name.clone(), c.metadata.uid);
                     let moved = if c.spec.platform_type == PlatformType::Docker && c.metadata.deletion_requested.is_none() {
@@ -152,6 +158,7 @@ impl Inventory {
             (Kind::Cloudlet, Change::Deleted(uid)) => {
                 let mut inner = self.write();
                 if let Some(c) = inner.cloudlets.remove(&uid) {
+                    inner.zone_lists.remove(&c.spec.zone);
                     inner.zone_cloudlets.entry(c.spec.zone.clone()).or_default().remove(&c.metadata.name);
                     inner.cloudlet_names.remove(&c.metadata.name);
                     let moved = inner.docker.remove(&c.metadata.name).is_some();
@@ -283,8 +290,15 @@ impl Inventory {
 
     /// The cloudlets of `zone`, by name (shared, not copied).
     pub fn cloudlets_in(&self, zone: &Name) -> Vec<Arc<Cloudlet>> {
-        let inner = self.read();
-        inner.zone_cloudlets.get(zone).into_iter().flatten().filter_map(|(_, u)| inner.cloudlets.get(u).cloned()).collect()
+        if let Some(listed) = self.read().zone_lists.get(zone) {
+            return listed.to_vec();
+        }
+        // Listed under the write lock, so that no change of the zone's cloudlets falls between
+        // the listing and its keeping.
+        let mut inner = self.write();
+        let listed: Arc<[Arc<Cloudlet>]> = inner.zone_cloudlets.get(zone).into_iter().flatten().filter_map(|(_, u)| inner.cloudlets.get(u).cloned()).collect();
+        inner.zone_lists.insert(zone.clone(), listed.clone());
+        listed.to_vec()
     }
 
     /// What the instances on each of `cloudlets` take, in their order.
@@ -338,6 +352,35 @@ mod tests {
 
     fn raw(i: &AppInstance) -> op_store::informer::Raw {
         op_store::informer::Raw::of(i).unwrap()
+    }
+
+    fn cloudlet(n: &str, zone: &str, maintenance: bool) -> Cloudlet {
+        let spec: CloudletSpec = serde_json::from_value(serde_json::json!({"zone": zone, "location": {"latitude": 45.0, "longitude": 5.0}, "platformType": "sim",
+            "driverEndpoint": format!("sim://{n}"), "capacity": {"vcpus": 8, "memoryMb": 8192, "diskGb": 100}, "flavors": ["small"], "maintenance": maintenance}))
+        .unwrap();
+        Object::new(Kind::Cloudlet, None, name(n), spec)
+    }
+
+    /// A zone's list of cloudlets, kept after the first deployment there, follows every
+    /// change of them: one added, one changed, one moved to another zone, one deleted.
+    #[test]
+    fn a_zones_kept_cloudlets_follow_their_changes() {
+        let inv = Inventory::default();
+        let listed = |zone: &str| inv.cloudlets_in(&name(zone)).iter().map(|c| (c.metadata.name.to_string(), c.spec.maintenance)).collect::<Vec<_>>();
+        let (a, mut b) = (cloudlet("edge-a", "z1", false), cloudlet("edge-b", "z1", false));
+        inv.apply(Kind::Cloudlet, Change::Put(&op_store::informer::Raw::of(&a).unwrap()));
+        assert_eq!(listed("z1"), [("edge-a".to_string(), false)]);
+        inv.apply(Kind::Cloudlet, Change::Put(&op_store::informer::Raw::of(&b).unwrap()));
+        assert_eq!(listed("z1"), [("edge-a".to_string(), false), ("edge-b".to_string(), false)], "one added");
+        b.spec.maintenance = true;
+        inv.apply(Kind::Cloudlet, Change::Put(&op_store::informer::Raw::of(&b).unwrap()));
+        assert_eq!(listed("z1"), [("edge-a".to_string(), false), ("edge-b".to_string(), true)], "one changed");
+        assert!(listed("z2").is_empty());
+        b.spec.zone = name("z2");
+        inv.apply(Kind::Cloudlet, Change::Put(&op_store::informer::Raw::of(&b).unwrap()));
+        assert_eq!((listed("z1"), listed("z2")), (vec![("edge-a".to_string(), false)], vec![("edge-b".to_string(), true)]), "one moved");
+        inv.apply(Kind::Cloudlet, Change::Deleted(a.metadata.uid));
+        assert!(listed("z1").is_empty(), "one deleted");
     }
 
     #[test]

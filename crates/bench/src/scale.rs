@@ -109,6 +109,24 @@ fn percentile(v: &mut [Duration], p: f64) -> f64 {
     v[i].as_secs_f64() * 1000.0
 }
 
+/// CPU time used so far (user and system, s) by the processes named `comm`: where the
+/// machine's two cores went, per instance, whatever else shared them.
+fn cpu_seconds(comm: &str) -> f64 {
+    // The kernel counts in USER_HZ ticks, 100 a second on every Linux architecture.
+    const TICKS: f64 = 100.0;
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.filter_map(Result::ok)
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == comm))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .map(|stat| {
+            // Fields after the command (which may hold spaces): utime and stime are 14 and 15.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+            (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / TICKS
+        })
+        .sum()
+}
+
 fn rss_peak_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -139,7 +157,7 @@ async fn etcd_calls(endpoints: &[String]) -> std::collections::BTreeMap<String, 
             let n: f64 = l.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
             let name = if l.starts_with("grpc_server_handled_total{") {
                 l.split("grpc_method=\"").nth(1).and_then(|m| m.split('"').next()).unwrap_or("?")
-            } else if let Some(m) = ["etcd_mvcc_put_total", "etcd_network_client_grpc_received_bytes_total", "etcd_network_client_grpc_sent_bytes_total", "etcd_network_peer_sent_bytes_total"].iter().find(|m| l.starts_with(*m)) {
+            } else if let Some(m) = ["etcd_mvcc_put_total", "etcd_network_client_grpc_received_bytes_total", "etcd_network_client_grpc_sent_bytes_total", "etcd_network_peer_sent_bytes_total", "etcd_disk_wal_fsync_duration_seconds_sum", "etcd_disk_wal_fsync_duration_seconds_count", "etcd_disk_backend_commit_duration_seconds_sum", "etcd_disk_backend_commit_duration_seconds_count", "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_sum", "etcd_server_slow_apply_total", "etcd_server_proposals_committed_total"].iter().find(|m| l.starts_with(*m)) {
                 m
             } else {
                 continue;
@@ -277,6 +295,7 @@ async fn measure(a: &ScaleArgs, (port, uni_port): (u16, u16), data: &std::path::
     // The churn: instances created through the API, spread over the zones.
     let rev0 = store.revision().await?;
     let calls0 = etcd_calls(etcd).await;
+    let cpu0 = (cpu_seconds("opd"), cpu_seconds("etcd"));
     let t0 = Instant::now();
     let done = create_all(&dev, "/edge-application-management/v0.1alpha1/appinstances", a.instances, a.concurrency, a.rate, |i| {
         json!({"name": format!("i{i}"), "appId": app_id, "edgeCloudZoneId": zone_ids[i % zone_ids.len()]})
@@ -285,6 +304,11 @@ async fn measure(a: &ScaleArgs, (port, uni_port): (u16, u16), data: &std::path::
     let create_s = t0.elapsed().as_secs_f64();
     eprintln!("{} instances created in {create_s:.1} s ({:.0}/s)", a.instances, a.instances as f64 / create_s);
     eprintln!("{}", stalls(&done, t0));
+    eprintln!(
+        "CPU per instance while creating: opd {:.2} ms, etcd (all members) {:.2} ms",
+        (cpu_seconds("opd") - cpu0.0) * 1000.0 / a.instances as f64,
+        (cpu_seconds("etcd") - cpu0.1) * 1000.0 / a.instances as f64
+    );
     let mut created: Vec<Duration> = done.into_iter().map(|(d, _)| d).collect();
     let converge_s = loop {
         let (ready, all) = ready_count(&dev).await?;
@@ -298,13 +322,19 @@ async fn measure(a: &ScaleArgs, (port, uni_port): (u16, u16), data: &std::path::
     churn.store(false, std::sync::atomic::Ordering::Relaxed);
     let writes = store.revision().await?.saturating_sub(rev0);
     eprintln!("{writes} store writes during the churn ({:.1} per instance)", writes as f64 / a.instances as f64);
-    let per: Vec<String> = etcd_calls(etcd)
+    let delta: std::collections::BTreeMap<String, f64> = etcd_calls(etcd)
         .await
         .into_iter()
         .map(|(m, n)| (m.clone(), n - calls0.get(&m).copied().unwrap_or(0.0)))
         .filter(|(_, n)| *n > 0.0)
-        .map(|(m, n)| format!("{m} {:.2}", n / a.instances as f64))
         .collect();
+    let mean_ms = |what: &str| 1000.0 * delta.get(&format!("{what}_sum")).copied().unwrap_or(0.0) / delta.get(&format!("{what}_count")).copied().unwrap_or(0.0).max(1.0);
+    eprintln!(
+        "etcd disk: WAL fsync mean {:.2} ms, backend commit mean {:.2} ms",
+        mean_ms("etcd_disk_wal_fsync_duration_seconds"),
+        mean_ms("etcd_disk_backend_commit_duration_seconds")
+    );
+    let per: Vec<String> = delta.iter().filter(|(m, _)| !m.contains("_seconds_")).map(|(m, n)| format!("{m} {:.2}", n / a.instances as f64)).collect();
     eprintln!("etcd calls per instance (all members): {}", per.join(", "));
     let (mut disc, failed) = discovery.join().map_err(|_| anyhow::anyhow!("the discovery thread panicked"))??;
     ensure!(!disc.is_empty(), "no discovery answered ({failed} failed)");

@@ -92,7 +92,7 @@ impl ClusterReconciler {
         Self { repo, drivers, platform_id, egress_image }
     }
 
-    async fn cloudlet(&self, c: &Cluster) -> Result<Object<CloudletSpec, CloudletObserved>, ReconcileError> {
+    async fn cloudlet(&self, c: &Cluster) -> Result<std::sync::Arc<Object<CloudletSpec, CloudletObserved>>, ReconcileError> {
         let name = c.observed.cloudlet.as_ref().ok_or_else(|| ReconcileError::Dangling("the cluster has no cloudlet".into()))?;
         self.repo
             .get_by_name_cached::<CloudletSpec, CloudletObserved>(Kind::Cloudlet, None, name)

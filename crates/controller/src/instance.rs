@@ -89,7 +89,7 @@ impl InstanceReconciler {
         Ok(true)
     }
 
-    async fn cloudlet(&self, inst: &AppInstance) -> Result<Cloudlet, ReconcileError> {
+    async fn cloudlet(&self, inst: &AppInstance) -> Result<std::sync::Arc<Cloudlet>, ReconcileError> {
         self.repo
             .get_by_name_cached::<_, _>(Kind::Cloudlet, None, &inst.spec.cloudlet)
             .await?
@@ -128,7 +128,7 @@ impl InstanceReconciler {
         }
         // Then what platform services hold for it (its database and role).
         let app = self.repo.get_cached_since::<AppSpec, ()>(Kind::App, inst.spec.app_id, inst.spec.app_revision).await?;
-        if let Err(e) = crate::services::release(&self.repo, &inst, app.as_ref()).await {
+        if let Err(e) = crate::services::release(&self.repo, &inst, app.as_deref()).await {
             let before = inst.clone();
             inst.status.message = Some(format!("container removed; {e}; retrying"));
             self.save(&mut inst, &before).await?;

@@ -278,19 +278,20 @@ impl PointDistance for Located {
 /// The sites, indexed for decisions.
 pub struct Sites {
     sites: Vec<Site>,
-    rtree: RTree<Located>,
+    /// Built on the first walk from a location: admission within one zone never walks, and
+    /// would pay for the tree on every deployment.
+    rtree: std::sync::OnceLock<RTree<Located>>,
     by_zone: BTreeMap<u32, Vec<usize>>,
 }
 
 impl Sites {
     /// Indexes `sites`.
     pub fn new(sites: Vec<Site>) -> Self {
-        let rtree = RTree::bulk_load(sites.iter().enumerate().map(|(index, s)| Located { xy: [s.location.lon, s.location.lat], index }).collect());
         let mut by_zone: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
         for (i, s) in sites.iter().enumerate() {
             by_zone.entry(s.zone).or_default().push(i);
         }
-        Self { sites, rtree, by_zone }
+        Self { sites, rtree: std::sync::OnceLock::new(), by_zone }
     }
 
     /// All sites.
@@ -364,7 +365,10 @@ pub fn decide(sites: &Sites, need: &Need, policy: &Policy, latency: &dyn Fn(&Sit
             // Nearest first; stop once enough admissible sites are ranked. Sites farther than
             // every ranked one cannot beat them on distance alone, but other criteria can, so
             // the walk takes NEAR_ADMISSIBLE of them rather than one.
-            for loc in sites.rtree.nearest_neighbor_iter(&[p.lon, p.lat]) {
+            let rtree = sites.rtree.get_or_init(|| {
+                RTree::bulk_load(sites.sites.iter().enumerate().map(|(index, s)| Located { xy: [s.location.lon, s.location.lat], index }).collect())
+            });
+            for loc in rtree.nearest_neighbor_iter(&[p.lon, p.lat]) {
                 consider(&sites.sites[loc.index], &mut out);
                 if out.ranked.len() >= NEAR_ADMISSIBLE {
                     break;

@@ -1,11 +1,13 @@
 //! A read cache of kinds that change rarely and are read on every reconcile (apps, flavors,
-//! cloudlets): informers keep the stored bytes in memory, reads decode them, and a miss (an
-//! object newer than the last event) asks the store. Reads through it may lag a write by the
+//! cloudlets): informers keep the stored bytes in memory, the first read of each version
+//! decodes them and keeps what it decoded for the reads after it (shared, not copied), and a
+//! miss (an object newer than the last event) asks the store. Reads through it may lag a write by the
 //! watch's delay, which is what a reconcile that is triggered again on change can afford;
 //! objects a caller must see at their latest (the one it reconciles) are read from the store.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use op_types::{Kind, Name, Object, Uid};
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -15,8 +17,37 @@ use crate::repo::{Repo, RepoError};
 
 #[derive(Default)]
 struct Kept {
-    by_uid: HashMap<Uid, Arc<Raw>>,
+    by_uid: HashMap<Uid, Arc<Entry>>,
     names: HashMap<(Option<Name>, Name), Uid>,
+}
+
+/// One kept version: its bytes, and the object its last reader decoded them into (a reader
+/// that wants another type decodes again and keeps its own).
+struct Entry {
+    raw: Raw,
+    decoded: Mutex<Option<(TypeId, Arc<dyn Any + Send + Sync>)>>,
+}
+
+impl Entry {
+    /// The object as `Object<S, X>`, decoded once per version and type.
+    fn decoded<S, X>(&self) -> Result<Arc<Object<S, X>>, RepoError>
+    where
+        S: DeserializeOwned + Send + Sync + 'static,
+        X: DeserializeOwned + Default + Send + Sync + 'static,
+    {
+        let wanted = TypeId::of::<Object<S, X>>();
+        let mut slot = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((kept, any)) = slot.as_ref() {
+            if *kept == wanted {
+                if let Ok(o) = any.clone().downcast::<Object<S, X>>() {
+                    return Ok(o);
+                }
+            }
+        }
+        let o = Arc::new(self.raw.decode::<S, X>()?);
+        *slot = Some((wanted, o.clone()));
+        Ok(o)
+    }
 }
 
 /// The followed kinds' objects as stored. Cheap to clone.
@@ -53,10 +84,10 @@ impl ReadCache {
             Change::Put(raw) => {
                 let Ok(head) = raw.decode::<IgnoredAny, IgnoredAny>() else { return };
                 kept.names.insert((head.metadata.organization, head.metadata.name), raw.uid());
-                kept.by_uid.insert(raw.uid(), Arc::new(raw.clone()));
+                kept.by_uid.insert(raw.uid(), Arc::new(Entry { raw: raw.clone(), decoded: Mutex::new(None) }));
             }
             Change::Deleted(uid) => {
-                let gone = kept.by_uid.remove(&uid).and_then(|r| r.decode::<IgnoredAny, IgnoredAny>().ok());
+                let gone = kept.by_uid.remove(&uid).and_then(|e| e.raw.decode::<IgnoredAny, IgnoredAny>().ok());
                 if let Some(head) = gone {
                     kept.names.remove(&(head.metadata.organization, head.metadata.name));
                 }
@@ -64,8 +95,8 @@ impl ReadCache {
         }
     }
 
-    /// The kept bytes of `kind` `uid` (`None`: not kept, ask the store).
-    fn raw(&self, kind: Kind, uid: Uid) -> Option<Arc<Raw>> {
+    /// The kept version of `kind` `uid` (`None`: not kept, ask the store).
+    fn entry(&self, kind: Kind, uid: Uid) -> Option<Arc<Entry>> {
         self.read().get(&kind).and_then(|k| k.by_uid.get(&uid).cloned())
     }
 
@@ -74,13 +105,21 @@ impl ReadCache {
         self.read().get(&kind).and_then(|k| k.names.get(&(org.cloned(), name.clone())).copied())
     }
 
-    /// Object `uid` of `kind` if kept (decoded now).
-    pub fn get<S: DeserializeOwned, X: DeserializeOwned + Default>(&self, kind: Kind, uid: Uid) -> Option<Result<Object<S, X>, RepoError>> {
-        self.raw(kind, uid).map(|r| r.decode())
+    /// Object `uid` of `kind` if kept.
+    pub fn get<S, X>(&self, kind: Kind, uid: Uid) -> Option<Result<Arc<Object<S, X>>, RepoError>>
+    where
+        S: DeserializeOwned + Send + Sync + 'static,
+        X: DeserializeOwned + Default + Send + Sync + 'static,
+    {
+        self.entry(kind, uid).map(|e| e.decoded())
     }
 
-    /// Object `name` of `kind` in `org` if kept (decoded now).
-    pub fn get_by_name<S: DeserializeOwned, X: DeserializeOwned + Default>(&self, kind: Kind, org: Option<&Name>, name: &Name) -> Option<Result<Object<S, X>, RepoError>> {
+    /// Object `name` of `kind` in `org` if kept.
+    pub fn get_by_name<S, X>(&self, kind: Kind, org: Option<&Name>, name: &Name) -> Option<Result<Arc<Object<S, X>>, RepoError>>
+    where
+        S: DeserializeOwned + Send + Sync + 'static,
+        X: DeserializeOwned + Default + Send + Sync + 'static,
+    {
         self.uid_of(kind, org, name).and_then(|u| self.get(kind, u))
     }
 }
@@ -95,9 +134,10 @@ mod tests {
     use crate::{Engine, RedbEngine, Repo};
 
     type Loose = Object<Value, Value>;
+    type Shared = std::sync::Arc<Loose>;
 
     /// Waits until the cached read of flavor `uid` through `repo` satisfies `want`.
-    async fn eventually(repo: &Repo, uid: op_types::Uid, want: impl Fn(Option<Loose>) -> bool) {
+    async fn eventually(repo: &Repo, uid: op_types::Uid, want: impl Fn(Option<Shared>) -> bool) {
         for _ in 0..200 {
             if want(repo.get_cached(Kind::Flavor, uid).await.unwrap()) {
                 return;
@@ -118,12 +158,19 @@ mod tests {
         plain.create(&mut small).await.unwrap();
         let repo = plain.clone().with_read_cache(&[Kind::Flavor]).await.unwrap();
         let name = Name::new("small").unwrap();
-        let hit: Loose = repo.get_by_name_cached(Kind::Flavor, None, &name).await.unwrap().unwrap();
+        let hit: Shared = repo.get_by_name_cached(Kind::Flavor, None, &name).await.unwrap().unwrap();
         assert_eq!((hit.spec["vcpus"].as_u64(), hit.metadata.revision), (Some(1), small.metadata.revision));
+        // A version is decoded once, and shared by the reads after it; a reader of another
+        // type gets its own.
+        let again: Shared = repo.get_cached(Kind::Flavor, small.metadata.uid).await.unwrap().unwrap();
+        assert!(std::sync::Arc::ptr_eq(&hit, &again), "the second read shares the first one's object");
+        let header = repo.get_cached::<serde::de::IgnoredAny, serde::de::IgnoredAny>(Kind::Flavor, small.metadata.uid).await.unwrap().unwrap();
+        assert_eq!(header.metadata.name, name);
 
         small.spec = json!({"vcpus": 2});
         plain.update(&mut small).await.unwrap();
         eventually(&repo, small.metadata.uid, |o| o.is_some_and(|o| o.spec["vcpus"] == 2 && o.metadata.revision == small.metadata.revision)).await;
+        assert_eq!(hit.spec["vcpus"], 1, "an earlier reader keeps the version it read");
 
         plain.delete(&small).await.unwrap();
         eventually(&repo, small.metadata.uid, |o| o.is_none()).await;
@@ -149,7 +196,7 @@ mod tests {
         app.spec = json!({"image": "v2"});
         plain.update(&mut app).await.unwrap();
         for _ in 0..200 {
-            let o: Option<Loose> = repo.get_cached(Kind::App, uid).await.unwrap();
+            let o: Option<Shared> = repo.get_cached(Kind::App, uid).await.unwrap();
             if o.is_some_and(|o| o.spec["image"] == "v2") {
                 break;
             }
@@ -157,13 +204,13 @@ mod tests {
         }
         // The kept copy put back to v1, as if the cache's watch lagged the update.
         repo.cache.as_ref().unwrap().apply(Kind::App, crate::informer::Change::Put(&crate::informer::Raw::of(&v1).unwrap()));
-        let kept: Loose = repo.get_cached(Kind::App, uid).await.unwrap().unwrap();
+        let kept: Shared = repo.get_cached(Kind::App, uid).await.unwrap().unwrap();
         assert_eq!(kept.spec["image"], "v1", "the lagging copy");
-        let fresh: Loose = repo.get_cached_since(Kind::App, uid, Some(app.metadata.revision)).await.unwrap().unwrap();
+        let fresh: Shared = repo.get_cached_since(Kind::App, uid, Some(app.metadata.revision)).await.unwrap().unwrap();
         assert_eq!(fresh.spec["image"], "v2", "older than the floor: the store's");
-        let any: Loose = repo.get_cached_since(Kind::App, uid, Some(kept.metadata.revision)).await.unwrap().unwrap();
+        let any: Shared = repo.get_cached_since(Kind::App, uid, Some(kept.metadata.revision)).await.unwrap().unwrap();
         assert_eq!(any.spec["image"], "v1", "new enough: the kept copy");
-        let unknown: Loose = repo.get_cached_since(Kind::App, uid, None).await.unwrap().unwrap();
+        let unknown: Shared = repo.get_cached_since(Kind::App, uid, None).await.unwrap().unwrap();
         assert_eq!(unknown.spec["image"], "v2", "no floor: the store's");
     }
 }

@@ -112,21 +112,24 @@ impl Repo {
 
     /// [`Repo::get`], from memory for a cached kind (which may lag a write by the watch's
     /// delay; a miss asks the store).
-    pub async fn get_cached<S: DeserializeOwned, X: DeserializeOwned + Default>(&self, kind: Kind, uid: Uid) -> Result<Option<Object<S, X>>, RepoError> {
+    pub async fn get_cached<S, X>(&self, kind: Kind, uid: Uid) -> Result<Option<Arc<Object<S, X>>>, RepoError>
+    where
+        S: DeserializeOwned + Send + Sync + 'static,
+        X: DeserializeOwned + Default + Send + Sync + 'static,
+    {
         match self.cache.as_ref().and_then(|c| c.get(kind, uid)) {
             Some(hit) => hit.map(Some),
-            None => self.get(kind, uid).await,
+            None => Ok(self.get(kind, uid).await?.map(Arc::new)),
         }
     }
 
     /// [`Repo::get_cached`] for a reader that knows how new the object must be: the kept copy
     /// when it is at revision `at_least` or later, else (or with no floor) the store's.
-    pub async fn get_cached_since<S: DeserializeOwned, X: DeserializeOwned + Default>(
-        &self,
-        kind: Kind,
-        uid: Uid,
-        at_least: Option<Revision>,
-    ) -> Result<Option<Object<S, X>>, RepoError> {
+    pub async fn get_cached_since<S, X>(&self, kind: Kind, uid: Uid, at_least: Option<Revision>) -> Result<Option<Arc<Object<S, X>>>, RepoError>
+    where
+        S: DeserializeOwned + Send + Sync + 'static,
+        X: DeserializeOwned + Default + Send + Sync + 'static,
+    {
         if let (Some(floor), Some(cache)) = (at_least, self.cache.as_ref()) {
             if let Some(hit) = cache.get::<S, X>(kind, uid) {
                 let hit = hit?;
@@ -135,19 +138,18 @@ impl Repo {
                 }
             }
         }
-        self.get(kind, uid).await
+        Ok(self.get(kind, uid).await?.map(Arc::new))
     }
 
     /// [`Repo::get_by_name`], from memory for a cached kind (as [`Repo::get_cached`]).
-    pub async fn get_by_name_cached<S: DeserializeOwned, X: DeserializeOwned + Default>(
-        &self,
-        kind: Kind,
-        org: Option<&Name>,
-        name: &Name,
-    ) -> Result<Option<Object<S, X>>, RepoError> {
+    pub async fn get_by_name_cached<S, X>(&self, kind: Kind, org: Option<&Name>, name: &Name) -> Result<Option<Arc<Object<S, X>>>, RepoError>
+    where
+        S: DeserializeOwned + Send + Sync + 'static,
+        X: DeserializeOwned + Default + Send + Sync + 'static,
+    {
         match self.cache.as_ref().and_then(|c| c.get_by_name(kind, org, name)) {
             Some(hit) => hit.map(Some),
-            None => self.get_by_name(kind, org, name).await,
+            None => Ok(self.get_by_name(kind, org, name).await?.map(Arc::new)),
         }
     }
 
