@@ -113,6 +113,15 @@ pub fn solve(p: &CoverProblem, limits: Limits) -> Cover {
         }
     }
     chosen.sort_unstable();
+    if method == Method::Greedy {
+        // Greedy after the reductions is usually the better greedy, not always (greedy is not
+        // monotone: a forced choice can steer its later picks worse); the plain one is kept
+        // when it takes fewer candidates, so that the promise below holds.
+        let plain = greedy(p);
+        if plain.len() < chosen.len() {
+            chosen = plain;
+        }
+    }
     Cover { chosen, uncovered, lower_bound, method }
 }
 

@@ -67,6 +67,17 @@ proptest! {
     }
 }
 
+/// Found by `greedy_path_is_valid_and_bounded` in CI: greedy after the reductions took one
+/// candidate more than plain greedy here.
+#[test]
+fn the_greedy_path_is_never_worse_than_plain_greedy() {
+    let sets: Vec<Vec<u32>> = vec![vec![4, 3, 9], vec![8, 5], vec![10, 8, 2, 4], vec![10, 2, 7], vec![6, 4], vec![9, 5], vec![0, 7], vec![6, 7, 3], vec![], vec![0, 3]];
+    let p = CoverProblem { elements: 11, sets };
+    let c = solve(&p, Limits { exact_sets: 0, lp_bound_sets: 0 });
+    assert!(covers(&p, &c.chosen));
+    assert!(c.chosen.len() <= greedy(&p).len(), "{:?} against greedy's {:?}", c.chosen, greedy(&p));
+}
+
 /// The classic instance where greedy takes one set too many: two halves and a row of sets
 /// of doubling size that each take a little more of both halves.
 #[test]
