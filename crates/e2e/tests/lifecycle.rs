@@ -24,6 +24,11 @@ async fn deploy_reach_delete() -> anyhow::Result<()> {
     let (_, published) = dev.get("/uni/v1/keys").await?;
     assert_eq!(key.trim(), published["publicKeyPem"].as_str().unwrap_or_default().trim());
     assert_eq!(containers_of(&id).await?, 1);
+    // The controllers that deployed it run on threads of their own, below the API's priority.
+    let nice = threads_nice(p.pid().expect("running"))?;
+    let of = |comm: &str| nice.iter().filter(|(c, _)| c == comm).map(|(_, n)| *n).collect::<Vec<_>>();
+    assert!(!of("op-ctl").is_empty() && of("op-ctl").iter().all(|n| *n == 10), "{nice:?}");
+    assert!(!of("tokio-rt-worker").is_empty() && of("tokio-rt-worker").iter().all(|n| *n == 0), "{nice:?}");
 
     // CAMARA view: ready, with the endpoint.
     let (s, list) = dev.get(&format!("{CAMARA}/appinstances?appId={app}")).await?;
@@ -110,4 +115,17 @@ async fn sim_cloudlet_runs_many_instances() -> anyhow::Result<()> {
         dev.wait_gone(id, Duration::from_secs(60)).await?;
     }
     Ok(())
+}
+
+/// Each thread of process `pid`: its name and nice value (`/proc/PID/task/TID/stat`, field 19).
+fn threads_nice(pid: u32) -> anyhow::Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let stat = std::fs::read_to_string(t?.path().join("stat"))?;
+        let (head, rest) = stat.rsplit_once(") ").ok_or_else(|| anyhow::anyhow!("stat: {stat}"))?;
+        let comm = head.split_once(" (").map_or("", |(_, c)| c).to_string();
+        let nice = rest.split(' ').nth(16).ok_or_else(|| anyhow::anyhow!("stat: {stat}"))?.parse()?;
+        out.push((comm, nice));
+    }
+    Ok(out)
 }

@@ -297,6 +297,20 @@ pub fn short_slice() -> io::Result<()> {
     }
 }
 
+/// Lowers the calling thread's scheduling priority to nice value `nice` (on Linux each thread
+/// has its own). Background work (reconciles, periodic controllers) runs this way, so that while
+/// the CPU is short the kernel gives it first to the threads that answer requests, and the
+/// background work takes what is left: the same work is done, answers wait less for it.
+pub fn background_priority(nice: i32) -> io::Result<()> {
+    // SAFETY: plain syscall; PRIO_PROCESS with 0 names the calling thread on Linux.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Moves the calling thread into the network namespace whose file is `ns` (sockets it creates
 /// afterwards belong to that namespace).
 pub(crate) fn enter_netns(ns: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {

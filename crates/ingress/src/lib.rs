@@ -31,7 +31,7 @@ use op_types::Uid;
 use op_uni::token::SessionVerifier;
 use tokio::sync::{mpsc, watch};
 
-pub use kernel::short_slice;
+pub use kernel::{background_priority, short_slice};
 pub use proxy::PopHandle;
 pub use stats::{AppPopStats, Event, EventKind};
 

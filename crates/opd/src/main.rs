@@ -285,8 +285,20 @@ fn init_logs(format: &str) {
     }
 }
 
+/// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e` of mimalloc.h; the Rust
+/// bindings name no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// How long mimalloc keeps freed memory before it returns it to the kernel, ms. Its default
+/// (10 ms) returned and faulted back in the same pages over and over under steady load: the
+/// kernel's page clearing was 7% of the machine's CPU in `bench/scale.sh` (`perf`), gone at
+/// one second, with the same peak memory.
+const PURGE_DELAY_MS: std::ffi::c_long = 1000;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // SAFETY: sets one of mimalloc's options, which it reads on its next purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Openapi => {
@@ -507,6 +519,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if !args.no_controllers {
         let controllers = Controllers {
+            runtime: background_runtime()?,
             state: state.clone(),
             repo: repo.clone(),
             metrics,
@@ -576,6 +589,8 @@ fn serve_uni(l: std::net::TcpListener, router: axum::Router) -> anyhow::Result<(
 /// Everything the controllers need, so that a replica can start them each time it becomes the
 /// leader and stop them (abort their tasks: reconciles are cancel-safe) when it stops being one.
 struct Controllers {
+    /// Where the controllers run: threads of lower priority than the API's.
+    runtime: tokio::runtime::Handle,
     state: AppState,
     repo: Repo,
     metrics: Metrics,
@@ -600,21 +615,21 @@ impl Controllers {
     /// tasks. The global plane only expires its audit records; a region's controller runs
     /// everything that acts on the region; federation runs where one process is both.
     fn spawn(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        let (state, repo, metrics) = (&self.state, &self.repo, &self.metrics);
-        let mut tasks = vec![tokio::spawn(op_api::audit::expire(repo.clone(), self.audit_retention, std::time::Duration::from_secs(3600)))];
+        let (state, repo, metrics, rt) = (&self.state, &self.repo, &self.metrics, &self.runtime);
+        let mut tasks = vec![rt.spawn(op_api::audit::expire(repo.clone(), self.audit_retention, std::time::Duration::from_secs(3600)))];
         if self.role == Plane::Global {
             return tasks;
         }
         if self.role == Plane::Both {
             let clients = state.ewbi.clients.clone();
             tasks.extend([
-                tokio::spawn(Runner::new(op_api::ewbi::peer::PeerReconciler::new(state.clone(), clients.clone()), repo.clone(), metrics.clone(), 2).run()),
-                tokio::spawn(Runner::new(op_api::ewbi::peer::RemoteInstanceReconciler::new(state.clone(), clients), repo.clone(), metrics.clone(), 4).run()),
-                tokio::spawn(Runner::new(op_api::ewbi::notify::InstanceNotifier::new(state.clone()), repo.clone(), metrics.clone(), 4).run()),
-                tokio::spawn(op_api::ewbi::notify::deliver(state.clone())),
-                tokio::spawn(op_api::ewbi::notify::report_all_sessions(state.clone())),
-                tokio::spawn(op_api::ewbi::zones::run(state.clone())),
-                tokio::spawn(Runner::new(op_api::ewbi::cloudlets::CloudletFederationReconciler::new(state.clone()), repo.clone(), metrics.clone(), 2).run()),
+                rt.spawn(Runner::new(op_api::ewbi::peer::PeerReconciler::new(state.clone(), clients.clone()), repo.clone(), metrics.clone(), 2).run()),
+                rt.spawn(Runner::new(op_api::ewbi::peer::RemoteInstanceReconciler::new(state.clone(), clients), repo.clone(), metrics.clone(), 4).run()),
+                rt.spawn(Runner::new(op_api::ewbi::notify::InstanceNotifier::new(state.clone()), repo.clone(), metrics.clone(), 4).run()),
+                rt.spawn(op_api::ewbi::notify::deliver(state.clone())),
+                rt.spawn(op_api::ewbi::notify::report_all_sessions(state.clone())),
+                rt.spawn(op_api::ewbi::zones::run(state.clone())),
+                rt.spawn(Runner::new(op_api::ewbi::cloudlets::CloudletFederationReconciler::new(state.clone()), repo.clone(), metrics.clone(), 2).run()),
             ]);
         }
         let mut platform_env: std::collections::BTreeMap<String, String> =
@@ -632,19 +647,44 @@ impl Controllers {
         let cloudlets = CloudletReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone(), self.probe_image.clone()).with_instances(instances.known());
         let clusters = op_controller::ClusterReconciler::new(repo.clone(), self.drivers.clone(), self.platform_id.clone(), self.egress_image.clone());
         tasks.extend([
-            tokio::spawn(instances.run()),
-            tokio::spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1))),
-            tokio::spawn(op_api::ams::run(state.clone())),
-            tokio::spawn(op_api::usage::run(state.clone(), self.usage_sample)),
-            tokio::spawn(op_api::resources::run(state.clone(), self.resources_every)),
-            tokio::spawn(op_api::alarms::run(state.clone(), self.alarms_every)),
-            tokio::spawn(op_api::scale::run(state.clone(), self.scale_every, self.scale_in_after)),
-            tokio::spawn(op_api::clusters::run(state.clone(), std::time::Duration::from_secs(1))),
-            tokio::spawn(Runner::new(clusters, repo.clone(), metrics.clone(), 2).run()),
-            tokio::spawn(Runner::new(cloudlets, repo.clone(), metrics.clone(), 2).run()),
+            rt.spawn(instances.run()),
+            rt.spawn(op_api::telemetry::run(state.clone(), std::time::Duration::from_secs(1))),
+            rt.spawn(op_api::ams::run(state.clone())),
+            rt.spawn(op_api::usage::run(state.clone(), self.usage_sample)),
+            rt.spawn(op_api::resources::run(state.clone(), self.resources_every)),
+            rt.spawn(op_api::alarms::run(state.clone(), self.alarms_every)),
+            rt.spawn(op_api::scale::run(state.clone(), self.scale_every, self.scale_in_after)),
+            rt.spawn(op_api::clusters::run(state.clone(), std::time::Duration::from_secs(1))),
+            rt.spawn(Runner::new(clusters, repo.clone(), metrics.clone(), 2).run()),
+            rt.spawn(Runner::new(cloudlets, repo.clone(), metrics.clone(), 2).run()),
         ]);
         tasks
     }
+}
+
+/// How far below the API's threads the controllers' threads run (nice value).
+const BACKGROUND_NICE: i32 = 10;
+
+/// The runtime the controllers run on, apart from the API's: its threads run at a lower
+/// priority ([`BACKGROUND_NICE`]), so that a burst of API writes on a busy machine is answered
+/// first and reconciled with the CPU left over, instead of every answer queueing behind the
+/// reconciles its own writes started. It lasts as long as the process (it is never dropped:
+/// dropping a runtime inside another one's task is refused).
+fn background_runtime() -> anyhow::Result<tokio::runtime::Handle> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("op-ctl")
+        .on_thread_start(|| {
+            if let Err(e) = op_ingress::background_priority(BACKGROUND_NICE) {
+                debug!(error = %e, "a controller thread keeps the API's priority");
+            }
+        })
+        .enable_all()
+        .build()?;
+    let handle = rt.handle().clone();
+    std::mem::forget(rt);
+    Ok(handle)
 }
 
 /// Campaigns for the region's leadership in etcd and runs the controllers while this replica

@@ -50,16 +50,18 @@ pub struct Repo {
     pub(crate) cache: Option<ReadCache>,
 }
 
-/// What creating `obj` takes in a transaction: its key and its name's key must be free, and
-/// both are written.
+/// What creating `obj` takes in a transaction: its key and, for a kind that claims names
+/// ([`Kind::claims_name`]), its name's key must be free, and both are written.
 fn creation<S: Serialize, X: Serialize>(obj: &Object<S, X>, compares: &mut Vec<Compare>, ops: &mut Vec<Op>) -> Result<(), RepoError> {
     let m = &obj.metadata;
     let key = object_key(m.kind, m.uid);
-    let nkey = name_key(m.kind, m.organization.as_ref(), &m.name);
-    compares.push(Compare::Absent(nkey.clone()));
     compares.push(Compare::Absent(key.clone()));
     ops.push(Op::Put(key, serde_json::to_vec(obj)?));
-    ops.push(Op::Put(nkey, m.uid.to_string().into_bytes()));
+    if m.kind.claims_name() {
+        let nkey = name_key(m.kind, m.organization.as_ref(), &m.name);
+        compares.push(Compare::Absent(nkey.clone()));
+        ops.push(Op::Put(nkey, m.uid.to_string().into_bytes()));
+    }
     Ok(())
 }
 
@@ -246,7 +248,8 @@ impl Repo {
         Ok(Some(obj))
     }
 
-    /// Reads an object by name within `org` (or the operator scope when `None`).
+    /// Reads an object by name within `org` (or the operator scope when `None`); never finds
+    /// one of a kind that claims no names ([`Kind::claims_name`]).
     pub async fn get_by_name<S: DeserializeOwned, X: DeserializeOwned + Default>(
         &self,
         kind: Kind,
@@ -300,7 +303,9 @@ impl Repo {
         }
     }
 
-    /// Removes `obj` and its name claim if nobody wrote it since it was read.
+    /// Removes `obj` and its name claim if nobody wrote it since it was read (the claim's key
+    /// is deleted for every kind: records stored before their kind stopped claiming names
+    /// have one).
     pub async fn delete<S, X>(&self, obj: &Object<S, X>) -> Result<(), RepoError> {
         let m = &obj.metadata;
         let key = object_key(m.kind, m.uid);
@@ -352,5 +357,26 @@ mod tests {
         assert!(matches!(e, crate::RepoError::AlreadyExists { .. }), "{e}");
         assert!(repo.get::<Value, Value>(Kind::AuditRecord, rec2.metadata.uid).await.unwrap().is_none(), "no record of a create that failed");
         assert!(repo.get::<Value, Value>(Kind::AppInstance, again.metadata.uid).await.unwrap().is_none());
+    }
+
+    /// An audit record is stored without a name claim (one key, not two), so two may share a
+    /// name; a kind that claims names keeps its names unique.
+    #[tokio::test]
+    async fn only_kinds_that_claim_names_write_a_name_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine: std::sync::Arc<dyn Engine> = RedbEngine::open(&dir.path().join("s.redb")).unwrap();
+        let repo = Repo::new(engine.clone());
+        let name = |n: &str| Name::new(n).unwrap();
+        for _ in 0..2 {
+            let mut rec: Loose = Object::new(Kind::AuditRecord, Some(name("org")), name("a1"), json!({"status": 200}));
+            repo.create(&mut rec).await.unwrap();
+        }
+        assert_eq!(repo.list::<Value, Value>(Kind::AuditRecord).await.unwrap().0.len(), 2);
+        assert!(engine.range("/n/audit/").await.unwrap().0.is_empty(), "no name key for audit records");
+        let mut app: Loose = Object::new(Kind::App, Some(name("org")), name("web"), json!({}));
+        repo.create(&mut app).await.unwrap();
+        assert_eq!(engine.range("/n/apps/").await.unwrap().0.len(), 1);
+        let mut twin: Loose = Object::new(Kind::App, Some(name("org")), name("web"), json!({}));
+        assert!(matches!(repo.create(&mut twin).await, Err(crate::RepoError::AlreadyExists { .. })));
     }
 }

@@ -193,6 +193,14 @@ impl Kind {
         }
     }
 
+    /// Whether an object of this kind claims its name in the store: unique within its
+    /// organization and found by name. An audit record's name is made from its own uid, unique
+    /// by construction and never looked up, so a claim would only cost a store write per
+    /// audited request.
+    pub fn claims_name(self) -> bool {
+        !matches!(self, Kind::AuditRecord)
+    }
+
     /// Whether objects of this kind belong to a developer organization (and are isolated by it).
     pub fn org_scoped(self) -> bool {
         matches!(self, Kind::App | Kind::AppInstance | Kind::Relocation | Kind::AmsRegistration | Kind::AmsSubscription)
