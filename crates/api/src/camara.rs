@@ -278,7 +278,7 @@ async fn admit(s: &AppState, app: &App, zone: &Object<ZoneSpec>, pin: Pin<'_>) -
                     gpus: cap.gpus.saturating_sub(used.gpus),
                 },
                 flavors: {
-                    // Inserted one by one: a set of a flavor or two costs less so than collected.
+                    // Inserted one by one: for the one or two flavors a cloudlet offers, cheaper than collecting and sorting.
                     let mut offered = std::collections::BTreeSet::new();
                     for (k, f) in flavors.iter().enumerate() {
                         if cl.spec.flavors.contains(&f.metadata.name) {
